@@ -1,0 +1,329 @@
+package config
+
+import (
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+)
+
+func TestLoadValid(t *testing.T) {
+	t.Parallel()
+	cfg, err := Load("testdata/valid/airlock.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := filepath.Abs("testdata/valid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Config{
+		File: filepath.Join(root, "airlock.yaml"),
+		Node: "node-1",
+		SFTP: SFTP{
+			Listen:       "0.0.0.0:2222",
+			HostKeys:     []string{filepath.Join(root, "state/ssh_host_ed25519_key"), "/etc/airlock/ssh_host_ecdsa_key"},
+			TempPatterns: []string{"*.filepart", "*.partial", "*.part", "*.tmp"},
+		},
+		HTTP:         HTTP{Listen: "127.0.0.1:8080"},
+		Database:     "sqlite:" + filepath.Join(root, "state/airlock.db"),
+		Landing:      filepath.Join(root, "state/landing"),
+		Quarantine:   "s3://airlock-quarantine/node-1?region=eu-west-2",
+		Scanner:      Scanner{Clamd: "unix:/run/clamav/clamd.ctl"},
+		Limits:       Limits{MaxFileSize: 5_000_000_000},
+		SuppliersDir: filepath.Join(root, "suppliers"),
+	}
+	got := *cfg
+	got.Suppliers = nil
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("config:\n got %+v\nwant %+v", got, want)
+	}
+
+	all := cfg.Suppliers.All()
+	if len(all) != 2 || cfg.Suppliers.Len() != 2 {
+		t.Fatalf("got %d suppliers, want 2", len(all))
+	}
+	acme, globex := all[0], all[1]
+	if acme.Name != "acme_health" || globex.Name != "globex" {
+		t.Fatalf("All() not sorted by name: %s, %s", acme.Name, globex.Name)
+	}
+	if s, ok := cfg.Suppliers.Lookup("globex"); !ok || s != globex {
+		t.Errorf("Lookup(globex) = %v, %v", s, ok)
+	}
+	if _, ok := cfg.Suppliers.Lookup("nobody"); ok {
+		t.Error("Lookup(nobody) found a supplier")
+	}
+
+	if acme.Email != "data@acme.example" {
+		t.Errorf("email %q: the display name should be dropped", acme.Email)
+	}
+	wantIPs := []netip.Prefix{
+		netip.MustParsePrefix("203.0.113.0/24"),
+		netip.MustParsePrefix("198.51.100.7/32"),
+		netip.MustParsePrefix("2001:db8::/32"),
+	}
+	if !reflect.DeepEqual(acme.AllowedIPs, wantIPs) {
+		t.Errorf("allowed_ips %v, want %v", acme.AllowedIPs, wantIPs)
+	}
+	var keys []string
+	for _, k := range acme.SSHKeys {
+		keys = append(keys, k.Fingerprint+" "+k.Key.Type()+" "+k.Comment)
+	}
+	wantKeys := []string{
+		edFingerprint + " ssh-ed25519 acme laptop",
+		rsaFingerprint + " ssh-rsa acme build server",
+	}
+	if !reflect.DeepEqual(keys, wantKeys) {
+		t.Errorf("ssh_keys %q, want %q", keys, wantKeys)
+	}
+	wantDest := Target{
+		URL:    "s3://mojap-land/acme?region=eu-west-2",
+		KMSKey: "arn:aws:kms:eu-west-2:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+	}
+	if acme.Destination != wantDest {
+		t.Errorf("destination %+v, want %+v", acme.Destination, wantDest)
+	}
+	if acme.Egress == nil || *acme.Egress != (Target{URL: "s3://egress/acme?region=eu-west-2"}) {
+		t.Errorf("egress %+v", acme.Egress)
+	}
+	if acme.File != filepath.Join(root, "suppliers/acme_health.yaml") {
+		t.Errorf("file %q", acme.File)
+	}
+
+	// Relative target paths resolve against airlock.yaml's directory.
+	if globex.Destination.URL != filepath.Join(root, "state/globex-out") {
+		t.Errorf("globex destination %q", globex.Destination.URL)
+	}
+	if globex.Egress != nil {
+		t.Errorf("globex egress %+v, want nil", globex.Egress)
+	}
+}
+
+func TestLoadFiveMistakes(t *testing.T) {
+	t.Parallel()
+	_, err := Load("testdata/five-mistakes/airlock.yaml")
+	want := []string{
+		`testdata/five-mistakes/airlock.yaml:3: unknown key "temp_paterns" (did you mean "temp_patterns"?)`,
+		`testdata/five-mistakes/airlock.yaml:5: limits.max_file_size: invalid size "5 GX": unknown unit "GX" (use B, KB, MB, GB, TB, KiB, MiB, GiB or TiB)`,
+		`testdata/five-mistakes/suppliers/acme.yaml:5: allowed_ips[1]: "198.51.100.7/24" has host bits set (did you mean 198.51.100.0/24?)`,
+		`testdata/five-mistakes/suppliers/acme.yaml:7: ssh_keys[0]: not a valid SSH public key: ssh: no key found; last parsing error for ignored line: ssh: short read`,
+		`testdata/five-mistakes/suppliers/globex.yaml:1: name "globex-corp" does not match the file name "globex.yaml"`,
+	}
+	diffLines(t, messages(t, err, ""), want)
+}
+
+// TestConfigRules checks each airlock.yaml rule in a tree with an empty
+// suppliers directory. want lists every error, in order; nil means valid.
+func TestConfigRules(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		yaml  string
+		want  []string
+		check func(t *testing.T, c *Config, root string)
+	}{
+		{
+			name: "defaults",
+			yaml: "sftp:\nhttp:\n",
+			check: func(t *testing.T, c *Config, root string) {
+				host, _ := os.Hostname()
+				if c.Node != host || c.SFTP.Listen != ":2222" || c.HTTP.Listen != "127.0.0.1:8080" ||
+					c.Database != "sqlite:"+filepath.Join(root, "state/airlock.db") ||
+					c.Landing != filepath.Join(root, "state/landing") ||
+					c.Quarantine != filepath.Join(root, "state/quarantine") ||
+					c.Scanner.Clamd != "" || c.Limits.MaxFileSize != 5e9 ||
+					!reflect.DeepEqual(c.SFTP.HostKeys, []string{filepath.Join(root, "state/ssh_host_ed25519_key")}) ||
+					c.SuppliersDir != filepath.Join(root, "suppliers") || c.Suppliers.Len() != 0 {
+					t.Errorf("defaults not applied: %+v", c)
+				}
+			},
+		},
+		{name: "unknown key", yaml: "sftp: {}\nfoo: 1\n", want: []string{`airlock.yaml:2: unknown key "foo"`}},
+		{name: "unknown key typo", yaml: "suppliers_dri: x\n", want: []string{`airlock.yaml:1: unknown key "suppliers_dri" (did you mean "suppliers_dir"?)`}},
+		{name: "unknown nested key", yaml: "sftp:\n  lisen: \":22\"\n", want: []string{`airlock.yaml:2: unknown key "lisen" (did you mean "listen"?)`}},
+		{name: "duplicate key", yaml: "database: sqlite:a\ndatabase: sqlite:b\n", want: []string{`airlock.yaml:2: duplicate key "database" (first at line 1)`}},
+		{name: "list for string", yaml: "landing: [a, b]\n", want: []string{`airlock.yaml:1: landing: expected a string, got a list`}},
+		{name: "string for mapping", yaml: "sftp: \":2222\"\n", want: []string{`airlock.yaml:1: sftp: expected a mapping, got a string`}},
+		{name: "string for list", yaml: "sftp:\n  host_keys: key\n", want: []string{`airlock.yaml:2: sftp.host_keys: expected a list, got a string`}},
+		{name: "number in list", yaml: "sftp:\n  temp_patterns:\n    - \"*.tmp\"\n    - 3\n", want: []string{`airlock.yaml:4: sftp.temp_patterns[1]: expected a string, got a number`}},
+		{name: "syntax error", yaml: "sftp:\n  listen: [\n", want: []string{`airlock.yaml:3: YAML syntax error: did not find expected node content`}},
+		// yaml.v3 reports where the broken mapping starts, not the bad line.
+		{name: "syntax error in block", yaml: "node: a\nsftp:\n  host_keys:\n    - a\n   listen: x\n", want: []string{`airlock.yaml:3: YAML syntax error: did not find expected key`}},
+		{name: "tab indentation", yaml: "sftp:\n\tlisten: x\n", want: []string{`airlock.yaml:2: YAML syntax error: found character that cannot start any token`}},
+		{name: "empty file", yaml: "", want: []string{`airlock.yaml:1: file is empty`}},
+		{name: "only comments", yaml: "# nothing yet\n", want: []string{`airlock.yaml:1: file is empty`}},
+		{name: "top-level list", yaml: "- a\n", want: []string{`airlock.yaml:1: expected a mapping at the top level, got a list`}},
+		{name: "boolean for string", yaml: "node: true\n", want: []string{`airlock.yaml:1: node: expected a string, got a boolean`}},
+		{name: "date for string", yaml: "node: 2024-01-01\n", want: []string{`airlock.yaml:1: node: expected a string, got a value tagged !!timestamp`}},
+		{name: "mapping for string", yaml: "http:\n  listen:\n    port: 80\n", want: []string{`airlock.yaml:3: http.listen: expected a string, got a mapping`}},
+		{name: "list as key", yaml: "? [a]\n: b\n", want: []string{`airlock.yaml:1: keys must be strings, got a list`}},
+		{name: "syntax error in second document", yaml: "node: a\n---\n[\n", want: []string{`airlock.yaml:4: YAML syntax error: did not find expected node content`}},
+		{name: "two documents", yaml: "node: a\n---\nnode: b\n", want: []string{`airlock.yaml:2: only one YAML document is allowed per file`}},
+		{name: "size bare bytes", yaml: "limits:\n  max_file_size: 1024\n", check: func(t *testing.T, c *Config, _ string) {
+			if c.Limits.MaxFileSize != 1024 {
+				t.Errorf("max_file_size %d", c.Limits.MaxFileSize)
+			}
+		}},
+		{name: "size IEC", yaml: "limits:\n  max_file_size: 1.5 GiB\n", check: func(t *testing.T, c *Config, _ string) {
+			if c.Limits.MaxFileSize != 1536<<20 {
+				t.Errorf("max_file_size %d", c.Limits.MaxFileSize)
+			}
+		}},
+		{name: "size unparsable", yaml: "limits:\n  max_file_size: lots\n", want: []string{`airlock.yaml:2: limits.max_file_size: invalid size "lots": want a number and a unit, like "5GB"`}},
+		{name: "size zero", yaml: "limits:\n  max_file_size: 0\n", want: []string{`airlock.yaml:2: limits.max_file_size must be greater than 0`}},
+		{name: "size negative", yaml: "limits:\n  max_file_size: -5GB\n", want: []string{`airlock.yaml:2: limits.max_file_size: invalid size "-5GB": want a number and a unit, like "5GB"`}},
+		{name: "size fractional bytes", yaml: "limits:\n  max_file_size: 1.5B\n", want: []string{`airlock.yaml:2: limits.max_file_size: invalid size "1.5B": not a whole number of bytes`}},
+		{name: "size wrong type", yaml: "limits:\n  max_file_size: [5GB]\n", want: []string{`airlock.yaml:2: limits.max_file_size: expected a size like "5GB", got a list`}},
+		{name: "listen without port", yaml: "sftp:\n  listen: \"2222\"\n", want: []string{`airlock.yaml:2: sftp.listen: "2222" is not host:port: address 2222: missing port in address`}},
+		{name: "listen port range", yaml: "sftp:\n  listen: \":70000\"\n", want: []string{`airlock.yaml:2: sftp.listen: ":70000": port "70000" must be a number from 1 to 65535`}},
+		{name: "listen port zero", yaml: "http:\n  listen: \"127.0.0.1:0\"\n", want: []string{`airlock.yaml:2: http.listen: "127.0.0.1:0": port "0" must be a number from 1 to 65535`}},
+		{name: "listen bad host", yaml: "http:\n  listen: \"local host:80\"\n", want: []string{`airlock.yaml:2: http.listen: "local host:80": "local host" is neither an IP address nor a host name`}},
+		{name: "listen IPv6", yaml: "sftp:\n  listen: \"[::1]:2222\"\n"},
+		{name: "database postgres", yaml: "database: postgresql://airlock@db.internal/airlock\n", check: func(t *testing.T, c *Config, _ string) {
+			if c.Database != "postgresql://airlock@db.internal/airlock" {
+				t.Errorf("database %q", c.Database)
+			}
+		}},
+		{name: "database absolute sqlite", yaml: "database: sqlite:/var/lib/airlock/airlock.db\n", check: func(t *testing.T, c *Config, _ string) {
+			if c.Database != "sqlite:/var/lib/airlock/airlock.db" {
+				t.Errorf("database %q", c.Database)
+			}
+		}},
+		{name: "database other scheme", yaml: "database: mysql://db/airlock\n", want: []string{`airlock.yaml:1: database: "mysql://db/airlock" must be sqlite:<path> or a postgres:// or postgresql:// URL`}},
+		{name: "database password redacted", yaml: "database: postgress://u:secret@db/airlock\n", want: []string{`airlock.yaml:1: database: "postgress://u:xxxxx@db/airlock" must be sqlite:<path> or a postgres:// or postgresql:// URL`}},
+		{name: "database sqlite without path", yaml: "database: \"sqlite:\"\n", want: []string{`airlock.yaml:1: database: "sqlite:" needs a path, like "sqlite:state/airlock.db"`}},
+		{name: "store URLs", yaml: "landing: file:///srv/landing\nquarantine: mem://\n", check: func(t *testing.T, c *Config, _ string) {
+			if c.Landing != "file:///srv/landing" || c.Quarantine != "mem://" {
+				t.Errorf("landing %q quarantine %q", c.Landing, c.Quarantine)
+			}
+		}},
+		{name: "store unknown scheme", yaml: "landing: ftp://files/landing\n", want: []string{`airlock.yaml:1: landing: "ftp://files/landing": unsupported scheme "ftp" (use a path or a file, s3, gs, azblob or mem URL)`}},
+		{name: "store without bucket", yaml: "quarantine: s3:///quarantine\n", want: []string{`airlock.yaml:1: quarantine: "s3:///quarantine" has no bucket: write s3://<bucket>/<prefix>`}},
+		{name: "store file without path", yaml: "landing: file://\n", want: []string{`airlock.yaml:1: landing: "file://" has no path: write file:///absolute/path`}},
+		{name: "store URL does not parse", yaml: "landing: \"gs://bucket/%zz\"\n", want: []string{`airlock.yaml:1: landing: invalid URL: parse "gs://bucket/%zz": invalid URL escape "%zz"`}},
+		{name: "temp pattern bad", yaml: "sftp:\n  temp_patterns: [\"[a-\"]\n", want: []string{`airlock.yaml:2: sftp.temp_patterns[0]: "[a-": syntax error in pattern`}},
+		{name: "temp pattern with slash", yaml: "sftp:\n  temp_patterns: [\"tmp/*\"]\n", want: []string{`airlock.yaml:2: sftp.temp_patterns[0]: "tmp/*" must be a non-empty pattern for a base name, without /`}},
+		{name: "temp patterns off", yaml: "sftp:\n  temp_patterns: []\n", check: func(t *testing.T, c *Config, _ string) {
+			if len(c.SFTP.TempPatterns) != 0 {
+				t.Errorf("temp_patterns %q, want none", c.SFTP.TempPatterns)
+			}
+		}},
+		{name: "host keys empty", yaml: "sftp:\n  host_keys: []\n", want: []string{`airlock.yaml:2: sftp.host_keys must list at least one key file`}},
+		{name: "clamd tcp", yaml: "scanner:\n  clamd: tcp://127.0.0.1:3310\n"},
+		{name: "clamd relative socket", yaml: "scanner:\n  clamd: unix:run/clamd.sock\n", check: func(t *testing.T, c *Config, root string) {
+			if c.Scanner.Clamd != "unix:"+filepath.Join(root, "run/clamd.sock") {
+				t.Errorf("clamd %q", c.Scanner.Clamd)
+			}
+		}},
+		{name: "clamd empty is builtin", yaml: "scanner:\n  clamd: \"\"\n"},
+		{name: "clamd no scheme", yaml: "scanner:\n  clamd: localhost:3310\n", want: []string{`airlock.yaml:2: scanner.clamd: "localhost:3310" must be unix:<socket path> or tcp://host:port`}},
+		{name: "clamd tcp without port", yaml: "scanner:\n  clamd: tcp://localhost\n", want: []string{`airlock.yaml:2: scanner.clamd: "localhost" is not host:port: address localhost: missing port in address`}},
+		{name: "clamd tcp without host", yaml: "scanner:\n  clamd: tcp://:3310\n", want: []string{`airlock.yaml:2: scanner.clamd: ":3310" has no host`}},
+		{name: "suppliers dir missing", yaml: "suppliers_dir: nope\n", want: []string{`nope: cannot read suppliers directory: no such file or directory`}},
+		{
+			name: "all errors at once",
+			yaml: "node: [a]\nsftp:\n  listen: x\nlanding: ftp://x\nlimits:\n  max_file_size: 0\n",
+			want: []string{
+				`airlock.yaml:1: node: expected a string, got a list`,
+				`airlock.yaml:3: sftp.listen: "x" is not host:port: address x: missing port in address`,
+				`airlock.yaml:4: landing: "ftp://x": unsupported scheme "ftp" (use a path or a file, s3, gs, azblob or mem URL)`,
+				`airlock.yaml:6: limits.max_file_size must be greater than 0`,
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir := writeTree(t, map[string]string{"airlock.yaml": tt.yaml, "suppliers/README.md": "not a supplier"})
+			cfg, err := Load(filepath.Join(dir, "airlock.yaml"))
+			diffLines(t, messages(t, err, dir), tt.want)
+			if tt.check != nil && cfg != nil {
+				tt.check(t, cfg, dir)
+			}
+		})
+	}
+}
+
+// TestLoadBrokenConfigStillChecksSuppliers: one run of `airlock validate`
+// must show problems in both kinds of file.
+func TestLoadBrokenConfigStillChecksSuppliers(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, yaml string
+		want       []string
+	}{
+		{
+			name: "bad setting",
+			yaml: "sftp:\n  listen: nowhere\nsuppliers_dir: people\n",
+			want: []string{
+				`airlock.yaml:2: sftp.listen: "nowhere" is not host:port: address nowhere: missing port in address`,
+				`people/acme.yaml:1: missing required key "email"`,
+			},
+		},
+		{
+			name: "suppliers_dir unknowable",
+			yaml: "suppliers_dir: [people]\n",
+			want: []string{`airlock.yaml:1: suppliers_dir: expected a string, got a list`},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			dir := writeTree(t, map[string]string{
+				"airlock.yaml":     tt.yaml,
+				"people/acme.yaml": edit(acmeYAML, "email: data@acme.example\n", ""),
+			})
+			_, err := Load(filepath.Join(dir, "airlock.yaml"))
+			diffLines(t, messages(t, err, dir), tt.want)
+		})
+	}
+}
+
+func TestLoadUnreadable(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	_, err := Load(filepath.Join(dir, "airlock.yaml"))
+	diffLines(t, messages(t, err, dir), []string{"airlock.yaml: cannot read: no such file or directory"})
+}
+
+func TestIsTempName(t *testing.T) {
+	t.Parallel()
+	c := &Config{SFTP: SFTP{TempPatterns: defaultTempPatterns}}
+	tests := []struct {
+		name string
+		want bool
+	}{
+		{"report.csv.filepart", true},
+		{"/upload/2024/report.csv.part", true},
+		{"x.tmp", true},
+		{"report.csv", false},
+		{"tmp/report.csv", false},
+		{"report.tmp.csv", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := c.IsTempName(tt.name); got != tt.want {
+				t.Errorf("IsTempName(%q) = %v, want %v", tt.name, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestErrorFormat(t *testing.T) {
+	t.Parallel()
+	errs := Errors{
+		{File: "b.yaml", Line: 2, Msg: "second"},
+		{File: "a.yaml", Line: 9, Msg: "first"},
+		{File: "dir", Msg: "whole directory"},
+	}
+	err := errs.orNil()
+	want := "a.yaml:9: first\nb.yaml:2: second\ndir: whole directory"
+	if err.Error() != want {
+		t.Errorf("got\n%s\nwant\n%s", err, want)
+	}
+	if Errors(nil).orNil() != nil {
+		t.Error("empty Errors must be a nil error")
+	}
+}

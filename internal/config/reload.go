@@ -1,0 +1,127 @@
+package config
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+)
+
+// debounce is how long Watch waits for changes to settle before reloading:
+// editors, `git pull` and kubelet all change a directory in several steps.
+const debounce = 200 * time.Millisecond
+
+// Reloader keeps the current supplier set and swaps it atomically when the
+// supplier files change and still load without errors, so a bad edit never
+// locks suppliers out.
+type Reloader struct {
+	dir, root string
+	onReload  func(ctx context.Context, s *Suppliers, err error)
+	current   atomic.Pointer[Suppliers]
+	// mu serialises reloads, so that a slow, older read never replaces the
+	// result of a newer one.
+	mu sync.Mutex
+}
+
+// NewReloader returns a Reloader serving initial until the first successful
+// reload of dir (relative paths against root, as in LoadSuppliers).
+// onReload, if not nil, is called after every reload with the set now in
+// effect and the load error, if any; it must not call Reload.
+func NewReloader(dir, root string, initial *Suppliers, onReload func(ctx context.Context, s *Suppliers, err error)) *Reloader {
+	r := &Reloader{dir: dir, root: root, onReload: onReload}
+	r.current.Store(initial)
+	return r
+}
+
+// Current returns the supplier set in effect.
+func (r *Reloader) Current() *Suppliers {
+	return r.current.Load()
+}
+
+// Reload re-reads the supplier files. On success the new set replaces the
+// current one; on failure the current set stays and the Errors are returned.
+func (r *Reloader) Reload(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s, err := LoadSuppliers(r.dir, r.root)
+	if err == nil {
+		r.current.Store(s)
+	}
+	if r.onReload != nil {
+		r.onReload(ctx, r.current.Load(), err)
+	}
+	return err
+}
+
+// Watch reloads whenever a supplier file changes, until ctx is done. It
+// also follows the directory itself being replaced (renamed over, or a
+// symlink swapped) and Kubernetes ConfigMap updates (which swap a ..data
+// symlink inside the directory). It reloads once at the start, to catch up
+// with changes made since the initial load. Reload results go to onReload;
+// Watch only returns an error if it cannot start watching.
+func (r *Reloader) Watch(ctx context.Context) error {
+	dir, err := filepath.Abs(r.dir)
+	if err != nil {
+		return fmt.Errorf("watch suppliers: %w", err)
+	}
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return fmt.Errorf("watch suppliers: %w", err)
+	}
+	defer w.Close()
+	// The parent is watched too: that is where events about dir itself arrive.
+	for _, p := range []string{dir, filepath.Dir(dir)} {
+		if err := w.Add(p); err != nil {
+			return fmt.Errorf("watch suppliers: %w", err)
+		}
+	}
+	// Catch up with changes made between the initial load and now; later
+	// ones arrive as events.
+	timer := time.NewTimer(0)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-w.Events:
+			if !ok {
+				return nil
+			}
+			switch {
+			case ev.Name == dir:
+				// dir now names a different directory (or none, until the
+				// next event here): move the watch to whatever is there.
+				_ = w.Remove(dir)
+				_ = w.Add(dir)
+			case filepath.Dir(ev.Name) != dir || !triggersReload(filepath.Base(ev.Name)):
+				continue
+			}
+			timer.Reset(debounce)
+		case _, ok := <-w.Errors:
+			if !ok {
+				return nil
+			}
+			// Events may have been lost (a queue overflow), so reload to be sure.
+			timer.Reset(debounce)
+		case <-timer.C:
+			_ = r.Reload(ctx) // the result goes to onReload
+		}
+	}
+}
+
+// triggersReload reports whether a change to the named directory entry can
+// change the supplier set: a supplier file, or Kubernetes' ..data symlink.
+func triggersReload(name string) bool {
+	return isSupplierFile(name) || strings.HasPrefix(name, "..")
+}
+
+// isSupplierFile reports whether a directory entry is a supplier file. Dot
+// files are skipped: editors and Kubernetes keep their own files there.
+func isSupplierFile(name string) bool {
+	ext := filepath.Ext(name)
+	return !strings.HasPrefix(name, ".") && (ext == ".yaml" || ext == ".yml")
+}
