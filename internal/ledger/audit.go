@@ -1,0 +1,258 @@
+package ledger
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// Event is one entry of the audit log. Seq, At, PrevHash and Hash are set
+// by the ledger.
+type Event struct {
+	Seq        int64             `json:"seq"`
+	At         time.Time         `json:"at"`
+	Kind       string            `json:"kind"`  // e.g. "connect", "auth.ok", "upload.start", "config.reload"
+	Actor      string            `json:"actor"` // user name, "system", "operator"
+	RemoteIP   string            `json:"remote_ip,omitempty"`
+	ConnID     string            `json:"conn_id,omitempty"`
+	TransferID string            `json:"transfer_id,omitempty"`
+	Detail     map[string]string `json:"detail,omitempty"`
+	PrevHash   string            `json:"prev_hash"`
+	Hash       string            `json:"hash"`
+}
+
+// Append adds ev to the audit log on its own; Kind is required and Actor
+// defaults to "system".
+func (l *Ledger) Append(ctx context.Context, ev Event) (Event, error) {
+	ev.At = now()
+	if err := l.withEvent(ctx, &ev, nil); err != nil {
+		return Event{}, fmt.Errorf("append audit event: %w", err)
+	}
+	return ev, nil
+}
+
+// withEvent runs fn (if not nil) and then appends ev as the next link of the
+// chain, in one transaction, filling in ev's Seq, PrevHash and Hash.
+//
+// The transaction's first statement bumps the one-row chain head: that takes
+// the row lock on Postgres and the write lock on SQLite, so appends from all
+// connections and nodes take turns, and since every writer takes this lock
+// before any other, writers cannot deadlock.
+func (l *Ledger) withEvent(ctx context.Context, ev *Event, fn func(*sql.Tx) error) error {
+	if ev.Kind == "" {
+		return errors.New("event kind is required")
+	}
+	if ev.Actor == "" {
+		ev.Actor = "system"
+	}
+	return l.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE audit_head SET seq = seq + 1 WHERE id = 1`); err != nil {
+			return err
+		}
+		if err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_head WHERE id = 1`).
+			Scan(&ev.Seq, &ev.PrevHash); err != nil {
+			return err
+		}
+		if fn != nil {
+			if err := fn(tx); err != nil {
+				return err
+			}
+		}
+		r, err := storedForm(*ev)
+		if err != nil {
+			return err
+		}
+		ev.Hash = r.chainHash()
+		if _, err := tx.ExecContext(ctx, `INSERT INTO audit_events (`+eventColumns+`)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+			r.Seq, r.At, r.Kind, r.Actor, r.RemoteIP, r.ConnID, r.TransferID, r.Detail, r.PrevHash, ev.Hash); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE audit_head SET hash = $1 WHERE id = 1`, ev.Hash)
+		return err
+	})
+}
+
+// Events returns the audit events of one transfer, or all of them if
+// transferID is "", in ascending seq; limit > 0 returns only the first limit.
+func (l *Ledger) Events(ctx context.Context, transferID string, limit int) ([]Event, error) {
+	query := `SELECT ` + eventColumns + ` FROM audit_events`
+	var args []any
+	if transferID != "" {
+		args = append(args, transferID)
+		query += ` WHERE transfer_id = $1`
+	}
+	query += ` ORDER BY seq`
+	if limit > 0 {
+		args = append(args, limit)
+		query += ` LIMIT $` + strconv.Itoa(len(args))
+	}
+	rows, err := l.eventRows(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list audit events: %w", err)
+	}
+	evs := make([]Event, len(rows))
+	for i, r := range rows {
+		if evs[i], err = r.event(); err != nil {
+			return nil, fmt.Errorf("list audit events: %w", err)
+		}
+	}
+	return evs, nil
+}
+
+// ChainError describes the first broken link of the audit chain.
+type ChainError struct {
+	Seq    int64 // the event that was edited, or is missing
+	Reason string
+}
+
+func (e *ChainError) Error() string {
+	return fmt.Sprintf("audit chain broken at seq %d: %s", e.Seq, e.Reason)
+}
+
+// VerifyAudit walks the whole audit chain and returns the number of events
+// checked. If a link is broken, the error is a *ChainError for the first one,
+// and the count is of the events before it, which all verified.
+//
+// This detects edited, deleted and inserted rows, including at the tail. It
+// cannot detect a rewrite of the chain from some point on together with its
+// head: that needs the head anchored outside the database.
+func (l *Ledger) VerifyAudit(ctx context.Context) (int64, error) {
+	// Batches bound how many events are held at once, and how long the
+	// connection is kept from other work.
+	return l.verifyAudit(ctx, 1000)
+}
+
+func (l *Ledger) verifyAudit(ctx context.Context, batch int) (int64, error) {
+	// An event commits together with the head that points at it, and the
+	// head only moves forward. So reading the last seq before the head
+	// makes appends running meanwhile harmless: they land beyond the head
+	// as read, outside the range checked, and a last seq beyond it can only
+	// be a row inserted behind the ledger's back.
+	var lastSeq sql.NullInt64
+	if err := l.db.QueryRowContext(ctx, `SELECT MAX(seq) FROM audit_events`).Scan(&lastSeq); err != nil {
+		return 0, fmt.Errorf("verify audit chain: %w", err)
+	}
+	var headSeq int64
+	var headHash string
+	if err := l.db.QueryRowContext(ctx, `SELECT seq, hash FROM audit_head WHERE id = 1`).
+		Scan(&headSeq, &headHash); err != nil {
+		return 0, fmt.Errorf("verify audit chain: %w", err)
+	}
+	var checked int64
+	prev := ""
+	broken := func(seq int64, format string, args ...any) (int64, error) {
+		return seq - 1, fmt.Errorf("verify audit chain: %w", &ChainError{Seq: seq, Reason: fmt.Sprintf(format, args...)})
+	}
+	for checked < headSeq {
+		rows, err := l.eventRows(ctx, `SELECT `+eventColumns+` FROM audit_events
+			WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3`, checked, headSeq, batch)
+		if err != nil {
+			return checked, fmt.Errorf("verify audit chain: %w", err)
+		}
+		if len(rows) == 0 {
+			break
+		}
+		for _, r := range rows {
+			switch {
+			case r.Seq != checked+1:
+				return broken(checked+1, "event missing (deleted)")
+			case r.PrevHash != prev:
+				return broken(r.Seq, "prev_hash does not match the hash of the event before")
+			case r.chainHash() != r.Hash:
+				return broken(r.Seq, "hash does not match the contents (row edited)")
+			}
+			prev = r.Hash
+			checked++
+		}
+	}
+	if checked < headSeq {
+		return broken(checked+1, "event missing: the chain head is at seq %d but the log ends at %d (tail deleted)",
+			headSeq, checked)
+	}
+	if prev != headHash {
+		return broken(headSeq, "hash does not match the chain head")
+	}
+	if lastSeq.Int64 > headSeq {
+		return broken(headSeq+1, "event beyond the chain head at seq %d (inserted)", headSeq)
+	}
+	return checked, nil
+}
+
+const eventColumns = `seq, at, kind, actor, remote_ip, conn_id, transfer_id, detail, prev_hash, hash`
+
+// eventRow is an event as stored, with At and Detail in their text form:
+// that text is what the hash covers, so verification never depends on
+// parsing what it checks.
+type eventRow struct {
+	Seq                                                   int64
+	At, Kind, Actor, RemoteIP, ConnID, TransferID, Detail string
+	PrevHash, Hash                                        string
+}
+
+func storedForm(ev Event) (eventRow, error) {
+	detail := []byte("{}")
+	if len(ev.Detail) > 0 {
+		var err error
+		// encoding/json sorts map keys: the encoding is canonical.
+		if detail, err = json.Marshal(ev.Detail); err != nil {
+			return eventRow{}, err
+		}
+	}
+	return eventRow{
+		Seq: ev.Seq, At: formatTime(ev.At), Kind: ev.Kind, Actor: ev.Actor, RemoteIP: ev.RemoteIP,
+		ConnID: ev.ConnID, TransferID: ev.TransferID, Detail: string(detail), PrevHash: ev.PrevHash, Hash: ev.Hash,
+	}, nil
+}
+
+func (r eventRow) event() (Event, error) {
+	at, err := parseTime(r.At)
+	if err != nil {
+		return Event{}, fmt.Errorf("event %d: at: %w", r.Seq, err)
+	}
+	var detail map[string]string
+	if err := json.Unmarshal([]byte(r.Detail), &detail); err != nil {
+		return Event{}, fmt.Errorf("event %d: detail: %w", r.Seq, err)
+	}
+	if len(detail) == 0 {
+		detail = nil
+	}
+	return Event{
+		Seq: r.Seq, At: at, Kind: r.Kind, Actor: r.Actor, RemoteIP: r.RemoteIP, ConnID: r.ConnID,
+		TransferID: r.TransferID, Detail: detail, PrevHash: r.PrevHash, Hash: r.Hash,
+	}, nil
+}
+
+// chainHash is hex(sha256(prev_hash + "\n" + body)), where body is the JSON
+// array [seq, at, kind, actor, remote_ip, conn_id, transfer_id, detail] of
+// the stored values (detail being the JSON text as a string), so anyone can
+// recompute it from the table.
+func (r eventRow) chainHash() string {
+	body, _ := json.Marshal([]any{r.Seq, r.At, r.Kind, r.Actor, r.RemoteIP, r.ConnID, r.TransferID, r.Detail}) // cannot fail for strings and integers
+	sum := sha256.Sum256([]byte(r.PrevHash + "\n" + string(body)))
+	return hex.EncodeToString(sum[:])
+}
+
+func (l *Ledger) eventRows(ctx context.Context, query string, args ...any) ([]eventRow, error) {
+	rows, err := l.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var rs []eventRow
+	for rows.Next() {
+		var r eventRow
+		if err := rows.Scan(&r.Seq, &r.At, &r.Kind, &r.Actor, &r.RemoteIP, &r.ConnID, &r.TransferID,
+			&r.Detail, &r.PrevHash, &r.Hash); err != nil {
+			return nil, err
+		}
+		rs = append(rs, r)
+	}
+	return rs, rows.Err()
+}

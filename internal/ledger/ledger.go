@@ -1,0 +1,182 @@
+// Package ledger is airlock's record of truth: a row per transfer and a
+// tamper-evident, hash-chained audit log, in SQLite (the embedded default) or
+// Postgres (several nodes sharing one database). All SQL is written to run
+// unchanged on both.
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx"
+	_ "modernc.org/sqlite"             // registers "sqlite"
+)
+
+// Ledger is safe for concurrent use.
+type Ledger struct {
+	db       *sql.DB
+	postgres bool
+}
+
+// Open opens "sqlite:<path>" or "postgres://…" ("postgresql://…") and
+// brings the schema up to date.
+func Open(ctx context.Context, dsn string) (*Ledger, error) {
+	l := &Ledger{}
+	var err error
+	switch {
+	case strings.HasPrefix(dsn, "sqlite:"):
+		l.db, err = openSQLite(strings.TrimPrefix(dsn, "sqlite:"))
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		l.db, err = sql.Open("pgx", dsn)
+		l.postgres = true
+	default:
+		// Only the scheme: the rest may hold a password.
+		scheme, _, _ := strings.Cut(dsn, ":")
+		err = fmt.Errorf("unsupported database %q: want sqlite:PATH or postgres://…", scheme)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open ledger: %w", err)
+	}
+	if err := l.db.PingContext(ctx); err != nil {
+		l.db.Close()
+		return nil, fmt.Errorf("open ledger: %w", err)
+	}
+	if err := l.migrate(ctx); err != nil {
+		l.db.Close()
+		return nil, fmt.Errorf("open ledger: %w", err)
+	}
+	return l, nil
+}
+
+func openSQLite(file string) (*sql.DB, error) {
+	if file == "" {
+		return nil, errors.New("sqlite: empty path")
+	}
+	// The driver reads everything after the first '?' as parameters.
+	if strings.Contains(file, "?") {
+		return nil, fmt.Errorf("sqlite: path %q must not contain '?'", file)
+	}
+	if err := os.MkdirAll(filepath.Dir(file), 0o750); err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	// WAL lets readers (the CLI, a second process) run beside the writer;
+	// immediate transactions take the write lock up front, so a transaction
+	// never fails half-way on a lock upgrade; busy_timeout makes other
+	// processes wait for that lock instead of failing.
+	db, err := sql.Open("sqlite", file+"?_txlock=immediate"+
+		"&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)")
+	if err != nil {
+		return nil, err
+	}
+	// SQLite has a single writer anyway; one connection queues this
+	// process's transactions in Go rather than in SQLite's busy loop.
+	db.SetMaxOpenConns(1)
+	return db, nil
+}
+
+// Close closes the database.
+func (l *Ledger) Close() error { return l.db.Close() }
+
+// Ping checks that the database answers (for /readyz).
+func (l *Ledger) Ping(ctx context.Context) error {
+	if err := l.db.PingContext(ctx); err != nil {
+		return fmt.Errorf("ping ledger: %w", err)
+	}
+	return nil
+}
+
+// DB returns the underlying pool, for the job queue that shares the database.
+func (l *Ledger) DB() *sql.DB { return l.db }
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// migrate applies, in name order, each migrations/NNNN_name.sql not yet
+// recorded in schema_migrations, one transaction per file.
+func (l *Ledger) migrate(ctx context.Context) error {
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	for _, name := range names {
+		if err := l.applyMigration(ctx, name); err != nil {
+			return fmt.Errorf("migrate %s: %w", path.Base(name), err)
+		}
+	}
+	return nil
+}
+
+func (l *Ledger) applyMigration(ctx context.Context, name string) error {
+	prefix, _, _ := strings.Cut(path.Base(name), "_")
+	version, err := strconv.Atoi(prefix)
+	if err != nil {
+		return fmt.Errorf("file name must start with a number: %w", err)
+	}
+	body, err := migrations.ReadFile(name)
+	if err != nil {
+		return err
+	}
+	return l.inTx(ctx, func(tx *sql.Tx) error {
+		// Nodes starting together would otherwise race to apply the same
+		// file. (SQLite's immediate transactions already exclude each other.)
+		if l.postgres {
+			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(7243519)`); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+			version    BIGINT PRIMARY KEY,
+			applied_at TEXT NOT NULL
+		)`); err != nil {
+			return err
+		}
+		var n int
+		err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = $1`, version).Scan(&n)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			return nil // applied before
+		}
+		if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)`,
+			version, formatTime(now()))
+		return err
+	})
+}
+
+func (l *Ledger) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := l.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback() // the error from fn is the one worth reporting
+		return err
+	}
+	return tx.Commit()
+}
+
+// Timestamps are stored as fixed-width UTC text so that both engines order
+// and compare them correctly as plain strings.
+const timeLayout = "2006-01-02T15:04:05.000000Z"
+
+// now is truncated to what is stored, so values returned by a write equal
+// those read back later.
+func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
+
+func formatTime(t time.Time) string { return t.UTC().Format(timeLayout) }
+
+func parseTime(s string) (time.Time, error) { return time.Parse(timeLayout, s) }

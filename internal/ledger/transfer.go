@@ -1,0 +1,303 @@
+package ledger
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/base32"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Direction says which way a transfer moves data.
+type Direction string
+
+// Ingress: a supplier sends data in.
+const Ingress Direction = "ingress"
+
+// State is where a transfer is in its life:
+// receiving → received → scanning → delivering → delivered | quarantined | failed.
+type State string
+
+// The states of a transfer.
+const (
+	Receiving   State = "receiving"
+	Received    State = "received"
+	Scanning    State = "scanning"
+	Delivering  State = "delivering"
+	Delivered   State = "delivered"
+	Quarantined State = "quarantined"
+	Failed      State = "failed"
+)
+
+var states = []State{Receiving, Received, Scanning, Delivering, Delivered, Quarantined, Failed}
+
+// ParseState parses a state name, as given to the CLI's --state flag.
+func ParseState(s string) (State, error) {
+	if st := State(strings.ToLower(s)); slices.Contains(states, st) {
+		return st, nil
+	}
+	names := make([]string, len(states))
+	for i, st := range states {
+		names[i] = string(st)
+	}
+	return "", fmt.Errorf("unknown state %q: want one of %s", s, strings.Join(names, ", "))
+}
+
+// Transfer is one file moving through the gateway.
+type Transfer struct {
+	ID          string    `json:"id"`
+	Direction   Direction `json:"direction"`
+	Supplier    string    `json:"supplier"`
+	Path        string    `json:"path"` // as the supplier sees it, e.g. "/2026/data.csv"
+	Size        int64     `json:"size"`
+	SHA256      string    `json:"sha256"` // lowercase hex, "" until known
+	State       State     `json:"state"`
+	ScanResult  string    `json:"scan_result"`
+	Destination string    `json:"destination"`
+	Error       string    `json:"error"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+	// Not in the public JSON contract but kept in the row:
+	Attempts   int    `json:"attempts"`
+	LandingKey string `json:"landing_key"` // object key in the landing store
+	Node       string `json:"node"`        // node that received it (crash recovery is per node)
+	RemoteIP   string `json:"remote_ip"`
+}
+
+var (
+	// ErrNotFound means no transfer has the given id.
+	ErrNotFound = errors.New("transfer not found")
+	// ErrStateConflict means the transfer is not in a state Advance may move it from.
+	ErrStateConflict = errors.New("transfer state conflict")
+)
+
+// Begin records a new transfer in state Receiving, with a fresh ID and
+// timestamps, and appends ev (kind "upload.start" unless set; actor and
+// remote IP default to the transfer's) in the same transaction.
+func (l *Ledger) Begin(ctx context.Context, t Transfer, ev Event) (Transfer, error) {
+	if t.Supplier == "" || t.Path == "" {
+		return Transfer{}, errors.New("begin transfer: supplier and path are required")
+	}
+	at := now()
+	t.ID = newID(at)
+	t.State = Receiving
+	t.CreatedAt, t.UpdatedAt = at, at
+	if t.Direction == "" {
+		t.Direction = Ingress
+	}
+	if ev.Kind == "" {
+		ev.Kind = "upload.start"
+	}
+	if ev.Actor == "" {
+		ev.Actor = t.Supplier
+	}
+	if ev.RemoteIP == "" {
+		ev.RemoteIP = t.RemoteIP
+	}
+	ev.TransferID = t.ID
+	ev.At = at
+	err := l.withEvent(ctx, &ev, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO transfers (`+transferColumns+`)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
+			t.ID, string(t.Direction), t.Supplier, t.Path, t.Size, t.SHA256, string(t.State),
+			t.ScanResult, t.Destination, t.Error, t.Attempts, t.LandingKey, t.Node, t.RemoteIP,
+			formatTime(t.CreatedAt), formatTime(t.UpdatedAt))
+		return err
+	})
+	if err != nil {
+		return Transfer{}, fmt.Errorf("begin transfer: %w", err)
+	}
+	return t, nil
+}
+
+// Change lists the fields an Advance may set; nil means unchanged.
+type Change struct {
+	Path, SHA256, ScanResult, Destination, Error *string
+	Size                                         *int64
+	IncAttempts                                  bool
+}
+
+func (c Change) apply(t *Transfer) {
+	set(&t.Path, c.Path)
+	set(&t.SHA256, c.SHA256)
+	set(&t.ScanResult, c.ScanResult)
+	set(&t.Destination, c.Destination)
+	set(&t.Error, c.Error)
+	set(&t.Size, c.Size)
+	if c.IncAttempts {
+		t.Attempts++
+	}
+}
+
+func set[T any](dst, v *T) {
+	if v != nil {
+		*dst = *v
+	}
+}
+
+// Advance moves transfer id from one of the states in from to state to (which
+// may equal the current state, e.g. for a rename while Receiving), applies ch
+// and appends ev, all in one transaction. ev gets the transfer ID, the detail
+// keys "from" and "to", and kind "transfer.<to>" unless set.
+// It fails with ErrNotFound or ErrStateConflict, changing nothing.
+func (l *Ledger) Advance(ctx context.Context, id string, from []State, to State, ch Change, ev Event) (Transfer, error) {
+	if !slices.Contains(states, to) {
+		return Transfer{}, fmt.Errorf("advance transfer %s: unknown state %q", id, to)
+	}
+	if ev.Kind == "" {
+		ev.Kind = "transfer." + string(to)
+	}
+	ev.TransferID = id
+	ev.At = now()
+	var t Transfer
+	err := l.withEvent(ctx, &ev, func(tx *sql.Tx) error {
+		// withEvent holds the chain head lock, which every writer takes
+		// first, so the row cannot change between this read and the update.
+		var err error
+		if t, err = getTransfer(ctx, tx, id); err != nil {
+			return err
+		}
+		if !slices.Contains(from, t.State) {
+			return fmt.Errorf("%w: state is %s, not %v", ErrStateConflict, t.State, from)
+		}
+		ev.Detail = maps.Clone(ev.Detail)
+		if ev.Detail == nil {
+			ev.Detail = map[string]string{}
+		}
+		ev.Detail["from"], ev.Detail["to"] = string(t.State), string(to)
+		ch.apply(&t)
+		t.State, t.UpdatedAt = to, ev.At
+		_, err = tx.ExecContext(ctx, `UPDATE transfers SET path = $1, size = $2, sha256 = $3, state = $4,
+			scan_result = $5, destination = $6, error = $7, attempts = $8, updated_at = $9 WHERE id = $10`,
+			t.Path, t.Size, t.SHA256, string(t.State), t.ScanResult, t.Destination, t.Error, t.Attempts,
+			formatTime(t.UpdatedAt), t.ID)
+		return err
+	})
+	if err != nil {
+		return Transfer{}, fmt.Errorf("advance transfer %s: %w", id, err)
+	}
+	return t, nil
+}
+
+// Get returns transfer id, or ErrNotFound.
+func (l *Ledger) Get(ctx context.Context, id string) (Transfer, error) {
+	t, err := getTransfer(ctx, l.db, id)
+	if err != nil {
+		return Transfer{}, fmt.Errorf("get transfer %s: %w", id, err)
+	}
+	return t, nil
+}
+
+// Filter selects transfers for List; zero fields select everything.
+type Filter struct {
+	Supplier string
+	Path     string
+	States   []State
+	Node     string
+	Limit    int
+}
+
+// List returns the transfers matching f, newest first.
+func (l *Ledger) List(ctx context.Context, f Filter) ([]Transfer, error) {
+	var where []string
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	if f.Supplier != "" {
+		where = append(where, "supplier = "+arg(f.Supplier))
+	}
+	if f.Path != "" {
+		where = append(where, "path = "+arg(f.Path))
+	}
+	if len(f.States) > 0 {
+		in := make([]string, len(f.States))
+		for i, s := range f.States {
+			in[i] = arg(string(s))
+		}
+		where = append(where, "state IN ("+strings.Join(in, ", ")+")")
+	}
+	if f.Node != "" {
+		where = append(where, "node = "+arg(f.Node))
+	}
+	query := `SELECT ` + transferColumns + ` FROM transfers`
+	if len(where) > 0 {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	query += " ORDER BY created_at DESC, id DESC"
+	if f.Limit > 0 {
+		query += " LIMIT " + arg(f.Limit)
+	}
+
+	rows, err := l.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list transfers: %w", err)
+	}
+	defer rows.Close()
+	var ts []Transfer
+	for rows.Next() {
+		t, err := scanTransfer(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list transfers: %w", err)
+		}
+		ts = append(ts, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list transfers: %w", err)
+	}
+	return ts, nil
+}
+
+const transferColumns = `id, direction, supplier, path, size, sha256, state, scan_result, destination,
+	error, attempts, landing_key, node, remote_ip, created_at, updated_at`
+
+// queryer is a *sql.DB or a *sql.Tx.
+type queryer interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func getTransfer(ctx context.Context, q queryer, id string) (Transfer, error) {
+	t, err := scanTransfer(q.QueryRowContext(ctx, `SELECT `+transferColumns+` FROM transfers WHERE id = $1`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Transfer{}, ErrNotFound
+	}
+	return t, err
+}
+
+func scanTransfer(row interface{ Scan(...any) error }) (Transfer, error) {
+	var t Transfer
+	var created, updated string
+	err := row.Scan(&t.ID, &t.Direction, &t.Supplier, &t.Path, &t.Size, &t.SHA256, &t.State, &t.ScanResult,
+		&t.Destination, &t.Error, &t.Attempts, &t.LandingKey, &t.Node, &t.RemoteIP, &created, &updated)
+	if err != nil {
+		return Transfer{}, err
+	}
+	if t.CreatedAt, err = parseTime(created); err != nil {
+		return Transfer{}, fmt.Errorf("transfer %s: created_at: %w", t.ID, err)
+	}
+	if t.UpdatedAt, err = parseTime(updated); err != nil {
+		return Transfer{}, fmt.Errorf("transfer %s: updated_at: %w", t.ID, err)
+	}
+	return t, nil
+}
+
+// idEncoding is base32hex in lower case: its alphabet is in ASCII order, so
+// ids sort as their bytes do.
+var idEncoding = base32.NewEncoding("0123456789abcdefghijklmnopqrstuv").WithPadding(base32.NoPadding)
+
+// newID returns a 26-character id that sorts by creation time: 48 bits of
+// Unix milliseconds followed by 80 random bits.
+func newID(at time.Time) string {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(at.UnixMilli())<<16)
+	rand.Read(b[6:]) // never fails (crypto/rand, Go ≥ 1.24)
+	return idEncoding.EncodeToString(b[:])
+}

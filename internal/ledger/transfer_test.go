@@ -1,0 +1,284 @@
+package ledger
+
+import (
+	"encoding/json"
+	"errors"
+	"maps"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func ptr[T any](v T) *T { return &v }
+
+func TestTransferLifecycle(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, dsn string) {
+		ctx := t.Context()
+		l := openLedger(t, dsn)
+		begun, err := l.Begin(ctx, Transfer{
+			Supplier: "acme", Path: "/2026/data.tmp", Node: "node-a", RemoteIP: "203.0.113.7", LandingKey: "landing/x",
+		}, Event{ConnID: "c1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(begun.ID) != 26 || begun.State != Receiving || begun.Direction != Ingress || begun.CreatedAt.IsZero() {
+			t.Fatalf("Begin returned %+v", begun)
+		}
+		if got, err := l.Get(ctx, begun.ID); err != nil || got != begun {
+			t.Fatalf("Get = %+v, %v; want %+v", got, err, begun)
+		}
+
+		steps := []struct {
+			from   []State
+			to     State
+			ch     Change
+			ev     Event
+			verify func(t *testing.T, tr Transfer)
+		}{
+			{[]State{Receiving}, Receiving, Change{Path: ptr("/2026/data.csv")}, Event{Kind: "upload.rename", Actor: "acme"},
+				func(t *testing.T, tr Transfer) {
+					if tr.Path != "/2026/data.csv" {
+						t.Errorf("path = %q", tr.Path)
+					}
+				}},
+			{[]State{Receiving}, Received, Change{Size: ptr(int64(5_000_000_000)), SHA256: ptr(strings.Repeat("ab", 32))}, Event{Kind: "upload.finish"},
+				func(t *testing.T, tr Transfer) {
+					if tr.Size != 5_000_000_000 || tr.SHA256 != strings.Repeat("ab", 32) {
+						t.Errorf("size, sha256 = %d, %q", tr.Size, tr.SHA256)
+					}
+				}},
+			{[]State{Received, Scanning}, Scanning, Change{}, Event{Kind: "scan.start"}, nil},
+			{[]State{Scanning}, Delivering, Change{ScanResult: ptr("clean"), Destination: ptr("s3://land/acme/data.csv")}, Event{Kind: "scan.clean"}, nil},
+			{[]State{Delivering}, Delivering, Change{IncAttempts: true, Error: ptr("destination unavailable")}, Event{}, nil},
+			{[]State{Delivering}, Delivered, Change{IncAttempts: true, Error: ptr("")}, Event{Kind: "deliver.ok"},
+				func(t *testing.T, tr Transfer) {
+					if tr.Attempts != 2 || tr.Error != "" || tr.ScanResult != "clean" || tr.Destination != "s3://land/acme/data.csv" {
+						t.Errorf("after delivery: %+v", tr)
+					}
+				}},
+		}
+		prev := begun
+		for i, s := range steps {
+			tr, err := l.Advance(ctx, begun.ID, s.from, s.to, s.ch, s.ev)
+			if err != nil {
+				t.Fatalf("step %d: %v", i, err)
+			}
+			if tr.State != s.to || tr.UpdatedAt.Before(prev.UpdatedAt) || tr.CreatedAt != begun.CreatedAt {
+				t.Errorf("step %d: state %s, updated %v (before %v)", i, tr.State, tr.UpdatedAt, prev.UpdatedAt)
+			}
+			if got, err := l.Get(ctx, begun.ID); err != nil || got != tr {
+				t.Errorf("step %d: Get = %+v, %v; want %+v", i, got, err, tr)
+			}
+			if s.verify != nil {
+				s.verify(t, tr)
+			}
+			prev = tr
+		}
+
+		evs, err := l.Events(ctx, begun.ID, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var kinds []string
+		for _, ev := range evs {
+			kinds = append(kinds, ev.Kind)
+			if ev.TransferID != begun.ID {
+				t.Errorf("event %d has transfer %q", ev.Seq, ev.TransferID)
+			}
+		}
+		wantKinds := []string{"upload.start", "upload.rename", "upload.finish", "scan.start", "scan.clean", "transfer.delivering", "deliver.ok"}
+		if !slices.Equal(kinds, wantKinds) {
+			t.Errorf("event kinds = %v, want %v", kinds, wantKinds)
+		}
+		start := evs[0]
+		if start.Actor != "acme" || start.RemoteIP != "203.0.113.7" || start.ConnID != "c1" || start.Detail != nil || !start.At.Equal(begun.CreatedAt) {
+			t.Errorf("start event = %+v", start)
+		}
+		if d := evs[2].Detail; !maps.Equal(d, map[string]string{"from": "receiving", "to": "received"}) {
+			t.Errorf("upload.finish detail = %v", d)
+		}
+		if evs[2].Actor != "system" {
+			t.Errorf("default actor = %q, want system", evs[2].Actor)
+		}
+	})
+}
+
+func TestAdvanceFailureChangesNothing(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, dsn string) {
+		ctx := t.Context()
+		l := openLedger(t, dsn)
+		tr, err := l.Begin(ctx, Transfer{Supplier: "acme", Path: "/a.csv"}, Event{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		detail := map[string]string{"reason": "x"}
+		tests := []struct {
+			name    string
+			id      string
+			from    []State
+			to      State
+			wantErr error
+			wantMsg string
+		}{
+			{"wrong state", tr.ID, []State{Scanning, Delivering}, Delivered, ErrStateConflict, "state is receiving"},
+			{"no from states", tr.ID, nil, Received, ErrStateConflict, "state is receiving"},
+			{"unknown id", "nope", []State{Receiving}, Received, ErrNotFound, "advance transfer nope"},
+			{"unknown target state", tr.ID, []State{Receiving}, "lost", nil, `unknown state "lost"`},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				_, err := l.Advance(ctx, tt.id, tt.from, tt.to, Change{Path: ptr("/b.csv"), IncAttempts: true},
+					Event{Kind: "x", Detail: detail})
+				if err == nil || (tt.wantErr != nil && !errors.Is(err, tt.wantErr)) || !strings.Contains(err.Error(), tt.wantMsg) {
+					t.Fatalf("Advance error = %v, want %v containing %q", err, tt.wantErr, tt.wantMsg)
+				}
+				if got, err := l.Get(ctx, tr.ID); err != nil || got != tr {
+					t.Errorf("transfer changed: %+v, %v; want %+v", got, err, tr)
+				}
+				if evs, err := l.Events(ctx, "", 0); err != nil || len(evs) != 1 {
+					t.Errorf("events = %d, %v; want only the upload.start", len(evs), err)
+				}
+				if len(detail) != 1 {
+					t.Errorf("caller's detail map modified: %v", detail)
+				}
+			})
+		}
+		if _, err := l.Get(ctx, "nope"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("Get(unknown) = %v, want ErrNotFound", err)
+		}
+		if n, err := l.VerifyAudit(ctx); err != nil || n != 1 {
+			t.Errorf("VerifyAudit = %d, %v; want 1, nil", n, err)
+		}
+	})
+}
+
+func TestList(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, dsn string) {
+		ctx := t.Context()
+		l := openLedger(t, dsn)
+		// Created in this order, so List returns them reversed.
+		seed := []struct {
+			supplier, path, node string
+			state                State
+		}{
+			{"acme", "/a.csv", "n1", Receiving},
+			{"acme", "/b.csv", "n1", Delivered},
+			{"beta", "/a.csv", "n2", Quarantined},
+			{"acme", "/c.csv", "n2", Received},
+			{"beta", "/d.csv", "n1", Receiving},
+		}
+		ids := make([]string, len(seed))
+		for i, s := range seed {
+			tr, err := l.Begin(ctx, Transfer{Supplier: s.supplier, Path: s.path, Node: s.node}, Event{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.state != Receiving {
+				if _, err := l.Advance(ctx, tr.ID, []State{Receiving}, s.state, Change{}, Event{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ids[i] = tr.ID
+			time.Sleep(time.Millisecond) // distinct created_at, so the order is known
+		}
+
+		tests := []struct {
+			name string
+			f    Filter
+			want []int // indexes into seed, in the expected order
+		}{
+			{"all, newest first", Filter{}, []int{4, 3, 2, 1, 0}},
+			{"supplier", Filter{Supplier: "acme"}, []int{3, 1, 0}},
+			{"path", Filter{Path: "/a.csv"}, []int{2, 0}},
+			{"one state", Filter{States: []State{Receiving}}, []int{4, 0}},
+			{"several states", Filter{States: []State{Delivered, Quarantined, Received}}, []int{3, 2, 1}},
+			{"node and state (crash recovery)", Filter{Node: "n1", States: []State{Receiving}}, []int{4, 0}},
+			{"everything", Filter{Supplier: "beta", Path: "/d.csv", Node: "n1", States: []State{Receiving, Received}}, []int{4}},
+			{"limit", Filter{Limit: 2}, []int{4, 3}},
+			{"limit with filter", Filter{Supplier: "acme", Limit: 1}, []int{3}},
+			{"no match", Filter{Supplier: "gamma"}, nil},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				got, err := l.List(ctx, tt.f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var gotIDs, wantIDs []string
+				for _, tr := range got {
+					gotIDs = append(gotIDs, tr.ID)
+				}
+				for _, i := range tt.want {
+					wantIDs = append(wantIDs, ids[i])
+				}
+				if !slices.Equal(gotIDs, wantIDs) {
+					t.Errorf("List(%+v) = %v, want %v", tt.f, gotIDs, wantIDs)
+				}
+			})
+		}
+	})
+}
+
+func TestTransferJSON(t *testing.T) {
+	t.Parallel()
+	b, err := json.Marshal(Transfer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	// The public contract (DESIGN.md), then the extra row fields.
+	want := []string{"id", "direction", "supplier", "path", "size", "sha256", "state", "scan_result",
+		"destination", "error", "created_at", "updated_at",
+		"attempts", "landing_key", "node", "remote_ip"}
+	got := slices.Sorted(maps.Keys(m))
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("JSON fields = %v, want %v", got, want)
+	}
+}
+
+func TestParseState(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in      string
+		want    State
+		wantErr bool
+	}{
+		{"receiving", Receiving, false},
+		{"delivered", Delivered, false},
+		{"Quarantined", Quarantined, false},
+		{"failed", Failed, false},
+		{"", "", true},
+		{"done", "", true},
+	}
+	for _, tt := range tests {
+		got, err := ParseState(tt.in)
+		if got != tt.want || (err != nil) != tt.wantErr {
+			t.Errorf("ParseState(%q) = %q, %v", tt.in, got, err)
+		}
+	}
+}
+
+func TestNewID(t *testing.T) {
+	t.Parallel()
+	base := time.Now()
+	prev := ""
+	seen := map[string]bool{}
+	for i := range 1000 {
+		id := newID(base.Add(time.Duration(i) * time.Millisecond))
+		if len(id) != 26 || strings.ToLower(id) != id {
+			t.Fatalf("id %q: want 26 lowercase characters", id)
+		}
+		if id <= prev || seen[id] {
+			t.Fatalf("id %q does not sort after %q", id, prev)
+		}
+		prev, seen[id] = id, true
+	}
+}
