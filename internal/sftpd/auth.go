@@ -1,0 +1,119 @@
+package sftpd
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/airlock-gw/airlock/internal/ledger"
+)
+
+// extFingerprint is the Permissions extension carrying the fingerprint of
+// the key a client proved it holds.
+const extFingerprint = "airlock-key-fp"
+
+// authError is a refused login with a reason for the log, audit and metrics.
+// The client only ever learns that the key was not accepted, so that user
+// names and allowlists cannot be probed.
+type authError struct{ reason string }
+
+func (e *authError) Error() string { return "authentication refused: " + e.reason }
+
+// Reasons a login is refused.
+const (
+	reasonUnknownUser  = "unknown-user"
+	reasonIPNotAllowed = "ip-not-allowed"
+	reasonKeyRejected  = "key-not-authorized"
+)
+
+// sshConfig lists modern algorithms only: no SHA-1, no CBC, no non-ETM MACs.
+func (s *Server) sshConfig(signers []ssh.Signer) *ssh.ServerConfig {
+	cfg := &ssh.ServerConfig{
+		Config: ssh.Config{
+			KeyExchanges: []string{
+				ssh.KeyExchangeMLKEM768X25519,
+				ssh.KeyExchangeCurve25519,
+				"curve25519-sha256@libssh.org",
+			},
+			Ciphers: []string{
+				ssh.CipherAES128GCM,
+				ssh.CipherAES256GCM,
+				ssh.CipherChaCha20Poly1305,
+			},
+			MACs: []string{ssh.HMACSHA256ETM, ssh.HMACSHA512ETM},
+		},
+		PublicKeyAuthAlgorithms: []string{
+			ssh.KeyAlgoED25519,
+			ssh.KeyAlgoRSASHA512,
+			ssh.KeyAlgoRSASHA256,
+			ssh.KeyAlgoECDSA256,
+			ssh.KeyAlgoECDSA384,
+			ssh.KeyAlgoECDSA521,
+		},
+		ServerVersion: "SSH-2.0-airlock",
+		MaxAuthTries:  6,
+	}
+	for _, signer := range signers {
+		cfg.AddHostKey(signer)
+	}
+	return cfg
+}
+
+// connConfig is the server config for one connection: its callbacks know
+// the connection's id for the log and audit trail.
+func (s *Server) connConfig(ctx context.Context, connID string, log *slog.Logger) *ssh.ServerConfig {
+	cfg := *s.cfg
+	cfg.PublicKeyCallback = func(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
+		supplier, ok := s.suppliers().Lookup(meta.User())
+		if !ok {
+			return nil, &authError{reason: reasonUnknownUser}
+		}
+		if !supplier.AllowsIP(remoteIP(meta.RemoteAddr())) {
+			return nil, &authError{reason: reasonIPNotAllowed}
+		}
+		ak, ok := supplier.Authorize(key)
+		if !ok {
+			return nil, &authError{reason: reasonKeyRejected}
+		}
+		return &ssh.Permissions{Extensions: map[string]string{extFingerprint: ak.Fingerprint}}, nil
+	}
+	// Only called once the client has signed with the key, so an offered
+	// but unproven key can never log in.
+	cfg.VerifiedPublicKeyCallback = func(_ ssh.ConnMetadata, _ ssh.PublicKey, perms *ssh.Permissions, _ string) (*ssh.Permissions, error) {
+		return perms, nil
+	}
+	cfg.AuthLogCallback = func(meta ssh.ConnMetadata, method string, err error) {
+		s.logAuth(ctx, meta, connID, log, method, err)
+	}
+	return &cfg
+}
+
+func (s *Server) logAuth(ctx context.Context, meta ssh.ConnMetadata, connID string, log *slog.Logger, method string, err error) {
+	ip := remoteIP(meta.RemoteAddr()).String()
+	log = log.With("user", meta.User(), "method", method)
+	ev := ledger.Event{Actor: meta.User(), RemoteIP: ip, ConnID: connID, Detail: map[string]string{"method": method}}
+	if err == nil {
+		log.Info("authentication accepted")
+		ev.Kind = "auth.ok"
+		s.audit(ctx, ev)
+		return
+	}
+	if method == "none" { // every client's opening probe for allowed methods
+		return
+	}
+	reason := "other"
+	var ae *authError
+	switch {
+	case errors.As(err, &ae):
+		reason = ae.reason
+	case method != "publickey":
+		reason = "method-not-allowed"
+	}
+	log.Warn("authentication refused", "reason", reason, "err", err)
+	s.metrics.authFailures.WithLabelValues(reason).Inc()
+	ev.Kind = "auth.fail"
+	ev.Detail["reason"] = reason
+	s.audit(ctx, ev)
+}

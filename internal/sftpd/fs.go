@@ -1,0 +1,305 @@
+package sftpd
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pkg/sftp"
+
+	"github.com/airlock-gw/airlock/internal/config"
+	"github.com/airlock-gw/airlock/internal/ledger"
+)
+
+// The areas of a supplier's virtual tree. An upload-only supplier's "/" is
+// the upload area; an egress supplier sees "/upload" and "/download".
+type area int
+
+const (
+	areaRoot area = iota // "/" of an egress supplier: just the two directories
+	areaUpload
+	areaDownload
+)
+
+const (
+	uploadDir   = "upload"
+	downloadDir = "download"
+)
+
+// location is a resolved request path: an area and a clean absolute path
+// inside it ("/" is the area's top).
+type location struct {
+	area area
+	rel  string
+}
+
+// visibleStates are the transfers a supplier sees in the upload area: what
+// is still on its way, so a client can check what it has sent.
+var visibleStates = []ledger.State{ledger.Receiving, ledger.Received, ledger.Scanning, ledger.Delivering}
+
+// session is one SFTP subsystem of an authenticated supplier. It implements
+// the pkg/sftp request handlers over the virtual tree.
+type session struct {
+	srv      *Server
+	ctx      context.Context
+	supplier *config.Supplier
+	connID   string
+	remoteIP string
+	log      *slog.Logger
+
+	mu   sync.Mutex
+	held map[string]ledger.Transfer // complete uploads under a temporary name, by transfer id
+}
+
+var (
+	_ sftp.FileReader       = (*session)(nil)
+	_ sftp.OpenFileWriter   = (*session)(nil)
+	_ sftp.FileCmder        = (*session)(nil)
+	_ sftp.LstatFileLister  = (*session)(nil)
+	_ sftp.StatVFSFileCmder = (*session)(nil)
+)
+
+func (s *session) handlers() sftp.Handlers {
+	return sftp.Handlers{FileGet: s, FilePut: s, FileCmd: s, FileList: s}
+}
+
+// resolve maps a request path (already cleaned by pkg/sftp) to a location,
+// applying the name policy.
+func (s *session) resolve(p string) (location, error) {
+	if p == escapeMarker {
+		return location{}, ErrEscape
+	}
+	if err := CheckPath(p); err != nil {
+		return location{}, err
+	}
+	if s.supplier.Egress == nil {
+		return location{area: areaUpload, rel: p}, nil
+	}
+	elems := splitPath(p)
+	if len(elems) == 0 {
+		return location{area: areaRoot, rel: "/"}, nil
+	}
+	rel := "/" + strings.Join(elems[1:], "/")
+	switch elems[0] {
+	case uploadDir:
+		return location{area: areaUpload, rel: rel}, nil
+	case downloadDir:
+		return location{area: areaDownload, rel: rel}, nil
+	}
+	return location{}, ErrNotFound
+}
+
+// refuse turns a failed request into the SFTP status the client sees. Policy
+// refusals (escape attempts, refused names, writes to read-only areas…) are
+// also logged, counted and audited; ordinary answers such as "no such file"
+// to a client probing before an upload are not.
+func (s *session) refuse(op, p string, err error) error {
+	err = opError(op, displayPath(p), err)
+	reason := refusalReason(err)
+	if !isPolicyRefusal(reason) {
+		s.log.Debug("request failed", "op", op, "path", displayPath(p), "reason", reason, "err", err)
+		return statusError(err)
+	}
+	s.log.Warn("request refused", "op", op, "path", displayPath(p), "reason", reason, "err", err)
+	s.srv.metrics.refused.WithLabelValues(reason).Inc()
+	s.srv.audit(s.ctx, ledger.Event{
+		Kind: "request.refused", Actor: s.supplier.Name, RemoteIP: s.remoteIP, ConnID: s.connID,
+		Detail: map[string]string{"op": op, "path": displayPath(p), "reason": reason, "error": err.Error()},
+	})
+	return statusError(err)
+}
+
+func displayPath(p string) string {
+	if p == escapeMarker {
+		return "(outside the home directory)"
+	}
+	return fmt.Sprintf("%q", p)
+}
+
+// Fileread serves downloads: only the egress area is readable.
+func (s *session) Fileread(r *sftp.Request) (io.ReaderAt, error) {
+	loc, err := s.resolve(r.Filepath)
+	if err != nil {
+		return nil, s.refuse("read", r.Filepath, err)
+	}
+	switch loc.area {
+	case areaDownload:
+		rd, err := s.openDownload(loc.rel)
+		if err != nil {
+			return nil, s.refuse("read", r.Filepath, err)
+		}
+		return rd, nil
+	case areaUpload:
+		return nil, s.refuse("read", r.Filepath, ErrWriteOnly)
+	}
+	return nil, s.refuse("read", r.Filepath, ErrIsDir)
+}
+
+// Filewrite starts an upload.
+func (s *session) Filewrite(r *sftp.Request) (io.WriterAt, error) {
+	u, err := s.startUpload(r)
+	if err != nil {
+		return nil, s.refuse("write", r.Filepath, err)
+	}
+	return u, nil
+}
+
+// OpenFile serves clients that open for reading and writing at once; the
+// upload then refuses reads.
+func (s *session) OpenFile(r *sftp.Request) (sftp.WriterAtReaderAt, error) {
+	u, err := s.startUpload(r)
+	if err != nil {
+		return nil, s.refuse("open", r.Filepath, err)
+	}
+	return u, nil
+}
+
+// Filecmd handles the commands that change the tree.
+func (s *session) Filecmd(r *sftp.Request) error {
+	op := strings.ToLower(r.Method)
+	loc, err := s.resolve(r.Filepath)
+	if err == nil && (r.Method == "Rename" || r.Method == "Link" || r.Method == "Symlink") {
+		if _, terr := s.resolve(r.Target); terr != nil {
+			return s.refuse(op, r.Target, terr)
+		}
+	}
+	if err != nil {
+		return s.refuse(op, r.Filepath, err)
+	}
+	switch {
+	case r.Method == "Link" || r.Method == "Symlink":
+		err = fmt.Errorf("links: %w", ErrUnsupported)
+	case loc.area == areaDownload || loc.area == areaRoot:
+		err = ErrReadOnly
+	default:
+		err = s.uploadCmd(r, loc)
+	}
+	if err != nil {
+		return s.refuse(op, r.Filepath, err)
+	}
+	return nil
+}
+
+func (s *session) uploadCmd(r *sftp.Request, loc location) error {
+	switch r.Method {
+	case "Setstat":
+		return s.setstat(r, loc)
+	case "Mkdir":
+		return s.mkdir(loc.rel)
+	case "Rmdir":
+		return s.rmdir(loc.rel)
+	case "Rename":
+		target, _ := s.resolve(r.Target)
+		if target.area != areaUpload {
+			return ErrReadOnly
+		}
+		return s.rename(loc.rel, target.rel)
+	case "Remove":
+		return s.remove(loc.rel)
+	}
+	return fmt.Errorf("%s: %w", r.Method, ErrUnsupported)
+}
+
+// StatVFS is not offered: a supplier has no business knowing the disk.
+func (s *session) StatVFS(r *sftp.Request) (*sftp.StatVFS, error) {
+	if _, err := s.resolve(r.Filepath); err != nil {
+		return nil, s.refuse("statvfs", r.Filepath, err)
+	}
+	return nil, s.refuse("statvfs", r.Filepath, ErrUnsupported)
+}
+
+// Filelist serves List, Stat and Readlink.
+func (s *session) Filelist(r *sftp.Request) (sftp.ListerAt, error) {
+	op := strings.ToLower(r.Method)
+	loc, err := s.resolve(r.Filepath)
+	if err != nil {
+		return nil, s.refuse(op, r.Filepath, err)
+	}
+	var infos []os.FileInfo
+	switch r.Method {
+	case "List":
+		infos, err = s.list(loc)
+	case "Stat":
+		var fi os.FileInfo
+		fi, err = s.stat(loc)
+		infos = []os.FileInfo{fi}
+	default:
+		err = fmt.Errorf("%s: %w", r.Method, ErrUnsupported)
+	}
+	if err != nil {
+		return nil, s.refuse(op, r.Filepath, err)
+	}
+	return listerAt(infos), nil
+}
+
+// Lstat is Stat: the tree has no links.
+func (s *session) Lstat(r *sftp.Request) (sftp.ListerAt, error) {
+	r.Method = "Stat"
+	return s.Filelist(r)
+}
+
+func (s *session) list(loc location) ([]os.FileInfo, error) {
+	switch loc.area {
+	case areaRoot:
+		now := time.Now()
+		return []os.FileInfo{dirInfo(uploadDir, now), dirInfo(downloadDir, now)}, nil
+	case areaDownload:
+		return s.listDownload(loc.rel)
+	}
+	return s.listUpload(loc.rel)
+}
+
+func (s *session) stat(loc location) (os.FileInfo, error) {
+	switch {
+	case loc.rel == "/":
+		return dirInfo(path.Base(loc.rel), time.Now()), nil
+	case loc.area == areaDownload:
+		return s.statDownload(loc.rel)
+	}
+	return s.statUpload(loc.rel)
+}
+
+// listerAt serves a precomputed listing.
+type listerAt []os.FileInfo
+
+func (l listerAt) ListAt(dst []os.FileInfo, off int64) (int, error) {
+	if off >= int64(len(l)) {
+		return 0, io.EOF
+	}
+	n := copy(dst, l[off:])
+	if n < len(dst) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// fileInfo is a synthetic os.FileInfo.
+type fileInfo struct {
+	name    string
+	size    int64
+	mode    os.FileMode
+	modTime time.Time
+}
+
+func (f *fileInfo) Name() string       { return f.name }
+func (f *fileInfo) Size() int64        { return f.size }
+func (f *fileInfo) Mode() os.FileMode  { return f.mode }
+func (f *fileInfo) ModTime() time.Time { return f.modTime }
+func (f *fileInfo) IsDir() bool        { return f.mode.IsDir() }
+func (f *fileInfo) Sys() any           { return nil }
+
+func dirInfo(name string, mod time.Time) os.FileInfo {
+	return &fileInfo{name: name, mode: os.ModeDir | 0o755, modTime: mod}
+}
+
+func sortInfos(infos []os.FileInfo) []os.FileInfo {
+	sort.Slice(infos, func(i, j int) bool { return infos[i].Name() < infos[j].Name() })
+	return infos
+}

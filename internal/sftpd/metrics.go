@@ -1,0 +1,43 @@
+package sftpd
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics are the SFTP server's Prometheus collectors.
+type Metrics struct {
+	connections   prometheus.Counter
+	sessions      prometheus.Gauge
+	uploadBytes   prometheus.Counter
+	downloadBytes prometheus.Counter
+	uploads       *prometheus.CounterVec
+	authFailures  *prometheus.CounterVec
+	refused       *prometheus.CounterVec
+}
+
+// NewMetrics registers the collectors with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		connections: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "airlock_sftp_connections_total", Help: "TCP connections accepted on the SFTP port.",
+		}),
+		sessions: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "airlock_sftp_sessions", Help: "Authenticated SFTP connections open now.",
+		}),
+		uploadBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "airlock_sftp_upload_bytes_total", Help: "Bytes received in uploads.",
+		}),
+		downloadBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "airlock_sftp_download_bytes_total", Help: "Bytes sent in downloads.",
+		}),
+		uploads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "airlock_sftp_uploads_total", Help: "Finished uploads by outcome (received, failed).",
+		}, []string{"outcome"}),
+		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "airlock_sftp_auth_failures_total", Help: "Refused logins by reason.",
+		}, []string{"reason"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "airlock_sftp_requests_refused_total", Help: "Refused SFTP requests by reason.",
+		}, []string{"reason"}),
+	}
+	reg.MustRegister(m.connections, m.sessions, m.uploadBytes, m.downloadBytes, m.uploads, m.authFailures, m.refused)
+	return m
+}

@@ -1,0 +1,104 @@
+package sftpd
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+)
+
+// Limits of the name policy. Long and deep paths are refused early so that
+// no store, database column or client has to cope with them.
+const (
+	maxNameBytes = 255
+	maxPathBytes = 1024
+	maxPathDepth = 16
+)
+
+// ErrNameRefused is the sentinel of every name-policy refusal.
+var ErrNameRefused = errors.New("name refused")
+
+// NameError says which name broke which rule of the policy.
+type NameError struct {
+	Name string
+	Rule string
+}
+
+func (e *NameError) Error() string {
+	return fmt.Sprintf("name %q refused: %s (allowed: letters A-Z a-z, digits, '.', '_', '-'; no leading '.' or '-'; at most %d bytes)",
+		e.Name, e.Rule, maxNameBytes)
+}
+
+func (e *NameError) Unwrap() error { return ErrNameRefused }
+
+// CheckName applies the file-name policy to one path element.
+func CheckName(name string) error {
+	refuse := func(rule string) error { return &NameError{Name: name, Rule: rule} }
+	switch {
+	case name == "":
+		return refuse("empty name")
+	case len(name) > maxNameBytes:
+		return refuse(fmt.Sprintf("longer than %d bytes", maxNameBytes))
+	case !utf8.ValidString(name):
+		return refuse("not valid UTF-8")
+	case name[0] == '.':
+		return refuse("starts with '.'")
+	case name[0] == '-':
+		return refuse("starts with '-'")
+	}
+	for _, r := range name {
+		if isSafeRune(r) {
+			continue
+		}
+		switch {
+		case r == ' ':
+			return refuse("contains a space")
+		case r < 0x20 || r == 0x7f:
+			return refuse(fmt.Sprintf("contains control character %U", r))
+		case r > 0x7f:
+			return refuse(fmt.Sprintf("contains non-ASCII character %U", r))
+		default:
+			return refuse(fmt.Sprintf("contains %q", r))
+		}
+	}
+	return nil
+}
+
+func isSafeRune(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' ||
+		r == '.' || r == '_' || r == '-'
+}
+
+// CheckPath applies the policy to every element of a clean absolute path
+// ("/" itself has no elements and passes).
+func CheckPath(p string) error {
+	if len(p) > maxPathBytes {
+		return &NameError{Name: truncate(p, 64), Rule: fmt.Sprintf("path longer than %d bytes", maxPathBytes)}
+	}
+	elems := splitPath(p)
+	if len(elems) > maxPathDepth {
+		return &NameError{Name: truncate(p, 64), Rule: fmt.Sprintf("more than %d directory levels", maxPathDepth)}
+	}
+	for _, e := range elems {
+		if err := CheckName(e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// splitPath returns the elements of a clean absolute path.
+func splitPath(p string) []string {
+	p = strings.Trim(p, "/")
+	if p == "" {
+		return nil
+	}
+	return strings.Split(p, "/")
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

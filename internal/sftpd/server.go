@@ -1,0 +1,377 @@
+// Package sftpd is airlock's SFTP front door: SSH transport and public-key
+// authentication, and a virtual, chrooted file system in which every upload
+// streams into the landing store and is recorded in the ledger.
+package sftpd
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net"
+	"net/netip"
+	"path"
+	"sync"
+	"time"
+
+	"github.com/pkg/sftp"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/airlock-gw/airlock/internal/config"
+	"github.com/airlock-gw/airlock/internal/ledger"
+	"github.com/airlock-gw/airlock/internal/storage"
+)
+
+// Ledger is what the SFTP server records transfers and audit events in.
+type Ledger interface {
+	Begin(ctx context.Context, t ledger.Transfer, ev ledger.Event) (ledger.Transfer, error)
+	Advance(ctx context.Context, id string, from []ledger.State, to ledger.State, ch ledger.Change, ev ledger.Event) (ledger.Transfer, error)
+	List(ctx context.Context, f ledger.Filter) ([]ledger.Transfer, error)
+	Append(ctx context.Context, ev ledger.Event) (ledger.Event, error)
+}
+
+var _ Ledger = (*ledger.Ledger)(nil)
+
+// Options configure a Server.
+type Options struct {
+	Config    *config.Config
+	Suppliers func() *config.Suppliers // the current set; swapped on reload
+	Ledger    Ledger
+	Landing   *storage.Store
+	Logger    *slog.Logger
+	Metrics   *Metrics
+
+	// ReorderWindow bounds the bytes buffered per upload for out-of-order
+	// writes (default 4 MiB); ReorderStall is how long a write waits for a
+	// gap before the upload fails (default 30 s).
+	ReorderWindow int
+	ReorderStall  time.Duration
+	// HandshakeTimeout drops connections that do not finish the SSH
+	// handshake and authentication in time (default 30 s).
+	HandshakeTimeout time.Duration
+}
+
+// Server accepts SFTP connections.
+type Server struct {
+	cfg       *ssh.ServerConfig
+	suppliers func() *config.Suppliers
+	ledger    Ledger
+	landing   *storage.Store
+	log       *slog.Logger
+	metrics   *Metrics
+
+	node             string
+	maxFileSize      int64
+	tempPatterns     []string
+	reorderWindow    int
+	reorderStall     time.Duration
+	handshakeTimeout time.Duration
+
+	dirs    dirSet
+	egress  storeCache
+	wg      sync.WaitGroup
+	closing chan struct{}
+}
+
+// New builds a server, loading or generating its host keys.
+func New(opts Options) (*Server, error) {
+	signers, err := LoadHostKeys(opts.Config.SFTP.HostKeys)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		suppliers:        opts.Suppliers,
+		ledger:           opts.Ledger,
+		landing:          opts.Landing,
+		log:              opts.Logger,
+		metrics:          opts.Metrics,
+		node:             opts.Config.Node,
+		maxFileSize:      int64(opts.Config.Limits.MaxFileSize),
+		tempPatterns:     opts.Config.SFTP.TempPatterns,
+		reorderWindow:    cmpOr(opts.ReorderWindow, 4<<20),
+		reorderStall:     cmpOr(opts.ReorderStall, 30*time.Second),
+		handshakeTimeout: cmpOr(opts.HandshakeTimeout, 30*time.Second),
+		closing:          make(chan struct{}),
+	}
+	s.cfg = s.sshConfig(signers)
+	return s, nil
+}
+
+func cmpOr[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+func (s *Server) isTempName(name string) bool {
+	for _, pat := range s.tempPatterns {
+		if ok, _ := path.Match(pat, name); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// Serve accepts connections on ln until ctx ends, then closes ln and waits
+// for the open sessions to finish their bookkeeping.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	go func() {
+		<-ctx.Done()
+		close(s.closing)
+		ln.Close()
+	}()
+	s.log.Info("sftp listening", "addr", ln.Addr().String())
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				s.wg.Wait()
+				s.egress.closeAll()
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(50 * time.Millisecond)
+				continue
+			}
+			return fmt.Errorf("accept: %w", err)
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.handleConn(ctx, nc)
+		}()
+	}
+}
+
+// RecoverInterrupted fails the uploads this node was receiving when it last
+// stopped (a crash or kill) and removes their staged bytes, so that nothing
+// half-written is ever handed on. It runs before Serve.
+func (s *Server) RecoverInterrupted(ctx context.Context) error {
+	trs, err := s.ledger.List(ctx, ledger.Filter{States: []ledger.State{ledger.Receiving}, Node: s.node})
+	if err != nil {
+		return fmt.Errorf("recover interrupted uploads: %w", err)
+	}
+	reason := "interrupted: airlock stopped during the upload"
+	for _, tr := range trs {
+		if _, err := s.landing.DeletePrefix(ctx, tr.LandingKey); err != nil {
+			return fmt.Errorf("recover upload %s: %w", tr.ID, err)
+		}
+		ev := ledger.Event{Kind: "upload.fail", Actor: "system", Detail: map[string]string{"reason": "interrupted", "error": reason}}
+		if _, err := s.ledger.Advance(ctx, tr.ID, []ledger.State{ledger.Receiving}, ledger.Failed, ledger.Change{Error: &reason}, ev); err != nil {
+			return fmt.Errorf("recover upload %s: %w", tr.ID, err)
+		}
+		s.log.Warn("interrupted upload failed", "transfer_id", tr.ID, "user", tr.Supplier, "path", tr.Path)
+	}
+	return nil
+}
+
+func (s *Server) handleConn(ctx context.Context, nc net.Conn) {
+	connID := rand.Text()[:12]
+	remote := remoteIP(nc.RemoteAddr())
+	log := s.log.With("conn_id", connID, "remote_ip", remote.String())
+	defer nc.Close()
+	s.metrics.connections.Inc()
+	s.audit(ctx, ledger.Event{Kind: "connect", Actor: "anonymous", RemoteIP: remote.String(), ConnID: connID})
+
+	_ = nc.SetDeadline(time.Now().Add(s.handshakeTimeout))
+	sconn, chans, reqs, err := ssh.NewServerConn(nc, s.connConfig(ctx, connID, log))
+	if err != nil {
+		log.Info("connection closed before login", "err", err)
+		return
+	}
+	defer sconn.Close()
+	_ = nc.SetDeadline(time.Time{})
+
+	user := sconn.User()
+	log = log.With("user", user)
+	supplier, ok := s.suppliers().Lookup(user)
+	if !ok { // removed by a reload between authentication and now
+		log.Warn("supplier no longer configured; closing")
+		return
+	}
+	s.metrics.sessions.Inc()
+	defer s.metrics.sessions.Dec()
+	log.Info("logged in", "key", sconn.Permissions.Extensions[extFingerprint])
+
+	connCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-s.closing:
+		case <-connCtx.Done():
+		}
+		sconn.Close()
+	}()
+	go ssh.DiscardRequests(reqs)
+
+	var sessions sync.WaitGroup
+	for nch := range chans {
+		if nch.ChannelType() != "session" {
+			log.Warn("channel refused", "type", nch.ChannelType())
+			_ = nch.Reject(ssh.Prohibited, "only SFTP sessions are allowed")
+			continue
+		}
+		ch, chReqs, err := nch.Accept()
+		if err != nil {
+			log.Warn("accept channel", "err", err)
+			continue
+		}
+		sessions.Add(1)
+		go func() {
+			defer sessions.Done()
+			s.serveChannel(connCtx, ch, chReqs, &session{
+				srv: s, ctx: connCtx, supplier: supplier, connID: connID, remoteIP: remote.String(), log: log,
+				held: make(map[string]ledger.Transfer),
+			})
+		}()
+	}
+	sessions.Wait()
+	log.Info("connection closed")
+}
+
+// serveChannel answers a session channel's requests: the sftp subsystem is
+// served, anything else (shell, exec, pty, forwarding) is refused.
+func (s *Server) serveChannel(ctx context.Context, ch ssh.Channel, reqs <-chan *ssh.Request, sess *session) {
+	defer ch.Close()
+	started := false
+	for req := range reqs {
+		ok := !started && req.Type == "subsystem" && subsystemName(req.Payload) == "sftp"
+		if req.WantReply {
+			_ = req.Reply(ok, nil)
+		}
+		switch {
+		case ok:
+		case req.Type == "env": // clients pass their locale; harmless to ignore
+			sess.log.Debug("session request ignored", "type", req.Type)
+			continue
+		default:
+			sess.log.Warn("session request refused", "type", req.Type)
+			continue
+		}
+		started = true
+		go func() {
+			// Requests after the subsystem starts are refused by the loop.
+			sess.serve(ctx, ch)
+			ch.Close()
+		}()
+	}
+}
+
+func (sess *session) serve(ctx context.Context, ch ssh.Channel) {
+	guard := newPathGuard(ch)
+	srv := sftp.NewRequestServer(guard, sess.handlers())
+	go func() {
+		<-ctx.Done()
+		srv.Close()
+	}()
+	if err := srv.Serve(); err != nil && !errors.Is(err, io.EOF) {
+		sess.log.Debug("sftp session ended", "err", err)
+	}
+	sess.releaseHeld()
+}
+
+func subsystemName(payload []byte) string {
+	var msg struct{ Name string }
+	if err := ssh.Unmarshal(payload, &msg); err != nil {
+		return ""
+	}
+	return msg.Name
+}
+
+func remoteIP(a net.Addr) netip.Addr {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		ip, _ := netip.AddrFromSlice(ta.IP)
+		return ip.Unmap()
+	}
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+// audit appends an event; a failure is logged, never fatal to the request
+// that caused it.
+func (s *Server) audit(ctx context.Context, ev ledger.Event) {
+	if _, err := s.ledger.Append(context.WithoutCancel(ctx), ev); err != nil {
+		s.log.Error("append audit event", "kind", ev.Kind, "err", err)
+	}
+}
+
+// egressStore returns the opened egress store for url, opening it once.
+func (s *Server) egressStore(ctx context.Context, url string) (*storage.Store, error) {
+	return s.egress.get(ctx, url)
+}
+
+// storeCache keeps egress stores open across sessions.
+type storeCache struct {
+	mu     sync.Mutex
+	stores map[string]*storage.Store
+}
+
+func (c *storeCache) get(ctx context.Context, url string) (*storage.Store, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st, ok := c.stores[url]; ok {
+		return st, nil
+	}
+	st, err := storage.Open(context.WithoutCancel(ctx), url)
+	if err != nil {
+		return nil, err
+	}
+	if c.stores == nil {
+		c.stores = make(map[string]*storage.Store)
+	}
+	c.stores[url] = st
+	return st, nil
+}
+
+func (c *storeCache) closeAll() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for url, st := range c.stores {
+		_ = st.Close()
+		delete(c.stores, url)
+	}
+}
+
+// dirSet remembers the directories suppliers made that hold no upload yet;
+// directories with uploads in them are derived from the ledger.
+type dirSet struct {
+	mu   sync.Mutex
+	dirs map[string]map[string]bool // supplier → path → made
+}
+
+func (d *dirSet) add(supplier, p string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.dirs == nil {
+		d.dirs = make(map[string]map[string]bool)
+	}
+	if d.dirs[supplier] == nil {
+		d.dirs[supplier] = make(map[string]bool)
+	}
+	d.dirs[supplier][p] = true
+}
+
+func (d *dirSet) remove(supplier, p string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.dirs[supplier], p)
+}
+
+func (d *dirSet) snapshot(supplier string) map[string]bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := maps.Clone(d.dirs[supplier])
+	if out == nil {
+		out = make(map[string]bool)
+	}
+	return out
+}

@@ -1,0 +1,421 @@
+package sftpd
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path"
+	"sync"
+	"time"
+
+	"github.com/pkg/sftp"
+
+	"github.com/airlock-gw/airlock/internal/ledger"
+	"github.com/airlock-gw/airlock/internal/storage"
+)
+
+// bookkeepingTimeout bounds the ledger and store calls that settle an upload
+// after its connection has gone.
+const bookkeepingTimeout = 30 * time.Second
+
+// upload streams one file into a staged landing object. Out-of-order writes
+// pass through a bounded reorder window; the sha256 is computed on the way.
+type upload struct {
+	s      *session
+	tr     ledger.Transfer
+	staged *storage.Staged
+	sum    hash.Hash
+	win    *reorderWindow
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var (
+	_ io.WriterAt        = (*upload)(nil)
+	_ io.ReaderAt        = (*upload)(nil)
+	_ io.Closer          = (*upload)(nil)
+	_ sftp.TransferError = (*upload)(nil)
+)
+
+func (s *session) startUpload(r *sftp.Request) (*upload, error) {
+	loc, err := s.resolve(r.Filepath)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case loc.area != areaUpload:
+		return nil, fmt.Errorf("uploads go into /%s: %w", uploadDir, ErrReadOnly)
+	case loc.rel == "/":
+		return nil, ErrIsDir
+	case r.Pflags().Append:
+		return nil, fmt.Errorf("appending to a file: %w", ErrUnsupported)
+	}
+	tree, err := s.tree()
+	if err != nil {
+		return nil, err
+	}
+	if parent := path.Dir(loc.rel); !tree.isDir(parent) {
+		return nil, fmt.Errorf("directory %q: %w", parent, ErrNotFound)
+	}
+	if tree.isDir(loc.rel) {
+		return nil, ErrIsDir
+	}
+	if _, exists := tree.files[loc.rel]; exists && r.Pflags().Excl {
+		return nil, ErrExists
+	}
+
+	tr, err := s.srv.ledger.Begin(s.ctx, ledger.Transfer{
+		Direction:  ledger.Ingress,
+		Supplier:   s.supplier.Name,
+		Path:       loc.rel,
+		LandingKey: s.supplier.Name + "/" + rand.Text(),
+		Node:       s.srv.node,
+		RemoteIP:   s.remoteIP,
+	}, s.event("upload.start", nil))
+	if err != nil {
+		return nil, fmt.Errorf("record upload: %w", err)
+	}
+	u := &upload{s: s, tr: tr, sum: sha256.New()}
+	u.staged, err = s.srv.landing.Stage(s.ctx, tr.LandingKey)
+	if err != nil {
+		u.fail(err)
+		return nil, err
+	}
+	u.win = newReorderWindow(u, s.srv.maxFileSize, s.srv.reorderWindow, s.srv.reorderStall)
+	s.log.Info("upload started", "transfer_id", tr.ID, "path", tr.Path)
+	return u, nil
+}
+
+// Write receives the in-order stream from the reorder window.
+func (u *upload) Write(p []byte) (int, error) {
+	n, err := u.staged.Write(p)
+	u.sum.Write(p[:n])
+	u.s.srv.metrics.uploadBytes.Add(float64(n))
+	return n, err
+}
+
+func (u *upload) WriteAt(p []byte, off int64) (int, error) {
+	n, err := u.win.WriteAt(u.s.ctx, p, off)
+	return n, statusError(err)
+}
+
+// ReadAt refuses: uploaded data is never served back.
+func (u *upload) ReadAt([]byte, int64) (int, error) { return 0, statusError(ErrWriteOnly) }
+
+// TransferError is called by pkg/sftp when the connection ends with the
+// file still open.
+func (u *upload) TransferError(err error) {
+	u.win.Abort(fmt.Errorf("connection lost during upload: %w", err))
+}
+
+// Close settles the upload: commit and record it as received, or discard it
+// and record why it failed.
+func (u *upload) Close() error {
+	u.closeOnce.Do(func() { u.closeErr = u.finish() })
+	return u.closeErr
+}
+
+func (u *upload) finish() error {
+	size, err := u.win.Finish()
+	if err != nil {
+		u.staged.Abort()
+		u.fail(err)
+		return statusError(err)
+	}
+	if err := u.staged.Commit(); err != nil {
+		u.fail(err)
+		return statusError(err)
+	}
+	s := u.s
+	ctx, cancel := s.bookkeepingContext()
+	defer cancel()
+	sha := hex.EncodeToString(u.sum.Sum(nil))
+	held := s.srv.isTempName(path.Base(u.tr.Path))
+	to := ledger.Received
+	if held {
+		to = ledger.Receiving
+	}
+	tr, err := s.srv.ledger.Advance(ctx, u.tr.ID, []ledger.State{ledger.Receiving}, to,
+		ledger.Change{Size: &size, SHA256: &sha},
+		s.event("upload.finish", map[string]string{"size": fmt.Sprint(size), "sha256": sha, "held": fmt.Sprint(held)}))
+	if err != nil {
+		err = fmt.Errorf("record finished upload: %w", err)
+		u.discard(ctx)
+		u.fail(err)
+		return statusError(err)
+	}
+	s.srv.metrics.uploads.WithLabelValues("received").Inc()
+	s.log.Info("upload finished", "transfer_id", tr.ID, "path", tr.Path, "size", size, "sha256", sha, "held", held)
+	if held {
+		s.hold(tr)
+	}
+	return nil
+}
+
+// fail records the upload as failed and removes whatever it staged.
+func (u *upload) fail(cause error) {
+	s := u.s
+	ctx, cancel := s.bookkeepingContext()
+	defer cancel()
+	u.discard(ctx)
+	reason := cause.Error()
+	if _, err := s.srv.ledger.Advance(ctx, u.tr.ID, []ledger.State{ledger.Receiving}, ledger.Failed,
+		ledger.Change{Error: &reason}, s.event("upload.fail", map[string]string{"reason": refusalReason(cause), "error": reason})); err != nil {
+		s.log.Error("record failed upload", "transfer_id", u.tr.ID, "err", err)
+	}
+	s.srv.metrics.uploads.WithLabelValues("failed").Inc()
+	s.log.Warn("upload failed", "transfer_id", u.tr.ID, "path", u.tr.Path, "reason", refusalReason(cause), "err", cause)
+}
+
+func (u *upload) discard(ctx context.Context) {
+	if _, err := u.s.srv.landing.DeletePrefix(ctx, u.tr.LandingKey); err != nil {
+		u.s.log.Error("discard staged upload", "transfer_id", u.tr.ID, "err", err)
+	}
+}
+
+// bookkeepingContext outlives the connection: an upload cut off by a
+// dropped connection must still be recorded.
+func (s *session) bookkeepingContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(s.ctx), bookkeepingTimeout)
+}
+
+func (s *session) event(kind string, detail map[string]string) ledger.Event {
+	return ledger.Event{Kind: kind, Actor: s.supplier.Name, RemoteIP: s.remoteIP, ConnID: s.connID, Detail: detail}
+}
+
+// hold keeps a finished upload under a temporary name until the client
+// renames it.
+func (s *session) hold(tr ledger.Transfer) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.held[tr.ID] = tr
+}
+
+func (s *session) heldAt(p string) (ledger.Transfer, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, tr := range s.held {
+		if tr.Path == p {
+			return tr, true
+		}
+	}
+	return ledger.Transfer{}, false
+}
+
+// releaseHeld fails the uploads still under a temporary name when the
+// session ends: the client never completed them.
+func (s *session) releaseHeld() {
+	s.mu.Lock()
+	held := s.held
+	s.held = nil
+	s.mu.Unlock()
+	for _, tr := range held {
+		s.dropHeld(tr, "the session ended before the upload was renamed from its temporary name")
+	}
+}
+
+func (s *session) dropHeld(tr ledger.Transfer, reason string) {
+	ctx, cancel := s.bookkeepingContext()
+	defer cancel()
+	if _, err := s.srv.landing.DeletePrefix(ctx, tr.LandingKey); err != nil {
+		s.log.Error("discard held upload", "transfer_id", tr.ID, "err", err)
+	}
+	if _, err := s.srv.ledger.Advance(ctx, tr.ID, []ledger.State{ledger.Receiving}, ledger.Failed,
+		ledger.Change{Error: &reason}, s.event("upload.fail", map[string]string{"reason": "abandoned", "error": reason})); err != nil {
+		s.log.Error("record abandoned upload", "transfer_id", tr.ID, "err", err)
+	}
+	s.log.Warn("upload abandoned", "transfer_id", tr.ID, "path", tr.Path, "reason", reason)
+}
+
+// rename moves a held upload to its final name, which hands it on.
+func (s *session) rename(from, to string) error {
+	tr, ok := s.heldAt(from)
+	if !ok {
+		tree, err := s.tree()
+		if err != nil {
+			return err
+		}
+		if _, exists := tree.files[from]; exists {
+			return ErrProcessing
+		}
+		if tree.isDir(from) {
+			return fmt.Errorf("renaming directories: %w", ErrUnsupported)
+		}
+		return ErrNotFound
+	}
+	tree, err := s.tree()
+	if err != nil {
+		return err
+	}
+	if !tree.isDir(path.Dir(to)) {
+		return fmt.Errorf("directory %q: %w", path.Dir(to), ErrNotFound)
+	}
+	if tree.isDir(to) {
+		return ErrIsDir
+	}
+	held := s.srv.isTempName(path.Base(to))
+	state := ledger.Received
+	if held {
+		state = ledger.Receiving
+	}
+	updated, err := s.srv.ledger.Advance(s.ctx, tr.ID, []ledger.State{ledger.Receiving}, state,
+		ledger.Change{Path: &to}, s.event("upload.rename", map[string]string{"from": from, "to": to}))
+	if err != nil {
+		return fmt.Errorf("record rename: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.held, tr.ID)
+	if held {
+		s.held[tr.ID] = updated
+	}
+	s.log.Info("upload renamed", "transfer_id", tr.ID, "from", from, "to", to, "held", held)
+	return nil
+}
+
+// remove lets a client drop its own upload that is still under a temporary
+// name; anything already handed on stays.
+func (s *session) remove(p string) error {
+	if tr, ok := s.heldAt(p); ok {
+		s.mu.Lock()
+		delete(s.held, tr.ID)
+		s.mu.Unlock()
+		s.dropHeld(tr, "removed by the supplier before it was renamed")
+		return nil
+	}
+	tree, err := s.tree()
+	if err != nil {
+		return err
+	}
+	if _, exists := tree.files[p]; exists {
+		return ErrProcessing
+	}
+	if tree.isDir(p) {
+		return ErrIsDir
+	}
+	return ErrNotFound
+}
+
+func (s *session) mkdir(p string) error {
+	tree, err := s.tree()
+	if err != nil {
+		return err
+	}
+	if !tree.isDir(path.Dir(p)) {
+		return fmt.Errorf("directory %q: %w", path.Dir(p), ErrNotFound)
+	}
+	if _, exists := tree.files[p]; exists || tree.isDir(p) {
+		return ErrExists
+	}
+	s.srv.dirs.add(s.supplier.Name, p)
+	return nil
+}
+
+func (s *session) rmdir(p string) error {
+	tree, err := s.tree()
+	if err != nil {
+		return err
+	}
+	if !tree.isDir(p) {
+		return ErrNotFound
+	}
+	if len(tree.children(p)) > 0 {
+		return ErrNotEmpty
+	}
+	s.srv.dirs.remove(s.supplier.Name, p)
+	return nil
+}
+
+// setstat accepts and ignores times and modes, which clients set after an
+// upload; truncation would rewrite received bytes and is refused.
+func (s *session) setstat(r *sftp.Request, loc location) error {
+	if r.AttrFlags().Size {
+		return fmt.Errorf("changing the size of a file: %w", ErrUnsupported)
+	}
+	if _, ok := s.heldAt(loc.rel); ok {
+		return nil
+	}
+	_, err := s.statUpload(loc.rel)
+	return err
+}
+
+func (s *session) listUpload(p string) ([]os.FileInfo, error) {
+	tree, err := s.tree()
+	if err != nil {
+		return nil, err
+	}
+	if !tree.isDir(p) {
+		if _, exists := tree.files[p]; exists {
+			return nil, fmt.Errorf("not a directory: %w", ErrNotFound)
+		}
+		return nil, ErrNotFound
+	}
+	return sortInfos(tree.children(p)), nil
+}
+
+func (s *session) statUpload(p string) (os.FileInfo, error) {
+	tree, err := s.tree()
+	if err != nil {
+		return nil, err
+	}
+	if tr, ok := tree.files[p]; ok {
+		return transferInfo(path.Base(p), tr), nil
+	}
+	if tree.isDir(p) {
+		return dirInfo(path.Base(p), time.Now()), nil
+	}
+	return nil, ErrNotFound
+}
+
+func transferInfo(name string, tr ledger.Transfer) os.FileInfo {
+	return &fileInfo{name: name, size: tr.Size, mode: 0o600, modTime: tr.UpdatedAt}
+}
+
+// uploadTree is a snapshot of a supplier's upload area: the transfers still
+// on their way (newest per path) and the directories made for them.
+type uploadTree struct {
+	files map[string]ledger.Transfer
+	dirs  map[string]bool
+}
+
+// tree reads the upload area.
+func (s *session) tree() (*uploadTree, error) {
+	trs, err := s.srv.ledger.List(s.ctx, ledger.Filter{Supplier: s.supplier.Name, States: visibleStates})
+	if err != nil {
+		return nil, fmt.Errorf("read upload area: %w", err)
+	}
+	t := &uploadTree{files: make(map[string]ledger.Transfer), dirs: s.srv.dirs.snapshot(s.supplier.Name)}
+	for _, tr := range trs {
+		if _, seen := t.files[tr.Path]; !seen {
+			t.files[tr.Path] = tr
+		}
+		for d := path.Dir(tr.Path); d != "/"; d = path.Dir(d) {
+			t.dirs[d] = true
+		}
+	}
+	return t, nil
+}
+
+func (t *uploadTree) isDir(p string) bool { return p == "/" || t.dirs[p] }
+
+// children lists the entries directly below dir.
+func (t *uploadTree) children(dir string) []os.FileInfo {
+	var out []os.FileInfo
+	for p, tr := range t.files {
+		if path.Dir(p) == dir {
+			out = append(out, transferInfo(path.Base(p), tr))
+		}
+	}
+	for d := range t.dirs {
+		if d != "/" && path.Dir(d) == dir {
+			out = append(out, dirInfo(path.Base(d), time.Now()))
+		}
+	}
+	return out
+}
