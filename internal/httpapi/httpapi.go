@@ -1,0 +1,77 @@
+// Package httpapi serves airlock's operational HTTP endpoints: liveness,
+// readiness of the dependencies, and Prometheus metrics.
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Pinger is a dependency that can say whether it answers.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Check is one named readiness check.
+type Check struct {
+	Name   string
+	Pinger Pinger
+}
+
+// checkTimeout bounds each readiness check, so that a hung dependency makes
+// /readyz fail rather than hang.
+const checkTimeout = 3 * time.Second
+
+// New returns the handler for /healthz, /readyz and /metrics.
+func New(checks []Check, gatherer prometheus.Gatherer, log *slog.Logger) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		results, ready := runChecks(r.Context(), checks)
+		if !ready {
+			log.Warn("not ready", "checks", results)
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"ready": ready, "checks": results})
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	return mux
+}
+
+// runChecks pings every dependency concurrently and reports "ok" or the
+// error text for each.
+func runChecks(ctx context.Context, checks []Check) (map[string]string, bool) {
+	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	defer cancel()
+	var (
+		mu      sync.Mutex
+		wg      sync.WaitGroup
+		results = make(map[string]string, len(checks))
+		ready   = true
+	)
+	for _, c := range checks {
+		wg.Go(func() {
+			status := "ok"
+			if err := c.Pinger.Ping(ctx); err != nil {
+				status = err.Error()
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			results[c.Name] = status
+			ready = ready && status == "ok"
+		})
+	}
+	wg.Wait()
+	return results, ready
+}
