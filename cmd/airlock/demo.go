@@ -1,0 +1,137 @@
+package main
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/airlock-gw/airlock/internal/config"
+)
+
+// demoSupplier is the supplier the demo tree is made for.
+const demoSupplier = "demo"
+
+func newDemoCmd(g *globals) *cobra.Command {
+	var dir string
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Create a demo configuration with one supplier and a client key, then serve it",
+		Long: `demo writes a complete configuration tree into --dir (only files that are
+missing: an existing tree is reused), with one supplier "demo" whose key pair it
+generates, and then runs the gateway on embedded defaults: SQLite, local
+stores, SFTP on 127.0.0.1:2222 and HTTP on 127.0.0.1:8080.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := g.logger()
+			if err != nil {
+				return err
+			}
+			keyPath, err := writeDemoTree(dir)
+			if err != nil {
+				return err
+			}
+			cfg, err := config.Load(filepath.Join(dir, "airlock.yaml"))
+			if err != nil {
+				return err
+			}
+			return serve(cmd.Context(), cfg, log, func() {
+				fmt.Fprintf(cmd.OutOrStdout(), `
+airlock is running on embedded defaults (state in %[1]s).
+
+  Upload a file as the demo supplier:
+    sftp -P 2222 -i %[2]s -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile=%[1]s/known_hosts %[3]s@127.0.0.1
+    sftp> put README.md
+
+  Then look at the ledger:
+    go run ./cmd/airlock transfers list --config %[1]s/airlock.yaml
+
+  Health and metrics: http://127.0.0.1:8080/readyz  http://127.0.0.1:8080/metrics
+  Stop with Ctrl-C.
+
+`, dir, keyPath, demoSupplier)
+			})
+		},
+	}
+	cmd.Flags().StringVar(&dir, "dir", ".airlock-demo", "directory of the demo configuration and state")
+	return cmd
+}
+
+// writeDemoTree creates the demo configuration in dir, keeping whatever is
+// already there, and returns the path of the client's private key.
+func writeDemoTree(dir string) (string, error) {
+	keyPath := filepath.Join(dir, "demo_ed25519")
+	if err := os.MkdirAll(filepath.Join(dir, "suppliers"), 0o750); err != nil {
+		return "", err
+	}
+	pub, err := demoClientKey(keyPath)
+	if err != nil {
+		return "", fmt.Errorf("demo client key: %w", err)
+	}
+	files := map[string]string{
+		"airlock.yaml": `# airlock demo configuration: embedded defaults, loopback only.
+sftp:
+  listen: "127.0.0.1:2222"
+  host_keys: ["state/ssh_host_ed25519_key"]
+http:
+  listen: "127.0.0.1:8080"
+database: "sqlite:state/airlock.db"
+landing: "state/landing"
+quarantine: "state/quarantine"
+limits:
+  max_file_size: "5GB"
+suppliers_dir: "suppliers"
+`,
+		"suppliers/" + demoSupplier + ".yaml": fmt.Sprintf(`name: %s
+email: demo@example.org
+allowed_ips: ["127.0.0.1/32", "::1/128"]
+ssh_keys: [%q]
+destination:
+  url: "delivered/%s"
+`, demoSupplier, strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pub)))+" demo", demoSupplier),
+	}
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		if _, err := os.Stat(p); err == nil {
+			continue
+		}
+		if err := os.WriteFile(p, []byte(content), 0o640); err != nil {
+			return "", err
+		}
+	}
+	return keyPath, nil
+}
+
+// demoClientKey loads the demo client's key pair, generating it (0600) on
+// first use.
+func demoClientKey(path string) (ssh.PublicKey, error) {
+	pemBytes, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		_, priv, gerr := ed25519.GenerateKey(rand.Reader)
+		if gerr != nil {
+			return nil, gerr
+		}
+		block, gerr := ssh.MarshalPrivateKey(priv, "airlock demo supplier")
+		if gerr != nil {
+			return nil, gerr
+		}
+		pemBytes = pem.EncodeToMemory(block)
+		err = os.WriteFile(path, pemBytes, 0o600)
+	}
+	if err != nil {
+		return nil, err
+	}
+	signer, err := ssh.ParsePrivateKey(pemBytes)
+	if err != nil {
+		return nil, err
+	}
+	return signer.PublicKey(), nil
+}

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/airlock-gw/airlock/internal/config"
+	"github.com/airlock-gw/airlock/internal/ledger"
+)
+
+// openLedger opens the database named by the configuration.
+func (g *globals) openLedger(ctx context.Context) (*ledger.Ledger, error) {
+	cfg, err := config.Load(g.configPath)
+	if err != nil {
+		return nil, err
+	}
+	return ledger.Open(ctx, cfg.Database)
+}
+
+func newTransfersCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "transfers", Short: "Inspect the ledger of transfers"}
+	var (
+		state    string
+		supplier string
+		limit    int
+		asJSON   bool
+	)
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List transfers, newest first",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			f := ledger.Filter{Supplier: supplier, Limit: limit}
+			if state != "" {
+				s, err := ledger.ParseState(state)
+				if err != nil {
+					return fmt.Errorf("--state: %w", err)
+				}
+				f.States = []ledger.State{s}
+			}
+			l, err := g.openLedger(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer l.Close()
+			trs, err := l.List(cmd.Context(), f)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				if trs == nil {
+					trs = []ledger.Transfer{}
+				}
+				return writeJSON(cmd.OutOrStdout(), trs)
+			}
+			return writeTransferTable(cmd.OutOrStdout(), trs)
+		},
+	}
+	list.Flags().StringVar(&state, "state", "", "only transfers in this state")
+	list.Flags().StringVar(&supplier, "supplier", "", "only this supplier's transfers")
+	list.Flags().IntVar(&limit, "limit", 0, "at most this many (0: all)")
+	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+
+	var showJSON bool
+	show := &cobra.Command{
+		Use:   "show ID",
+		Short: "Show one transfer and its audit events",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			l, err := g.openLedger(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer l.Close()
+			tr, err := l.Get(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			events, err := l.Events(cmd.Context(), tr.ID, 0)
+			if err != nil {
+				return err
+			}
+			if showJSON {
+				return writeJSON(cmd.OutOrStdout(), struct {
+					ledger.Transfer
+					Events []ledger.Event `json:"events"`
+				}{tr, events})
+			}
+			return writeTransferDetail(cmd.OutOrStdout(), tr, events)
+		},
+	}
+	show.Flags().BoolVar(&showJSON, "json", false, "print JSON")
+	cmd.AddCommand(list, show)
+	return cmd
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func writeTransferTable(w io.Writer, trs []ledger.Transfer) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSTATE\tSUPPLIER\tSIZE\tSHA256\tCREATED\tPATH")
+	for _, t := range trs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.12s\t%s\t%s\n",
+			t.ID, t.State, t.Supplier, t.Size, t.SHA256, t.CreatedAt.Format(time.DateTime), t.Path)
+	}
+	return tw.Flush()
+}
+
+func writeTransferDetail(w io.Writer, t ledger.Transfer, events []ledger.Event) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, row := range [][2]string{
+		{"id", t.ID}, {"direction", string(t.Direction)}, {"supplier", t.Supplier}, {"path", t.Path},
+		{"size", fmt.Sprint(t.Size)}, {"sha256", t.SHA256}, {"state", string(t.State)},
+		{"scan_result", t.ScanResult}, {"destination", t.Destination}, {"error", t.Error},
+		{"created_at", t.CreatedAt.Format(time.RFC3339)}, {"updated_at", t.UpdatedAt.Format(time.RFC3339)},
+	} {
+		fmt.Fprintf(tw, "%s\t%s\n", row[0], row[1])
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w, "\nevents:")
+	for _, e := range events {
+		fmt.Fprintf(w, "  %s  %-14s %s %v\n", e.At.Format(time.RFC3339), e.Kind, e.Actor, e.Detail)
+	}
+	return nil
+}
