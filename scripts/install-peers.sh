@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the real programs the integration tests talk to, when missing:
+# the OpenSSH client, rclone (Debian packages) and versitygw (Go module).
+# Safe to re-run; needs root for apt on a fresh machine.
+set -euo pipefail
+
+VERSITYGW_VERSION=v1.8.0
+
+need_apt=()
+command -v sftp >/dev/null || need_apt+=(openssh-client)
+command -v ssh-keygen >/dev/null || need_apt+=(openssh-client)
+command -v rclone >/dev/null || need_apt+=(rclone)
+
+if ((${#need_apt[@]})); then
+	sudo=""
+	[ "$(id -u)" -eq 0 ] || sudo="sudo"
+	echo "installing Debian packages: ${need_apt[*]}"
+	$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+	$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
+fi
+
+gobin="$(go env GOPATH)/bin"
+if ! command -v versitygw >/dev/null && [ ! -x "$gobin/versitygw" ]; then
+	echo "installing versitygw $VERSITYGW_VERSION"
+	# Built outside this module so its dependencies do not touch go.mod.
+	(cd / && GOFLAGS= go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION")
+fi
