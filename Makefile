@@ -5,8 +5,10 @@ GO      ?= go
 GOBIN   := $(shell $(GO) env GOPATH)/bin
 export PATH := $(GOBIN):$(PATH)
 
-# Packages whose tests exercise concurrency run under the race detector.
-RACE_PKGS := ./internal/sftpd/... ./internal/ledger/... ./internal/config/...
+# Unit tests are everything but the integration suite; the packages whose
+# tests exercise concurrency run again under the race detector.
+UNIT_PKGS := ./cmd/... ./internal/...
+RACE_PKGS := ./internal/sftpd/... ./internal/ledger/... ./internal/config/... ./internal/storage/...
 
 .PHONY: all build run test peers vet fmt-check unit integration clean
 
@@ -31,8 +33,8 @@ fmt-check:
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 unit:
-	$(GO) test -short -count=1 ./...
-	$(GO) test -short -race -count=1 $(RACE_PKGS)
+	$(GO) test -count=1 $(UNIT_PKGS)
+	$(GO) test -race -count=1 $(RACE_PKGS)
 
 integration:
 	$(GO) test -count=1 -timeout 20m ./test/integration/...

@@ -1,0 +1,189 @@
+package storage
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+)
+
+func TestIsURL(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in   string
+		want bool
+	}{
+		{"state/landing", false},
+		{"/var/lib/airlock/landing", false},
+		{"./a://b", false},
+		{"file:///var/lib/airlock", true},
+		{"s3://bucket/prefix?region=eu-west-2", true},
+		{"mem://", true},
+		{"", false},
+	}
+	for _, tt := range tests {
+		if got := IsURL(tt.in); got != tt.want {
+			t.Errorf("IsURL(%q) = %v, want %v", tt.in, got, tt.want)
+		}
+	}
+}
+
+// stores opens the same tests against a local directory and an in-memory
+// bucket, the two drivers that need no server.
+func stores(t *testing.T) map[string]*Store {
+	t.Helper()
+	ctx := context.Background()
+	out := map[string]*Store{}
+	for name, loc := range map[string]string{"dir": filepath.Join(t.TempDir(), "new", "landing"), "mem": "mem://"} {
+		st, err := Open(ctx, loc)
+		if err != nil {
+			t.Fatalf("open %s: %v", loc, err)
+		}
+		t.Cleanup(func() { st.Close() })
+		out[name] = st
+	}
+	return out
+}
+
+func TestStagedIsInvisibleUntilCommit(t *testing.T) {
+	t.Parallel()
+	for name, st := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			staged, err := st.Stage(ctx, "acme/one")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := staged.Write([]byte("hello ")); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := st.Stat(ctx, "acme/one"); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("staged object visible before commit: %v", err)
+			}
+			if _, err := staged.Write([]byte("world")); err != nil {
+				t.Fatal(err)
+			}
+			if err := staged.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			a, err := st.Stat(ctx, "acme/one")
+			if err != nil || a.Size != 11 {
+				t.Fatalf("after commit: %+v %v", a, err)
+			}
+		})
+	}
+}
+
+func TestAbortLeavesNothing(t *testing.T) {
+	t.Parallel()
+	for name, st := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			staged, err := st.Stage(ctx, "acme/gone")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := staged.Write(bytes.Repeat([]byte("x"), 1<<20)); err != nil {
+				t.Fatal(err)
+			}
+			staged.Abort()
+			entries, err := st.List(ctx, "acme/")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(entries) != 0 {
+				t.Fatalf("abort left %+v", entries)
+			}
+		})
+	}
+}
+
+func TestDeletePrefixRemovesStagedLeftovers(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	st, err := Open(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	// What a killed process leaves: the staged temp file next to the key.
+	for _, name := range []string{"acme/KEY.17a3f.tmp", "acme/KEY", "acme/OTHER"} {
+		if err := os.MkdirAll(filepath.Join(dir, "acme"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := st.DeletePrefix(context.Background(), "acme/KEY")
+	if err != nil || n != 2 {
+		t.Fatalf("DeletePrefix = %d, %v; want 2", n, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "acme/OTHER")); err != nil {
+		t.Fatalf("an unrelated object went: %v", err)
+	}
+	if err := st.Delete(context.Background(), "acme/KEY"); err != nil {
+		t.Fatalf("deleting a missing key is not an error: %v", err)
+	}
+}
+
+func TestReaderAtRandomAccess(t *testing.T) {
+	t.Parallel()
+	data := make([]byte, 3<<20)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	for name, st := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			staged, err := st.Stage(ctx, "egress/file")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := staged.Write(data); err != nil {
+				t.Fatal(err)
+			}
+			if err := staged.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			ra, err := st.OpenReaderAt(ctx, "egress/file")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ra.Close()
+			if ra.Size() != int64(len(data)) {
+				t.Fatalf("size %d", ra.Size())
+			}
+			// Concurrent, out-of-order reads as SFTP workers make them.
+			offsets := []int64{0, 65536, 32768, 2 << 20, 98304, 1 << 20, 3<<20 - 1000}
+			var wg sync.WaitGroup
+			for _, off := range offsets {
+				wg.Go(func() {
+					buf := make([]byte, 32768)
+					n, err := ra.ReadAt(buf, off)
+					want := data[off:min(off+32768, int64(len(data)))]
+					if err != nil && !(errors.Is(err, io.EOF) && n == len(want)) {
+						t.Errorf("ReadAt(%d): %v", off, err)
+					}
+					if !bytes.Equal(buf[:n], want) {
+						t.Errorf("ReadAt(%d) returned the wrong bytes", off)
+					}
+				})
+			}
+			wg.Wait()
+			if n, err := ra.ReadAt(make([]byte, 10), int64(len(data))); n != 0 || !errors.Is(err, io.EOF) {
+				t.Fatalf("read at the end: %d %v", n, err)
+			}
+			if _, err := st.OpenReaderAt(ctx, "egress/missing"); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("missing object: %v", err)
+			}
+		})
+	}
+}
