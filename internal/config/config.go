@@ -10,9 +10,15 @@ package config
 
 import (
 	"errors"
+	"net"
+	"net/netip"
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+	"unicode"
 )
 
 // Config is airlock.yaml with defaults applied, paths made absolute and the
@@ -29,6 +35,11 @@ type Config struct {
 	Limits       Limits
 	SuppliersDir string // absolute
 	Suppliers    *Suppliers
+	Notify       Notify
+	// Warnings lists the risky but legal settings of the whole tree, supplier
+	// files included (those are also in Suppliers.Warnings), sorted by file
+	// and line.
+	Warnings Errors
 }
 
 // SFTP configures the SFTP listener.
@@ -36,7 +47,52 @@ type SFTP struct {
 	Listen       string
 	HostKeys     []string // absolute paths
 	TempPatterns []string // path.Match patterns for the base names of uploads in progress
+	MaxAuthTries int      // authentication attempts per connection, 1-20
+	// HandshakeTimeout bounds the time from accepting a connection to the
+	// end of authentication.
+	HandshakeTimeout time.Duration
+	// IdleTimeout closes a session that has had no SFTP traffic for this long.
+	IdleTimeout time.Duration
+	// KeepaliveInterval is how often the server probes an idle client; 0
+	// disables keepalives.
+	KeepaliveInterval   time.Duration
+	MaxConnectionsPerIP int // open connections from one address, >= 1
+	MaxUnauthenticated  int // connections not yet authenticated, in total, >= 1
+	Ban                 Ban
 }
+
+// Ban bans an address for Duration after Threshold failed logins from it
+// within Window. Threshold 0 disables banning.
+type Ban struct {
+	Threshold int
+	Window    time.Duration
+	Duration  time.Duration
+}
+
+// Notify configures notifications.
+type Notify struct {
+	SMTP      *SMTP    // nil: no email is sent
+	Operators []string // bare addresses copied on notifications
+	// KeyExpiryNotice is how long before an SSH key expires its supplier is
+	// told; 0 disables the notices.
+	KeyExpiryNotice time.Duration
+}
+
+// SMTP is the mail server notifications are sent through.
+type SMTP struct {
+	Addr        string // host:port
+	From        string // one address, as written (a display name is allowed)
+	Username    string // "" for no authentication
+	PasswordEnv string // name of the environment variable holding the password
+	TLS         string // "starttls", "implicit" or "none" (loopback addresses only)
+}
+
+// The values of SMTP.TLS.
+const (
+	TLSStartTLS = "starttls"
+	TLSImplicit = "implicit"
+	TLSNone     = "none"
+)
 
 // HTTP configures the health, metrics and API listener.
 type HTTP struct {
@@ -64,6 +120,17 @@ const (
 	defaultQuarantine   = "state/quarantine"
 	defaultMaxFileSize  = 5 * Size(1e9)
 	defaultSuppliersDir = "suppliers"
+
+	defaultMaxAuthTries        = 6
+	defaultHandshakeTimeout    = 30 * time.Second
+	defaultIdleTimeout         = 15 * time.Minute
+	defaultKeepaliveInterval   = 30 * time.Second
+	defaultMaxConnectionsPerIP = 20
+	defaultMaxUnauthenticated  = 64
+	defaultBanThreshold        = 10
+	defaultBanWindow           = 10 * time.Minute
+	defaultBanDuration         = 15 * time.Minute
+	defaultKeyExpiryNotice     = 14 * 24 * time.Hour
 )
 
 // defaultTempPatterns are the temporary names used by common clients
@@ -72,8 +139,13 @@ var defaultTempPatterns = []string{"*.filepart", "*.partial", "*.part", "*.tmp"}
 
 // airlockKeys is every key airlock.yaml accepts.
 var airlockKeys = keySet{
-	"node":          nil,
-	"sftp":          {"listen": nil, "host_keys": nil, "temp_patterns": nil},
+	"node": nil,
+	"sftp": {
+		"listen": nil, "host_keys": nil, "temp_patterns": nil,
+		"max_auth_tries": nil, "handshake_timeout": nil, "idle_timeout": nil, "keepalive_interval": nil,
+		"max_connections_per_ip": nil, "max_unauthenticated": nil,
+		"ban": {"threshold": nil, "window": nil, "duration": nil},
+	},
 	"http":          {"listen": nil},
 	"database":      nil,
 	"landing":       nil,
@@ -81,20 +153,36 @@ var airlockKeys = keySet{
 	"scanner":       {"clamd": nil},
 	"limits":        {"max_file_size": nil},
 	"suppliers_dir": nil,
+	"notify": {
+		"smtp":              {"addr": nil, "from": nil, "username": nil, "password_env": nil, "tls": nil},
+		"operators":         nil,
+		"key_expiry_notice": nil,
+	},
 }
 
 // Load reads airlock.yaml at file and every supplier file. On any problem
 // it returns Errors with everything found, sorted by file and line. Errors
 // name files by the path given here (supplier files by joining it with
 // suppliers_dir), so they read like the tree the operator wrote.
+//
+// The warnings are in Config.Warnings; Check also returns them when there
+// are errors.
 func Load(file string) (*Config, error) {
+	cfg, _, err := Check(file)
+	return cfg, err
+}
+
+// Check is Load for `airlock validate`: it also returns the warnings of the
+// tree when it has errors (cfg is then nil), so that both can be shown in
+// one pass. On success, warnings equals cfg.Warnings.
+func Check(file string) (cfg *Config, warnings Errors, err error) {
 	abs, err := filepath.Abs(file)
 	if err != nil {
-		return nil, Errors{{File: file, Msg: err.Error()}}
+		return nil, nil, Errors{{File: file, Msg: err.Error()}}
 	}
 	data, err := os.ReadFile(file)
 	if err != nil {
-		return nil, Errors{{File: file, Msg: "cannot read: " + pathErr(err)}}
+		return nil, nil, Errors{{File: file, Msg: "cannot read: " + pathErr(err)}}
 	}
 	c := &checker{file: file}
 	root := filepath.Dir(abs)
@@ -106,14 +194,17 @@ func Load(file string) (*Config, error) {
 		if !filepath.IsAbs(shown) {
 			shown = filepath.Join(filepath.Dir(file), shown)
 		}
-		var errs Errors
-		cfg.Suppliers, errs = loadSuppliers(shown, root)
+		var errs, warns Errors
+		cfg.Suppliers, errs, warns = loadSuppliers(shown, root, time.Now())
 		c.errs = append(c.errs, errs...)
+		c.warns = append(c.warns, warns...)
 	}
+	c.warns.sort()
 	if err := c.errs.orNil(); err != nil {
-		return nil, err
+		return nil, c.warns, err
 	}
-	return cfg, nil
+	cfg.Warnings = c.warns
+	return cfg, c.warns, nil
 }
 
 // IsTempName reports whether the base name of name (a slash-separated SFTP
@@ -188,6 +279,9 @@ func parseConfig(c *checker, data []byte, root string) (*Config, string) {
 	scanner := c.mapping(doc["scanner"], airlockKeys["scanner"])
 	cfg.Scanner.Clamd = c.value(scanner["clamd"], "", root, parseClamd)
 
+	parseSFTPLimits(c, sftp, &cfg.SFTP)
+	cfg.Notify = parseNotify(c, c.mapping(doc["notify"], airlockKeys["notify"]))
+
 	limits := c.mapping(doc["limits"], airlockKeys["limits"])
 	cfg.Limits.MaxFileSize = defaultMaxFileSize
 	if f := limits["max_file_size"]; f.present() {
@@ -207,6 +301,116 @@ func parseConfig(c *checker, data []byte, root string) (*Config, string) {
 		dir = defaultSuppliersDir
 	}
 	return cfg, dir
+}
+
+// parseSFTPLimits reads the connection limits of the sftp section.
+func parseSFTPLimits(c *checker, sftp map[string]field, s *SFTP) {
+	s.MaxAuthTries = c.integer(sftp["max_auth_tries"], defaultMaxAuthTries, 1, 20)
+	s.HandshakeTimeout = c.duration(sftp["handshake_timeout"], defaultHandshakeTimeout, false)
+	s.IdleTimeout = c.duration(sftp["idle_timeout"], defaultIdleTimeout, false)
+	s.KeepaliveInterval = c.duration(sftp["keepalive_interval"], defaultKeepaliveInterval, true)
+	s.MaxConnectionsPerIP = c.integer(sftp["max_connections_per_ip"], defaultMaxConnectionsPerIP, 1, 0)
+	s.MaxUnauthenticated = c.integer(sftp["max_unauthenticated"], defaultMaxUnauthenticated, 1, 0)
+	ban := c.mapping(sftp["ban"], airlockKeys["sftp"]["ban"])
+	s.Ban.Threshold = c.integer(ban["threshold"], defaultBanThreshold, 0, -1)
+	s.Ban.Window = c.duration(ban["window"], defaultBanWindow, false)
+	s.Ban.Duration = c.duration(ban["duration"], defaultBanDuration, false)
+}
+
+// parseNotify reads the notify section.
+func parseNotify(c *checker, notify map[string]field) Notify {
+	var n Notify
+	if f := notify["smtp"]; f.present() {
+		n.SMTP = parseSMTP(c, f)
+	}
+	if items, _ := c.list(notify["operators"]); items != nil {
+		n.Operators = []string{}
+		for _, it := range items {
+			a, err := parseEmail(it.val)
+			if err != nil {
+				c.errorf(it.line, "%s: %v", it.path, err)
+				continue
+			}
+			n.Operators = append(n.Operators, a)
+		}
+	}
+	n.KeyExpiryNotice = c.duration(notify["key_expiry_notice"], defaultKeyExpiryNotice, true)
+	return n
+}
+
+// envName is the syntax of an environment variable name.
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+func parseSMTP(c *checker, f field) *SMTP {
+	m := c.mapping(f, airlockKeys["notify"]["smtp"])
+	if m == nil {
+		return nil
+	}
+	s := &SMTP{}
+	var host string
+	if addr, ok := c.required(f, m, "addr"); ok {
+		if err := checkHostPort(addr, true); err != nil {
+			c.errorf(valLine(m["addr"]), "%s: %v", m["addr"].path, err)
+		} else {
+			s.Addr = addr
+			host, _, _ = net.SplitHostPort(addr)
+		}
+	}
+	if from, ok := c.required(f, m, "from"); ok {
+		if _, err := parseEmail(from); err != nil {
+			c.errorf(valLine(m["from"]), "%s: %v", m["from"].path, err)
+		} else {
+			s.From = from
+		}
+	}
+	s.Username, _ = c.str(m["username"])
+	if strings.ContainsFunc(s.Username, unicode.IsControl) {
+		c.errorf(valLine(m["username"]), "%s must not contain control characters", m["username"].path)
+	}
+	s.PasswordEnv, _ = c.str(m["password_env"])
+	switch {
+	case s.PasswordEnv != "" && !envName.MatchString(s.PasswordEnv):
+		c.errorf(valLine(m["password_env"]), "%s: %q is not an environment variable name (letters, digits and _, not starting with a digit)", m["password_env"].path, s.PasswordEnv)
+	case s.Username != "" && s.PasswordEnv == "":
+		c.errorf(valLine(m["username"]), "%s is set but password_env is not: name the environment variable that holds the password", m["username"].path)
+	case s.Username == "" && s.PasswordEnv != "":
+		c.errorf(valLine(m["password_env"]), "%s is set but username is not", m["password_env"].path)
+	}
+	tls, ok := c.str(m["tls"])
+	if !ok {
+		return s
+	}
+	if tls == "" {
+		s.TLS = TLSStartTLS
+		return s
+	}
+	line := valLine(m["tls"])
+	switch tls {
+	case TLSStartTLS, TLSImplicit:
+		s.TLS = tls
+	case TLSNone:
+		s.TLS = tls
+		switch {
+		case host == "":
+			// addr is missing or broken, already reported.
+		case !isLoopback(host):
+			c.errorf(line, "%s: %q sends mail and the SMTP password in clear; it is allowed only when addr is a loopback address (localhost, 127.0.0.1, ::1), not %q", m["tls"].path, tls, host)
+		default:
+			c.warnf(line, "%s: %q: mail is sent unencrypted (allowed because %s is a loopback address)", m["tls"].path, tls, host)
+		}
+	default:
+		c.errorf(line, "%s: %q must be starttls, implicit or none", m["tls"].path, tls)
+	}
+	return s
+}
+
+// isLoopback reports whether host (from host:port) is this machine.
+func isLoopback(host string) bool {
+	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Unmap().IsLoopback()
 }
 
 // value returns the string in f (def when unset) normalised by parse, and

@@ -5,7 +5,9 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
+	"time"
 )
 
 func TestLoadValid(t *testing.T) {
@@ -25,6 +27,14 @@ func TestLoadValid(t *testing.T) {
 			Listen:       "0.0.0.0:2222",
 			HostKeys:     []string{filepath.Join(root, "state/ssh_host_ed25519_key"), "/etc/airlock/ssh_host_ecdsa_key"},
 			TempPatterns: []string{"*.filepart", "*.partial", "*.part", "*.tmp"},
+			// The defaults of the connection limits:
+			MaxAuthTries:        6,
+			HandshakeTimeout:    30 * time.Second,
+			IdleTimeout:         15 * time.Minute,
+			KeepaliveInterval:   30 * time.Second,
+			MaxConnectionsPerIP: 20,
+			MaxUnauthenticated:  64,
+			Ban:                 Ban{Threshold: 10, Window: 10 * time.Minute, Duration: 15 * time.Minute},
 		},
 		HTTP:         HTTP{Listen: "127.0.0.1:8080"},
 		Database:     "sqlite:" + filepath.Join(root, "state/airlock.db"),
@@ -33,6 +43,7 @@ func TestLoadValid(t *testing.T) {
 		Scanner:      Scanner{Clamd: "unix:/run/clamav/clamd.ctl"},
 		Limits:       Limits{MaxFileSize: 5_000_000_000},
 		SuppliersDir: filepath.Join(root, "suppliers"),
+		Notify:       Notify{KeyExpiryNotice: 14 * 24 * time.Hour},
 	}
 	got := *cfg
 	got.Suppliers = nil
@@ -220,6 +231,96 @@ func TestConfigRules(t *testing.T) {
 		{name: "clamd no scheme", yaml: "scanner:\n  clamd: localhost:3310\n", want: []string{`airlock.yaml:2: scanner.clamd: "localhost:3310" must be unix:<socket path> or tcp://host:port`}},
 		{name: "clamd tcp without port", yaml: "scanner:\n  clamd: tcp://localhost\n", want: []string{`airlock.yaml:2: scanner.clamd: "localhost" is not host:port: address localhost: missing port in address`}},
 		{name: "clamd tcp without host", yaml: "scanner:\n  clamd: tcp://:3310\n", want: []string{`airlock.yaml:2: scanner.clamd: ":3310" has no host`}},
+		{name: "sftp limits", yaml: "sftp:\n  max_auth_tries: 3\n  handshake_timeout: 10s\n  idle_timeout: 1h30m\n  keepalive_interval: \"0\"\n" +
+			"  max_connections_per_ip: 2\n  max_unauthenticated: 1\n  ban:\n    threshold: 0\n    window: 1d\n    duration: 7d\n",
+			check: func(t *testing.T, c *Config, _ string) {
+				want := SFTP{Listen: c.SFTP.Listen, HostKeys: c.SFTP.HostKeys, TempPatterns: c.SFTP.TempPatterns,
+					MaxAuthTries: 3, HandshakeTimeout: 10 * time.Second, IdleTimeout: 90 * time.Minute, KeepaliveInterval: 0,
+					MaxConnectionsPerIP: 2, MaxUnauthenticated: 1, Ban: Ban{Threshold: 0, Window: 24 * time.Hour, Duration: 7 * 24 * time.Hour}}
+				if !reflect.DeepEqual(c.SFTP, want) {
+					t.Errorf("sftp %+v\nwant %+v", c.SFTP, want)
+				}
+			}},
+		{name: "keepalive bare zero", yaml: "sftp:\n  keepalive_interval: 0\n", check: func(t *testing.T, c *Config, _ string) {
+			if c.SFTP.KeepaliveInterval != 0 {
+				t.Errorf("keepalive_interval %v", c.SFTP.KeepaliveInterval)
+			}
+		}},
+		{
+			name: "sftp limits out of range",
+			yaml: "sftp:\n  max_auth_tries: 0\n  handshake_timeout: 0s\n  idle_timeout: -5m\n  keepalive_interval: 30\n" +
+				"  max_connections_per_ip: 0\n  max_unauthenticated: \"64\"\n  ban:\n    threshold: -1\n    window: 10 minutes\n    duration: [15m]\n",
+			want: []string{
+				`airlock.yaml:2: sftp.max_auth_tries must be from 1 to 20, got 0`,
+				`airlock.yaml:3: sftp.handshake_timeout must be greater than 0`,
+				`airlock.yaml:4: sftp.idle_timeout: invalid duration "-5m": must not be negative`,
+				`airlock.yaml:5: sftp.keepalive_interval: invalid duration "30": want a number and a unit, like "30s", "15m", "336h" or "14d"`,
+				`airlock.yaml:6: sftp.max_connections_per_ip must be at least 1, got 0`,
+				`airlock.yaml:7: sftp.max_unauthenticated: expected a whole number, got a string`,
+				`airlock.yaml:9: sftp.ban.threshold must be at least 0, got -1`,
+				`airlock.yaml:10: sftp.ban.window: invalid duration "10 minutes": want a number and a unit, like "30s", "15m", "336h" or "14d"`,
+				`airlock.yaml:11: sftp.ban.duration: expected a duration like "30s", "15m" or "14d", got a list`,
+			},
+		},
+		{name: "max auth tries too many", yaml: "sftp:\n  max_auth_tries: 21\n", want: []string{`airlock.yaml:2: sftp.max_auth_tries must be from 1 to 20, got 21`}},
+		{name: "ban unknown key", yaml: "sftp:\n  ban:\n    treshold: 5\n", want: []string{`airlock.yaml:3: unknown key "treshold" (did you mean "threshold"?)`}},
+		{
+			name: "notify",
+			yaml: "notify:\n  smtp:\n    addr: smtp.example.org:465\n    from: \"Airlock <airlock@example.org>\"\n    username: airlock\n" +
+				"    password_env: AIRLOCK_SMTP_PASSWORD\n    tls: implicit\n  operators: [ops@example.org, \"Duty <duty@example.org>\"]\n  key_expiry_notice: 7d\n",
+			check: func(t *testing.T, c *Config, _ string) {
+				want := Notify{
+					SMTP: &SMTP{Addr: "smtp.example.org:465", From: "Airlock <airlock@example.org>", Username: "airlock",
+						PasswordEnv: "AIRLOCK_SMTP_PASSWORD", TLS: "implicit"},
+					Operators:       []string{"ops@example.org", "duty@example.org"},
+					KeyExpiryNotice: 7 * 24 * time.Hour,
+				}
+				if !reflect.DeepEqual(c.Notify, want) {
+					t.Errorf("notify %+v (smtp %+v)\nwant %+v", c.Notify, c.Notify.SMTP, want)
+				}
+			},
+		},
+		{name: "notify smtp defaults", yaml: "notify:\n  smtp:\n    addr: smtp.example.org:587\n    from: airlock@example.org\n", check: func(t *testing.T, c *Config, _ string) {
+			if want := (SMTP{Addr: "smtp.example.org:587", From: "airlock@example.org", TLS: "starttls"}); c.Notify.SMTP == nil || *c.Notify.SMTP != want {
+				t.Errorf("smtp %+v, want %+v", c.Notify.SMTP, want)
+			}
+			if c.Notify.KeyExpiryNotice != 14*24*time.Hour {
+				t.Errorf("key_expiry_notice %v", c.Notify.KeyExpiryNotice)
+			}
+		}},
+		{name: "notify empty smtp", yaml: "notify:\n  smtp:\n  key_expiry_notice: \"0\"\n", check: func(t *testing.T, c *Config, _ string) {
+			if c.Notify.SMTP != nil || c.Notify.KeyExpiryNotice != 0 {
+				t.Errorf("notify %+v", c.Notify)
+			}
+		}},
+		{name: "smtp none on loopback", yaml: "notify:\n  smtp:\n    addr: \"[::1]:25\"\n    from: a@b.example\n    tls: none\n"},
+		{
+			name: "smtp mistakes",
+			yaml: "notify:\n  smtp:\n    addr: smtp.example.org\n    from: airlock\n    username: airlock\n    tls: STARTTLS\n" +
+				"  operators: [ops]\n  key_expiry_notice: 2w\n",
+			want: []string{
+				`airlock.yaml:3: notify.smtp.addr: "smtp.example.org" is not host:port: address smtp.example.org: missing port in address`,
+				`airlock.yaml:4: notify.smtp.from: "airlock" is not a single email address: mail: missing '@' or angle-addr`,
+				`airlock.yaml:5: notify.smtp.username is set but password_env is not: name the environment variable that holds the password`,
+				`airlock.yaml:6: notify.smtp.tls: "STARTTLS" must be starttls, implicit or none`,
+				`airlock.yaml:7: notify.operators[0]: "ops" is not a single email address: mail: missing '@' or angle-addr`,
+				`airlock.yaml:8: notify.key_expiry_notice: invalid duration "2w": want a number and a unit, like "30s", "15m", "336h" or "14d"`,
+			},
+		},
+		{
+			name: "smtp missing keys and bad env name",
+			yaml: "notify:\n  smtp:\n    password_env: smtp-password\n    usr: x\n",
+			want: []string{
+				`airlock.yaml:3: missing required key "addr"`,
+				`airlock.yaml:3: missing required key "from"`,
+				`airlock.yaml:3: notify.smtp.password_env: "smtp-password" is not an environment variable name (letters, digits and _, not starting with a digit)`,
+				`airlock.yaml:4: unknown key "usr"`,
+			},
+		},
+		{name: "smtp password_env without username", yaml: "notify:\n  smtp:\n    addr: smtp.example.org:587\n    from: a@b.example\n    password_env: PW\n",
+			want: []string{`airlock.yaml:5: notify.smtp.password_env is set but username is not`}},
+		{name: "smtp none off loopback", yaml: "notify:\n  smtp:\n    addr: smtp.example.org:25\n    from: a@b.example\n    tls: none\n",
+			want: []string{`airlock.yaml:5: notify.smtp.tls: "none" sends mail and the SMTP password in clear; it is allowed only when addr is a loopback address (localhost, 127.0.0.1, ::1), not "smtp.example.org"`}},
 		{name: "suppliers dir missing", yaml: "suppliers_dir: nope\n", want: []string{`nope: cannot read suppliers directory: no such file or directory`}},
 		{
 			name: "all errors at once",
@@ -242,6 +343,44 @@ func TestConfigRules(t *testing.T) {
 				tt.check(t, cfg, dir)
 			}
 		})
+	}
+}
+
+// TestConfigWarnings: risky but legal settings load, with warnings in the
+// file:line form, from airlock.yaml and the supplier files alike.
+func TestConfigWarnings(t *testing.T) {
+	t.Parallel()
+	dir := writeTree(t, map[string]string{
+		"airlock.yaml":        "node: n\nnotify:\n  smtp:\n    addr: localhost:25\n    from: a@b.example\n    tls: none\n",
+		"suppliers/acme.yaml": edit(acmeYAML, `allowed_ips: ["203.0.113.0/24"]`, `allowed_ips: ["0.0.0.0/0"]`),
+	})
+	cfg, err := Load(filepath.Join(dir, "airlock.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		`airlock.yaml:6: warning: notify.smtp.tls: "none": mail is sent unencrypted (allowed because localhost is a loopback address)`,
+		`suppliers/acme.yaml:3: warning: allowed_ips[0]: 0.0.0.0/0 is open to every IPv4 address on the internet`,
+	}
+	diffLines(t, messages(t, cfg.Warnings, dir), want)
+	diffLines(t, messages(t, cfg.Suppliers.Warnings(), dir), want[1:])
+}
+
+// TestCheckReturnsWarningsWithErrors: validate shows both in one run.
+func TestCheckReturnsWarningsWithErrors(t *testing.T) {
+	t.Parallel()
+	dir := writeTree(t, map[string]string{
+		"airlock.yaml":        "node: n\nsftp:\n  idle_timeout: 0s\n",
+		"suppliers/acme.yaml": edit(acmeYAML, `allowed_ips: ["203.0.113.0/24"]`, `allowed_ips: ["::/0"]`),
+	})
+	cfg, warns, err := Check(filepath.Join(dir, "airlock.yaml"))
+	if cfg != nil {
+		t.Error("Check returned a config despite errors")
+	}
+	diffLines(t, messages(t, err, dir), []string{`airlock.yaml:3: sftp.idle_timeout must be greater than 0`})
+	diffLines(t, messages(t, warns, dir), []string{`suppliers/acme.yaml:3: warning: allowed_ips[0]: ::/0 is open to every IPv6 address on the internet`})
+	if strings.Contains(err.Error(), "warning") {
+		t.Errorf("warnings leaked into the error: %v", err)
 	}
 }
 

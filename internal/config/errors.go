@@ -9,22 +9,30 @@ import (
 
 // Error is one problem in one configuration file. Line is 1-based; it is 0
 // only for problems that concern a file or directory as a whole (for
-// example one that cannot be read).
+// example one that cannot be read). A Warning is a risky but legal setting:
+// it is reported, and does not stop the tree from loading.
 type Error struct {
-	File string
-	Line int
-	Msg  string
+	File    string
+	Line    int
+	Msg     string
+	Warning bool
 }
 
+// Error formats e as "file:line: message", or "file:line: warning: message"
+// for a warning.
 func (e Error) Error() string {
-	if e.Line == 0 {
-		return e.File + ": " + e.Msg
+	msg := e.Msg
+	if e.Warning {
+		msg = "warning: " + msg
 	}
-	return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+	if e.Line == 0 {
+		return e.File + ": " + msg
+	}
+	return fmt.Sprintf("%s:%d: %s", e.File, e.Line, msg)
 }
 
-// Errors is every problem found in a configuration tree, sorted by file
-// and line, so that an operator can fix them all in one pass.
+// Errors is every problem (or every warning) found in a configuration tree,
+// sorted by file and line, so that an operator can fix them all in one pass.
 type Errors []Error
 
 func (es Errors) Error() string {

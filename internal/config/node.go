@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -21,12 +22,19 @@ type keySet map[string]keySet
 // checker walks the yaml.Node tree of one file and collects every problem
 // with its line, rather than stopping at the first as yaml.Unmarshal does.
 type checker struct {
-	file string
-	errs Errors
+	file  string
+	errs  Errors
+	warns Errors
 }
 
 func (c *checker) errorf(line int, format string, args ...any) {
 	c.errs = append(c.errs, Error{File: c.file, Line: line, Msg: fmt.Sprintf(format, args...)})
+}
+
+// warnf records a risky but legal setting, which `airlock validate` shows
+// without failing.
+func (c *checker) warnf(line int, format string, args ...any) {
+	c.warns = append(c.warns, Error{File: c.file, Line: line, Msg: fmt.Sprintf(format, args...), Warning: true})
 }
 
 // yamlLine matches the position prefix of yaml.v3 syntax errors.
@@ -214,6 +222,53 @@ func (c *checker) list(f field) (items []item, set bool) {
 		items = append(items, item{val: e.Value, line: e.Line, path: path})
 	}
 	return items, true
+}
+
+// integer returns the integer in f, or def when f is absent or null, and
+// reports a value outside [lo, hi] (hi < lo: no upper bound).
+func (c *checker) integer(f field, def, lo, hi int) int {
+	if !f.present() {
+		return def
+	}
+	n := resolve(f.val)
+	var v int
+	if n.Kind != yaml.ScalarNode || n.Tag != "!!int" || n.Decode(&v) != nil {
+		c.errorf(n.Line, "%s: expected a whole number, got %s", f.path, describe(n))
+		return def
+	}
+	switch {
+	case hi >= lo && (v < lo || v > hi):
+		c.errorf(n.Line, "%s must be from %d to %d, got %d", f.path, lo, hi, v)
+	case v < lo:
+		c.errorf(n.Line, "%s must be at least %d, got %d", f.path, lo, v)
+	default:
+		return v
+	}
+	return def
+}
+
+// duration returns the duration in f (see ParseDuration), or def when f is
+// absent or null. Zero is an error unless zeroOK.
+func (c *checker) duration(f field, def time.Duration, zeroOK bool) time.Duration {
+	if !f.present() {
+		return def
+	}
+	n := resolve(f.val)
+	// A bare 0 is an !!int; other bare numbers fail below for want of a unit.
+	if n.Kind != yaml.ScalarNode || n.Tag != "!!str" && n.Tag != "!!int" {
+		c.errorf(n.Line, "%s: %v, got %s", f.path, errNotDuration, describe(n))
+		return def
+	}
+	d, err := ParseDuration(n.Value)
+	switch {
+	case err != nil:
+		c.errorf(n.Line, "%s: %v", f.path, err)
+	case d == 0 && !zeroOK:
+		c.errorf(n.Line, "%s must be greater than 0", f.path)
+	default:
+		return d
+	}
+	return def
 }
 
 func resolve(n *yaml.Node) *yaml.Node {

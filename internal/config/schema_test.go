@@ -17,6 +17,8 @@ type schema struct {
 	AdditionalProperties *bool              `json:"additionalProperties"`
 	Pattern              string             `json:"pattern"`
 	Description          string             `json:"description"`
+	Items                *schema            `json:"items"`
+	OneOf                []*schema          `json:"oneOf"`
 }
 
 // TestSchemaMatchesLoader fails when a key the loader accepts is missing
@@ -49,6 +51,34 @@ func TestSchemaMatchesLoader(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSchemaSSHKeyMapping: the mapping form of an ssh_keys entry has the
+// keys the loader accepts.
+func TestSchemaSSHKeyMapping(t *testing.T) {
+	t.Parallel()
+	data, err := os.ReadFile("../../docs/schema/supplier.schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var root schema
+	if err := json.Unmarshal(data, &root); err != nil {
+		t.Fatal(err)
+	}
+	items := root.Properties["ssh_keys"].Items
+	if items == nil {
+		t.Fatal("ssh_keys has no items schema")
+	}
+	var found bool
+	for _, alt := range items.OneOf {
+		if slices.Contains(schemaTypes(alt), "object") {
+			found = true
+			compareKeys(t, &root, alt, "ssh_keys[].", sshKeyKeys)
+		}
+	}
+	if !found {
+		t.Error("ssh_keys items: no mapping form in oneOf")
 	}
 }
 

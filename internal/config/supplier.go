@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 	"gopkg.in/yaml.v3"
@@ -38,8 +39,29 @@ type Target struct {
 // AuthorizedKey is one public key a supplier may log in with.
 type AuthorizedKey struct {
 	Key         ssh.PublicKey
+	Type        string // the SSH key type, e.g. "ssh-ed25519", "ssh-rsa"
+	Bits        int    // RSA modulus size; 0 for other types
 	Comment     string
 	Fingerprint string // ssh.FingerprintSHA256
+	// Expires is the first instant the key is refused; zero means never.
+	// An expiry written as a date (2027-03-31) lets the key work until the
+	// end of that day in UTC: Expires is then the start of the next day.
+	Expires time.Time
+}
+
+// ExpiredAt reports whether the key is refused at t.
+func (k AuthorizedKey) ExpiredAt(t time.Time) bool {
+	return !k.Expires.IsZero() && !t.Before(k.Expires)
+}
+
+// ExpiryDate is the last day, in UTC, on which the key is accepted, as
+// YYYY-MM-DD: for "expires: 2027-03-31" it is "2027-03-31". It is "" for a
+// key that never expires.
+func (k AuthorizedKey) ExpiryDate() string {
+	if k.Expires.IsZero() {
+		return ""
+	}
+	return k.Expires.UTC().Add(-time.Nanosecond).Format(time.DateOnly)
 }
 
 // AllowsIP reports whether a is in one of s.AllowedIPs. IPv4 clients that
@@ -71,8 +93,16 @@ func (s *Supplier) Authorize(key ssh.PublicKey) (AuthorizedKey, bool) {
 // Suppliers is an immutable set of suppliers; share it freely between
 // goroutines.
 type Suppliers struct {
-	byName map[string]*Supplier
-	sorted []*Supplier
+	byName   map[string]*Supplier
+	sorted   []*Supplier
+	warnings Errors
+}
+
+// Warnings returns the risky but legal settings found in the supplier
+// files when they were loaded, sorted by file and line. Warnings that
+// depend on the date (a key about to expire) are as of the load.
+func (s *Suppliers) Warnings() Errors {
+	return slices.Clone(s.warnings)
 }
 
 // Lookup returns the supplier with the given name (the SFTP user name).
@@ -95,6 +125,12 @@ var nameSyntax = regexp.MustCompile(`^[a-z][a-z0-9_-]{1,31}$`)
 
 var targetKeys = keySet{"url": nil, "kms_key": nil}
 
+// sshKeyKeys is every key of the mapping form of an ssh_keys entry.
+var sshKeyKeys = keySet{"key": nil, "expires": nil}
+
+// expiryWarning is how far ahead validation warns about a key's expiry.
+const expiryWarning = 30 * 24 * time.Hour
+
 // supplierKeys is every key a supplier file accepts.
 var supplierKeys = keySet{
 	"name":        nil,
@@ -109,7 +145,7 @@ var supplierKeys = keySet{
 // root is the directory relative paths resolve against (the config root).
 // Errors name files by joining dir, as given, with the file name.
 func LoadSuppliers(dir, root string) (*Suppliers, error) {
-	s, errs := loadSuppliers(dir, root)
+	s, errs, _ := loadSuppliers(dir, root, time.Now())
 	if err := errs.orNil(); err != nil {
 		return nil, err
 	}
@@ -125,20 +161,21 @@ type parsedSupplier struct {
 	keyLines []int // line of each of SSHKeys
 }
 
-func loadSuppliers(dir, root string) (*Suppliers, Errors) {
+// loadSuppliers loads the supplier files, with warnings as of now.
+func loadSuppliers(dir, root string, now time.Time) (*Suppliers, Errors, Errors) {
 	absDir, err := filepath.Abs(dir)
 	if err != nil {
-		return nil, Errors{{File: dir, Msg: err.Error()}}
+		return nil, Errors{{File: dir, Msg: err.Error()}}, nil
 	}
 	absRoot, err := filepath.Abs(root)
 	if err != nil {
-		return nil, Errors{{File: dir, Msg: err.Error()}}
+		return nil, Errors{{File: dir, Msg: err.Error()}}, nil
 	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, Errors{{File: dir, Msg: "cannot read suppliers directory: " + pathErr(err)}}
+		return nil, Errors{{File: dir, Msg: "cannot read suppliers directory: " + pathErr(err)}}, nil
 	}
-	var errs Errors
+	var errs, warns Errors
 	var parsed []*parsedSupplier
 	for _, e := range entries { // sorted by name, so messages are stable
 		name := e.Name()
@@ -153,24 +190,26 @@ func loadSuppliers(dir, root string) (*Suppliers, Errors) {
 			continue
 		}
 		c := &checker{file: shown}
-		p := parseSupplier(c, data, strings.TrimSuffix(name, filepath.Ext(name)), absRoot)
+		p := parseSupplier(c, data, strings.TrimSuffix(name, filepath.Ext(name)), absRoot, now)
 		errs = append(errs, c.errs...)
+		warns = append(warns, c.warns...)
 		if p != nil {
 			p.File = filepath.Join(absDir, name)
 			parsed = append(parsed, p)
 		}
 	}
 	errs = append(errs, crossCheck(parsed)...)
+	warns.sort()
 	if len(errs) > 0 {
-		return nil, errs
+		return nil, errs, warns
 	}
-	set := &Suppliers{byName: make(map[string]*Supplier, len(parsed))}
+	set := &Suppliers{byName: make(map[string]*Supplier, len(parsed)), warnings: warns}
 	for _, p := range parsed {
 		set.byName[p.Name] = p.Supplier
 		set.sorted = append(set.sorted, p.Supplier)
 	}
 	slices.SortFunc(set.sorted, func(a, b *Supplier) int { return strings.Compare(a.Name, b.Name) })
-	return set, nil
+	return set, nil, warns
 }
 
 // crossCheck finds supplier names and SSH keys used in more than one file;
@@ -186,7 +225,7 @@ func crossCheck(parsed []*parsedSupplier) Errors {
 	for _, p := range parsed {
 		if p.Name != "" {
 			if first, dup := names[p.Name]; dup {
-				errs = append(errs, Error{p.shown, p.nameLine, fmt.Sprintf(
+				errs = append(errs, Error{File: p.shown, Line: p.nameLine, Msg: fmt.Sprintf(
 					"duplicate supplier name %q (also in %s:%d)", p.Name, first.p.shown, first.line)})
 			} else {
 				names[p.Name] = use{p, p.nameLine}
@@ -194,7 +233,7 @@ func crossCheck(parsed []*parsedSupplier) Errors {
 		}
 		for i, k := range p.SSHKeys {
 			if first, dup := keys[k.Fingerprint]; dup {
-				errs = append(errs, Error{p.shown, p.keyLines[i], fmt.Sprintf(
+				errs = append(errs, Error{File: p.shown, Line: p.keyLines[i], Msg: fmt.Sprintf(
 					"ssh key %s is also used in %s:%d", k.Fingerprint, first.p.shown, first.line)})
 			} else {
 				keys[k.Fingerprint] = use{p, p.keyLines[i]}
@@ -206,8 +245,9 @@ func crossCheck(parsed []*parsedSupplier) Errors {
 
 // parseSupplier validates one supplier file whose name without extension is
 // stem. It returns what could be read, even if incomplete, so that the
-// cross-file checks still run; nil means nothing could be read.
-func parseSupplier(c *checker, data []byte, stem, root string) *parsedSupplier {
+// cross-file checks still run; nil means nothing could be read. Warnings
+// about expiry are as of now.
+func parseSupplier(c *checker, data []byte, stem, root string, now time.Time) *parsedSupplier {
 	top := c.parse(data)
 	if top == nil {
 		return nil
@@ -241,21 +281,33 @@ func parseSupplier(c *checker, data []byte, stem, root string) *parsedSupplier {
 			c.errorf(it.line, "%s: %v", it.path, err)
 			continue
 		}
+		if w := broadPrefix(prefix); w != "" {
+			c.warnf(it.line, "%s: %s", it.path, w)
+		}
 		p.AllowedIPs = append(p.AllowedIPs, prefix)
 	}
 
-	for _, it := range c.nonEmptyList(self, doc, "ssh_keys") {
-		k, err := parseAuthorizedKey(it.val)
+	for _, e := range c.sshKeyEntries(self, doc) {
+		k, err := parseAuthorizedKey(e.key.val)
 		if err != nil {
-			c.errorf(it.line, "%s: %v", it.path, err)
+			c.errorf(e.key.line, "%s: %v", e.key.path, err)
 			continue
+		}
+		if e.expires.val != "" {
+			if k.Expires, err = parseExpiry(e.expires.val); err != nil {
+				c.errorf(e.expires.line, "%s: %v", e.expires.path, err)
+				continue
+			}
 		}
 		if i := slices.IndexFunc(p.SSHKeys, func(o AuthorizedKey) bool { return o.Fingerprint == k.Fingerprint }); i >= 0 {
-			c.errorf(it.line, "%s: duplicate ssh key %s (also at line %d)", it.path, k.Fingerprint, p.keyLines[i])
+			c.errorf(e.key.line, "%s: duplicate ssh key %s (also at line %d)", e.key.path, k.Fingerprint, p.keyLines[i])
 			continue
 		}
+		for _, w := range keyWarnings(k, now) {
+			c.warnf(e.key.line, "%s: %s", e.key.path, w)
+		}
 		p.SSHKeys = append(p.SSHKeys, k)
-		p.keyLines = append(p.keyLines, it.line)
+		p.keyLines = append(p.keyLines, e.key.line)
 	}
 
 	if f, ok := c.need(self, doc, "destination"); ok {
@@ -266,6 +318,121 @@ func parseSupplier(c *checker, data []byte, stem, root string) *parsedSupplier {
 		p.Egress = &t
 	}
 	return p
+}
+
+// sshKeyEntry is one entry of ssh_keys: the key line and, in the mapping
+// form, its expiry (val "" when there is none).
+type sshKeyEntry struct {
+	key, expires item
+}
+
+// sshKeyEntries returns the entries of ssh_keys, each either a string (the
+// key) or a mapping {key: "...", expires: "2027-03-31"}.
+func (c *checker) sshKeyEntries(parent field, fields map[string]field) []sshKeyEntry {
+	f, ok := c.need(parent, fields, "ssh_keys")
+	if !ok {
+		return nil
+	}
+	n := resolve(f.val)
+	if n.Kind != yaml.SequenceNode {
+		c.errorf(n.Line, "%s: expected a list, got %s", f.path, describe(n))
+		return nil
+	}
+	if len(n.Content) == 0 {
+		c.errorf(f.key.Line, "%s must list at least one entry", f.path)
+	}
+	var entries []sshKeyEntry
+	for i, e := range n.Content {
+		e = resolve(e)
+		path := fmt.Sprintf("%s[%d]", f.path, i)
+		switch {
+		case e.Kind == yaml.ScalarNode && e.Tag == "!!str":
+			entries = append(entries, sshKeyEntry{key: item{val: e.Value, line: e.Line, path: path}})
+		case e.Kind == yaml.MappingNode:
+			ef := field{val: e, path: path}
+			m := c.mapping(ef, sshKeyKeys)
+			key, ok := c.required(ef, m, "key")
+			if !ok {
+				continue
+			}
+			entry := sshKeyEntry{key: item{val: key, line: valLine(m["key"]), path: path}}
+			if x := m["expires"]; x.present() {
+				xn := resolve(x.val)
+				// Unquoted, 2027-03-31 is a YAML timestamp; its text is what counts.
+				if xn.Kind != yaml.ScalarNode || xn.Tag != "!!str" && xn.Tag != "!!timestamp" {
+					c.errorf(xn.Line, "%s: expected a date like 2027-03-31, got %s", x.path, describe(xn))
+					continue
+				}
+				entry.expires = item{val: xn.Value, line: xn.Line, path: x.path}
+			}
+			entries = append(entries, entry)
+		default:
+			c.errorf(e.Line, "%s: expected a key line, or a mapping with key and expires, got %s", path, describe(e))
+		}
+	}
+	return entries
+}
+
+// parseExpiry reads an expiry: a date (the key works until the end of that
+// day, UTC, so the result is the start of the next day) or an RFC 3339 time.
+func parseExpiry(s string) (time.Time, error) {
+	if d, err := time.Parse(time.DateOnly, s); err == nil {
+		return d.AddDate(0, 0, 1), nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t.UTC(), nil
+	}
+	return time.Time{}, fmt.Errorf("%q is neither a date like 2027-03-31 nor an RFC 3339 time like 2027-03-31T17:00:00Z", s)
+}
+
+// DaysLeft is the number of days from now until t, rounded up: 1 for a
+// key that expires later today. It is 0 or less once t has passed.
+func DaysLeft(t, now time.Time) int {
+	d := t.Sub(now)
+	if d <= 0 {
+		return 0
+	}
+	return int((d + 24*time.Hour - 1) / (24 * time.Hour))
+}
+
+// keyWarnings lists what is risky about a valid key as of now.
+func keyWarnings(k AuthorizedKey, now time.Time) []string {
+	var ws []string
+	switch {
+	case k.Type == ssh.KeyAlgoRSA && k.Bits < 3072:
+		ws = append(ws, fmt.Sprintf("RSA key %s has %d bits; 3072 or more are recommended (or use ssh-ed25519)", k.Fingerprint, k.Bits))
+	case k.Type == ssh.KeyAlgoECDSA256:
+		ws = append(ws, fmt.Sprintf("key %s is ECDSA P-256 (%s); prefer ssh-ed25519", k.Fingerprint, k.Type))
+	}
+	switch {
+	case k.ExpiredAt(now):
+		ws = append(ws, fmt.Sprintf("key %s expired on %s; it will be refused", k.Fingerprint, k.ExpiryDate()))
+	case !k.Expires.IsZero() && k.Expires.Sub(now) <= expiryWarning:
+		ws = append(ws, fmt.Sprintf("key %s expires on %s, in %s", k.Fingerprint, k.ExpiryDate(), plural(DaysLeft(k.Expires, now), "day")))
+	}
+	return ws
+}
+
+func plural(n int, unit string) string {
+	if n == 1 {
+		return "1 " + unit
+	}
+	return fmt.Sprintf("%d %ss", n, unit)
+}
+
+// broadPrefix describes why an allowed_ips prefix is risky, or is "".
+func broadPrefix(p netip.Prefix) string {
+	family, shortest := "IPv4", 8
+	if p.Addr().Is6() {
+		family, shortest = "IPv6", 16
+	}
+	switch {
+	case p.Bits() == 0:
+		return fmt.Sprintf("%s is open to every %s address on the internet", p, family)
+	case p.Bits() < shortest:
+		return fmt.Sprintf("%s is a very broad range (shorter than /%d for %s)", p, shortest, family)
+	}
+	return ""
 }
 
 // nonEmptyList returns the items of a required list that must not be [].
@@ -297,9 +464,19 @@ func (c *checker) target(f field, root string) Target {
 // parseAuthorizedKey parses one authorized_keys line without options.
 func parseAuthorizedKey(s string) (AuthorizedKey, error) {
 	s = strings.TrimSpace(s)
+	fields := strings.Fields(s)
 	switch {
 	case strings.Contains(s, "PRIVATE KEY"):
 		return AuthorizedKey{}, errors.New("this is a private key: paste the public key (the .pub file) instead, and replace this key pair, as it has been exposed")
+	case strings.HasPrefix(s, "PuTTY-User-Key-File"):
+		return AuthorizedKey{}, errors.New("this is a PuTTY private key (.ppk): paste the public key in OpenSSH format instead (PuTTYgen shows it as \"Public key for pasting into OpenSSH authorized_keys file\"), and replace this key pair, as it has been exposed")
+	case strings.HasPrefix(s, "---- BEGIN SSH2 PUBLIC KEY"):
+		return AuthorizedKey{}, errors.New("this is a public key in RFC 4716 (SSH2) format: convert it to one OpenSSH line with `ssh-keygen -i -f key.pub`")
+	case len(fields) > 0 && strings.HasPrefix(fields[0], "ssh-dss"),
+		len(fields) > 1 && strings.HasPrefix(fields[1], "ssh-dss"): // after options
+		// Checked before parsing: x/crypto no longer parses DSA keys, and
+		// would only say the line is not a key.
+		return AuthorizedKey{}, errors.New("DSA keys are not accepted: ssh-dss is limited to 1024 bits and no longer supported by OpenSSH; generate an ed25519 key (ssh-keygen -t ed25519) and paste its .pub")
 	case strings.ContainsAny(s, "\r\n"):
 		// ParseAuthorizedKey would silently skip lines it cannot parse.
 		return AuthorizedKey{}, errors.New("must be a single line with one key")
@@ -311,19 +488,15 @@ func parseAuthorizedKey(s string) (AuthorizedKey, error) {
 	if len(options) > 0 {
 		return AuthorizedKey{}, fmt.Errorf("authorized_keys options are not supported (%s); give only the key", strings.Join(options, ","))
 	}
-	if err := checkKeyStrength(key); err != nil {
-		return AuthorizedKey{}, err
-	}
-	return AuthorizedKey{Key: key, Comment: comment, Fingerprint: ssh.FingerprintSHA256(key)}, nil
-}
-
-// checkKeyStrength rejects RSA keys shorter than 2048 bits, which are weak
-// enough to factor. (DSA keys no longer parse at all.)
-func checkKeyStrength(key ssh.PublicKey) error {
+	k := AuthorizedKey{Key: key, Type: key.Type(), Comment: comment, Fingerprint: ssh.FingerprintSHA256(key)}
 	if ck, ok := key.(ssh.CryptoPublicKey); ok {
-		if rk, ok := ck.CryptoPublicKey().(*rsa.PublicKey); ok && rk.N.BitLen() < 2048 {
-			return fmt.Errorf("RSA key has %d bits; at least 2048 are required", rk.N.BitLen())
+		if rk, ok := ck.CryptoPublicKey().(*rsa.PublicKey); ok {
+			k.Bits = rk.N.BitLen()
 		}
 	}
-	return nil
+	// RSA keys shorter than 2048 bits are weak enough to factor.
+	if k.Type == ssh.KeyAlgoRSA && k.Bits < 2048 {
+		return AuthorizedKey{}, fmt.Errorf("RSA key has %d bits; at least 2048 are required", k.Bits)
+	}
+	return k, nil
 }

@@ -4,8 +4,10 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 )
@@ -149,8 +151,38 @@ func TestSupplierRules(t *testing.T) {
 				`suppliers/acme.yaml:10: ssh_keys[2]: authorized_keys options are not supported (from="10.0.0.1",no-pty); give only the key`,
 				`suppliers/acme.yaml:11: ssh_keys[3]: must be a single line with one key`,
 				`suppliers/acme.yaml:14: ssh_keys[4]: RSA key has 1024 bits; at least 2048 are required`,
-				`suppliers/acme.yaml:15: ssh_keys[5]: not a valid SSH public key: ssh: no key found; last parsing error for ignored line: illegal base64 data at input byte 0`,
+				`suppliers/acme.yaml:15: ssh_keys[5]: DSA keys are not accepted: ssh-dss is limited to 1024 bits and no longer supported by OpenSSH; generate an ed25519 key (ssh-keygen -t ed25519) and paste its .pub`,
 				`suppliers/acme.yaml:18: ssh_keys[8]: duplicate ssh key ` + edFingerprint + ` (also at line 17)`,
+			},
+		},
+		{
+			name: "more key mistakes",
+			files: map[string]string{"acme.yaml": edit(acmeYAML, `ssh_keys: ["`+edKey+`"]`,
+				"ssh_keys:\n"+
+					"  - no-pty ssh-dss AAAAB3NzaC1kc3MAAAABFwAAAAELAAAAAQQAAAABCA== old dsa\n"+ // 5
+					"  - |\n"+ // 6
+					"    PuTTY-User-Key-File-3: ssh-ed25519\n"+
+					"    Encryption: none\n"+
+					"  - |\n"+ // 9
+					"    ---- BEGIN SSH2 PUBLIC KEY ----\n"+
+					"    AAAAC3NzaC1lZDI1NTE5AAAAIDr5tW0lT06rzWs+t3WxQuXYObh8M7xGzlw1GmLBMTTT\n"+
+					"    ---- END SSH2 PUBLIC KEY ----\n"+
+					"  - 42\n"+ // 13
+					"  - [a, b]\n"+ // 14
+					"  - {expires: 2027-03-31}\n"+ // 15
+					"  - {key: \""+edKey+"\", expires: 31/03/2027}\n"+ // 16
+					"  - {key: \""+edKey+"\", expires: [2027]}\n"+ // 17
+					"  - {key: \""+edKey+"\", expiry: 2027-03-31}\n")}, // 18
+			want: []string{
+				`suppliers/acme.yaml:5: ssh_keys[0]: DSA keys are not accepted: ssh-dss is limited to 1024 bits and no longer supported by OpenSSH; generate an ed25519 key (ssh-keygen -t ed25519) and paste its .pub`,
+				`suppliers/acme.yaml:6: ssh_keys[1]: this is a PuTTY private key (.ppk): paste the public key in OpenSSH format instead (PuTTYgen shows it as "Public key for pasting into OpenSSH authorized_keys file"), and replace this key pair, as it has been exposed`,
+				"suppliers/acme.yaml:9: ssh_keys[2]: this is a public key in RFC 4716 (SSH2) format: convert it to one OpenSSH line with `ssh-keygen -i -f key.pub`",
+				`suppliers/acme.yaml:13: ssh_keys[3]: expected a key line, or a mapping with key and expires, got a number`,
+				`suppliers/acme.yaml:14: ssh_keys[4]: expected a key line, or a mapping with key and expires, got a list`,
+				`suppliers/acme.yaml:15: missing required key "key"`,
+				`suppliers/acme.yaml:16: ssh_keys[6].expires: "31/03/2027" is neither a date like 2027-03-31 nor an RFC 3339 time like 2027-03-31T17:00:00Z`,
+				`suppliers/acme.yaml:17: ssh_keys[7].expires: expected a date like 2027-03-31, got a list`,
+				`suppliers/acme.yaml:18: unknown key "expiry" (did you mean "expires"?)`,
 			},
 		},
 		{
@@ -197,6 +229,147 @@ func TestSupplierRules(t *testing.T) {
 			_, err := Load(filepath.Join(dir, "airlock.yaml"))
 			diffLines(t, messages(t, err, dir), tt.want)
 		})
+	}
+}
+
+// More public keys, generated with ssh-keygen for these tests.
+const (
+	rsa2048Key         = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQCm+xeKV1S7mKl5x9Ts8EH1ikIvKVlzOjh10UjdBZEssLEcdmRSMaMGmlZ3QyMt1GA/xpDYhlwEHw/ocZU1yU6uDoxk6I24yISqvctYbeAI91jxIHCq3suw9usveYyMyZ00qOdR8vZf7GCyIgZn6oQoG7r43dAuKOowKyP8FlCQPVae3npWn69X1ux0JkKa5ipBdVJPmWujuKwnKUHeMrVPvrOz1IJjuMMhFSa+32gxg+Wmr3QvRuzZSmgDqQnPHH7KnKuCmLSJV7UP/ZA70+75XzQaPKONDZE6iX5wJuYyM9hG+ZCn4bs7CPhNcuNe+wwr6xTO6K7XXEflR0TCEfT1 acme 2048"
+	rsa2048Fingerprint = "SHA256:kIBrvygKOVcd4wT39HNE/D5o/Iyo7O00GgkumfqArf4"
+	spareKey           = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBQjhbCjzbCYPtSQnqmAPGekhcENiaIkavO9zyiuOWXL acme spare"
+	spareFingerprint   = "SHA256:Jc8mCbAec0InxaJdatVd+VmBAMHNCcM8k2HMGsxnhHc"
+)
+
+// TestSupplierWarnings: risky but legal settings load, with a warning at
+// their line; expiry warnings are as of the load.
+func TestSupplierWarnings(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2027, 3, 1, 12, 0, 0, 0, time.UTC)
+	ecdsaFingerprint := mustKey(t, ecdsaKey).Fingerprint
+	yaml := edit(edit(acmeYAML, `allowed_ips: ["203.0.113.0/24"]`,
+		"allowed_ips:\n"+
+			"  - 0.0.0.0/0\n"+ // 4
+			"  - ::ffff:0.0.0.0/96\n"+ // 5: the same, IPv4-mapped
+			"  - 10.0.0.0/7\n"+ // 6
+			"  - 10.0.0.0/8\n"+ // 7: fine
+			"  - ::/0\n"+ // 8
+			"  - 2000::/3\n"+ // 9
+			"  - 2001:db8::/32"), // 10: fine
+		`ssh_keys: ["`+edKey+`"]`,
+		"ssh_keys:\n"+
+			"  - \""+rsa2048Key+"\"\n"+ // 12
+			"  - \""+ecdsaKey+"\"\n"+ // 13
+			"  - \""+rsaKey+"\"\n"+ // 14: fine
+			"  - key: \""+edKey+"\"\n"+ // 15
+			"    expires: 2027-03-10\n"+
+			"  - key: \""+globexKey+"\"\n"+ // 17
+			"    expires: \"2027-02-28T23:59:59Z\"\n"+
+			"  - {key: \""+spareKey+"\", expires: 2027-05-01}") // 19: fine, beyond 30 days
+	dir := writeTree(t, map[string]string{"suppliers/acme.yaml": yaml})
+	s, errs, warns := loadSuppliers(filepath.Join(dir, "suppliers"), dir, now)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	want := []string{
+		`suppliers/acme.yaml:4: warning: allowed_ips[0]: 0.0.0.0/0 is open to every IPv4 address on the internet`,
+		`suppliers/acme.yaml:5: warning: allowed_ips[1]: 0.0.0.0/0 is open to every IPv4 address on the internet`,
+		`suppliers/acme.yaml:6: warning: allowed_ips[2]: 10.0.0.0/7 is a very broad range (shorter than /8 for IPv4)`,
+		`suppliers/acme.yaml:8: warning: allowed_ips[4]: ::/0 is open to every IPv6 address on the internet`,
+		`suppliers/acme.yaml:9: warning: allowed_ips[5]: 2000::/3 is a very broad range (shorter than /16 for IPv6)`,
+		`suppliers/acme.yaml:12: warning: ssh_keys[0]: RSA key ` + rsa2048Fingerprint + ` has 2048 bits; 3072 or more are recommended (or use ssh-ed25519)`,
+		`suppliers/acme.yaml:13: warning: ssh_keys[1]: key ` + ecdsaFingerprint + ` is ECDSA P-256 (ecdsa-sha2-nistp256); prefer ssh-ed25519`,
+		`suppliers/acme.yaml:15: warning: ssh_keys[3]: key ` + edFingerprint + ` expires on 2027-03-10, in 10 days`,
+		`suppliers/acme.yaml:17: warning: ssh_keys[4]: key ` + globexFingerprint + ` expired on 2027-02-28; it will be refused`,
+	}
+	diffLines(t, messages(t, warns, dir), want)
+	diffLines(t, messages(t, s.Warnings(), dir), want)
+
+	// A warning does not stop the supplier from loading, nor the keys.
+	acme, _ := s.Lookup("acme")
+	if len(acme.SSHKeys) != 6 || len(acme.AllowedIPs) != 7 {
+		t.Errorf("acme has %d keys and %d prefixes", len(acme.SSHKeys), len(acme.AllowedIPs))
+	}
+}
+
+func mustKey(t *testing.T, line string) AuthorizedKey {
+	t.Helper()
+	k, err := parseAuthorizedKey(line)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// TestKeyDetails: the type, size and expiry of each key as loaded.
+func TestKeyDetails(t *testing.T) {
+	t.Parallel()
+	yaml := edit(acmeYAML, `ssh_keys: ["`+edKey+`"]`,
+		"ssh_keys:\n"+
+			"  - \""+rsaKey+"\"\n"+
+			"  - {key: \""+edKey+"\", expires: 2027-03-31}\n"+
+			"  - {key: \""+ecdsaKey+"\", expires: \"2027-03-31T17:00:00+02:00\"}\n"+
+			"  - {key: \""+rsa2048Key+"\", expires: 2027-04-01T00:00:00Z}\n"+
+			"  - key: \""+spareKey+"\"\n"+
+			"    expires:\n")
+	dir := writeTree(t, map[string]string{"suppliers/acme.yaml": yaml})
+	s, err := LoadSuppliers(filepath.Join(dir, "suppliers"), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acme, _ := s.Lookup("acme")
+	type row struct {
+		Type, Comment string
+		Bits          int
+		Expires       time.Time
+		Date          string
+	}
+	var got []row
+	for _, k := range acme.SSHKeys {
+		got = append(got, row{k.Type, k.Comment, k.Bits, k.Expires, k.ExpiryDate()})
+	}
+	endOfMarch := time.Date(2027, 4, 1, 0, 0, 0, 0, time.UTC)
+	want := []row{
+		{"ssh-rsa", "acme build server", 3072, time.Time{}, ""},
+		{"ssh-ed25519", "acme laptop", 0, endOfMarch, "2027-03-31"},
+		{"ecdsa-sha2-nistp256", "ecdsa", 0, time.Date(2027, 3, 31, 15, 0, 0, 0, time.UTC), "2027-03-31"},
+		{"ssh-rsa", "acme 2048", 2048, endOfMarch, "2027-03-31"},
+		{"ssh-ed25519", "acme spare", 0, time.Time{}, ""},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("keys:\n got %+v\nwant %+v", got, want)
+	}
+
+	k := acme.SSHKeys[1]
+	for _, tt := range []struct {
+		at   time.Time
+		want bool
+	}{
+		{endOfMarch.Add(-time.Nanosecond), false}, // the last instant of 2027-03-31
+		{endOfMarch, true},
+		{endOfMarch.AddDate(1, 0, 0), true},
+		{time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC), false},
+	} {
+		if got := k.ExpiredAt(tt.at); got != tt.want {
+			t.Errorf("ExpiredAt(%s) = %v, want %v", tt.at, got, tt.want)
+		}
+	}
+	if acme.SSHKeys[0].ExpiredAt(time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)) {
+		t.Error("a key without expiry expired")
+	}
+}
+
+func TestDaysLeft(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2027, 3, 1, 12, 0, 0, 0, time.UTC)
+	for _, tt := range []struct {
+		until time.Duration
+		want  int
+	}{
+		{-time.Hour, 0}, {0, 0}, {time.Second, 1}, {24 * time.Hour, 1}, {24*time.Hour + time.Second, 2}, {30 * 24 * time.Hour, 30},
+	} {
+		if got := DaysLeft(now.Add(tt.until), now); got != tt.want {
+			t.Errorf("DaysLeft(now+%v) = %d, want %d", tt.until, got, tt.want)
+		}
 	}
 }
 
@@ -309,6 +482,8 @@ func FuzzLoadSupplier(f *testing.F) {
 		edit(acmeYAML, "name: acme", "name: fuzz"),
 		edit(acmeYAML, "name: acme", "name: fuzz") + "egress:\n  url: s3://e/x\n  kms_key: k\n",
 		"name: &n fuzz\nemail: *n\n",
+		edit(edit(acmeYAML, "name: acme", "name: fuzz"), `ssh_keys: ["`+edKey+`"]`, "ssh_keys:\n  - {key: \""+globexKey+"\", expires: 2027-03-31}"),
+		"ssh_keys:\n  - key: ssh-dss AAAA\n    expires: \"2027-03-31T17:00:00Z\"\n  - 7\n",
 		"allowed_ips: [1.2.3.4/33, ::1]\nssh_keys: [\"ssh-rsa AAAA\"]\n",
 		"- a\n- b\n",
 		"{",
