@@ -13,22 +13,38 @@ func newValidateCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "validate",
 		Short: "Check airlock.yaml and every supplier file; print each problem as file:line: message",
-		Args:  cobra.NoArgs,
+		Long: "Check airlock.yaml and every supplier file. Errors are printed as file:line: message, then\n" +
+			"warnings (risky but legal settings) as file:line: warning: message. The exit status is 1\n" +
+			"if there is any error; warnings alone do not fail.",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := config.Load(g.configPath)
+			cfg, warnings, err := config.Check(g.configPath)
 			var errs config.Errors
-			if errors.As(err, &errs) {
-				for _, e := range errs {
-					fmt.Fprintln(cmd.ErrOrStderr(), e.Error())
-				}
-				fmt.Fprintf(cmd.ErrOrStderr(), "%d problem(s) found\n", len(errs))
-				return exitError{code: 1}
-			}
-			if err != nil {
+			if err != nil && !errors.As(err, &errs) {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (%d suppliers)\n", g.configPath, cfg.Suppliers.Len())
+			stderr := cmd.ErrOrStderr()
+			for _, e := range errs {
+				fmt.Fprintln(stderr, e.Error())
+			}
+			for _, w := range warnings {
+				fmt.Fprintln(stderr, w.Error())
+			}
+			if len(errs) > 0 {
+				fmt.Fprintf(stderr, "%s, %s found\n", count(len(errs), "error"), count(len(warnings), "warning"))
+				return exitError{code: 1}
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (%s, %s)\n", g.configPath,
+				count(cfg.Suppliers.Len(), "supplier"), count(len(warnings), "warning"))
 			return nil
 		},
 	}
+}
+
+// count formats n with unit, in the plural unless n is 1.
+func count(n int, unit string) string {
+	if n == 1 {
+		return "1 " + unit
+	}
+	return fmt.Sprintf("%d %ss", n, unit)
 }
