@@ -26,6 +26,7 @@ const (
 	reasonUnknownUser  = "unknown-user"
 	reasonIPNotAllowed = "ip-not-allowed"
 	reasonKeyRejected  = "key-not-authorized"
+	reasonKeyExpired   = "key-expired"
 )
 
 // sshConfig lists modern algorithms only: no SHA-1, no CBC, no non-ETM MACs.
@@ -53,7 +54,7 @@ func (s *Server) sshConfig(signers []ssh.Signer) *ssh.ServerConfig {
 			ssh.KeyAlgoECDSA521,
 		},
 		ServerVersion: "SSH-2.0-airlock",
-		MaxAuthTries:  6,
+		MaxAuthTries:  s.maxAuthTries,
 	}
 	for _, signer := range signers {
 		cfg.AddHostKey(signer)
@@ -76,6 +77,9 @@ func (s *Server) connConfig(ctx context.Context, connID string, log *slog.Logger
 		ak, ok := supplier.Authorize(key)
 		if !ok {
 			return nil, &authError{reason: reasonKeyRejected}
+		}
+		if ak.ExpiredAt(s.now()) {
+			return nil, &authError{reason: reasonKeyExpired}
 		}
 		return &ssh.Permissions{Extensions: map[string]string{extFingerprint: ak.Fingerprint}}, nil
 	}
@@ -116,4 +120,10 @@ func (s *Server) logAuth(ctx context.Context, meta ssh.ConnMetadata, connID stri
 	ev.Kind = "auth.fail"
 	ev.Detail["reason"] = reason
 	s.audit(ctx, ev)
+	if addr := remoteIP(meta.RemoteAddr()); s.admission.failed(addr) {
+		log.Warn("address banned for too many failed logins", "for", s.admission.banFor)
+		s.metrics.bans.Inc()
+		s.audit(ctx, ledger.Event{Kind: "ip.banned", Actor: "system", RemoteIP: ip, ConnID: connID,
+			Detail: map[string]string{"reason": "too many failed logins", "duration": s.admission.banFor.String()}})
+	}
 }

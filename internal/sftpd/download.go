@@ -30,8 +30,12 @@ func (s *session) listDownload(rel string) ([]os.FileInfo, error) {
 		return nil, err
 	}
 	if len(entries) == 0 && rel != "/" {
-		if _, err := s.statDownload(rel); err != nil {
+		fi, err := s.statDownload(rel)
+		if err != nil {
 			return nil, err
+		}
+		if !fi.IsDir() {
+			return nil, fmt.Errorf("not a directory: %w", ErrNotFound)
 		}
 	}
 	infos := make([]os.FileInfo, 0, len(entries))

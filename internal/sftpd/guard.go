@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync/atomic"
+	"time"
 )
 
 // escapeMarker replaces, inside a request, any path that climbs above the
@@ -46,10 +48,18 @@ type pathGuard struct {
 	out     []byte // rewritten packet not yet handed to the reader
 	passing int    // bytes of the current packet left to stream through
 	hdr     [5]byte
-	escapes int // escape attempts seen, for the session's log
+	last    atomic.Int64 // UnixNano of the last request, for the idle timeout
+	escapes int          // escape attempts rewritten, for the session's log
 }
 
-func newPathGuard(ch io.ReadWriteCloser) *pathGuard { return &pathGuard{ReadWriteCloser: ch} }
+func newPathGuard(ch io.ReadWriteCloser) *pathGuard {
+	g := &pathGuard{ReadWriteCloser: ch}
+	g.last.Store(time.Now().UnixNano())
+	return g
+}
+
+// lastRequest is when the last request began to arrive.
+func (g *pathGuard) lastRequest() time.Time { return time.Unix(0, g.last.Load()) }
 
 func (g *pathGuard) Read(p []byte) (int, error) {
 	if len(g.out) > 0 {
@@ -65,6 +75,7 @@ func (g *pathGuard) Read(p []byte) (int, error) {
 	if _, err := io.ReadFull(g.ReadWriteCloser, g.hdr[:]); err != nil {
 		return 0, err
 	}
+	g.last.Store(time.Now().UnixNano())
 	length := int(binary.BigEndian.Uint32(g.hdr[:4]))
 	if length < 1 || length > maxPacket {
 		return 0, fmt.Errorf("sftp packet of %d bytes refused", length)
@@ -100,6 +111,9 @@ func carriesPath(t byte) bool {
 // A packet it cannot parse is returned unchanged for the SFTP library to
 // reject.
 func rewriteEscapes(pkt []byte) ([]byte, bool) {
+	if len(pkt) < 9 { // too short for a request id
+		return pkt, false
+	}
 	body := pkt[9:] // length, type, request id
 	paths := 1
 	switch pkt[4] {

@@ -51,17 +51,30 @@ func generateHostKey(p string) ([]byte, error) {
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return nil, err
 	}
-	// O_EXCL: two nodes starting at once must not overwrite each other's key.
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, fs.ErrExist) {
-		return os.ReadFile(p)
-	}
+	// The key is written in full under a temporary name and then linked
+	// into place: linking fails if the name exists, so of two nodes
+	// starting at once one wins and the other reads the winner's complete
+	// key, never a half-written one.
+	tmp, err := os.CreateTemp(filepath.Dir(p), ".hostkey-*")
 	if err != nil {
 		return nil, err
 	}
-	if _, err := f.Write(pemBytes); err != nil {
-		f.Close()
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(pemBytes); err != nil {
+		tmp.Close()
 		return nil, err
 	}
-	return pemBytes, f.Close()
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return nil, err
+	}
+	if err := tmp.Close(); err != nil {
+		return nil, err
+	}
+	if err := os.Link(tmp.Name(), p); errors.Is(err, fs.ErrExist) {
+		return os.ReadFile(p)
+	} else if err != nil {
+		return nil, err
+	}
+	return pemBytes, nil
 }

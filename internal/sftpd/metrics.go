@@ -4,13 +4,15 @@ import "github.com/prometheus/client_golang/prometheus"
 
 // Metrics are the SFTP server's Prometheus collectors.
 type Metrics struct {
-	connections   prometheus.Counter
-	sessions      prometheus.Gauge
-	uploadBytes   prometheus.Counter
-	downloadBytes prometheus.Counter
-	uploads       *prometheus.CounterVec
-	authFailures  *prometheus.CounterVec
-	refused       *prometheus.CounterVec
+	connections        prometheus.Counter
+	connectionsRefused *prometheus.CounterVec
+	bans               prometheus.Counter
+	sessions           prometheus.Gauge
+	uploadBytes        prometheus.Counter
+	downloadBytes      prometheus.Counter
+	uploads            *prometheus.CounterVec
+	authFailures       *prometheus.CounterVec
+	refused            *prometheus.CounterVec
 }
 
 // NewMetrics registers the collectors with reg.
@@ -18,6 +20,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		connections: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "airlock_sftp_connections_total", Help: "TCP connections accepted on the SFTP port.",
+		}),
+		connectionsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "airlock_sftp_connections_refused_total", Help: "Connections dropped before login by reason (banned, caps, handshake timeout).",
+		}, []string{"reason"}),
+		bans: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "airlock_sftp_bans_total", Help: "Addresses banned for too many failed logins.",
 		}),
 		sessions: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "airlock_sftp_sessions", Help: "Authenticated SFTP connections open now.",
@@ -38,6 +46,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "airlock_sftp_requests_refused_total", Help: "Refused SFTP requests by reason.",
 		}, []string{"reason"}),
 	}
-	reg.MustRegister(m.connections, m.sessions, m.uploadBytes, m.downloadBytes, m.uploads, m.authFailures, m.refused)
+	reg.MustRegister(m.connections, m.connectionsRefused, m.bans, m.sessions, m.uploadBytes, m.downloadBytes, m.uploads, m.authFailures, m.refused)
 	return m
 }

@@ -69,6 +69,9 @@ func (w *reorderWindow) WriteAt(ctx context.Context, p []byte, off int64) (int, 
 			return 0, err
 		}
 	}
+	if off < w.next { // the stream overtook this write while it waited
+		return 0, w.fail(fmt.Errorf("%w: offset %d rewrites bytes already received (%d so far)", ErrNotSequential, off, w.next))
+	}
 	if off > w.next {
 		if _, dup := w.ahead[off]; dup {
 			return 0, w.fail(fmt.Errorf("%w: offset %d written twice", ErrNotSequential, off))
@@ -113,16 +116,19 @@ func (w *reorderWindow) waitLocked(ctx context.Context) error {
 	w.mu.Unlock()
 	timer := time.NewTimer(w.stall)
 	defer timer.Stop()
-	var err error
+	var err, stalled error
 	select {
 	case <-changed:
 	case <-ctx.Done():
 		err = ctx.Err()
 	case <-timer.C:
-		err = fmt.Errorf("%w: no data arrived for offset %d within %s", ErrNotSequential, w.next, w.stall)
+		stalled = ErrNotSequential
 	}
 	w.mu.Lock()
-	if err != nil {
+	switch {
+	case stalled != nil:
+		return w.fail(fmt.Errorf("%w: no data arrived for offset %d within %s", stalled, w.next, w.stall))
+	case err != nil:
 		return w.fail(err)
 	}
 	return w.err

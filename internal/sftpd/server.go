@@ -49,9 +49,6 @@ type Options struct {
 	// gap before the upload fails (default 30 s).
 	ReorderWindow int
 	ReorderStall  time.Duration
-	// HandshakeTimeout drops connections that do not finish the SSH
-	// handshake and authentication in time (default 30 s).
-	HandshakeTimeout time.Duration
 }
 
 // Server accepts SFTP connections.
@@ -69,6 +66,11 @@ type Server struct {
 	reorderWindow    int
 	reorderStall     time.Duration
 	handshakeTimeout time.Duration
+	idleTimeout      time.Duration
+	keepalive        time.Duration
+	maxAuthTries     int
+	now              func() time.Time
+	admission        *admission
 
 	dirs    dirSet
 	egress  storeCache
@@ -82,6 +84,7 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	sc := opts.Config.SFTP
 	s := &Server{
 		suppliers:        opts.Suppliers,
 		ledger:           opts.Ledger,
@@ -93,8 +96,14 @@ func New(opts Options) (*Server, error) {
 		tempPatterns:     opts.Config.SFTP.TempPatterns,
 		reorderWindow:    cmpOr(opts.ReorderWindow, 4<<20),
 		reorderStall:     cmpOr(opts.ReorderStall, 30*time.Second),
-		handshakeTimeout: cmpOr(opts.HandshakeTimeout, 30*time.Second),
-		closing:          make(chan struct{}),
+		handshakeTimeout: cmpOr(sc.HandshakeTimeout, 30*time.Second),
+		idleTimeout:      cmpOr(sc.IdleTimeout, 15*time.Minute),
+		keepalive:        sc.KeepaliveInterval,
+		maxAuthTries:     cmpOr(sc.MaxAuthTries, 6),
+		now:              time.Now,
+		admission: newAdmission(sc.Ban.Threshold, cmpOr(sc.Ban.Window, 10*time.Minute), cmpOr(sc.Ban.Duration, 15*time.Minute),
+			cmpOr(sc.MaxConnectionsPerIP, 20), cmpOr(sc.MaxUnauthenticated, 64)),
+		closing: make(chan struct{}),
 	}
 	s.cfg = s.sshConfig(signers)
 	return s, nil
@@ -172,16 +181,30 @@ func (s *Server) RecoverInterrupted(ctx context.Context) error {
 }
 
 func (s *Server) handleConn(ctx context.Context, nc net.Conn) {
+	defer nc.Close()
 	connID := rand.Text()[:12]
 	remote := remoteIP(nc.RemoteAddr())
 	log := s.log.With("conn_id", connID, "remote_ip", remote.String())
-	defer nc.Close()
 	s.metrics.connections.Inc()
+	if reason, ok := s.admission.admit(remote); !ok {
+		// Not audited: a banned address could otherwise flood the ledger.
+		log.Warn("connection refused", "reason", reason)
+		s.metrics.connectionsRefused.WithLabelValues(reason).Inc()
+		return
+	}
+	defer s.admission.release(remote)
 	s.audit(ctx, ledger.Event{Kind: "connect", Actor: "anonymous", RemoteIP: remote.String(), ConnID: connID})
 
-	_ = nc.SetDeadline(time.Now().Add(s.handshakeTimeout))
+	_ = nc.SetDeadline(s.now().Add(s.handshakeTimeout))
 	sconn, chans, reqs, err := ssh.NewServerConn(nc, s.connConfig(ctx, connID, log))
+	s.admission.authenticated()
 	if err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			log.Warn("connection dropped", "reason", reasonHandshakeTimedOut, "after", s.handshakeTimeout)
+			s.metrics.connectionsRefused.WithLabelValues(reasonHandshakeTimedOut).Inc()
+			return
+		}
 		log.Info("connection closed before login", "err", err)
 		return
 	}
@@ -209,6 +232,9 @@ func (s *Server) handleConn(ctx context.Context, nc net.Conn) {
 		sconn.Close()
 	}()
 	go ssh.DiscardRequests(reqs)
+	if s.keepalive > 0 {
+		go s.keepAlive(connCtx, sconn, log)
+	}
 
 	var sessions sync.WaitGroup
 	for nch := range chans {
@@ -235,10 +261,45 @@ func (s *Server) handleConn(ctx context.Context, nc net.Conn) {
 	log.Info("connection closed")
 }
 
+// keepAlive probes the client every interval and closes a connection whose
+// peer stopped answering, so dead sessions do not hold their uploads open.
+func (s *Server) keepAlive(ctx context.Context, conn ssh.Conn, log *slog.Logger) {
+	t := time.NewTicker(s.keepalive)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		answered := make(chan error, 1)
+		go func() {
+			_, _, err := conn.SendRequest("keepalive@openssh.com", true, nil)
+			answered <- err
+		}()
+		select {
+		case <-ctx.Done():
+			return
+		case err := <-answered:
+			if err == nil {
+				continue
+			}
+		case <-time.After(3 * s.keepalive):
+		}
+		log.Warn("client stopped answering keepalives; closing")
+		conn.Close()
+		return
+	}
+}
+
 // serveChannel answers a session channel's requests: the sftp subsystem is
 // served, anything else (shell, exec, pty, forwarding) is refused.
 func (s *Server) serveChannel(ctx context.Context, ch ssh.Channel, reqs <-chan *ssh.Request, sess *session) {
 	defer ch.Close()
+	// The subsystem's bookkeeping (settling cut-off uploads) must finish
+	// before the connection counts as closed.
+	var serving sync.WaitGroup
+	defer serving.Wait()
 	started := false
 	for req := range reqs {
 		ok := !started && req.Type == "subsystem" && subsystemName(req.Payload) == "sftp"
@@ -255,25 +316,51 @@ func (s *Server) serveChannel(ctx context.Context, ch ssh.Channel, reqs <-chan *
 			continue
 		}
 		started = true
-		go func() {
-			// Requests after the subsystem starts are refused by the loop.
+		// Requests after the subsystem starts are refused by the loop.
+		serving.Go(func() {
 			sess.serve(ctx, ch)
 			ch.Close()
-		}()
+		})
 	}
 }
 
 func (sess *session) serve(ctx context.Context, ch ssh.Channel) {
 	guard := newPathGuard(ch)
 	srv := sftp.NewRequestServer(guard, sess.handlers())
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	go func() {
-		<-ctx.Done()
+		sess.closeWhenIdle(ctx, guard)
 		srv.Close()
 	}()
 	if err := srv.Serve(); err != nil && !errors.Is(err, io.EOF) {
 		sess.log.Debug("sftp session ended", "err", err)
 	}
+	if guard.escapes > 0 {
+		sess.log.Warn("session tried to leave its home directory", "attempts", guard.escapes)
+	}
 	sess.releaseHeld()
+}
+
+// closeWhenIdle returns when ctx ends or no SFTP request has arrived for
+// the idle timeout. An upload in progress is traffic, so it never idles out.
+func (sess *session) closeWhenIdle(ctx context.Context, guard *pathGuard) {
+	timeout := sess.srv.idleTimeout
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		idle := time.Since(guard.lastRequest())
+		if idle >= timeout {
+			sess.log.Info("closing idle session", "idle", idle.Round(time.Second))
+			return
+		}
+		t.Reset(timeout - idle)
+	}
 }
 
 func subsystemName(payload []byte) string {

@@ -318,6 +318,9 @@ func (s *session) mkdir(p string) error {
 }
 
 func (s *session) rmdir(p string) error {
+	if p == "/" {
+		return ErrReadOnly
+	}
 	tree, err := s.tree()
 	if err != nil {
 		return err
