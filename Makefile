@@ -10,7 +10,7 @@ export PATH := $(GOBIN):$(PATH)
 UNIT_PKGS := ./cmd/... ./internal/...
 RACE_PKGS := ./internal/sftpd/... ./internal/ledger/... ./internal/config/... ./internal/storage/...
 
-.PHONY: all build run test peers vet fmt-check unit integration clean
+.PHONY: all build run test peers vet fmt-check unit integration fuzz clean
 
 all: build
 
@@ -20,7 +20,7 @@ build:
 run:
 	$(GO) run ./cmd/airlock demo --log-format text
 
-test: peers vet fmt-check unit integration
+test: peers vet fmt-check unit integration fuzz
 
 peers:
 	./scripts/install-peers.sh
@@ -38,6 +38,11 @@ unit:
 
 integration:
 	$(GO) test -count=1 -timeout 20m ./test/integration/...
+
+# A short run of every fuzz target (FUZZTIME each); new crashers are saved
+# under testdata/fuzz and fail the run.
+fuzz:
+	FUZZTIME=$(or $(FUZZTIME),30s) ./scripts/fuzz.sh
 
 clean:
 	rm -rf bin .airlock-demo

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real programs the integration tests talk to, when missing:
-# the OpenSSH client, rclone (Debian packages) and versitygw (Go module).
+# the OpenSSH client, rclone, ssh-audit (Debian packages) and versitygw
+# (Go module).
 # Safe to re-run; needs root for apt on a fresh machine.
 set -euo pipefail
 
@@ -10,6 +11,7 @@ need_apt=()
 command -v sftp >/dev/null || need_apt+=(openssh-client)
 command -v ssh-keygen >/dev/null || need_apt+=(openssh-client)
 command -v rclone >/dev/null || need_apt+=(rclone)
+command -v ssh-audit >/dev/null || need_apt+=(ssh-audit)
 
 if ((${#need_apt[@]})); then
 	sudo=""

@@ -123,6 +123,7 @@ type supplierSpec struct {
 }
 
 type gatewayOpts struct {
+	sftpExtra   string // more keys of the sftp section, as YAML lines indented by two spaces
 	landing     string // default: a directory in the tree
 	maxFileSize string
 	env         []string
@@ -158,7 +159,7 @@ func newGateway(t *testing.T, o gatewayOpts) *gateway {
 	}
 	writeFile(t, g.cfg, fmt.Sprintf(`sftp:
   listen: %q
-http:
+%shttp:
   listen: %q
 database: "sqlite:state/airlock.db"
 landing: %q
@@ -166,7 +167,7 @@ quarantine: "state/quarantine"
 limits:
   max_file_size: %q
 suppliers_dir: "suppliers"
-`, g.sftpAddr, g.httpAddr, g.landing, maxSize))
+`, g.sftpAddr, o.sftpExtra, g.httpAddr, g.landing, maxSize))
 	for _, s := range o.suppliers {
 		var keys []string
 		for _, k := range s.keys {
