@@ -197,11 +197,12 @@ func (l *Ledger) Get(ctx context.Context, id string) (Transfer, error) {
 
 // Filter selects transfers for List; zero fields select everything.
 type Filter struct {
-	Supplier string
-	Path     string
-	States   []State
-	Node     string
-	Limit    int
+	Supplier   string
+	Path       string
+	PathPrefix string // paths that start with it
+	States     []State
+	Node       string
+	Limit      int
 }
 
 // List returns the transfers matching f, newest first.
@@ -217,6 +218,11 @@ func (l *Ledger) List(ctx context.Context, f Filter) ([]Transfer, error) {
 	}
 	if f.Path != "" {
 		where = append(where, "path = "+arg(f.Path))
+	}
+	if f.PathPrefix != "" {
+		// substr rather than LIKE: LIKE folds case in SQLite and treats
+		// '_' and '%' as wildcards.
+		where = append(where, "substr(path, 1, "+arg(len([]rune(f.PathPrefix)))+") = "+arg(f.PathPrefix))
 	}
 	if len(f.States) > 0 {
 		in := make([]string, len(f.States))

@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"maps"
@@ -281,4 +282,46 @@ func TestNewID(t *testing.T) {
 		}
 		prev, seen[id] = id, true
 	}
+}
+
+// TestListPathPrefix: the prefix matches bytes exactly: no case folding and
+// no wildcards, on every backend.
+func TestListPathPrefix(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, dsn string) {
+		ctx := context.Background()
+		l, err := Open(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		for _, p := range []string{"/dir/a.csv", "/dir/sub/b.csv", "/DIR/c.csv", "/dirx/d.csv", "/d_r/e.csv", "/dir"} {
+			if _, err := l.Begin(ctx, Transfer{Supplier: "acme", Path: p}, Event{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		tests := []struct {
+			prefix string
+			want   []string
+		}{
+			{"/dir/", []string{"/dir/a.csv", "/dir/sub/b.csv"}},
+			{"/d_r/", []string{"/d_r/e.csv"}},
+			{"/DIR/", []string{"/DIR/c.csv"}},
+			{"/nothing/", nil},
+		}
+		for _, tt := range tests {
+			trs, err := l.List(ctx, Filter{Supplier: "acme", PathPrefix: tt.prefix})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, tr := range trs {
+				got = append(got, tr.Path)
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("prefix %q: got %v, want %v", tt.prefix, got, tt.want)
+			}
+		}
+	})
 }

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	"net"
 	"net/netip"
 	"path"
@@ -453,12 +452,21 @@ func (d *dirSet) remove(supplier, p string) {
 	delete(d.dirs[supplier], p)
 }
 
-func (d *dirSet) snapshot(supplier string) map[string]bool {
+func (d *dirSet) has(supplier, p string) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	out := maps.Clone(d.dirs[supplier])
-	if out == nil {
-		out = make(map[string]bool)
+	return d.dirs[supplier][p]
+}
+
+// below returns the made directories directly below dir.
+func (d *dirSet) below(supplier, dir string) []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []string
+	for p := range d.dirs[supplier] {
+		if p != "/" && path.Dir(p) == dir {
+			out = append(out, p)
+		}
 	}
 	return out
 }

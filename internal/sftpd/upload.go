@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"strings"
 	"sync"
 	"time"
 
@@ -56,18 +57,16 @@ func (s *session) startUpload(r *sftp.Request) (*upload, error) {
 	case r.Pflags().Append:
 		return nil, fmt.Errorf("appending to a file: %w", ErrUnsupported)
 	}
-	tree, err := s.tree()
-	if err != nil {
+	if err := s.needDir(path.Dir(loc.rel)); err != nil {
 		return nil, err
 	}
-	if parent := path.Dir(loc.rel); !tree.isDir(parent) {
-		return nil, fmt.Errorf("directory %q: %w", parent, ErrNotFound)
+	if isDir, err := s.isDir(loc.rel); err != nil || isDir {
+		return nil, cmpOr(err, ErrIsDir)
 	}
-	if tree.isDir(loc.rel) {
-		return nil, ErrIsDir
-	}
-	if _, exists := tree.files[loc.rel]; exists && r.Pflags().Excl {
-		return nil, ErrExists
+	if r.Pflags().Excl {
+		if _, exists, err := s.fileAt(loc.rel); err != nil || exists {
+			return nil, cmpOr(err, ErrExists)
+		}
 	}
 
 	tr, err := s.srv.ledger.Begin(s.ctx, ledger.Transfer{
@@ -237,27 +236,13 @@ func (s *session) dropHeld(tr ledger.Transfer, reason string) {
 func (s *session) rename(from, to string) error {
 	tr, ok := s.heldAt(from)
 	if !ok {
-		tree, err := s.tree()
-		if err != nil {
-			return err
-		}
-		if _, exists := tree.files[from]; exists {
-			return ErrProcessing
-		}
-		if tree.isDir(from) {
-			return fmt.Errorf("renaming directories: %w", ErrUnsupported)
-		}
-		return ErrNotFound
+		return s.notHeld(from, fmt.Errorf("renaming directories: %w", ErrUnsupported))
 	}
-	tree, err := s.tree()
-	if err != nil {
+	if err := s.needDir(path.Dir(to)); err != nil {
 		return err
 	}
-	if !tree.isDir(path.Dir(to)) {
-		return fmt.Errorf("directory %q: %w", path.Dir(to), ErrNotFound)
-	}
-	if tree.isDir(to) {
-		return ErrIsDir
+	if isDir, err := s.isDir(to); err != nil || isDir {
+		return cmpOr(err, ErrIsDir)
 	}
 	held := s.srv.isTempName(path.Base(to))
 	state := ledger.Received
@@ -289,29 +274,31 @@ func (s *session) remove(p string) error {
 		s.dropHeld(tr, "removed by the supplier before it was renamed")
 		return nil
 	}
-	tree, err := s.tree()
-	if err != nil {
-		return err
+	return s.notHeld(p, ErrIsDir)
+}
+
+// notHeld explains why p, which is no upload of this session still under a
+// temporary name, cannot be renamed or removed: it was handed on already,
+// it is a directory (onDir), or it does not exist.
+func (s *session) notHeld(p string, onDir error) error {
+	if _, exists, err := s.fileAt(p); err != nil || exists {
+		return cmpOr(err, ErrProcessing)
 	}
-	if _, exists := tree.files[p]; exists {
-		return ErrProcessing
-	}
-	if tree.isDir(p) {
-		return ErrIsDir
+	if isDir, err := s.isDir(p); err != nil || isDir {
+		return cmpOr(err, onDir)
 	}
 	return ErrNotFound
 }
 
 func (s *session) mkdir(p string) error {
-	tree, err := s.tree()
-	if err != nil {
+	if err := s.needDir(path.Dir(p)); err != nil {
 		return err
 	}
-	if !tree.isDir(path.Dir(p)) {
-		return fmt.Errorf("directory %q: %w", path.Dir(p), ErrNotFound)
+	if _, exists, err := s.fileAt(p); err != nil || exists {
+		return cmpOr(err, ErrExists)
 	}
-	if _, exists := tree.files[p]; exists || tree.isDir(p) {
-		return ErrExists
+	if isDir, err := s.isDir(p); err != nil || isDir {
+		return cmpOr(err, ErrExists)
 	}
 	s.srv.dirs.add(s.supplier.Name, p)
 	return nil
@@ -321,14 +308,14 @@ func (s *session) rmdir(p string) error {
 	if p == "/" {
 		return ErrReadOnly
 	}
-	tree, err := s.tree()
+	if err := s.needDir(p); err != nil {
+		return err
+	}
+	children, err := s.children(p)
 	if err != nil {
 		return err
 	}
-	if !tree.isDir(p) {
-		return ErrNotFound
-	}
-	if len(tree.children(p)) > 0 {
+	if len(children) > 0 {
 		return ErrNotEmpty
 	}
 	s.srv.dirs.remove(s.supplier.Name, p)
@@ -349,76 +336,107 @@ func (s *session) setstat(r *sftp.Request, loc location) error {
 }
 
 func (s *session) listUpload(p string) ([]os.FileInfo, error) {
-	tree, err := s.tree()
+	isDir, err := s.isDir(p)
 	if err != nil {
 		return nil, err
 	}
-	if !tree.isDir(p) {
-		if _, exists := tree.files[p]; exists {
-			return nil, fmt.Errorf("not a directory: %w", ErrNotFound)
+	if !isDir {
+		if _, exists, err := s.fileAt(p); err != nil || exists {
+			return nil, cmpOr(err, fmt.Errorf("not a directory: %w", ErrNotFound))
 		}
 		return nil, ErrNotFound
 	}
-	return sortInfos(tree.children(p)), nil
-}
-
-func (s *session) statUpload(p string) (os.FileInfo, error) {
-	tree, err := s.tree()
+	children, err := s.children(p)
 	if err != nil {
 		return nil, err
 	}
-	if tr, ok := tree.files[p]; ok {
+	return sortInfos(children), nil
+}
+
+func (s *session) statUpload(p string) (os.FileInfo, error) {
+	tr, exists, err := s.fileAt(p)
+	if err != nil {
+		return nil, err
+	}
+	if exists {
 		return transferInfo(path.Base(p), tr), nil
 	}
-	if tree.isDir(p) {
-		return dirInfo(path.Base(p), time.Now()), nil
+	if isDir, err := s.isDir(p); err != nil || !isDir {
+		return nil, cmpOr(err, ErrNotFound)
 	}
-	return nil, ErrNotFound
+	return dirInfo(path.Base(p), time.Now()), nil
 }
 
 func transferInfo(name string, tr ledger.Transfer) os.FileInfo {
 	return &fileInfo{name: name, size: tr.Size, mode: 0o600, modTime: tr.UpdatedAt}
 }
 
-// uploadTree is a snapshot of a supplier's upload area: the transfers still
-// on their way (newest per path) and the directories made for them.
-type uploadTree struct {
-	files map[string]ledger.Transfer
-	dirs  map[string]bool
+// The upload area is what the ledger knows of the supplier's uploads still
+// on their way, plus the directories the supplier made for them. Each
+// question is its own narrow query, so a supplier with thousands of
+// pending files costs no more per request than one with a few.
+
+// fileAt returns the newest pending upload at p.
+func (s *session) fileAt(p string) (ledger.Transfer, bool, error) {
+	trs, err := s.srv.ledger.List(s.ctx, ledger.Filter{Supplier: s.supplier.Name, Path: p, States: visibleStates, Limit: 1})
+	if err != nil || len(trs) == 0 {
+		return ledger.Transfer{}, false, wrapArea(err)
+	}
+	return trs[0], true, nil
 }
 
-// tree reads the upload area.
-func (s *session) tree() (*uploadTree, error) {
-	trs, err := s.srv.ledger.List(s.ctx, ledger.Filter{Supplier: s.supplier.Name, States: visibleStates})
+// isDir reports whether p is a directory: the top, one the supplier made,
+// or one that holds pending uploads.
+func (s *session) isDir(p string) (bool, error) {
+	if p == "/" || s.srv.dirs.has(s.supplier.Name, p) {
+		return true, nil
+	}
+	trs, err := s.srv.ledger.List(s.ctx, ledger.Filter{Supplier: s.supplier.Name, PathPrefix: p + "/", States: visibleStates, Limit: 1})
+	return len(trs) > 0, wrapArea(err)
+}
+
+// needDir returns ErrNotFound, naming p, unless p is a directory.
+func (s *session) needDir(p string) error {
+	isDir, err := s.isDir(p)
+	if err != nil || isDir {
+		return err
+	}
+	return fmt.Errorf("directory %q: %w", p, ErrNotFound)
+}
+
+// children lists the entries directly below dir: the newest upload per
+// name, and sub-directories.
+func (s *session) children(dir string) ([]os.FileInfo, error) {
+	prefix := strings.TrimSuffix(dir, "/") + "/"
+	trs, err := s.srv.ledger.List(s.ctx, ledger.Filter{Supplier: s.supplier.Name, PathPrefix: prefix, States: visibleStates})
 	if err != nil {
-		return nil, fmt.Errorf("read upload area: %w", err)
+		return nil, wrapArea(err)
 	}
-	t := &uploadTree{files: make(map[string]ledger.Transfer), dirs: s.srv.dirs.snapshot(s.supplier.Name)}
-	for _, tr := range trs {
-		if _, seen := t.files[tr.Path]; !seen {
-			t.files[tr.Path] = tr
-		}
-		for d := path.Dir(tr.Path); d != "/"; d = path.Dir(d) {
-			t.dirs[d] = true
+	seen := make(map[string]bool)
+	var out []os.FileInfo
+	add := func(name string, fi os.FileInfo) {
+		if !seen[name] {
+			seen[name] = true
+			out = append(out, fi)
 		}
 	}
-	return t, nil
+	for _, tr := range trs { // newest first, so the newest upload of a name wins
+		name, below, nested := strings.Cut(tr.Path[len(prefix):], "/")
+		if nested && below != "" {
+			add(name, dirInfo(name, tr.UpdatedAt))
+		} else {
+			add(name, transferInfo(name, tr))
+		}
+	}
+	for _, d := range s.srv.dirs.below(s.supplier.Name, dir) {
+		add(path.Base(d), dirInfo(path.Base(d), time.Now()))
+	}
+	return out, nil
 }
 
-func (t *uploadTree) isDir(p string) bool { return p == "/" || t.dirs[p] }
-
-// children lists the entries directly below dir.
-func (t *uploadTree) children(dir string) []os.FileInfo {
-	var out []os.FileInfo
-	for p, tr := range t.files {
-		if path.Dir(p) == dir {
-			out = append(out, transferInfo(path.Base(p), tr))
-		}
+func wrapArea(err error) error {
+	if err != nil {
+		return fmt.Errorf("read upload area: %w", err)
 	}
-	for d := range t.dirs {
-		if d != "/" && path.Dir(d) == dir {
-			out = append(out, dirInfo(path.Base(d), time.Now()))
-		}
-	}
-	return out
+	return nil
 }
