@@ -43,7 +43,7 @@ stores, SFTP on 127.0.0.1:2222 and HTTP on 127.0.0.1:8080.`,
 			if err != nil {
 				return err
 			}
-			return serve(cmd.Context(), cfg, log, func() {
+			return serve(cmd.Context(), cfg, log, serveOptions{ready: func() {
 				fmt.Fprintf(cmd.OutOrStdout(), `
 airlock is running on embedded defaults (state in %[1]s).
 
@@ -58,7 +58,7 @@ airlock is running on embedded defaults (state in %[1]s).
   Stop with Ctrl-C.
 
 `, dir, keyPath, demoSupplier)
-			})
+			}})
 		},
 	}
 	cmd.Flags().StringVar(&dir, "dir", ".airlock-demo", "directory of the demo configuration and state")

@@ -26,7 +26,8 @@ import (
 )
 
 func newServeCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var profiling bool
+	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the gateway: SFTP, HTTP (health, readiness, metrics)",
 		Args:  cobra.NoArgs,
@@ -39,14 +40,21 @@ func newServeCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return serve(cmd.Context(), cfg, log, nil)
+			return serve(cmd.Context(), cfg, log, serveOptions{profiling: profiling})
 		},
 	}
+	cmd.Flags().BoolVar(&profiling, "pprof", false, "serve Go profiles under /debug/pprof/ on the HTTP listener")
+	return cmd
 }
 
-// serve runs until ctx ends. ready, when not nil, is called once both
-// listeners are up.
-func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func()) error {
+// serveOptions are the knobs of serve that are not configuration.
+type serveOptions struct {
+	profiling bool
+	ready     func() // called once both listeners are up
+}
+
+// serve runs until ctx ends.
+func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opts serveOptions) error {
 	led, err := ledger.Open(ctx, cfg.Database)
 	if err != nil {
 		return err
@@ -100,17 +108,18 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, ready func
 		sftpLn.Close()
 		return fmt.Errorf("http listen: %w", err)
 	}
-	httpSrv := &http.Server{
-		Handler: httpapi.New([]httpapi.Check{
-			{Name: "database", Pinger: led},
-			{Name: "landing", Pinger: landing},
-		}, reg, log),
-		ReadHeaderTimeout: 10 * time.Second,
+	handler := httpapi.New([]httpapi.Check{
+		{Name: "database", Pinger: led},
+		{Name: "landing", Pinger: landing},
+	}, reg, log)
+	if opts.profiling {
+		handler = httpapi.WithProfiling(handler)
 	}
+	httpSrv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	log.Info("airlock started", "sftp", sftpLn.Addr().String(), "http", httpLn.Addr().String(),
 		"node", cfg.Node, "suppliers", cfg.Suppliers.Len(), "landing", cfg.Landing)
-	if ready != nil {
-		ready()
+	if opts.ready != nil {
+		opts.ready()
 	}
 
 	grp, ctx := errgroup.WithContext(ctx)

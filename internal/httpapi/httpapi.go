@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"time"
 
@@ -74,4 +75,18 @@ func runChecks(ctx context.Context, checks []Check) (map[string]string, bool) {
 	}
 	wg.Wait()
 	return results, ready
+}
+
+// WithProfiling serves Go's profiler under /debug/pprof/ beside h. It is
+// off by default: profiles reveal internals, so they are only for an HTTP
+// listener that operators alone can reach.
+func WithProfiling(h http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/", h)
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }

@@ -325,7 +325,9 @@ func (s *Server) serveChannel(ctx context.Context, ch ssh.Channel, reqs <-chan *
 
 func (sess *session) serve(ctx context.Context, ch ssh.Channel) {
 	guard := newPathGuard(ch)
-	srv := sftp.NewRequestServer(guard, sess.handlers())
+	// The allocator reuses packet buffers instead of allocating one per
+	// request; safe because the reorder window copies what it keeps.
+	srv := sftp.NewRequestServer(guard, sess.handlers(), sftp.WithRSAllocator())
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
