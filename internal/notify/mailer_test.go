@@ -223,16 +223,24 @@ func TestSendGivesUp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
+	accepted := make(chan []net.Conn, 1)
 	go func() {
+		var conns []net.Conn // held open, silent, until the test ends
 		for {
 			c, err := ln.Accept()
 			if err != nil {
+				accepted <- conns
 				return
 			}
-			t.Cleanup(func() { c.Close() }) // silent until the test ends
+			conns = append(conns, c)
 		}
 	}()
+	t.Cleanup(func() {
+		ln.Close()
+		for _, c := range <-accepted {
+			c.Close()
+		}
+	})
 	msg := Message{To: []string{"data@acme.example"}, Subject: "hi", Body: "hello"}
 	newMailer := func() *Mailer {
 		m, err := NewMailer(config.SMTP{Addr: ln.Addr().String(), From: "a@example.org", TLS: "none"}, nil)

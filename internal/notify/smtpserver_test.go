@@ -83,6 +83,8 @@ func startServer(t *testing.T, opts serverOpts) *testServer {
 	}()
 	t.Cleanup(func() {
 		srv.Close()
+		// Close misses a listener that Serve has not registered yet.
+		ln.Close()
 		<-done
 	})
 	return s
