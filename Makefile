@@ -10,7 +10,7 @@ export PATH := $(GOBIN):$(PATH)
 UNIT_PKGS := ./cmd/... ./internal/...
 RACE_PKGS := ./internal/sftpd/... ./internal/ledger/... ./internal/config/... ./internal/storage/...
 
-.PHONY: all build run test peers vet fmt-check unit integration fuzz clean
+.PHONY: all build run test peers vet fmt-check unit integration fuzz bench clean
 
 all: build
 
@@ -43,6 +43,13 @@ integration:
 # under testdata/fuzz and fail the run.
 fuzz:
 	FUZZTIME=$(or $(FUZZTIME),30s) ./scripts/fuzz.sh
+
+# airlock against OpenSSH's sftp server on this machine (bench/cmd/bench):
+# installs sshd if missing, runs as root, writes docs/benchmarks.md.
+# `make bench BENCH_ARGS=-quick` checks the harness in about a minute.
+bench:
+	./bench/install-peers.sh
+	$(GO) run ./bench/cmd/bench $(or $(BENCH_ARGS),-out docs/benchmarks.md)
 
 clean:
 	rm -rf bin .airlock-demo

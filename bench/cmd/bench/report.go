@@ -1,0 +1,243 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+)
+
+type machineInfo struct {
+	cpu       string
+	cores     int
+	memGiB    float64
+	kernel    string
+	goVersion string
+	openssh   string // client, ssh -V
+	sshd      string
+	versitygw string
+	airlock   string // git describe of the tree that was built
+}
+
+type report struct {
+	opts     options
+	machine  machineInfo
+	started  time.Time
+	elapsed  time.Duration
+	upAES    *result
+	upChacha *result
+	download *result
+	small    *result
+	// concurrent sessions
+	concurrent *result
+	s3         *s3Result
+	longRSS    float64 // MiB, airlock serving scenarios 1-4
+	micro      string
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return math.NaN()
+	}
+	s := slices.Sorted(slices.Values(v))
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// cell is "median (min–max)", or the one value of a single run.
+func cell(v []float64, prec int) string {
+	switch len(v) {
+	case 0:
+		return "failed"
+	case 1:
+		return fmt.Sprintf("%.*f", prec, v[0])
+	}
+	return fmt.Sprintf("%.*f (%.*f–%.*f)", prec, median(v), prec, slices.Min(v), prec, slices.Max(v))
+}
+
+func withErrors(c string, errs int) string {
+	if errs > 0 {
+		return fmt.Sprintf("%s, %d failed", c, errs)
+	}
+	return c
+}
+
+func ratio(r *result) float64 {
+	return median(r.samples["airlock"]) / median(r.samples["OpenSSH"])
+}
+
+func fmtRatio(x float64) string {
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return "—"
+	}
+	return fmt.Sprintf("%.2f", x)
+}
+
+func yesNo(ok bool) string {
+	if ok {
+		return "yes"
+	}
+	return "**no**"
+}
+
+type row [6]string
+
+func (rep *report) rows() []row {
+	o := rep.opts
+	var rows []row
+	vs := func(label string, r *result, prec int, target string, min float64) {
+		x := ratio(r)
+		rows = append(rows, row{label,
+			withErrors(cell(r.samples["OpenSSH"], prec), r.errors["OpenSSH"]),
+			withErrors(cell(r.samples["airlock"], prec), r.errors["airlock"]),
+			fmtRatio(x), target, yesNo(x >= min && r.errors["airlock"] == 0)})
+	}
+	big := humanSize(o.size)
+	vs("1a. upload "+big+", aes128-gcm (MB/s)", rep.upAES, 0, "ratio ≥ 0.9", 0.9)
+	vs("1b. upload "+big+", chacha20-poly1305 (MB/s)", rep.upChacha, 0, "ratio ≥ 0.9", 0.9)
+	vs("2. download "+big+" from /download (MB/s)", rep.download, 0, "ratio ≥ 0.9", 0.9)
+	vs(fmt.Sprintf("3. %d × %s in one session (files/s)", o.smallFiles, humanSize(o.smallSize)), rep.small, 1, "≥ OpenSSH (ratio ≥ 1.0)", 1.0)
+
+	c := rep.concurrent
+	single := median(rep.upAES.samples["airlock"])
+	agg := median(c.samples["airlock"])
+	label := fmt.Sprintf("4. %d sessions × %s", o.sessions, humanSize(o.sessionSize))
+	rows = append(rows,
+		row{label + ", aggregate (MB/s)", cell(c.samples["OpenSSH"], 0), cell(c.samples["airlock"], 0), fmtRatio(ratio(c)),
+			fmt.Sprintf("≥ 0.8 × single-session airlock (1a: ≥ %.0f)", 0.8*single), yesNo(agg >= 0.8*single)},
+		row{label + ", errors (all runs)", fmt.Sprint(c.errors["OpenSSH"]), fmt.Sprint(c.errors["airlock"]), "—", "0", yesNo(c.errors["airlock"] == 0)})
+
+	s3 := rep.s3
+	if s3 == nil || s3.skipped != "" {
+		why := "skipped"
+		if s3 != nil {
+			why = s3.skipped
+		}
+		rows = append(rows, row{"5. upload into an S3 landing store (versitygw)", "—", why, "—", "RSS ≤ 128 MiB, within 10% across sizes", "—"})
+	} else {
+		sm, lg := humanSize(s3.sizes[0]), humanSize(s3.sizes[1])
+		rsmall, rlarge := median(s3.rss[s3.sizes[0]]), median(s3.rss[s3.sizes[1]])
+		growth := rlarge / rsmall
+		errNote := ""
+		if s3.errors > 0 {
+			errNote = fmt.Sprintf(" (%d uploads failed)", s3.errors)
+		}
+		rows = append(rows,
+			row{"5a. S3 landing: upload " + sm + " (MB/s)", "—", cell(s3.mbps[s3.sizes[0]], 0) + errNote, "—", "—", "—"},
+			row{"5b. S3 landing: upload " + lg + " (MB/s)", "—", cell(s3.mbps[s3.sizes[1]], 0), "—", "—", "—"},
+			row{"5c. S3 landing: airlock peak RSS, " + sm + " (MiB)", "—", cell(s3.rss[s3.sizes[0]], 1), "—", "—", "—"},
+			row{"5d. S3 landing: airlock peak RSS, " + lg + " (MiB)", "—", cell(s3.rss[s3.sizes[1]], 1), "—", "≤ 128 MiB", yesNo(rlarge <= 128 && s3.errors == 0)},
+			row{"5e. peak RSS " + lg + " / " + sm, "—", fmtRatio(growth), "—", "≤ 1.10 (within 10%)", yesNo(math.Abs(growth-1) <= 0.10)})
+	}
+	rows = append(rows, row{"6. landed → delivered latency, 1 MiB files (p50/p99)", "—", "n/a: needs the ingestion pipeline", "—", "p50 ≤ 250 ms", "—"})
+	return rows
+}
+
+// markdown is what goes to stdout: machine, table, notes.
+func (rep *report) markdown() string {
+	var b strings.Builder
+	m := rep.machine
+	fmt.Fprintf(&b, "**Machine:** %s, %d cores, %.0f GiB RAM · Linux %s · %s · %s · sshd: %s",
+		m.cpu, m.cores, m.memGiB, m.kernel, m.goVersion, m.openssh, m.sshd)
+	if m.versitygw != "" {
+		fmt.Fprintf(&b, " · %s", m.versitygw)
+	}
+	fmt.Fprintf(&b, " · airlock %s\n\n", m.airlock)
+	fmt.Fprintf(&b, "%d run(s) per scenario and server, alternating; cells are median (min–max); ratio = airlock / OpenSSH of the medians. Whole run: %s.\n\n",
+		rep.opts.runs, rep.elapsed.Round(time.Second))
+	b.WriteString("| scenario | OpenSSH | airlock | ratio | target | met? |\n|---|---|---|---|---|---|\n")
+	for _, r := range rep.rows() {
+		fmt.Fprintf(&b, "| %s |\n", strings.Join(r[:], " | "))
+	}
+	b.WriteString("\nServer CPU time per run (user + system seconds, median (min–max); sshd's includes its per-connection\n" +
+		"processes). It moves less than throughput when other work shares the machine; less is better.\n\n" +
+		"| scenario | OpenSSH | airlock | airlock / OpenSSH |\n|---|---|---|---|\n")
+	rows := rep.rows()
+	for i, r := range []*result{rep.upAES, rep.upChacha, rep.download, rep.small, rep.concurrent} {
+		x := median(r.cpu["airlock"]) / median(r.cpu["OpenSSH"])
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", strings.SplitN(rows[i][0], " (", 2)[0],
+			cell(r.cpu["OpenSSH"], 2), cell(r.cpu["airlock"], 2), fmtRatio(x))
+	}
+	var notes []string
+	if rep.longRSS > 0 {
+		notes = append(notes, fmt.Sprintf("airlock's peak RSS over scenarios 1–4 (one process, local landing): %.1f MiB.", rep.longRSS))
+	}
+	for _, r := range []*result{rep.upAES, rep.upChacha, rep.download, rep.small, rep.concurrent} {
+		notes = append(notes, r.notes...)
+	}
+	if rep.s3 != nil {
+		notes = append(notes, rep.s3.notes...)
+	}
+	if len(notes) > 0 {
+		b.WriteString("\nNotes:\n")
+		for _, n := range notes {
+			fmt.Fprintf(&b, "- %s\n", strings.ReplaceAll(strings.TrimSpace(n), "\n", " ⏎ "))
+		}
+	}
+	return b.String()
+}
+
+// document is docs/benchmarks.md: the report plus the method.
+func (rep *report) document(md string) string {
+	var b strings.Builder
+	b.WriteString(`# Benchmarks
+
+airlock against OpenSSH's own SFTP server on the same machine, in one run of ` + "`make bench`" + `
+(` + "`bench/cmd/bench`" + `). The targets are those of issue 5 and DESIGN.md.
+Generated on ` + time.Now().UTC().Format("2006-01-02 15:04 MST") + `; regenerate with ` + "`make bench`" + ` (about as long as
+the run below) or check the harness with ` + "`go run ./bench/cmd/bench -quick`" + `.
+
+## Results
+
+`)
+	b.WriteString(md)
+	b.WriteString(`
+## Method
+
+- **Servers**, both on 127.0.0.1, started by the harness in one temporary directory on the same
+  filesystem: OpenSSH ` + "`sshd -D -e`" + ` with ` + "`Subsystem sftp internal-sftp`" + `, ` + "`ForceCommand internal-sftp`" + `,
+  ` + "`ChrootDirectory`" + ` (root-owned) holding ` + "`/upload`" + ` and ` + "`/download`" + `, public-key auth, ` + "`UsePAM no`" + `,
+  ` + "`UseDNS no`" + `, ` + "`Ciphers aes128-gcm@openssh.com,chacha20-poly1305@openssh.com`" + `; the client logs in to it as
+  root, because sshd only chroots when it runs as root. airlock is built from the working tree with
+  ` + "`go build`" + ` and run as ` + "`airlock serve`" + ` with a SQLite ledger and a local landing directory; uploads go to an upload-only
+  supplier, downloads come from an egress supplier's ` + "`/download`" + ` (a directory holding the same file,
+  hard-linked, as sshd's ` + "`/download`" + `).
+- **Client**: the OpenSSH ` + "`sftp`" + ` client in batch mode (` + "`-b`" + `) with its defaults (32 KiB requests, 64 in
+  flight), compression off, ` + "`-c aes128-gcm@openssh.com`" + ` in every scenario but 1b. A figure is the wall
+  time of one ` + "`sftp`" + ` process from start to exit, so it includes starting ` + "`ssh`" + `, key exchange and login
+  (tens of milliseconds; noticeable only in scenario 3, and paid by both sides). Key exchange differs:
+  this client agrees sntrup761x25519 with sshd and curve25519 with airlock (it predates ML-KEM).
+- **Units**: MB = 10^6 bytes, MiB = 2^20. Files are pseudo-random (incompressible).
+- **Order**: every run measures both servers back to back, OpenSSH first in odd runs and airlock first
+  in even ones. Cells are median (min–max) over the runs; ratio = airlock median / OpenSSH median.
+- **Between runs** the uploaded files are deleted and ` + "`sync(2)`" + ` flushes dirty pages, so one run's
+  write-back does not slow the next; the page cache is not dropped (sources are read from cache by both).
+- **Checks**: every upload is verified (OpenSSH: the file's size in the chroot; airlock: the ledger row
+  is ` + "`received`" + ` with the right size and sha256) and every download by sha256. A failed check is an
+  error and its run does not count towards throughput.
+- **Concurrent sessions**: all ` + "`sftp`" + ` processes start at once; aggregate = all bytes / wall time from
+  the first start to the last exit; errors = sessions that failed or whose file did not arrive whole.
+  All sessions come from 127.0.0.1, so airlock's ` + "`max_connections_per_ip`" + ` is raised to 64 (default 20)
+  and sshd's ` + "`MaxStartups`" + ` to 200 (the default 10:30:100 drops unauthenticated connections at random).
+- **S3 landing** (airlock only): versitygw (posix backend) on 127.0.0.1 as the landing store; airlock
+  is started fresh for every upload and its peak RSS is ` + "`VmHWM`" + ` from ` + "`/proc/<pid>/status`" + `, read after
+  the upload and before stopping it. The time includes versitygw assembling the multipart upload,
+  which copies the parts on the same disk.
+- **Server CPU** is user + system time from ` + "`/proc/<pid>/stat`" + ` over each run: airlock's process, and
+  sshd's master with the per-connection processes it has reaped (the harness waits for them).
+- **Caveats**: the machine's cores are shared by the client (` + "`sftp`" + ` + ` + "`ssh`" + `), the server, and in
+  scenario 5 versitygw; other work (builds, tests of other sessions) may have run at the same time,
+  so read single figures with their min–max spread in mind.
+`)
+	if rep.micro != "" {
+		b.WriteString("\n## Go micro-benchmarks\n\n`go test -run '^$' -bench . -benchmem ./internal/sftpd/` — the reorder window alone, and uploads and\n" +
+			"downloads of 64 MiB through an in-process server with pkg/sftp's client (64 × 32 KiB in flight);\n" +
+			"B/op there includes the client's allocations:\n\n```\n")
+		b.WriteString(rep.micro)
+		b.WriteString("\n```\n")
+	}
+	return b.String()
+}
