@@ -54,6 +54,28 @@ func (k AuthorizedKey) ExpiredAt(t time.Time) bool {
 	return !k.Expires.IsZero() && !t.Before(k.Expires)
 }
 
+// KeyStatus says whether a key is usable at some moment.
+type KeyStatus string
+
+// The values of KeyStatus.
+const (
+	KeyOK       KeyStatus = "ok"       // no expiry, or not within the window asked about
+	KeyExpiring KeyStatus = "expiring" // still accepted, but expires within the window
+	KeyExpired  KeyStatus = "expired"  // refused
+)
+
+// StatusAt says whether the key is expired at t, or expires within the
+// given window after t.
+func (k AuthorizedKey) StatusAt(t time.Time, within time.Duration) KeyStatus {
+	switch {
+	case k.ExpiredAt(t):
+		return KeyExpired
+	case !k.Expires.IsZero() && k.Expires.Sub(t) <= within:
+		return KeyExpiring
+	}
+	return KeyOK
+}
+
 // ExpiryDate is the last day, in UTC, on which the key is accepted, as
 // YYYY-MM-DD: for "expires: 2027-03-31" it is "2027-03-31". It is "" for a
 // key that never expires.
@@ -404,10 +426,10 @@ func keyWarnings(k AuthorizedKey, now time.Time) []string {
 	case k.Type == ssh.KeyAlgoECDSA256:
 		ws = append(ws, fmt.Sprintf("key %s is ECDSA P-256 (%s); prefer ssh-ed25519", k.Fingerprint, k.Type))
 	}
-	switch {
-	case k.ExpiredAt(now):
+	switch k.StatusAt(now, expiryWarning) {
+	case KeyExpired:
 		ws = append(ws, fmt.Sprintf("key %s expired on %s; it will be refused", k.Fingerprint, k.ExpiryDate()))
-	case !k.Expires.IsZero() && k.Expires.Sub(now) <= expiryWarning:
+	case KeyExpiring:
 		ws = append(ws, fmt.Sprintf("key %s expires on %s, in %s", k.Fingerprint, k.ExpiryDate(), plural(DaysLeft(k.Expires, now), "day")))
 	}
 	return ws

@@ -356,6 +356,22 @@ func TestKeyDetails(t *testing.T) {
 	if acme.SSHKeys[0].ExpiredAt(time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)) {
 		t.Error("a key without expiry expired")
 	}
+	day := 24 * time.Hour
+	for _, tt := range []struct {
+		key  AuthorizedKey
+		at   time.Time
+		want KeyStatus
+	}{
+		{acme.SSHKeys[0], endOfMarch.AddDate(100, 0, 0), KeyOK},
+		{k, endOfMarch.Add(-31 * day), KeyOK},
+		{k, endOfMarch.Add(-30 * day), KeyExpiring},
+		{k, endOfMarch.Add(-time.Nanosecond), KeyExpiring},
+		{k, endOfMarch, KeyExpired},
+	} {
+		if got := tt.key.StatusAt(tt.at, 30*day); got != tt.want {
+			t.Errorf("StatusAt(%s, 30d) of %s = %s, want %s", tt.at, tt.key.Comment, got, tt.want)
+		}
+	}
 }
 
 func TestDaysLeft(t *testing.T) {
