@@ -56,6 +56,7 @@ func newRootCmd() *cobra.Command {
 		newValidateCmd(g),
 		newTransfersCmd(g),
 		newAuditCmd(g),
+		newKeysCmd(g),
 		newDemoCmd(g),
 	)
 	return root
