@@ -269,6 +269,7 @@ func (b *bench) run(ctx context.Context) error {
 		rep.micro = b.microBenchmarks(ctx)
 	}
 	rep.elapsed = time.Since(began)
+	rep.loadEnd = loadAverage()
 
 	md := rep.markdown()
 	fmt.Print(md)
@@ -499,7 +500,45 @@ func (b *bench) machine() machineInfo {
 	}
 	root := moduleRoot()
 	m.airlock = commandOutput("git", "-C", root, "describe", "--always", "--dirty")
+	m.uncommitted = uncommittedSources(root)
+	m.loadStart = loadAverage()
 	return m
+}
+
+// uncommittedSources lists the changed or new files of the working tree
+// that go into the airlock binary (non-test Go files, go.mod, go.sum): the
+// numbers then measure that work in progress, not the commit.
+func uncommittedSources(root string) []string {
+	out, err := exec.Command("git", "-C", root, "status", "--porcelain").Output()
+	if err != nil {
+		return nil
+	}
+	var files []string
+	for _, line := range strings.Split(string(out), "\n") {
+		if len(line) < 4 {
+			continue
+		}
+		f := line[3:]
+		if _, to, ok := strings.Cut(f, " -> "); ok {
+			f = to
+		}
+		if strings.HasPrefix(f, "bench/") || strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		if strings.HasSuffix(f, ".go") || f == "go.mod" || f == "go.sum" || strings.HasSuffix(f, "/") {
+			files = append(files, f)
+		}
+	}
+	return files
+}
+
+// loadAverage is the 1-minute load average, or "?".
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	return strings.Fields(string(b))[0]
 }
 
 // microBenchmarks runs the Go benchmarks of internal/sftpd and returns

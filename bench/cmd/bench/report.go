@@ -18,6 +18,9 @@ type machineInfo struct {
 	sshd      string
 	versitygw string
 	airlock   string // git describe of the tree that was built
+	// uncommitted lists the working tree's changes built into airlock.
+	uncommitted []string
+	loadStart   string // 1-minute load average before the run
 }
 
 type report struct {
@@ -33,6 +36,7 @@ type report struct {
 	concurrent *result
 	s3         *s3Result
 	longRSS    float64 // MiB, airlock serving scenarios 1-4
+	loadEnd    string
 	micro      string
 }
 
@@ -146,8 +150,13 @@ func (rep *report) markdown() string {
 		fmt.Fprintf(&b, " · %s", m.versitygw)
 	}
 	fmt.Fprintf(&b, " · airlock %s\n\n", m.airlock)
-	fmt.Fprintf(&b, "%d run(s) per scenario and server, alternating; cells are median (min–max); ratio = airlock / OpenSSH of the medians. Whole run: %s.\n\n",
-		rep.opts.runs, rep.elapsed.Round(time.Second))
+	if len(m.uncommitted) > 0 {
+		fmt.Fprintf(&b, "airlock was built from the working tree with uncommitted changes in %s: the numbers include them.\n\n",
+			strings.Join(m.uncommitted, ", "))
+	}
+	fmt.Fprintf(&b, "%d run(s) per scenario and server, alternating; cells are median (min–max); ratio = airlock / OpenSSH of the medians. "+
+		"Whole run: %s. Load average (1 min) %s before, %s after, on %d cores: anything above the bench's own load is other work sharing the machine.\n\n",
+		rep.opts.runs, rep.elapsed.Round(time.Second), m.loadStart, rep.loadEnd, m.cores)
 	b.WriteString("| scenario | OpenSSH | airlock | ratio | target | met? |\n|---|---|---|---|---|---|\n")
 	for _, r := range rep.rows() {
 		fmt.Fprintf(&b, "| %s |\n", strings.Join(r[:], " | "))
@@ -225,7 +234,8 @@ the run below) or check the harness with ` + "`go run ./bench/cmd/bench -quick`"
 - **S3 landing** (airlock only): versitygw (posix backend) on 127.0.0.1 as the landing store; airlock
   is started fresh for every upload and its peak RSS is ` + "`VmHWM`" + ` from ` + "`/proc/<pid>/status`" + `, read after
   the upload and before stopping it. The time includes versitygw assembling the multipart upload,
-  which copies the parts on the same disk.
+  which copies the parts on the same disk; hence the scenario needs about 3 × the large size plus the
+  small one free (17 GB at 5 GB), and is skipped with a message when the disk has less.
 - **Server CPU** is user + system time from ` + "`/proc/<pid>/stat`" + ` over each run: airlock's process, and
   sshd's master with the per-connection processes it has reaped (the harness waits for them).
 - **Caveats**: the machine's cores are shared by the client (` + "`sftp`" + ` + ` + "`ssh`" + `), the server, and in
