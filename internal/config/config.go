@@ -104,9 +104,12 @@ type Scanner struct {
 	Clamd string // "unix:<absolute path>", "tcp://host:port", or "" for the builtin scanner
 }
 
-// Limits bounds what suppliers may upload.
+// Limits bounds what suppliers may upload and what uploads may cost.
 type Limits struct {
 	MaxFileSize Size
+	// UploadMemory is the memory all uploads together may hold in buffers;
+	// beyond it, new uploads wait for running ones to finish.
+	UploadMemory Size
 }
 
 // Defaults for settings left out of airlock.yaml: everything on local disk
@@ -119,6 +122,7 @@ const (
 	defaultLanding      = "state/landing"
 	defaultQuarantine   = "state/quarantine"
 	defaultMaxFileSize  = 5 * Size(1e9)
+	defaultUploadMemory = 512 << 20
 	defaultSuppliersDir = "suppliers"
 
 	defaultMaxAuthTries        = 6
@@ -151,7 +155,7 @@ var airlockKeys = keySet{
 	"landing":       nil,
 	"quarantine":    nil,
 	"scanner":       {"clamd": nil},
-	"limits":        {"max_file_size": nil},
+	"limits":        {"max_file_size": nil, "upload_memory": nil},
 	"suppliers_dir": nil,
 	"notify": {
 		"smtp":              {"addr": nil, "from": nil, "username": nil, "password_env": nil, "tls": nil},
@@ -283,15 +287,8 @@ func parseConfig(c *checker, data []byte, root string) (*Config, string) {
 	cfg.Notify = parseNotify(c, c.mapping(doc["notify"], airlockKeys["notify"]))
 
 	limits := c.mapping(doc["limits"], airlockKeys["limits"])
-	cfg.Limits.MaxFileSize = defaultMaxFileSize
-	if f := limits["max_file_size"]; f.present() {
-		switch err := cfg.Limits.MaxFileSize.UnmarshalYAML(f.val); {
-		case err != nil:
-			c.errorf(valLine(f), "%s: %v", f.path, err)
-		case cfg.Limits.MaxFileSize <= 0:
-			c.errorf(valLine(f), "%s must be greater than 0", f.path)
-		}
-	}
+	cfg.Limits.MaxFileSize = c.positiveSize(limits["max_file_size"], defaultMaxFileSize)
+	cfg.Limits.UploadMemory = c.positiveSize(limits["upload_memory"], defaultUploadMemory)
 
 	dir, ok := c.str(doc["suppliers_dir"])
 	switch {
@@ -449,4 +446,21 @@ func pathErr(err error) string {
 		return pe.Err.Error()
 	}
 	return err.Error()
+}
+
+// positiveSize reads a size greater than zero, or def when f is absent.
+func (c *checker) positiveSize(f field, def Size) Size {
+	if !f.present() {
+		return def
+	}
+	var v Size
+	switch err := v.UnmarshalYAML(f.val); {
+	case err != nil:
+		c.errorf(valLine(f), "%s: %v", f.path, err)
+	case v <= 0:
+		c.errorf(valLine(f), "%s must be greater than 0", f.path)
+	default:
+		return v
+	}
+	return def
 }

@@ -41,7 +41,7 @@ func TestLoadValid(t *testing.T) {
 		Landing:      filepath.Join(root, "state/landing"),
 		Quarantine:   "s3://airlock-quarantine/node-1?region=eu-west-2",
 		Scanner:      Scanner{Clamd: "unix:/run/clamav/clamd.ctl"},
-		Limits:       Limits{MaxFileSize: 5_000_000_000},
+		Limits:       Limits{MaxFileSize: 5_000_000_000, UploadMemory: 512 << 20},
 		SuppliersDir: filepath.Join(root, "suppliers"),
 		Notify:       Notify{KeyExpiryNotice: 14 * 24 * time.Hour},
 	}
@@ -183,6 +183,12 @@ func TestConfigRules(t *testing.T) {
 		}},
 		{name: "size unparsable", yaml: "limits:\n  max_file_size: lots\n", want: []string{`airlock.yaml:2: limits.max_file_size: invalid size "lots": want a number and a unit, like "5GB"`}},
 		{name: "size zero", yaml: "limits:\n  max_file_size: 0\n", want: []string{`airlock.yaml:2: limits.max_file_size must be greater than 0`}},
+		{name: "upload memory", yaml: "limits:\n  upload_memory: 2GiB\n", check: func(t *testing.T, c *Config, _ string) {
+			if c.Limits.UploadMemory != 2<<30 {
+				t.Errorf("upload_memory %d", c.Limits.UploadMemory)
+			}
+		}},
+		{name: "upload memory zero", yaml: "limits:\n  upload_memory: 0\n", want: []string{`airlock.yaml:2: limits.upload_memory must be greater than 0`}},
 		{name: "size negative", yaml: "limits:\n  max_file_size: -5GB\n", want: []string{`airlock.yaml:2: limits.max_file_size: invalid size "-5GB": want a number and a unit, like "5GB"`}},
 		{name: "size fractional bytes", yaml: "limits:\n  max_file_size: 1.5B\n", want: []string{`airlock.yaml:2: limits.max_file_size: invalid size "1.5B": not a whole number of bytes`}},
 		{name: "size wrong type", yaml: "limits:\n  max_file_size: [5GB]\n", want: []string{`airlock.yaml:2: limits.max_file_size: expected a size like "5GB", got a list`}},

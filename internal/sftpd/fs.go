@@ -54,8 +54,9 @@ type session struct {
 	remoteIP string
 	log      *slog.Logger
 
-	mu   sync.Mutex
-	held map[string]ledger.Transfer // complete uploads under a temporary name, by transfer id
+	mu      sync.Mutex
+	held    map[string]ledger.Transfer // complete uploads under a temporary name, by transfer id
+	uploads int                        // uploads open now
 }
 
 var (

@@ -7,6 +7,7 @@ type Metrics struct {
 	connections        prometheus.Counter
 	connectionsRefused *prometheus.CounterVec
 	bans               prometheus.Counter
+	memoryWaits        prometheus.Counter
 	sessions           prometheus.Gauge
 	uploadBytes        prometheus.Counter
 	downloadBytes      prometheus.Counter
@@ -27,6 +28,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		bans: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "airlock_sftp_bans_total", Help: "Addresses banned for too many failed logins.",
 		}),
+		memoryWaits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "airlock_sftp_upload_memory_waits_total", Help: "Uploads that waited for the upload memory budget (limits.upload_memory).",
+		}),
 		sessions: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "airlock_sftp_sessions", Help: "Authenticated SFTP connections open now.",
 		}),
@@ -46,6 +50,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "airlock_sftp_requests_refused_total", Help: "Refused SFTP requests by reason.",
 		}, []string{"reason"}),
 	}
-	reg.MustRegister(m.connections, m.connectionsRefused, m.bans, m.sessions, m.uploadBytes, m.downloadBytes, m.uploads, m.authFailures, m.refused)
+	reg.MustRegister(m.connections, m.connectionsRefused, m.bans, m.memoryWaits, m.sessions, m.uploadBytes, m.downloadBytes, m.uploads, m.authFailures, m.refused)
 	return m
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/airlock-gw/airlock/internal/config"
 	"github.com/airlock-gw/airlock/internal/ledger"
@@ -71,6 +72,11 @@ type Server struct {
 	now              func() time.Time
 	admission        *admission
 
+	// memory is the budget for upload buffers; uploadMemory is what one
+	// upload reserves from it.
+	memory       *semaphore.Weighted
+	uploadMemory int64
+
 	dirs    dirSet
 	egress  storeCache
 	wg      sync.WaitGroup
@@ -104,6 +110,9 @@ func New(opts Options) (*Server, error) {
 			cmpOr(sc.MaxConnectionsPerIP, 20), cmpOr(sc.MaxUnauthenticated, 64)),
 		closing: make(chan struct{}),
 	}
+	budget := int64(cmpOr(opts.Config.Limits.UploadMemory, 512<<20))
+	s.memory = semaphore.NewWeighted(budget)
+	s.uploadMemory = min(int64(s.reorderWindow)+s.landing.WriteBuffer(), budget)
 	s.cfg = s.sshConfig(signers)
 	return s, nil
 }

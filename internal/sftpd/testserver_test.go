@@ -44,6 +44,7 @@ var egressFiles = map[string]string{
 
 type serverOptions struct {
 	maxFileSize   int64 // default 1 MiB
+	uploadMemory  int64 // default: the server's default budget
 	reorderWindow int
 	reorderStall  time.Duration
 }
@@ -114,7 +115,7 @@ func newTestServer(t *testing.T, opts serverOptions) *testServer {
 			HostKeys:     []string{filepath.Join(root, "hostkeys", "ssh_host_ed25519_key")},
 			TempPatterns: []string{"*.filepart"},
 		},
-		Limits: config.Limits{MaxFileSize: config.Size(maxFileSize)},
+		Limits: config.Limits{MaxFileSize: config.Size(maxFileSize), UploadMemory: config.Size(opts.uploadMemory)},
 	}
 
 	ts.ledger, err = ledger.Open(ctx, "sqlite:"+filepath.Join(root, "airlock.db"))

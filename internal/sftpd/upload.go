@@ -33,6 +33,8 @@ type upload struct {
 	sum    hash.Hash
 	win    *reorderWindow
 
+	release func() // gives back the upload's memory reservation
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -69,6 +71,10 @@ func (s *session) startUpload(r *sftp.Request) (*upload, error) {
 		}
 	}
 
+	release, err := s.reserveMemory()
+	if err != nil {
+		return nil, err
+	}
 	tr, err := s.srv.ledger.Begin(s.ctx, ledger.Transfer{
 		Direction:  ledger.Ingress,
 		Supplier:   s.supplier.Name,
@@ -78,17 +84,66 @@ func (s *session) startUpload(r *sftp.Request) (*upload, error) {
 		RemoteIP:   s.remoteIP,
 	}, s.event("upload.start", nil))
 	if err != nil {
+		release()
 		return nil, fmt.Errorf("record upload: %w", err)
 	}
-	u := &upload{s: s, tr: tr, sum: sha256.New()}
+	u := &upload{s: s, tr: tr, sum: sha256.New(), release: release}
 	u.staged, err = s.srv.landing.Stage(s.ctx, tr.LandingKey)
 	if err != nil {
 		u.fail(err)
+		release()
 		return nil, err
 	}
 	u.win = newReorderWindow(u, s.srv.maxFileSize, s.srv.reorderWindow, s.srv.reorderStall)
 	s.log.Info("upload started", "transfer_id", tr.ID, "path", tr.Path)
 	return u, nil
+}
+
+// maxSessionUploads bounds the uploads one session may have open at once;
+// it also bounds how far a session may go beyond the memory budget.
+const maxSessionUploads = 16
+
+// reserveMemory counts a new upload of this session and takes its share of
+// the upload memory budget, waiting (the client sees a slow open, not an
+// error) while other sessions' uploads hold it all. The returned func
+// undoes both.
+//
+// A session that already has an upload open never waits: its requests
+// share one set of workers, so waiting for memory only its own uploads
+// could free would deadlock it. It goes beyond the budget instead, by at
+// most maxSessionUploads uploads.
+func (s *session) reserveMemory() (release func(), err error) {
+	s.mu.Lock()
+	if s.uploads >= maxSessionUploads {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("more than %d uploads open at once in one session: %w", maxSessionUploads, ErrUnsupported)
+	}
+	s.uploads++
+	mine := s.uploads
+	s.mu.Unlock()
+	done := func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.uploads--
+	}
+
+	n := s.srv.uploadMemory
+	switch {
+	case s.srv.memory.TryAcquire(n):
+	case mine > 1:
+		return done, nil
+	default:
+		s.srv.metrics.memoryWaits.Inc()
+		s.log.Info("upload waits for memory held by other uploads")
+		if err := s.srv.memory.Acquire(s.ctx, n); err != nil {
+			done()
+			return nil, fmt.Errorf("wait for upload memory: %w", err)
+		}
+	}
+	return func() {
+		s.srv.memory.Release(n)
+		done()
+	}, nil
 }
 
 // Write receives the in-order stream from the reorder window.
@@ -116,7 +171,10 @@ func (u *upload) TransferError(err error) {
 // Close settles the upload: commit and record it as received, or discard it
 // and record why it failed.
 func (u *upload) Close() error {
-	u.closeOnce.Do(func() { u.closeErr = u.finish() })
+	u.closeOnce.Do(func() {
+		u.closeErr = u.finish()
+		u.release()
+	})
 	return u.closeErr
 }
 

@@ -124,6 +124,16 @@ func (s *Store) Stage(ctx context.Context, key string) (*Staged, error) {
 // stay within a modest memory budget.
 const stagePartSize = 8 << 20
 
+// WriteBuffer is the memory a staged write holds in buffers: the batching
+// buffer of a local file, or, for object stores, the part being filled and
+// the part being sent.
+func (s *Store) WriteBuffer() int64 {
+	if s.local {
+		return localWriteBuffer
+	}
+	return 2 * stagePartSize
+}
+
 // Write appends p to the staged object.
 func (st *Staged) Write(p []byte) (int, error) { return st.w.Write(p) }
 
