@@ -21,6 +21,7 @@ import (
 	"github.com/airlock-gw/airlock/internal/config"
 	"github.com/airlock-gw/airlock/internal/httpapi"
 	"github.com/airlock-gw/airlock/internal/ledger"
+	"github.com/airlock-gw/airlock/internal/notify"
 	"github.com/airlock-gw/airlock/internal/sftpd"
 	"github.com/airlock-gw/airlock/internal/storage"
 )
@@ -84,6 +85,11 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opts serve
 			}
 		})
 
+	notifier, err := keyExpiryNotifier(cfg, suppliers, led, log)
+	if err != nil {
+		return err
+	}
+
 	srv, err := sftpd.New(sftpd.Options{
 		Config:    cfg,
 		Suppliers: suppliers.Current,
@@ -138,10 +144,33 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opts serve
 		return httpSrv.Shutdown(shutdownCtx)
 	})
 	grp.Go(func() error { return suppliers.Watch(ctx) })
+	grp.Go(func() error { return notifier.Run(ctx) })
 	grp.Go(func() error { return reloadOnHangup(ctx, suppliers) })
 	err = grp.Wait()
 	log.Info("airlock stopped")
 	return err
+}
+
+// keyExpiryNotifier tells suppliers, by email, that a key will expire
+// soon. Without SMTP it logs the notices instead, and says so once here.
+func keyExpiryNotifier(cfg *config.Config, suppliers *config.Reloader, led *ledger.Ledger, log *slog.Logger) (*notify.KeyExpiryNotifier, error) {
+	n := &notify.KeyExpiryNotifier{
+		Suppliers: suppliers.Current,
+		Ledger:    led,
+		Operators: cfg.Notify.Operators,
+		Lead:      cfg.Notify.KeyExpiryNotice,
+		Log:       log,
+	}
+	if cfg.Notify.SMTP == nil {
+		log.Warn("no notify.smtp configured: notifications are logged, not emailed")
+		return n, nil
+	}
+	mailer, err := notify.NewMailer(*cfg.Notify.SMTP, os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	n.Mailer = mailer
+	return n, nil
 }
 
 // reloadOnHangup re-reads the supplier files on SIGHUP.
