@@ -99,6 +99,7 @@ func waitTCP(t *testing.T, addr string, exited <-chan struct{}) {
 type clientKey struct {
 	path       string // private key
 	authorized string // public key line
+	expires    string // optional expiry written to ssh_keys in the mapping form ("2027-03-31")
 }
 
 func newClientKey(t *testing.T) clientKey {
@@ -171,6 +172,10 @@ suppliers_dir: "suppliers"
 	for _, s := range o.suppliers {
 		var keys []string
 		for _, k := range s.keys {
+			if k.expires != "" {
+				keys = append(keys, fmt.Sprintf("{key: %q, expires: %q}", k.authorized, k.expires))
+				continue
+			}
 			keys = append(keys, fmt.Sprintf("%q", k.authorized))
 		}
 		ips := s.allowedIPs
