@@ -44,6 +44,14 @@ func (l *Ledger) Append(ctx context.Context, ev Event) (Event, error) {
 // the row lock on Postgres and the write lock on SQLite, so appends from all
 // connections and nodes take turns, and since every writer takes this lock
 // before any other, writers cannot deadlock.
+// The statements of an append. The first takes the chain head's lock.
+const (
+	sqlLockHead       = `UPDATE audit_head SET seq = seq + 1 WHERE id = 1`
+	sqlReadHead       = `SELECT seq, hash FROM audit_head WHERE id = 1`
+	sqlInsertEvent    = `INSERT INTO audit_events (` + eventColumns + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`
+	sqlUpdateHeadHash = `UPDATE audit_head SET hash = $1 WHERE id = 1`
+)
+
 func (l *Ledger) withEvent(ctx context.Context, ev *Event, fn func(*sql.Tx) error) error {
 	if ev.Kind == "" {
 		return errors.New("event kind is required")
@@ -52,10 +60,10 @@ func (l *Ledger) withEvent(ctx context.Context, ev *Event, fn func(*sql.Tx) erro
 		ev.Actor = "system"
 	}
 	return l.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `UPDATE audit_head SET seq = seq + 1 WHERE id = 1`); err != nil {
+		if _, err := l.exec(ctx, tx, sqlLockHead); err != nil {
 			return err
 		}
-		if err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_head WHERE id = 1`).
+		if err := l.queryRow(ctx, tx, sqlReadHead).
 			Scan(&ev.Seq, &ev.PrevHash); err != nil {
 			return err
 		}
@@ -69,12 +77,11 @@ func (l *Ledger) withEvent(ctx context.Context, ev *Event, fn func(*sql.Tx) erro
 			return err
 		}
 		ev.Hash = r.chainHash()
-		if _, err := tx.ExecContext(ctx, `INSERT INTO audit_events (`+eventColumns+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		if _, err := l.exec(ctx, tx, sqlInsertEvent,
 			r.Seq, r.At, r.Kind, r.Actor, r.RemoteIP, r.ConnID, r.TransferID, r.Detail, r.PrevHash, ev.Hash); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `UPDATE audit_head SET hash = $1 WHERE id = 1`, ev.Hash)
+		_, err = l.exec(ctx, tx, sqlUpdateHeadHash, ev.Hash)
 		return err
 	})
 }

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx"
@@ -26,6 +27,7 @@ import (
 type Ledger struct {
 	db       *sql.DB
 	postgres bool
+	stmts    sync.Map // query text → *sql.Stmt, see prepared
 }
 
 // Open opens "sqlite:<path>" or "postgres://…" ("postgresql://…") and
@@ -54,6 +56,12 @@ func Open(ctx context.Context, dsn string) (*Ledger, error) {
 	if err := l.migrate(ctx); err != nil {
 		l.db.Close()
 		return nil, fmt.Errorf("open ledger: %w", err)
+	}
+	for _, q := range txStatements {
+		if _, err := l.prepared(ctx, nil, q); err != nil {
+			l.Close()
+			return nil, fmt.Errorf("open ledger: prepare: %w", err)
+		}
 	}
 	return l, nil
 }
@@ -85,7 +93,71 @@ func openSQLite(file string) (*sql.DB, error) {
 }
 
 // Close closes the database.
-func (l *Ledger) Close() error { return l.db.Close() }
+func (l *Ledger) Close() error {
+	l.stmts.Range(func(_, st any) bool {
+		st.(*sql.Stmt).Close()
+		return true
+	})
+	return l.db.Close()
+}
+
+// prepared returns query prepared once for the life of the ledger, inside
+// tx when tx is not nil. Parsing SQL costs more than running the small
+// statements of an upload, and it was most of the ledger's CPU time.
+// The cache is bounded by the query texts in this package: values are
+// always arguments, never part of the text.
+func (l *Ledger) prepared(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt, error) {
+	v, ok := l.stmts.Load(query)
+	if !ok && tx != nil {
+		// The transaction may hold the only connection (SQLite): prepare
+		// on it, for this transaction alone.
+		return tx.PrepareContext(ctx, query)
+	}
+	if !ok {
+		st, err := l.db.PrepareContext(ctx, query)
+		if err != nil {
+			return nil, err
+		}
+		if v, ok = l.stmts.LoadOrStore(query, st); ok {
+			st.Close()
+		}
+	}
+	st := v.(*sql.Stmt)
+	if tx != nil {
+		return tx.StmtContext(ctx, st), nil
+	}
+	return st, nil
+}
+
+// txStatements are the statements of the write transactions, prepared
+// when the ledger opens: inside a transaction they could only be prepared
+// for that transaction.
+var txStatements = []string{
+	sqlLockHead, sqlReadHead, sqlInsertEvent, sqlUpdateHeadHash,
+	sqlInsertTransfer, sqlUpdateTransfer, sqlGetTransfer,
+}
+
+// exec runs a prepared statement in tx (or on the database when tx is nil).
+func (l *Ledger) exec(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
+	st, err := l.prepared(ctx, tx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
+}
+
+// queryRow is QueryRowContext with a prepared statement; a statement that
+// fails to prepare is run unprepared, so that its error reaches Scan.
+func (l *Ledger) queryRow(ctx context.Context, tx *sql.Tx, query string, args ...any) *sql.Row {
+	st, err := l.prepared(ctx, tx, query)
+	switch {
+	case err == nil:
+		return st.QueryRowContext(ctx, args...)
+	case tx != nil:
+		return tx.QueryRowContext(ctx, query, args...)
+	}
+	return l.db.QueryRowContext(ctx, query, args...)
+}
 
 // Ping checks that the database answers (for /readyz).
 func (l *Ledger) Ping(ctx context.Context) error {

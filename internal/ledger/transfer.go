@@ -104,8 +104,7 @@ func (l *Ledger) Begin(ctx context.Context, t Transfer, ev Event) (Transfer, err
 	ev.TransferID = t.ID
 	ev.At = at
 	err := l.withEvent(ctx, &ev, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO transfers (`+transferColumns+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
+		_, err := l.exec(ctx, tx, sqlInsertTransfer,
 			t.ID, string(t.Direction), t.Supplier, t.Path, t.Size, t.SHA256, string(t.State),
 			t.ScanResult, t.Destination, t.Error, t.Attempts, t.LandingKey, t.Node, t.RemoteIP,
 			formatTime(t.CreatedAt), formatTime(t.UpdatedAt))
@@ -161,7 +160,7 @@ func (l *Ledger) Advance(ctx context.Context, id string, from []State, to State,
 		// withEvent holds the chain head lock, which every writer takes
 		// first, so the row cannot change between this read and the update.
 		var err error
-		if t, err = getTransfer(ctx, tx, id); err != nil {
+		if t, err = l.getTransfer(ctx, tx, id); err != nil {
 			return err
 		}
 		if !slices.Contains(from, t.State) {
@@ -174,8 +173,7 @@ func (l *Ledger) Advance(ctx context.Context, id string, from []State, to State,
 		ev.Detail["from"], ev.Detail["to"] = string(t.State), string(to)
 		ch.apply(&t)
 		t.State, t.UpdatedAt = to, ev.At
-		_, err = tx.ExecContext(ctx, `UPDATE transfers SET path = $1, size = $2, sha256 = $3, state = $4,
-			scan_result = $5, destination = $6, error = $7, attempts = $8, updated_at = $9 WHERE id = $10`,
+		_, err = l.exec(ctx, tx, sqlUpdateTransfer,
 			t.Path, t.Size, t.SHA256, string(t.State), t.ScanResult, t.Destination, t.Error, t.Attempts,
 			formatTime(t.UpdatedAt), t.ID)
 		return err
@@ -188,7 +186,7 @@ func (l *Ledger) Advance(ctx context.Context, id string, from []State, to State,
 
 // Get returns transfer id, or ErrNotFound.
 func (l *Ledger) Get(ctx context.Context, id string) (Transfer, error) {
-	t, err := getTransfer(ctx, l.db, id)
+	t, err := l.getTransfer(ctx, nil, id)
 	if err != nil {
 		return Transfer{}, fmt.Errorf("get transfer %s: %w", id, err)
 	}
@@ -203,6 +201,19 @@ type Filter struct {
 	States     []State
 	Node       string
 	Limit      int
+}
+
+// prefixUpperBound returns the least string greater than every string that
+// starts with prefix, in byte order; ok is false when there is none.
+func prefixUpperBound(prefix string) (string, bool) {
+	b := []byte(prefix)
+	for i := len(b) - 1; i >= 0; i-- {
+		if b[i] < 0xff {
+			b[i]++
+			return string(b[:i+1]), true
+		}
+	}
+	return "", false
 }
 
 // List returns the transfers matching f, newest first.
@@ -220,9 +231,17 @@ func (l *Ledger) List(ctx context.Context, f Filter) ([]Transfer, error) {
 		where = append(where, "path = "+arg(f.Path))
 	}
 	if f.PathPrefix != "" {
-		// substr rather than LIKE: LIKE folds case in SQLite and treats
-		// '_' and '%' as wildcards.
-		where = append(where, "substr(path, 1, "+arg(len([]rune(f.PathPrefix)))+") = "+arg(f.PathPrefix))
+		// A byte-order range rather than LIKE (which folds case in SQLite
+		// and has wildcards), so that the (supplier, path) index serves it.
+		// Postgres compares in the database's collation unless told "C".
+		col := "path"
+		if l.postgres {
+			col = `path COLLATE "C"`
+		}
+		where = append(where, col+" >= "+arg(f.PathPrefix))
+		if upper, ok := prefixUpperBound(f.PathPrefix); ok {
+			where = append(where, col+" < "+arg(upper))
+		}
 	}
 	if len(f.States) > 0 {
 		in := make([]string, len(f.States))
@@ -243,7 +262,11 @@ func (l *Ledger) List(ctx context.Context, f Filter) ([]Transfer, error) {
 		query += " LIMIT " + arg(f.Limit)
 	}
 
-	rows, err := l.db.QueryContext(ctx, query, args...)
+	st, err := l.prepared(ctx, nil, query)
+	if err != nil {
+		return nil, fmt.Errorf("list transfers: %w", err)
+	}
+	rows, err := st.QueryContext(ctx, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list transfers: %w", err)
 	}
@@ -265,13 +288,16 @@ func (l *Ledger) List(ctx context.Context, f Filter) ([]Transfer, error) {
 const transferColumns = `id, direction, supplier, path, size, sha256, state, scan_result, destination,
 	error, attempts, landing_key, node, remote_ip, created_at, updated_at`
 
-// queryer is a *sql.DB or a *sql.Tx.
-type queryer interface {
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
+const (
+	sqlInsertTransfer = `INSERT INTO transfers (` + transferColumns + `)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`
+	sqlUpdateTransfer = `UPDATE transfers SET path = $1, size = $2, sha256 = $3, state = $4,
+		scan_result = $5, destination = $6, error = $7, attempts = $8, updated_at = $9 WHERE id = $10`
+	sqlGetTransfer = `SELECT ` + transferColumns + ` FROM transfers WHERE id = $1`
+)
 
-func getTransfer(ctx context.Context, q queryer, id string) (Transfer, error) {
-	t, err := scanTransfer(q.QueryRowContext(ctx, `SELECT `+transferColumns+` FROM transfers WHERE id = $1`, id))
+func (l *Ledger) getTransfer(ctx context.Context, tx *sql.Tx, id string) (Transfer, error) {
+	t, err := scanTransfer(l.queryRow(ctx, tx, sqlGetTransfer, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Transfer{}, ErrNotFound
 	}

@@ -295,7 +295,7 @@ func TestListPathPrefix(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer l.Close()
-		for _, p := range []string{"/dir/a.csv", "/dir/sub/b.csv", "/DIR/c.csv", "/dirx/d.csv", "/d_r/e.csv", "/dir"} {
+		for _, p := range []string{"/dir/a.csv", "/dir/sub/b.csv", "/DIR/c.csv", "/dirx/d.csv", "/d_r/e.csv", "/dir", "/dir0", "/dir.csv"} {
 			if _, err := l.Begin(ctx, Transfer{Supplier: "acme", Path: p}, Event{}); err != nil {
 				t.Fatal(err)
 			}
@@ -324,4 +324,22 @@ func TestListPathPrefix(t *testing.T) {
 			}
 		}
 	})
+}
+
+func TestPrefixUpperBound(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in, want string
+		ok       bool
+	}{
+		{"/dir/", "/dir0", true},
+		{"a", "b", true},
+		{"a\xff", "b", true},
+		{"\xff\xff", "", false},
+	}
+	for _, tt := range tests {
+		if got, ok := prefixUpperBound(tt.in); got != tt.want || ok != tt.ok {
+			t.Errorf("prefixUpperBound(%q) = %q, %v; want %q, %v", tt.in, got, ok, tt.want, tt.ok)
+		}
+	}
 }
