@@ -65,6 +65,8 @@ func refusalReason(err error) string {
 		return "permission"
 	case errors.Is(err, ErrUnsupported):
 		return "unsupported"
+	case errors.Is(err, ErrBusy):
+		return "busy"
 	case errors.Is(err, ErrNotFound), errors.Is(err, storage.ErrNotFound):
 		return "not-found"
 	case errors.Is(err, ErrExists), errors.Is(err, ErrNotEmpty), errors.Is(err, ErrIsDir):

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pkg/sftp"
@@ -57,6 +58,8 @@ type session struct {
 	mu      sync.Mutex
 	held    map[string]ledger.Transfer // complete uploads under a temporary name, by transfer id
 	uploads int                        // uploads open now
+
+	idledOut atomic.Bool // the session was closed for want of requests
 }
 
 var (

@@ -1,8 +1,11 @@
 package sftpd
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -69,5 +72,55 @@ func TestSessionUploadCap(t *testing.T) {
 	}
 	if _, err := c.Create("/one-too-many.csv"); err == nil {
 		t.Fatalf("upload %d of one session was accepted", maxSessionUploads+1)
+	}
+}
+
+// TestMemoryBudgetFairness: one supplier cannot hold more than half the
+// budget, so another supplier still gets memory; a wait that outlasts the
+// limit is refused as busy; overdraft never waits.
+func TestMemoryBudgetFairness(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	b := newMemoryBudget(4, 1, 50*time.Millisecond) // room for 4 uploads, 2 per supplier
+	waits := 0
+	onWait := func() { waits++ }
+
+	var releases []func()
+	for range 2 {
+		release, err := b.reserve(ctx, "greedy", false, onWait)
+		if err != nil || waits != 0 {
+			t.Fatalf("within the share: %d waits, %v", waits, err)
+		}
+		releases = append(releases, release)
+	}
+	if _, err := b.reserve(ctx, "greedy", false, onWait); !errors.Is(err, ErrBusy) || waits != 1 {
+		t.Fatalf("beyond the share: %d waits, err %v; want a busy refusal after waiting", waits, err)
+	}
+	release, err := b.reserve(ctx, "greedy", true, onWait)
+	if err != nil || waits != 1 {
+		t.Fatalf("overdraft: %d waits, %v", waits, err)
+	}
+	release()
+	for range 2 {
+		if _, err := b.reserve(ctx, "patient", false, onWait); err != nil || waits != 1 {
+			t.Fatalf("another supplier was kept waiting: %d waits, %v", waits, err)
+		}
+	}
+
+	// A waiter gets memory as soon as it is released.
+	b.wait = time.Minute
+	got := make(chan error, 1)
+	started := make(chan struct{})
+	go func() {
+		_, err := b.reserve(ctx, "greedy", false, func() { close(started) })
+		got <- err
+	}()
+	<-started
+	releases[0]()
+	if err := <-got; err != nil {
+		t.Fatalf("waiter after a release: %v", err)
+	}
+	if n := len(b.suppliers); n != 2 {
+		t.Fatalf("%d suppliers tracked, want 2 with uploads in progress", n)
 	}
 }

@@ -18,7 +18,6 @@ import (
 
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
-	"golang.org/x/sync/semaphore"
 
 	"github.com/airlock-gw/airlock/internal/config"
 	"github.com/airlock-gw/airlock/internal/ledger"
@@ -49,6 +48,9 @@ type Options struct {
 	// gap before the upload fails (default 30 s).
 	ReorderWindow int
 	ReorderStall  time.Duration
+	// MemoryWait is how long an upload waits for the upload memory budget
+	// before it is refused as busy (default 1 minute).
+	MemoryWait time.Duration
 }
 
 // Server accepts SFTP connections.
@@ -72,10 +74,7 @@ type Server struct {
 	now              func() time.Time
 	admission        *admission
 
-	// memory is the budget for upload buffers; uploadMemory is what one
-	// upload reserves from it.
-	memory       *semaphore.Weighted
-	uploadMemory int64
+	memory *memoryBudget // for upload buffers
 
 	dirs    dirSet
 	egress  storeCache
@@ -110,9 +109,8 @@ func New(opts Options) (*Server, error) {
 			cmpOr(sc.MaxConnectionsPerIP, 20), cmpOr(sc.MaxUnauthenticated, 64)),
 		closing: make(chan struct{}),
 	}
-	budget := int64(cmpOr(opts.Config.Limits.UploadMemory, 512<<20))
-	s.memory = semaphore.NewWeighted(budget)
-	s.uploadMemory = min(int64(s.reorderWindow)+s.landing.WriteBuffer(), budget)
+	s.memory = newMemoryBudget(int64(cmpOr(opts.Config.Limits.UploadMemory, 512<<20)),
+		int64(s.reorderWindow)+s.landing.WriteBuffer(), cmpOr(opts.MemoryWait, time.Minute))
 	s.cfg = s.sshConfig(signers)
 	return s, nil
 }
@@ -244,6 +242,9 @@ func (s *Server) handleConn(ctx context.Context, nc net.Conn) {
 		go s.keepAlive(connCtx, sconn, log)
 	}
 
+	idle := &connIdle{since: s.now()}
+	go s.closeIdleConn(connCtx, sconn, idle, log)
+
 	var sessions sync.WaitGroup
 	for nch := range chans {
 		if nch.ChannelType() != "session" {
@@ -257,8 +258,10 @@ func (s *Server) handleConn(ctx context.Context, nc net.Conn) {
 			continue
 		}
 		sessions.Add(1)
+		idle.opened()
 		go func() {
 			defer sessions.Done()
+			defer idle.closed(s.now())
 			s.serveChannel(connCtx, ch, chReqs, &session{
 				srv: s, ctx: connCtx, supplier: supplier, connID: connID, remoteIP: remote.String(), log: log,
 				held: make(map[string]ledger.Transfer),
@@ -267,6 +270,60 @@ func (s *Server) handleConn(ctx context.Context, nc net.Conn) {
 	}
 	sessions.Wait()
 	log.Info("connection closed")
+}
+
+// connIdle tracks whether a connection has any session open, and since when
+// it has had none.
+type connIdle struct {
+	mu       sync.Mutex
+	sessions int
+	since    time.Time // when the last session closed, or login
+}
+
+func (c *connIdle) opened() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sessions++
+}
+
+func (c *connIdle) closed(now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sessions--; c.sessions == 0 {
+		c.since = now
+	}
+}
+
+// idleFor is how long the connection has had no session, 0 while it has.
+func (c *connIdle) idleFor(now time.Time) time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sessions > 0 {
+		return 0
+	}
+	return now.Sub(c.since)
+}
+
+// closeIdleConn closes a connection that has had no session for the idle
+// timeout: a login that never opens one, or a client that keeps its
+// connection after its session idled out, must not hold a connection slot.
+func (s *Server) closeIdleConn(ctx context.Context, conn ssh.Conn, idle *connIdle, log *slog.Logger) {
+	t := time.NewTimer(s.idleTimeout)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		idleFor := idle.idleFor(s.now())
+		if idleFor >= s.idleTimeout {
+			log.Info("closing connection without a session", "idle", idleFor.Round(time.Second))
+			conn.Close()
+			return
+		}
+		t.Reset(s.idleTimeout - idleFor)
+	}
 }
 
 // keepAlive probes the client every interval and closes a connection whose
@@ -367,6 +424,7 @@ func (sess *session) closeWhenIdle(ctx context.Context, guard *pathGuard) {
 		idle := time.Since(guard.lastRequest())
 		if idle >= timeout {
 			sess.log.Info("closing idle session", "idle", idle.Round(time.Second))
+			sess.idledOut.Store(true)
 			return
 		}
 		t.Reset(timeout - idle)

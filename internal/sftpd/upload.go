@@ -103,10 +103,10 @@ func (s *session) startUpload(r *sftp.Request) (*upload, error) {
 // it also bounds how far a session may go beyond the memory budget.
 const maxSessionUploads = 16
 
-// reserveMemory counts a new upload of this session and takes its share of
-// the upload memory budget, waiting (the client sees a slow open, not an
-// error) while other sessions' uploads hold it all. The returned func
-// undoes both.
+// reserveMemory counts a new upload of this session and takes its memory
+// from the upload memory budget, waiting (the client sees a slow open) while
+// other uploads hold it, for a while, then refusing the upload as busy. The
+// returned func undoes both.
 //
 // A session that already has an upload open never waits: its requests
 // share one set of workers, so waiting for memory only its own uploads
@@ -127,21 +127,16 @@ func (s *session) reserveMemory() (release func(), err error) {
 		s.uploads--
 	}
 
-	n := s.srv.uploadMemory
-	switch {
-	case s.srv.memory.TryAcquire(n):
-	case mine > 1:
-		return done, nil
-	default:
+	giveBack, err := s.srv.memory.reserve(s.ctx, s.supplier.Name, mine > 1, func() {
 		s.srv.metrics.memoryWaits.Inc()
 		s.log.Info("upload waits for memory held by other uploads")
-		if err := s.srv.memory.Acquire(s.ctx, n); err != nil {
-			done()
-			return nil, fmt.Errorf("wait for upload memory: %w", err)
-		}
+	})
+	if err != nil {
+		done()
+		return nil, err
 	}
 	return func() {
-		s.srv.memory.Release(n)
+		giveBack()
 		done()
 	}, nil
 }
@@ -165,6 +160,10 @@ func (u *upload) ReadAt([]byte, int64) (int, error) { return 0, statusError(ErrW
 // TransferError is called by pkg/sftp when the connection ends with the
 // file still open.
 func (u *upload) TransferError(err error) {
+	if u.s.idledOut.Load() {
+		u.win.Abort(fmt.Errorf("session closed: no request for %s (idle timeout)", u.s.srv.idleTimeout))
+		return
+	}
 	u.win.Abort(fmt.Errorf("connection lost during upload: %w", err))
 }
 
