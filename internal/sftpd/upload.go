@@ -88,7 +88,7 @@ func (s *session) startUpload(r *sftp.Request) (*upload, error) {
 		return nil, fmt.Errorf("record upload: %w", err)
 	}
 	u := &upload{s: s, tr: tr, sum: sha256.New(), release: release}
-	u.staged, err = s.srv.landing.Stage(s.ctx, tr.LandingKey)
+	u.staged, err = s.srv.landing.Stage(s.ctx, tr.LandingKey, s.srv.maxFileSize)
 	if err != nil {
 		u.fail(err)
 		release()

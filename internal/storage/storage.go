@@ -100,12 +100,13 @@ type Staged struct {
 // Object stores buffer whole parts themselves.
 const localWriteBuffer = 1 << 20
 
-// Stage starts writing key.
-func (s *Store) Stage(ctx context.Context, key string) (*Staged, error) {
+// Stage starts writing key, an object of at most maxSize bytes.
+func (s *Store) Stage(ctx context.Context, key string, maxSize int64) (*Staged, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	w, err := s.bucket.NewWriter(ctx, key, &blob.WriterOptions{
-		ContentType: "application/octet-stream",
-		BufferSize:  stagePartSize,
+		ContentType:    "application/octet-stream",
+		BufferSize:     int(partSize(maxSize)),
+		MaxConcurrency: stagePartsInFlight,
 	})
 	if err != nil {
 		cancel()
@@ -119,19 +120,33 @@ func (s *Store) Stage(ctx context.Context, key string) (*Staged, error) {
 	return st, nil
 }
 
-// stagePartSize is the part size of multipart uploads to object stores: large
-// enough to keep request overhead low, small enough that concurrent uploads
-// stay within a modest memory budget.
-const stagePartSize = 8 << 20
+// Multipart uploads to object stores send up to stagePartsInFlight parts
+// at once: enough to keep a store busy while the next part fills, few
+// enough that an upload holds little memory (the S3 SDK's default of five
+// 8 MiB parts in flight alone is 40 MiB).
+const stagePartsInFlight = 2
 
-// WriteBuffer is the memory a staged write holds in buffers: the batching
-// buffer of a local file, or, for object stores, the part being filled and
-// the part being sent.
-func (s *Store) WriteBuffer() int64 {
+// Parts are as small as S3 allows, unless an object of maxSize would need
+// more parts than S3 allows.
+const (
+	minPartSize = 5 << 20
+	maxParts    = 10000
+)
+
+func partSize(maxSize int64) int64 {
+	const mib = 1 << 20
+	need := (maxSize + maxParts - 1) / maxParts
+	return max(minPartSize, (need+mib-1)/mib*mib)
+}
+
+// WriteBuffer is the memory a staged write of at most maxSize bytes holds
+// in buffers: the batching buffer of a local file, or, for object stores,
+// the part being filled and the parts being sent.
+func (s *Store) WriteBuffer(maxSize int64) int64 {
 	if s.local {
 		return localWriteBuffer
 	}
-	return 2 * stagePartSize
+	return (1 + stagePartsInFlight) * partSize(maxSize)
 }
 
 // Write appends p to the staged object.

@@ -55,7 +55,7 @@ func TestStagedIsInvisibleUntilCommit(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			staged, err := st.Stage(ctx, "acme/one")
+			staged, err := st.Stage(ctx, "acme/one", 5<<30)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -85,7 +85,7 @@ func TestAbortLeavesNothing(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			staged, err := st.Stage(ctx, "acme/gone")
+			staged, err := st.Stage(ctx, "acme/gone", 5<<30)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -143,7 +143,7 @@ func TestReaderAtRandomAccess(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			staged, err := st.Stage(ctx, "egress/file")
+			staged, err := st.Stage(ctx, "egress/file", 5<<30)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -185,5 +185,24 @@ func TestReaderAtRandomAccess(t *testing.T) {
 				t.Fatalf("missing object: %v", err)
 			}
 		})
+	}
+}
+
+func TestPartSize(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ maxSize, want int64 }{
+		{0, 5 << 20},
+		{5e9, 5 << 20},       // 5 GB fits in 1,000 parts of 5 MiB
+		{100e9, 10 << 20},    // 100 GB needs 10 MB parts, rounded up to MiB
+		{5 << 40, 525 << 20}, // 5 TiB, S3's largest object
+	}
+	for _, tt := range tests {
+		got := partSize(tt.maxSize)
+		if got != tt.want {
+			t.Errorf("partSize(%d) = %d, want %d", tt.maxSize, got, tt.want)
+		}
+		if (tt.maxSize+got-1)/got > maxParts {
+			t.Errorf("partSize(%d) = %d needs more than %d parts", tt.maxSize, got, maxParts)
+		}
 	}
 }
