@@ -125,6 +125,7 @@ type supplierSpec struct {
 
 type gatewayOpts struct {
 	sftpExtra   string // more keys of the sftp section, as YAML lines indented by two spaces
+	extra       string // more top-level sections of airlock.yaml
 	landing     string // default: a directory in the tree
 	maxFileSize string
 	env         []string
@@ -168,7 +169,7 @@ quarantine: "state/quarantine"
 limits:
   max_file_size: %q
 suppliers_dir: "suppliers"
-`, g.sftpAddr, o.sftpExtra, g.httpAddr, g.landing, maxSize))
+%s`, g.sftpAddr, o.sftpExtra, g.httpAddr, g.landing, maxSize, o.extra))
 	for _, s := range o.suppliers {
 		var keys []string
 		for _, k := range s.keys {
