@@ -10,7 +10,7 @@ export PATH := $(GOBIN):$(PATH)
 UNIT_PKGS := ./cmd/... ./internal/...
 RACE_PKGS := ./internal/sftpd/... ./internal/ledger/... ./internal/config/... ./internal/storage/... ./internal/notify/...
 
-.PHONY: all build run test peers vet fmt-check unit integration fuzz bench clean
+.PHONY: all build run test peers vet fmt-check lint unit integration fuzz bench clean
 
 all: build
 
@@ -20,13 +20,16 @@ build:
 run:
 	$(GO) run ./cmd/airlock demo --log-format text
 
-test: peers vet fmt-check unit integration fuzz
+test: peers vet fmt-check lint unit integration fuzz
 
 peers:
 	./scripts/install-peers.sh
 
 vet:
 	$(GO) vet ./...
+
+lint:
+	golangci-lint run ./...
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs the real programs the integration tests talk to, when missing:
-# the OpenSSH client, rclone, ssh-audit (Debian packages) and versitygw
-# (Go module).
+# the OpenSSH client, rclone, ssh-audit (Debian packages), versitygw, and
+# the linter golangci-lint (Go modules).
 # Safe to re-run; needs root for apt on a fresh machine.
 set -euo pipefail
 
 VERSITYGW_VERSION=v1.8.0
+GOLANGCI_LINT_VERSION=v2.15.0
 
 need_apt=()
 command -v sftp >/dev/null || need_apt+=(openssh-client)
@@ -26,4 +27,9 @@ if ! command -v versitygw >/dev/null && [ ! -x "$gobin/versitygw" ]; then
 	echo "installing versitygw $VERSITYGW_VERSION"
 	# Built outside this module so its dependencies do not touch go.mod.
 	(cd / && GOFLAGS= go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION")
+fi
+
+if ! command -v golangci-lint >/dev/null && [ ! -x "$gobin/golangci-lint" ]; then
+	echo "installing golangci-lint $GOLANGCI_LINT_VERSION"
+	(cd / && GOFLAGS= go install "github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$GOLANGCI_LINT_VERSION")
 fi

@@ -71,9 +71,6 @@ func redact(s string) string {
 	return s
 }
 
-// storeSchemes are the gocloud.dev/blob drivers airlock links in.
-var storeSchemes = map[string]bool{"file": true, "s3": true, "gs": true, "azblob": true, "mem": true}
-
 // urlScheme matches the start of anything that is meant as a URL rather
 // than a path (RFC 3986 scheme syntax).
 var urlScheme = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]*:`)

@@ -170,5 +170,5 @@ func (w *reorderWindow) Finish() (int64, error) {
 func (w *reorderWindow) Abort(err error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.fail(err)
+	_ = w.fail(err)
 }

@@ -75,7 +75,7 @@ func TestKeyExpiryNotice(t *testing.T) {
 	soon := newClientKey(t)
 	soon.expires = time.Now().UTC().AddDate(0, 0, 5).Format(time.DateOnly)
 	g := newGateway(t, gatewayOpts{
-		extra: fmt.Sprintf("notify:\n  smtp:\n    addr: %q\n    from: \"airlock@example.org\"\n    tls: none\n  operators: [\"ops@example.org\"]\n", box.addr),
+		extra:     fmt.Sprintf("notify:\n  smtp:\n    addr: %q\n    from: \"airlock@example.org\"\n    tls: none\n  operators: [\"ops@example.org\"]\n", box.addr),
 		suppliers: []supplierSpec{{name: "acme", keys: []clientKey{soon, newClientKey(t)}}},
 	})
 	g.start()

@@ -486,8 +486,9 @@ func (b *bench) machine() machineInfo {
 	}
 	if data, err := os.ReadFile("/proc/meminfo"); err == nil {
 		var kb int64
-		fmt.Sscanf(strings.TrimPrefix(strings.SplitN(string(data), "\n", 2)[0], "MemTotal:"), "%d", &kb)
-		m.memGiB = float64(kb) / (1 << 20)
+		if _, err := fmt.Sscanf(strings.TrimPrefix(strings.SplitN(string(data), "\n", 2)[0], "MemTotal:"), "%d", &kb); err == nil {
+			m.memGiB = float64(kb) / (1 << 20)
+		}
 	}
 	m.openssh = commandOutput("ssh", "-V")
 	if v := commandOutput("dpkg-query", "-W", "-f", "${Version}", "openssh-server"); v != "unknown" && !strings.Contains(v, "no packages") {

@@ -26,7 +26,6 @@ type machineInfo struct {
 type report struct {
 	opts     options
 	machine  machineInfo
-	started  time.Time
 	elapsed  time.Duration
 	upAES    *result
 	upChacha *result
