@@ -120,16 +120,17 @@ func (s *Store) Stage(ctx context.Context, key string, maxSize int64) (*Staged, 
 	return st, nil
 }
 
-// Multipart uploads to object stores send up to stagePartsInFlight parts
-// at once: enough to keep a store busy while the next part fills, few
-// enough that an upload holds little memory (the S3 SDK's default of five
-// 8 MiB parts in flight alone is 40 MiB).
-const stagePartsInFlight = 2
+// Multipart uploads to object stores send one part while the next fills:
+// that keeps a store busy, and an upload holds two parts of memory (the S3
+// SDK's default of five 8 MiB parts in flight alone is 40 MiB).
+const stagePartsInFlight = 1
 
-// Parts are as small as S3 allows, unless an object of maxSize would need
-// more parts than S3 allows.
+// Parts are 8 MiB, or larger when an object of maxSize would need more
+// parts than S3 allows. S3 itself accepts 5 MiB parts, but S3-compatible
+// stores keep per-part metadata that can run out (versitygw's posix
+// backend failed to complete a 5 GB upload of 954 parts, not one of 597).
 const (
-	minPartSize = 5 << 20
+	minPartSize = 8 << 20
 	maxParts    = 10000
 )
 

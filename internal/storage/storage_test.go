@@ -191,8 +191,8 @@ func TestReaderAtRandomAccess(t *testing.T) {
 func TestPartSize(t *testing.T) {
 	t.Parallel()
 	tests := []struct{ maxSize, want int64 }{
-		{0, 5 << 20},
-		{5e9, 5 << 20},       // 5 GB fits in 1,000 parts of 5 MiB
+		{0, 8 << 20},
+		{5e9, 8 << 20},       // 5 GB fits in 597 parts of 8 MiB
 		{100e9, 10 << 20},    // 100 GB needs 10 MB parts, rounded up to MiB
 		{5 << 40, 525 << 20}, // 5 TiB, S3's largest object
 	}
