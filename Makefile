@@ -51,7 +51,7 @@ fuzz:
 # installs sshd if missing, runs as root, writes docs/benchmarks.md.
 # `make bench BENCH_ARGS=-quick` checks the harness in about a minute.
 bench:
-	./bench/install-peers.sh
+	./scripts/install-peers.sh openssh-server
 	$(GO) run ./bench/cmd/bench $(or $(BENCH_ARGS),-out docs/benchmarks.md)
 
 clean:

@@ -2,7 +2,9 @@
 # Installs the real programs the integration tests talk to, when missing:
 # the OpenSSH client, rclone, ssh-audit (Debian packages), versitygw, and
 # the linter golangci-lint (Go modules).
-# Safe to re-run; needs root for apt on a fresh machine.
+# Arguments name more Debian packages to install when missing (make bench
+# passes openssh-server). Safe to re-run; needs root for apt on a fresh
+# machine.
 set -euo pipefail
 
 VERSITYGW_VERSION=v1.8.0
@@ -13,6 +15,9 @@ command -v sftp >/dev/null || need_apt+=(openssh-client)
 command -v ssh-keygen >/dev/null || need_apt+=(openssh-client)
 command -v rclone >/dev/null || need_apt+=(rclone)
 command -v ssh-audit >/dev/null || need_apt+=(ssh-audit)
+for pkg in "$@"; do
+	dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
 
 if ((${#need_apt[@]})); then
 	sudo=""

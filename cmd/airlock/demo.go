@@ -1,12 +1,7 @@
 package main
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/pem"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +10,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/airlock-gw/airlock/internal/config"
+	"github.com/airlock-gw/airlock/internal/sftpd"
 )
 
 // demoSupplier is the supplier the demo tree is made for.
@@ -113,23 +109,7 @@ destination:
 // demoClientKey loads the demo client's key pair, generating it (0600) on
 // first use.
 func demoClientKey(path string) (ssh.PublicKey, error) {
-	pemBytes, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		_, priv, gerr := ed25519.GenerateKey(rand.Reader)
-		if gerr != nil {
-			return nil, gerr
-		}
-		block, gerr := ssh.MarshalPrivateKey(priv, "airlock demo supplier")
-		if gerr != nil {
-			return nil, gerr
-		}
-		pemBytes = pem.EncodeToMemory(block)
-		err = os.WriteFile(path, pemBytes, 0o600)
-	}
-	if err != nil {
-		return nil, err
-	}
-	signer, err := ssh.ParsePrivateKey(pemBytes)
+	signer, err := sftpd.LoadOrCreateKey(path, "airlock demo supplier")
 	if err != nil {
 		return nil, err
 	}

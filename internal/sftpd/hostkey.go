@@ -22,14 +22,7 @@ func LoadHostKeys(paths []string) ([]ssh.Signer, error) {
 	}
 	signers := make([]ssh.Signer, 0, len(paths))
 	for _, p := range paths {
-		pemBytes, err := os.ReadFile(p)
-		if errors.Is(err, fs.ErrNotExist) {
-			pemBytes, err = generateHostKey(p)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("host key %s: %w", p, err)
-		}
-		signer, err := ssh.ParsePrivateKey(pemBytes)
+		signer, err := LoadOrCreateKey(p, "airlock host key")
 		if err != nil {
 			return nil, fmt.Errorf("host key %s: %w", p, err)
 		}
@@ -38,12 +31,25 @@ func LoadHostKeys(paths []string) ([]ssh.Signer, error) {
 	return signers, nil
 }
 
-func generateHostKey(p string) ([]byte, error) {
+// LoadOrCreateKey reads the private key at p, first writing a new ed25519
+// key there (OpenSSH format, mode 0600, with comment) if there is none.
+func LoadOrCreateKey(p, comment string) (ssh.Signer, error) {
+	pemBytes, err := os.ReadFile(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		pemBytes, err = generateKey(p, comment)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return ssh.ParsePrivateKey(pemBytes)
+}
+
+func generateKey(p, comment string) ([]byte, error) {
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, err
 	}
-	block, err := ssh.MarshalPrivateKey(priv, "airlock host key")
+	block, err := ssh.MarshalPrivateKey(priv, comment)
 	if err != nil {
 		return nil, err
 	}

@@ -308,21 +308,28 @@ func (c *connIdle) idleFor(now time.Time) time.Duration {
 // timeout: a login that never opens one, or a client that keeps its
 // connection after its session idled out, must not hold a connection slot.
 func (s *Server) closeIdleConn(ctx context.Context, conn ssh.Conn, idle *connIdle, log *slog.Logger) {
-	t := time.NewTimer(s.idleTimeout)
+	if idleFor, ok := waitIdle(ctx, s.idleTimeout, func() time.Duration { return idle.idleFor(s.now()) }); ok {
+		log.Info("closing connection without a session", "idle", idleFor.Round(time.Second))
+		conn.Close()
+	}
+}
+
+// waitIdle waits until idleFor reports at least timeout, and returns it
+// with true, or returns false when ctx ends first.
+func waitIdle(ctx context.Context, timeout time.Duration, idleFor func() time.Duration) (time.Duration, bool) {
+	t := time.NewTimer(timeout)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return 0, false
 		case <-t.C:
 		}
-		idleFor := idle.idleFor(s.now())
-		if idleFor >= s.idleTimeout {
-			log.Info("closing connection without a session", "idle", idleFor.Round(time.Second))
-			conn.Close()
-			return
+		idle := idleFor()
+		if idle >= timeout {
+			return idle, true
 		}
-		t.Reset(s.idleTimeout - idleFor)
+		t.Reset(timeout - idle)
 	}
 }
 
@@ -397,7 +404,12 @@ func (sess *session) serve(ctx context.Context, ch ssh.Channel) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() {
-		sess.closeWhenIdle(ctx, guard)
+		// An upload in progress is traffic, so it never idles out.
+		idle, ok := waitIdle(ctx, sess.srv.idleTimeout, func() time.Duration { return time.Since(guard.lastRequest()) })
+		if ok {
+			sess.log.Info("closing idle session", "idle", idle.Round(time.Second))
+			sess.idledOut.Store(true)
+		}
 		srv.Close()
 	}()
 	if err := srv.Serve(); err != nil && !errors.Is(err, io.EOF) {
@@ -407,28 +419,6 @@ func (sess *session) serve(ctx context.Context, ch ssh.Channel) {
 		sess.log.Warn("session tried to leave its home directory", "attempts", guard.escapes)
 	}
 	sess.releaseHeld()
-}
-
-// closeWhenIdle returns when ctx ends or no SFTP request has arrived for
-// the idle timeout. An upload in progress is traffic, so it never idles out.
-func (sess *session) closeWhenIdle(ctx context.Context, guard *pathGuard) {
-	timeout := sess.srv.idleTimeout
-	t := time.NewTimer(timeout)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		idle := time.Since(guard.lastRequest())
-		if idle >= timeout {
-			sess.log.Info("closing idle session", "idle", idle.Round(time.Second))
-			sess.idledOut.Store(true)
-			return
-		}
-		t.Reset(timeout - idle)
-	}
 }
 
 func subsystemName(payload []byte) string {

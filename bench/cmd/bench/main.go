@@ -6,7 +6,7 @@
 //
 //	go run ./bench/cmd/bench [-quick] [-runs N] [-size 1GiB] [-out docs/benchmarks.md]
 //
-// `make bench` installs the peers (bench/install-peers.sh) and runs it with
+// `make bench` installs the peers (scripts/install-peers.sh openssh-server) and runs it with
 // -out docs/benchmarks.md. It must run as root: sshd only chroots as root.
 // Everything it starts listens on 127.0.0.1 on free ports and lives in one
 // temporary directory, removed at the end.

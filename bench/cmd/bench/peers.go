@@ -31,7 +31,7 @@ func findTool(name string) (string, error) {
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("%s is not installed (bench/install-peers.sh, run by make bench, installs it)", name)
+	return "", fmt.Errorf("%s is not installed (scripts/install-peers.sh openssh-server, run by make bench, installs it)", name)
 }
 
 // freeAddr returns a free 127.0.0.1 port. The listener is closed before
