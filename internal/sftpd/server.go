@@ -4,6 +4,7 @@
 package sftpd
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -64,7 +65,7 @@ type Server struct {
 
 	node             string
 	maxFileSize      int64
-	tempPatterns     []string
+	isTempName       func(name string) bool // held until renamed (sftp.temp_patterns)
 	reorderWindow    int
 	reorderStall     time.Duration
 	handshakeTimeout time.Duration
@@ -97,39 +98,22 @@ func New(opts Options) (*Server, error) {
 		metrics:          opts.Metrics,
 		node:             opts.Config.Node,
 		maxFileSize:      int64(opts.Config.Limits.MaxFileSize),
-		tempPatterns:     opts.Config.SFTP.TempPatterns,
-		reorderWindow:    cmpOr(opts.ReorderWindow, 4<<20),
-		reorderStall:     cmpOr(opts.ReorderStall, 30*time.Second),
-		handshakeTimeout: cmpOr(sc.HandshakeTimeout, 30*time.Second),
-		idleTimeout:      cmpOr(sc.IdleTimeout, 15*time.Minute),
+		isTempName:       opts.Config.IsTempName,
+		reorderWindow:    cmp.Or(opts.ReorderWindow, 4<<20),
+		reorderStall:     cmp.Or(opts.ReorderStall, 30*time.Second),
+		handshakeTimeout: cmp.Or(sc.HandshakeTimeout, 30*time.Second),
+		idleTimeout:      cmp.Or(sc.IdleTimeout, 15*time.Minute),
 		keepalive:        sc.KeepaliveInterval,
-		maxAuthTries:     cmpOr(sc.MaxAuthTries, 6),
+		maxAuthTries:     cmp.Or(sc.MaxAuthTries, 6),
 		now:              time.Now,
-		admission: newAdmission(sc.Ban.Threshold, cmpOr(sc.Ban.Window, 10*time.Minute), cmpOr(sc.Ban.Duration, 15*time.Minute),
-			cmpOr(sc.MaxConnectionsPerIP, 20), cmpOr(sc.MaxUnauthenticated, 64)),
+		admission: newAdmission(sc.Ban.Threshold, cmp.Or(sc.Ban.Window, 10*time.Minute), cmp.Or(sc.Ban.Duration, 15*time.Minute),
+			cmp.Or(sc.MaxConnectionsPerIP, 20), cmp.Or(sc.MaxUnauthenticated, 64)),
 		closing: make(chan struct{}),
 	}
-	s.memory = newMemoryBudget(int64(cmpOr(opts.Config.Limits.UploadMemory, 512<<20)),
-		int64(s.reorderWindow)+s.landing.WriteBuffer(s.maxFileSize), cmpOr(opts.MemoryWait, time.Minute))
+	s.memory = newMemoryBudget(int64(cmp.Or(opts.Config.Limits.UploadMemory, 512<<20)),
+		int64(s.reorderWindow)+s.landing.WriteBuffer(s.maxFileSize), cmp.Or(opts.MemoryWait, time.Minute))
 	s.cfg = s.sshConfig(signers)
 	return s, nil
-}
-
-func cmpOr[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
-}
-
-func (s *Server) isTempName(name string) bool {
-	for _, pat := range s.tempPatterns {
-		if ok, _ := path.Match(pat, name); ok {
-			return true
-		}
-	}
-	return false
 }
 
 // Serve accepts connections on ln until ctx ends, then closes ln and waits

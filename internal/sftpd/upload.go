@@ -1,6 +1,7 @@
 package sftpd
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -63,11 +64,11 @@ func (s *session) startUpload(r *sftp.Request) (*upload, error) {
 		return nil, err
 	}
 	if isDir, err := s.isDir(loc.rel); err != nil || isDir {
-		return nil, cmpOr(err, ErrIsDir)
+		return nil, cmp.Or(err, ErrIsDir)
 	}
 	if r.Pflags().Excl {
 		if _, exists, err := s.fileAt(loc.rel); err != nil || exists {
-			return nil, cmpOr(err, ErrExists)
+			return nil, cmp.Or(err, ErrExists)
 		}
 	}
 
@@ -192,7 +193,7 @@ func (u *upload) finish() error {
 	ctx, cancel := s.bookkeepingContext()
 	defer cancel()
 	sha := hex.EncodeToString(u.sum.Sum(nil))
-	held := s.srv.isTempName(path.Base(u.tr.Path))
+	held := s.srv.isTempName(u.tr.Path)
 	to := ledger.Received
 	if held {
 		to = ledger.Receiving
@@ -299,9 +300,9 @@ func (s *session) rename(from, to string) error {
 		return err
 	}
 	if isDir, err := s.isDir(to); err != nil || isDir {
-		return cmpOr(err, ErrIsDir)
+		return cmp.Or(err, ErrIsDir)
 	}
-	held := s.srv.isTempName(path.Base(to))
+	held := s.srv.isTempName(to)
 	state := ledger.Received
 	if held {
 		state = ledger.Receiving
@@ -339,10 +340,10 @@ func (s *session) remove(p string) error {
 // it is a directory (onDir), or it does not exist.
 func (s *session) notHeld(p string, onDir error) error {
 	if _, exists, err := s.fileAt(p); err != nil || exists {
-		return cmpOr(err, ErrProcessing)
+		return cmp.Or(err, ErrProcessing)
 	}
 	if isDir, err := s.isDir(p); err != nil || isDir {
-		return cmpOr(err, onDir)
+		return cmp.Or(err, onDir)
 	}
 	return ErrNotFound
 }
@@ -352,10 +353,10 @@ func (s *session) mkdir(p string) error {
 		return err
 	}
 	if _, exists, err := s.fileAt(p); err != nil || exists {
-		return cmpOr(err, ErrExists)
+		return cmp.Or(err, ErrExists)
 	}
 	if isDir, err := s.isDir(p); err != nil || isDir {
-		return cmpOr(err, ErrExists)
+		return cmp.Or(err, ErrExists)
 	}
 	s.srv.dirs.add(s.supplier.Name, p)
 	return nil
@@ -399,7 +400,7 @@ func (s *session) listUpload(p string) ([]os.FileInfo, error) {
 	}
 	if !isDir {
 		if _, exists, err := s.fileAt(p); err != nil || exists {
-			return nil, cmpOr(err, fmt.Errorf("not a directory: %w", ErrNotFound))
+			return nil, cmp.Or(err, fmt.Errorf("not a directory: %w", ErrNotFound))
 		}
 		return nil, ErrNotFound
 	}
@@ -419,7 +420,7 @@ func (s *session) statUpload(p string) (os.FileInfo, error) {
 		return transferInfo(path.Base(p), tr), nil
 	}
 	if isDir, err := s.isDir(p); err != nil || !isDir {
-		return nil, cmpOr(err, ErrNotFound)
+		return nil, cmp.Or(err, ErrNotFound)
 	}
 	return dirInfo(path.Base(p), time.Now()), nil
 }
