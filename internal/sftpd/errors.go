@@ -31,58 +31,54 @@ type codedError struct {
 func (e *codedError) Error() string   { return e.err.Error() }
 func (e *codedError) Unwrap() []error { return []error{e.err, e.code} }
 
+// errorClasses sorts the errors of the virtual file system: the label used
+// in metrics and audit events, the SFTP status code the client gets, and
+// whether it is a policy refusal worth an audit event rather than an
+// ordinary answer (such as "no such file" to a client probing before an
+// upload). The first class an error matches wins.
+var errorClasses = []struct {
+	errs   []error
+	reason string
+	code   error
+	policy bool
+}{
+	{[]error{ErrEscape}, "escape", sftp.ErrSSHFxPermissionDenied, true},
+	{[]error{ErrNameRefused}, "name-policy", sftp.ErrSSHFxPermissionDenied, true},
+	{[]error{ErrTooLarge}, "too-large", sftp.ErrSSHFxFailure, true},
+	{[]error{ErrNotSequential}, "not-sequential", sftp.ErrSSHFxFailure, true},
+	{[]error{ErrReadOnly, ErrWriteOnly, ErrProcessing}, "permission", sftp.ErrSSHFxPermissionDenied, true},
+	{[]error{ErrUnsupported}, "unsupported", sftp.ErrSSHFxOpUnsupported, true},
+	{[]error{ErrBusy}, "busy", sftp.ErrSSHFxFailure, true},
+	{[]error{ErrNotFound, storage.ErrNotFound}, "not-found", sftp.ErrSSHFxNoSuchFile, false},
+	{[]error{ErrExists, ErrNotEmpty, ErrIsDir}, "conflict", sftp.ErrSSHFxFailure, false},
+}
+
+// classify returns err's class; anything unknown is an internal "error".
+func classify(err error) (reason string, code error, policy bool) {
+	for _, c := range errorClasses {
+		for _, target := range c.errs {
+			if errors.Is(err, target) {
+				return c.reason, c.code, c.policy
+			}
+		}
+	}
+	return "error", sftp.ErrSSHFxFailure, false
+}
+
 // statusError attaches the SFTP status code that fits err, keeping its text
 // as the status message.
 func statusError(err error) error {
 	if err == nil {
 		return nil
 	}
-	code := sftp.ErrSSHFxFailure
-	switch {
-	case errors.Is(err, ErrNotFound), errors.Is(err, storage.ErrNotFound):
-		code = sftp.ErrSSHFxNoSuchFile
-	case errors.Is(err, ErrEscape), errors.Is(err, ErrReadOnly), errors.Is(err, ErrWriteOnly),
-		errors.Is(err, ErrProcessing), errors.Is(err, ErrNameRefused):
-		code = sftp.ErrSSHFxPermissionDenied
-	case errors.Is(err, ErrUnsupported):
-		code = sftp.ErrSSHFxOpUnsupported
-	}
+	_, code, _ := classify(err)
 	return &codedError{err: err, code: code}
 }
 
-// refusal reasons as short labels for metrics and audit events.
+// refusalReason is err's short label for metrics and audit events.
 func refusalReason(err error) string {
-	switch {
-	case errors.Is(err, ErrEscape):
-		return "escape"
-	case errors.Is(err, ErrNameRefused):
-		return "name-policy"
-	case errors.Is(err, ErrTooLarge):
-		return "too-large"
-	case errors.Is(err, ErrNotSequential):
-		return "not-sequential"
-	case errors.Is(err, ErrReadOnly), errors.Is(err, ErrWriteOnly), errors.Is(err, ErrProcessing):
-		return "permission"
-	case errors.Is(err, ErrUnsupported):
-		return "unsupported"
-	case errors.Is(err, ErrBusy):
-		return "busy"
-	case errors.Is(err, ErrNotFound), errors.Is(err, storage.ErrNotFound):
-		return "not-found"
-	case errors.Is(err, ErrExists), errors.Is(err, ErrNotEmpty), errors.Is(err, ErrIsDir):
-		return "conflict"
-	}
-	return "error"
-}
-
-// isPolicyRefusal reports whether a refusal reason is a policy decision worth
-// an audit event, rather than an ordinary answer.
-func isPolicyRefusal(reason string) bool {
-	switch reason {
-	case "not-found", "conflict", "error":
-		return false
-	}
-	return true
+	reason, _, _ := classify(err)
+	return reason
 }
 
 func opError(op, p string, err error) error {

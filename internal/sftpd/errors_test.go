@@ -53,8 +53,8 @@ func TestStatusError(t *testing.T) {
 				if r := refusalReason(err); r != tt.reason {
 					t.Errorf("refusalReason(%v) = %q, want %q", err, r, tt.reason)
 				}
-				if p := isPolicyRefusal(refusalReason(err)); p != tt.policy {
-					t.Errorf("isPolicyRefusal(%q) = %v, want %v", tt.reason, p, tt.policy)
+				if _, _, p := classify(err); p != tt.policy {
+					t.Errorf("classify(%v) says policy %v, want %v", err, p, tt.policy)
 				}
 			}
 		})

@@ -106,10 +106,11 @@ func (s *session) resolve(p string) (location, error) {
 // to a client probing before an upload are not.
 func (s *session) refuse(op, p string, err error) error {
 	err = opError(op, displayPath(p), err)
-	reason := refusalReason(err)
-	if !isPolicyRefusal(reason) {
+	reason, code, policy := classify(err)
+	status := &codedError{err: err, code: code}
+	if !policy {
 		s.log.Debug("request failed", "op", op, "path", displayPath(p), "reason", reason, "err", err)
-		return statusError(err)
+		return status
 	}
 	s.log.Warn("request refused", "op", op, "path", displayPath(p), "reason", reason, "err", err)
 	s.srv.metrics.refused.WithLabelValues(reason).Inc()
@@ -117,7 +118,7 @@ func (s *session) refuse(op, p string, err error) error {
 		Kind: "request.refused", Actor: s.supplier.Name, RemoteIP: s.remoteIP, ConnID: s.connID,
 		Detail: map[string]string{"op": op, "path": displayPath(p), "reason": reason, "error": err.Error()},
 	})
-	return statusError(err)
+	return status
 }
 
 func displayPath(p string) string {
