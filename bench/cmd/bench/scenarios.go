@@ -149,6 +149,13 @@ func newResult() *result {
 	return &result{samples: map[string][]float64{}, cpu: map[string][]float64{}, errors: map[string]int{}}
 }
 
+// add records one run's value (in unit) and server CPU seconds for s.
+func (r *result) add(s *side, run int, v float64, unit string, d time.Duration, cpu float64) {
+	r.samples[s.name] = append(r.samples[s.name], v)
+	r.cpu[s.name] = append(r.cpu[s.name], cpu)
+	logf("  run %d %-7s %8.1f %s (%s, server CPU %.2fs)", run, s.name, v, unit, d.Round(time.Millisecond), cpu)
+}
+
 func (r *result) fail(s *side, err error) {
 	r.errors[s.name]++
 	r.notes = append(r.notes, fmt.Sprintf("%s: %v", s.name, err))
@@ -176,9 +183,7 @@ func (b *bench) scenarioUpload(ctx context.Context, cipher, tag string) (*result
 				res.fail(s, err)
 			} else {
 				v := float64(b.big.size) / mb / d.Seconds()
-				res.samples[s.name] = append(res.samples[s.name], v)
-				res.cpu[s.name] = append(res.cpu[s.name], cpu)
-				logf("  run %d %-7s %8.1f MB/s (%s, server CPU %.2fs)", run, s.name, v, d.Round(time.Millisecond), cpu)
+				res.add(s, run, v, "MB/s", d, cpu)
 			}
 			if err := b.settle(); err != nil {
 				return nil, err
@@ -225,9 +230,7 @@ func (b *bench) scenarioDownload(ctx context.Context) (*result, error) {
 				res.fail(s, err)
 			} else {
 				v := float64(b.big.size) / mb / d.Seconds()
-				res.samples[s.name] = append(res.samples[s.name], v)
-				res.cpu[s.name] = append(res.cpu[s.name], cpu)
-				logf("  run %d %-7s %8.1f MB/s (%s, server CPU %.2fs)", run, s.name, v, d.Round(time.Millisecond), cpu)
+				res.add(s, run, v, "MB/s", d, cpu)
 			}
 			os.Remove(dst)
 			if err := b.settle(); err != nil {
@@ -263,9 +266,7 @@ func (b *bench) scenarioSmallFiles(ctx context.Context) (*result, error) {
 				res.fail(s, err)
 			} else {
 				v := float64(n) / d.Seconds()
-				res.samples[s.name] = append(res.samples[s.name], v)
-				res.cpu[s.name] = append(res.cpu[s.name], cpu)
-				logf("  run %d %-7s %8.1f files/s (%s, server CPU %.2fs)", run, s.name, v, d.Round(time.Millisecond), cpu)
+				res.add(s, run, v, "files/s", d, cpu)
 			}
 			if err := b.settle(); err != nil {
 				return nil, err
@@ -323,9 +324,7 @@ func (b *bench) scenarioConcurrent(ctx context.Context) (*result, error) {
 			errs = max(errs, bad) // a failed session also leaves no complete file
 			res.errors[s.name] += errs
 			v := float64(n) * float64(b.medium.size) / mb / d.Seconds()
-			res.samples[s.name] = append(res.samples[s.name], v)
-			res.cpu[s.name] = append(res.cpu[s.name], cpu)
-			logf("  run %d %-7s %8.1f MB/s aggregate, %d errors (%s, server CPU %.2fs)", run, s.name, v, errs, d.Round(time.Millisecond), cpu)
+			res.add(s, run, v, fmt.Sprintf("MB/s aggregate, %d errors", errs), d, cpu)
 			if err := b.settle(); err != nil {
 				return nil, err
 			}
