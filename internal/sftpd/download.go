@@ -14,10 +14,15 @@ import (
 
 // The download area is a read-only view of the supplier's egress store.
 
+// egressStore is the supplier's egress store, opened once per server.
+func (s *session) egressStore() (*storage.Store, error) {
+	return s.srv.egress.get(s.ctx, s.supplier.Egress.URL)
+}
+
 func downloadKey(rel string) string { return strings.TrimPrefix(rel, "/") }
 
 func (s *session) listDownload(rel string) ([]os.FileInfo, error) {
-	st, err := s.srv.egressStore(s.ctx, s.supplier.Egress.URL)
+	st, err := s.egressStore()
 	if err != nil {
 		return nil, err
 	}
@@ -55,7 +60,7 @@ func (s *session) listDownload(rel string) ([]os.FileInfo, error) {
 }
 
 func (s *session) statDownload(rel string) (os.FileInfo, error) {
-	st, err := s.srv.egressStore(s.ctx, s.supplier.Egress.URL)
+	st, err := s.egressStore()
 	if err != nil {
 		return nil, err
 	}
@@ -93,7 +98,7 @@ func (d *download) ReadAt(p []byte, off int64) (int, error) {
 }
 
 func (s *session) openDownload(rel string) (io.ReaderAt, error) {
-	st, err := s.srv.egressStore(s.ctx, s.supplier.Egress.URL)
+	st, err := s.egressStore()
 	if err != nil {
 		return nil, err
 	}

@@ -433,11 +433,6 @@ func (s *Server) audit(ctx context.Context, ev ledger.Event) {
 	}
 }
 
-// egressStore returns the opened egress store for url, opening it once.
-func (s *Server) egressStore(ctx context.Context, url string) (*storage.Store, error) {
-	return s.egress.get(ctx, url)
-}
-
 // storeCache keeps egress stores open across sessions.
 type storeCache struct {
 	mu     sync.Mutex

@@ -68,9 +68,6 @@ func IsURL(location string) bool {
 	return ok && scheme != "" && !strings.ContainsAny(scheme, `/\`)
 }
 
-// String returns the location the store was opened from.
-func (s *Store) String() string { return s.location }
-
 // Close releases the store.
 func (s *Store) Close() error { return s.bucket.Close() }
 
