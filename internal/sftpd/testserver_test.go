@@ -67,7 +67,7 @@ type testServer struct {
 	stopOnce sync.Once
 }
 
-func newTestServer(t *testing.T, opts serverOptions) *testServer {
+func newTestServer(t testing.TB, opts serverOptions) *testServer {
 	t.Helper()
 	ctx := context.Background()
 	root := t.TempDir()
@@ -164,7 +164,7 @@ func newTestServer(t *testing.T, opts serverOptions) *testServer {
 }
 
 // stop ends Serve and waits for it; calling it again is harmless.
-func (ts *testServer) stop(t *testing.T) {
+func (ts *testServer) stop(t testing.TB) {
 	t.Helper()
 	ts.stopOnce.Do(func() {
 		ts.cancel()
@@ -180,14 +180,14 @@ func (ts *testServer) stop(t *testing.T) {
 }
 
 // testLogger discards the server's log unless AIRLOCK_TEST_LOG is set.
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	if os.Getenv("AIRLOCK_TEST_LOG") != "" {
 		return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	return slog.New(slog.DiscardHandler)
 }
 
-func newClientKey(t *testing.T) ssh.Signer {
+func newClientKey(t testing.TB) ssh.Signer {
 	t.Helper()
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -200,7 +200,7 @@ func newClientKey(t *testing.T) ssh.Signer {
 	return signer
 }
 
-func writeFile(t *testing.T, name, content string) {
+func writeFile(t testing.TB, name, content string) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
 		t.Fatal(err)
@@ -210,14 +210,16 @@ func writeFile(t *testing.T, name, content string) {
 	}
 }
 
-// dial logs in as user with key.
-func (ts *testServer) dial(user string, key ssh.Signer) (*ssh.Client, error) {
-	return ssh.Dial("tcp", ts.addr, &ssh.ClientConfig{
+// dial logs in as user with key, offering only ciphers when any are given.
+func (ts *testServer) dial(user string, key ssh.Signer, ciphers ...string) (*ssh.Client, error) {
+	conf := &ssh.ClientConfig{
 		User:            user,
 		Auth:            []ssh.AuthMethod{ssh.PublicKeys(key)},
 		HostKeyCallback: ssh.FixedHostKey(ts.hostKey),
 		Timeout:         10 * time.Second,
-	})
+	}
+	conf.Ciphers = ciphers
+	return ssh.Dial("tcp", ts.addr, conf)
 }
 
 // connect logs in as user with the user's own key.
