@@ -39,10 +39,11 @@ type Store struct {
 // mem://).
 func Open(ctx context.Context, location string) (*Store, error) {
 	var (
-		b   *blob.Bucket
-		err error
+		b     *blob.Bucket
+		err   error
+		local = !IsURL(location)
 	)
-	if IsURL(location) {
+	if !local {
 		b, err = blob.OpenBucket(ctx, location)
 	} else {
 		b, err = fileblob.OpenBucket(location, &fileblob.Options{
@@ -59,7 +60,7 @@ func Open(ctx context.Context, location string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", location, err)
 	}
-	return &Store{bucket: b, location: location, local: !IsURL(location)}, nil
+	return &Store{bucket: b, location: location, local: local}, nil
 }
 
 // IsURL reports whether location names a URL rather than a filesystem path.
