@@ -121,6 +121,11 @@ type Change struct {
 	Path, SHA256, ScanResult, Destination, Error *string
 	Size                                         *int64
 	IncAttempts                                  bool
+	// InTx, when set, runs inside Advance's transaction after the row is
+	// updated, with the transfer as it now is; its error undoes the whole
+	// Advance. The job queue inserts the next job here, so that a state
+	// change and the work it calls for commit together or not at all.
+	InTx func(ctx context.Context, tx *sql.Tx, t Transfer) error
 }
 
 func (c Change) apply(t *Transfer) {
@@ -176,7 +181,10 @@ func (l *Ledger) Advance(ctx context.Context, id string, from []State, to State,
 		_, err = l.exec(ctx, tx, sqlUpdateTransfer,
 			t.Path, t.Size, t.SHA256, string(t.State), t.ScanResult, t.Destination, t.Error, t.Attempts,
 			formatTime(t.UpdatedAt), t.ID)
-		return err
+		if err != nil || ch.InTx == nil {
+			return err
+		}
+		return ch.InTx(ctx, tx, t)
 	})
 	if err != nil {
 		return Transfer{}, fmt.Errorf("advance transfer %s: %w", id, err)
@@ -200,7 +208,9 @@ type Filter struct {
 	PathPrefix string // paths that start with it
 	States     []State
 	Node       string
-	Limit      int
+	// UpdatedSince selects transfers whose last change is at or after it.
+	UpdatedSince time.Time
+	Limit        int
 }
 
 // prefixUpperBound returns the least string greater than every string that
@@ -252,6 +262,9 @@ func (l *Ledger) List(ctx context.Context, f Filter) ([]Transfer, error) {
 	}
 	if f.Node != "" {
 		where = append(where, "node = "+arg(f.Node))
+	}
+	if !f.UpdatedSince.IsZero() {
+		where = append(where, "updated_at >= "+arg(formatTime(f.UpdatedSince)))
 	}
 	query := `SELECT ` + transferColumns + ` FROM transfers`
 	if len(where) > 0 {

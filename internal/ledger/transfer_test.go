@@ -2,8 +2,10 @@ package ledger
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -156,6 +158,60 @@ func TestAdvanceFailureChangesNothing(t *testing.T) {
 	})
 }
 
+func TestAdvanceInTx(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, dsn string) {
+		ctx := t.Context()
+		l := openLedger(t, dsn)
+		tr, err := l.Begin(ctx, Transfer{Supplier: "acme", Path: "/a.csv"}, Event{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.DB().ExecContext(ctx, `CREATE TABLE jobs (transfer_id TEXT NOT NULL)`); err != nil {
+			t.Fatal(err)
+		}
+		insertJob := func(ctx context.Context, tx *sql.Tx, got Transfer) error {
+			if got.State != Received || got.ID != tr.ID {
+				return fmt.Errorf("hook saw %s in state %s", got.ID, got.State)
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO jobs (transfer_id) VALUES ($1)`, got.ID)
+			return err
+		}
+		jobs := func() int {
+			var n int
+			if err := l.DB().QueryRowContext(ctx, `SELECT COUNT(*) FROM jobs`).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+
+		// A failing hook undoes the state change, the event and its own writes.
+		boom := errors.New("queue full")
+		_, err = l.Advance(ctx, tr.ID, []State{Receiving}, Received, Change{InTx: func(ctx context.Context, tx *sql.Tx, got Transfer) error {
+			if err := insertJob(ctx, tx, got); err != nil {
+				return err
+			}
+			return boom
+		}}, Event{})
+		if !errors.Is(err, boom) {
+			t.Fatalf("Advance with failing hook = %v, want %v", err, boom)
+		}
+		if got, _ := l.Get(ctx, tr.ID); got.State != Receiving || jobs() != 0 {
+			t.Fatalf("after failed hook: state %s, %d jobs; want receiving, 0", got.State, jobs())
+		}
+
+		if _, err := l.Advance(ctx, tr.ID, []State{Receiving}, Received, Change{InTx: insertJob}, Event{}); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := l.Get(ctx, tr.ID); got.State != Received || jobs() != 1 {
+			t.Errorf("after hook: state %s, %d jobs; want received, 1", got.State, jobs())
+		}
+		if n, err := l.VerifyAudit(ctx); err != nil || n != 2 {
+			t.Errorf("VerifyAudit = %d, %v; want 2, nil", n, err)
+		}
+	})
+}
+
 func TestList(t *testing.T) {
 	t.Parallel()
 	forEachBackend(t, func(t *testing.T, dsn string) {
@@ -186,6 +242,13 @@ func TestList(t *testing.T) {
 			ids[i] = tr.ID
 			time.Sleep(time.Millisecond) // distinct created_at, so the order is known
 		}
+		updatedAt := func(i int) time.Time {
+			tr, err := l.Get(ctx, ids[i])
+			if err != nil {
+				t.Fatal(err)
+			}
+			return tr.UpdatedAt
+		}
 
 		tests := []struct {
 			name string
@@ -200,6 +263,7 @@ func TestList(t *testing.T) {
 			{"node and state (crash recovery)", Filter{Node: "n1", States: []State{Receiving}}, []int{4, 0}},
 			{"everything", Filter{Supplier: "beta", Path: "/d.csv", Node: "n1", States: []State{Receiving, Received}}, []int{4}},
 			{"limit", Filter{Limit: 2}, []int{4, 3}},
+			{"updated since", Filter{UpdatedSince: updatedAt(3)}, []int{4, 3}},
 			{"limit with filter", Filter{Supplier: "acme", Limit: 1}, []int{3}},
 			{"no match", Filter{Supplier: "gamma"}, nil},
 		}
