@@ -15,7 +15,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
 	"unicode"
@@ -36,6 +35,7 @@ type Config struct {
 	SuppliersDir string // absolute
 	Suppliers    *Suppliers
 	Notify       Notify
+	Pipeline     Pipeline
 	// Warnings lists the risky but legal settings of the whole tree, supplier
 	// files included (those are also in Suppliers.Warnings), sorted by file
 	// and line.
@@ -59,6 +59,9 @@ type SFTP struct {
 	MaxConnectionsPerIP int // open connections from one address, >= 1
 	MaxUnauthenticated  int // connections not yet authenticated, in total, >= 1
 	Ban                 Ban
+	// ReceiptRetention is how long <name>.receipt.json stays in the
+	// supplier's home after the outcome; 0 disables receipts.
+	ReceiptRetention time.Duration
 }
 
 // Ban bans an address for Duration after Threshold failed logins from it
@@ -76,6 +79,14 @@ type Notify struct {
 	// KeyExpiryNotice is how long before an SSH key expires its supplier is
 	// told; 0 disables the notices.
 	KeyExpiryNotice time.Duration
+	Webhook         *Webhook // nil: no webhook is called
+}
+
+// Webhook is an HTTPS endpoint told about every outcome, in requests signed
+// with HMAC-SHA256.
+type Webhook struct {
+	URL       string // https, or http to a loopback host
+	SecretEnv string // name of the environment variable holding the HMAC key
 }
 
 // SMTP is the mail server notifications are sent through.
@@ -102,6 +113,32 @@ type HTTP struct {
 // Scanner selects the malware scanner.
 type Scanner struct {
 	Clamd string // "unix:<absolute path>", "tcp://host:port", or "" for the builtin scanner
+	// DenyList is the absolute path of the builtin scanner's file of
+	// sha256 sums to refuse, or "" for none.
+	DenyList string
+	// TooLarge is what happens to a file larger than clamd's
+	// StreamMaxLength, which clamd cannot scan: TooLargeQuarantine or
+	// TooLargeDeliver.
+	TooLarge string
+}
+
+// The values of Scanner.TooLarge.
+const (
+	TooLargeQuarantine = "quarantine"
+	TooLargeDeliver    = "deliver" // unscanned
+)
+
+// Pipeline tunes the durable jobs that scan, deliver and notify.
+type Pipeline struct {
+	Workers     int // jobs run at once on this node
+	MaxAttempts int // attempts per job before its transfer is failed
+	// RetryBackoff is the delay before the first retry; it doubles with
+	// each attempt, up to MaxBackoff.
+	RetryBackoff time.Duration
+	MaxBackoff   time.Duration
+	// RescueAfter is how long a job may run on a node that has gone silent
+	// before it is started again elsewhere.
+	RescueAfter time.Duration
 }
 
 // Limits bounds what suppliers may upload and what uploads may cost.
@@ -135,6 +172,16 @@ const (
 	defaultBanWindow           = 10 * time.Minute
 	defaultBanDuration         = 15 * time.Minute
 	defaultKeyExpiryNotice     = 14 * 24 * time.Hour
+	defaultReceiptRetention    = 30 * 24 * time.Hour
+
+	defaultWorkers      = 4
+	defaultMaxAttempts  = 20
+	defaultRetryBackoff = time.Second
+	defaultMaxBackoff   = 5 * time.Minute
+	defaultRescueAfter  = time.Hour
+	// minRescueAfter keeps a job that is merely slow, or on a node that
+	// paused briefly, from being started a second time while it still runs.
+	minRescueAfter = time.Minute
 )
 
 // defaultTempPatterns are the temporary names used by common clients
@@ -148,20 +195,23 @@ var airlockKeys = keySet{
 		"listen": nil, "host_keys": nil, "temp_patterns": nil,
 		"max_auth_tries": nil, "handshake_timeout": nil, "idle_timeout": nil, "keepalive_interval": nil,
 		"max_connections_per_ip": nil, "max_unauthenticated": nil,
-		"ban": {"threshold": nil, "window": nil, "duration": nil},
+		"ban":               {"threshold": nil, "window": nil, "duration": nil},
+		"receipt_retention": nil,
 	},
 	"http":          {"listen": nil},
 	"database":      nil,
 	"landing":       nil,
 	"quarantine":    nil,
-	"scanner":       {"clamd": nil},
+	"scanner":       {"clamd": nil, "deny_list": nil, "too_large": nil},
 	"limits":        {"max_file_size": nil, "upload_memory": nil},
 	"suppliers_dir": nil,
 	"notify": {
 		"smtp":              {"addr": nil, "from": nil, "username": nil, "password_env": nil, "tls": nil},
 		"operators":         nil,
 		"key_expiry_notice": nil,
+		"webhook":           {"url": nil, "secret_env": nil},
 	},
+	"pipeline": {"workers": nil, "max_attempts": nil, "retry_backoff": nil, "max_backoff": nil, "rescue_after": nil},
 }
 
 // Load reads airlock.yaml at file and every supplier file. On any problem
@@ -280,11 +330,12 @@ func parseConfig(c *checker, data []byte, root string) (*Config, string) {
 	cfg.Landing = c.value(doc["landing"], defaultLanding, root, parseStore)
 	cfg.Quarantine = c.value(doc["quarantine"], defaultQuarantine, root, parseStore)
 
-	scanner := c.mapping(doc["scanner"], airlockKeys["scanner"])
-	cfg.Scanner.Clamd = c.value(scanner["clamd"], "", root, parseClamd)
+	cfg.Scanner = parseScanner(c, c.mapping(doc["scanner"], airlockKeys["scanner"]), root)
 
 	parseSFTPLimits(c, sftp, &cfg.SFTP)
+	cfg.SFTP.ReceiptRetention = c.duration(sftp["receipt_retention"], defaultReceiptRetention, true)
 	cfg.Notify = parseNotify(c, c.mapping(doc["notify"], airlockKeys["notify"]))
+	cfg.Pipeline = parsePipeline(c, c.mapping(doc["pipeline"], airlockKeys["pipeline"]))
 
 	limits := c.mapping(doc["limits"], airlockKeys["limits"])
 	cfg.Limits.MaxFileSize = c.positiveSize(limits["max_file_size"], defaultMaxFileSize)
@@ -314,6 +365,47 @@ func parseSFTPLimits(c *checker, sftp map[string]field, s *SFTP) {
 	s.Ban.Duration = c.duration(ban["duration"], defaultBanDuration, false)
 }
 
+// parseScanner reads the scanner section.
+func parseScanner(c *checker, scanner map[string]field, root string) Scanner {
+	s := Scanner{
+		Clamd:    c.value(scanner["clamd"], "", root, parseClamd),
+		DenyList: c.value(scanner["deny_list"], "", root, parseDenyList),
+		TooLarge: c.oneOf(scanner["too_large"], TooLargeQuarantine, TooLargeQuarantine, TooLargeDeliver),
+	}
+	if s.DenyList != "" && s.Clamd != "" {
+		c.warnf(valLine(scanner["deny_list"]), "scanner.deny_list is ignored: only the builtin scanner reads it, and scanner.clamd is set")
+	}
+	if s.TooLarge == TooLargeDeliver {
+		c.warnf(valLine(scanner["too_large"]), "scanner.too_large: %q: a file larger than clamd's StreamMaxLength is delivered without being scanned", s.TooLarge)
+	}
+	return s
+}
+
+// parsePipeline reads the pipeline section.
+func parsePipeline(c *checker, pipeline map[string]field) Pipeline {
+	p := Pipeline{
+		Workers:     c.integer(pipeline["workers"], defaultWorkers, 1, 64),
+		MaxAttempts: c.integer(pipeline["max_attempts"], defaultMaxAttempts, 1, 1000),
+		RescueAfter: c.duration(pipeline["rescue_after"], defaultRescueAfter, false),
+	}
+	if p.RescueAfter < minRescueAfter {
+		c.errorf(valLine(pipeline["rescue_after"]), "pipeline.rescue_after must be at least %s, got %s", FormatDays(minRescueAfter), FormatDays(p.RescueAfter))
+	}
+	before := len(c.errs)
+	p.RetryBackoff = c.duration(pipeline["retry_backoff"], defaultRetryBackoff, false)
+	p.MaxBackoff = c.duration(pipeline["max_backoff"], defaultMaxBackoff, false)
+	// Compare only what was written and parsed: a default standing in for
+	// a broken value would add a second, confusing error.
+	if len(c.errs) == before && p.MaxBackoff < p.RetryBackoff {
+		blame, note := pipeline["max_backoff"], ""
+		if !blame.present() {
+			blame, note = pipeline["retry_backoff"], ", the default"
+		}
+		c.errorf(valLine(blame), "pipeline.max_backoff (%s%s) must be at least retry_backoff (%s)", FormatDays(p.MaxBackoff), note, FormatDays(p.RetryBackoff))
+	}
+	return p
+}
+
 // parseNotify reads the notify section.
 func parseNotify(c *checker, notify map[string]field) Notify {
 	var n Notify
@@ -332,11 +424,11 @@ func parseNotify(c *checker, notify map[string]field) Notify {
 		}
 	}
 	n.KeyExpiryNotice = c.duration(notify["key_expiry_notice"], defaultKeyExpiryNotice, true)
+	if f := notify["webhook"]; f.present() {
+		n.Webhook = parseWebhook(c, f)
+	}
 	return n
 }
-
-// envName is the syntax of an environment variable name.
-var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 func parseSMTP(c *checker, f field) *SMTP {
 	m := c.mapping(f, airlockKeys["notify"]["smtp"])
@@ -365,40 +457,57 @@ func parseSMTP(c *checker, f field) *SMTP {
 		c.errorf(valLine(m["username"]), "%s must not contain control characters", m["username"].path)
 	}
 	s.PasswordEnv, _ = c.str(m["password_env"])
-	switch {
-	case s.PasswordEnv != "" && !envName.MatchString(s.PasswordEnv):
-		c.errorf(valLine(m["password_env"]), "%s: %q is not an environment variable name (letters, digits and _, not starting with a digit)", m["password_env"].path, s.PasswordEnv)
+	switch err := checkEnvName(s.PasswordEnv); {
+	case s.PasswordEnv != "" && err != nil:
+		c.errorf(valLine(m["password_env"]), "%s: %v", m["password_env"].path, err)
 	case s.Username != "" && s.PasswordEnv == "":
 		c.errorf(valLine(m["username"]), "%s is set but password_env is not: name the environment variable that holds the password", m["username"].path)
 	case s.Username == "" && s.PasswordEnv != "":
 		c.errorf(valLine(m["password_env"]), "%s is set but username is not", m["password_env"].path)
 	}
-	tls, ok := c.str(m["tls"])
-	if !ok {
-		return s
-	}
-	if tls == "" {
-		s.TLS = TLSStartTLS
-		return s
-	}
-	line := valLine(m["tls"])
-	switch tls {
-	case TLSStartTLS, TLSImplicit:
-		s.TLS = tls
-	case TLSNone:
-		s.TLS = tls
-		switch {
-		case host == "":
-			// addr is missing or broken, already reported.
-		case !isLoopback(host):
-			c.errorf(line, "%s: %q sends mail and the SMTP password in clear; it is allowed only when addr is a loopback address (localhost, 127.0.0.1, ::1), not %q", m["tls"].path, tls, host)
-		default:
-			c.warnf(line, "%s: %q: mail is sent unencrypted (allowed because %s is a loopback address)", m["tls"].path, tls, host)
-		}
-	default:
-		c.errorf(line, "%s: %q must be starttls, implicit or none", m["tls"].path, tls)
+	s.TLS = c.oneOf(m["tls"], TLSStartTLS, TLSStartTLS, TLSImplicit, TLSNone)
+	// An empty host means addr is missing or broken, already reported.
+	if s.TLS == TLSNone && host != "" {
+		c.inClear(m["tls"], s.TLS, "mail and the SMTP password", "addr", host)
 	}
 	return s
+}
+
+func parseWebhook(c *checker, f field) *Webhook {
+	m := c.mapping(f, airlockKeys["notify"]["webhook"])
+	if m == nil {
+		return nil
+	}
+	w := &Webhook{}
+	if raw, ok := c.required(f, m, "url"); ok {
+		if u, err := parseWebhookURL(raw); err != nil {
+			c.errorf(valLine(m["url"]), "%s: %v", m["url"].path, err)
+		} else {
+			w.URL = raw
+			if u.Scheme == "http" {
+				c.inClear(m["url"], raw, "events", "the URL's host", u.Hostname())
+			}
+		}
+	}
+	if env, ok := c.required(f, m, "secret_env"); ok {
+		if err := checkEnvName(env); err != nil {
+			c.errorf(valLine(m["secret_env"]), "%s: %v", m["secret_env"].path, err)
+		} else {
+			w.SecretEnv = env
+		}
+	}
+	return w
+}
+
+// inClear checks f, written as val, which makes airlock send what
+// unencrypted to host: that is an error unless host is this machine, where
+// no one else can read the traffic, and a warning even then.
+func (c *checker) inClear(f field, val, what, hostKey, host string) {
+	if !isLoopback(host) {
+		c.errorf(valLine(f), "%s: %q sends %s in clear; it is allowed only when %s is a loopback address (localhost, 127.0.0.1, ::1), not %q", f.path, val, what, hostKey, host)
+		return
+	}
+	c.warnf(valLine(f), "%s: %q sends %s in clear (allowed because %s is a loopback address)", f.path, val, what, host)
 }
 
 // isLoopback reports whether host (from host:port) is this machine.

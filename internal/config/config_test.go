@@ -1,6 +1,7 @@
 package config
 
 import (
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -35,15 +36,17 @@ func TestLoadValid(t *testing.T) {
 			MaxConnectionsPerIP: 20,
 			MaxUnauthenticated:  64,
 			Ban:                 Ban{Threshold: 10, Window: 10 * time.Minute, Duration: 15 * time.Minute},
+			ReceiptRetention:    30 * 24 * time.Hour,
 		},
 		HTTP:         HTTP{Listen: "127.0.0.1:8080"},
 		Database:     "sqlite:" + filepath.Join(root, "state/airlock.db"),
 		Landing:      filepath.Join(root, "state/landing"),
 		Quarantine:   "s3://airlock-quarantine/node-1?region=eu-west-2",
-		Scanner:      Scanner{Clamd: "unix:/run/clamav/clamd.ctl"},
+		Scanner:      Scanner{Clamd: "unix:/run/clamav/clamd.ctl", TooLarge: TooLargeQuarantine},
 		Limits:       Limits{MaxFileSize: 5_000_000_000, UploadMemory: 512 << 20},
 		SuppliersDir: filepath.Join(root, "suppliers"),
 		Notify:       Notify{KeyExpiryNotice: 14 * 24 * time.Hour},
+		Pipeline:     Pipeline{Workers: 4, MaxAttempts: 20, RetryBackoff: time.Second, MaxBackoff: 5 * time.Minute, RescueAfter: time.Hour},
 	}
 	got := *cfg
 	got.Suppliers = nil
@@ -131,7 +134,9 @@ func TestConfigRules(t *testing.T) {
 	tests := []struct {
 		name  string
 		yaml  string
+		files map[string]string // more files in the tree, by slash-separated path
 		want  []string
+		warns []string
 		check func(t *testing.T, c *Config, root string)
 	}{
 		{
@@ -143,7 +148,9 @@ func TestConfigRules(t *testing.T) {
 					c.Database != "sqlite:"+filepath.Join(root, "state/airlock.db") ||
 					c.Landing != filepath.Join(root, "state/landing") ||
 					c.Quarantine != filepath.Join(root, "state/quarantine") ||
-					c.Scanner.Clamd != "" || c.Limits.MaxFileSize != 5e9 ||
+					c.Scanner != (Scanner{TooLarge: TooLargeQuarantine}) || c.Limits.MaxFileSize != 5e9 ||
+					c.SFTP.ReceiptRetention != 30*24*time.Hour || c.Notify.Webhook != nil ||
+					c.Pipeline != (Pipeline{Workers: 4, MaxAttempts: 20, RetryBackoff: time.Second, MaxBackoff: 5 * time.Minute, RescueAfter: time.Hour}) ||
 					!reflect.DeepEqual(c.SFTP.HostKeys, []string{filepath.Join(root, "state/ssh_host_ed25519_key")}) ||
 					c.SuppliersDir != filepath.Join(root, "suppliers") || c.Suppliers.Len() != 0 {
 					t.Errorf("defaults not applied: %+v", c)
@@ -242,7 +249,8 @@ func TestConfigRules(t *testing.T) {
 			check: func(t *testing.T, c *Config, _ string) {
 				want := SFTP{Listen: c.SFTP.Listen, HostKeys: c.SFTP.HostKeys, TempPatterns: c.SFTP.TempPatterns,
 					MaxAuthTries: 3, HandshakeTimeout: 10 * time.Second, IdleTimeout: 90 * time.Minute, KeepaliveInterval: 0,
-					MaxConnectionsPerIP: 2, MaxUnauthenticated: 1, Ban: Ban{Threshold: 0, Window: 24 * time.Hour, Duration: 7 * 24 * time.Hour}}
+					MaxConnectionsPerIP: 2, MaxUnauthenticated: 1, Ban: Ban{Threshold: 0, Window: 24 * time.Hour, Duration: 7 * 24 * time.Hour},
+					ReceiptRetention: 30 * 24 * time.Hour}
 				if !reflect.DeepEqual(c.SFTP, want) {
 					t.Errorf("sftp %+v\nwant %+v", c.SFTP, want)
 				}
@@ -299,7 +307,8 @@ func TestConfigRules(t *testing.T) {
 				t.Errorf("notify %+v", c.Notify)
 			}
 		}},
-		{name: "smtp none on loopback", yaml: "notify:\n  smtp:\n    addr: \"[::1]:25\"\n    from: a@b.example\n    tls: none\n"},
+		{name: "smtp none on loopback", yaml: "notify:\n  smtp:\n    addr: \"[::1]:25\"\n    from: a@b.example\n    tls: none\n",
+			warns: []string{`airlock.yaml:5: warning: notify.smtp.tls: "none" sends mail and the SMTP password in clear (allowed because ::1 is a loopback address)`}},
 		{
 			name: "smtp mistakes",
 			yaml: "notify:\n  smtp:\n    addr: smtp.example.org\n    from: airlock\n    username: airlock\n    tls: STARTTLS\n" +
@@ -327,6 +336,151 @@ func TestConfigRules(t *testing.T) {
 			want: []string{`airlock.yaml:5: notify.smtp.password_env is set but username is not`}},
 		{name: "smtp none off loopback", yaml: "notify:\n  smtp:\n    addr: smtp.example.org:25\n    from: a@b.example\n    tls: none\n",
 			want: []string{`airlock.yaml:5: notify.smtp.tls: "none" sends mail and the SMTP password in clear; it is allowed only when addr is a loopback address (localhost, 127.0.0.1, ::1), not "smtp.example.org"`}},
+		{name: "smtp tls wrong type", yaml: "notify:\n  smtp:\n    addr: localhost:25\n    from: a@b.example\n    tls: [none]\n",
+			want: []string{`airlock.yaml:5: notify.smtp.tls: expected a string, got a list`}},
+		{name: "receipt retention", yaml: "sftp:\n  receipt_retention: 7d\n", check: func(t *testing.T, c *Config, _ string) {
+			if c.SFTP.ReceiptRetention != 7*24*time.Hour {
+				t.Errorf("receipt_retention %v", c.SFTP.ReceiptRetention)
+			}
+		}},
+		{name: "receipts off", yaml: "sftp:\n  receipt_retention: 0\n", check: func(t *testing.T, c *Config, _ string) {
+			if c.SFTP.ReceiptRetention != 0 {
+				t.Errorf("receipt_retention %v", c.SFTP.ReceiptRetention)
+			}
+		}},
+		{name: "receipt retention bad", yaml: "sftp:\n  receipt_retention: 1 month\n",
+			want: []string{`airlock.yaml:2: sftp.receipt_retention: invalid duration "1 month": want a number and a unit, like "30s", "15m", "336h" or "14d"`}},
+		{name: "receipt retention negative", yaml: "sftp:\n  receipt_retention: -24h\n",
+			want: []string{`airlock.yaml:2: sftp.receipt_retention: invalid duration "-24h": must not be negative`}},
+		{name: "receipt retention typo", yaml: "sftp:\n  reciept_retention: 1d\n",
+			want: []string{`airlock.yaml:2: unknown key "reciept_retention" (did you mean "receipt_retention"?)`}},
+		{
+			name:  "deny list",
+			yaml:  "scanner:\n  deny_list: lists/deny.sha256\n  too_large: quarantine\n",
+			files: map[string]string{"lists/deny.sha256": ""},
+			check: func(t *testing.T, c *Config, root string) {
+				if want := (Scanner{DenyList: filepath.Join(root, "lists/deny.sha256"), TooLarge: TooLargeQuarantine}); c.Scanner != want {
+					t.Errorf("scanner %+v, want %+v", c.Scanner, want)
+				}
+			},
+		},
+		{name: "deny list absolute", yaml: "scanner:\n  deny_list: /dev/null\n", check: func(t *testing.T, c *Config, _ string) {
+			if c.Scanner.DenyList != "/dev/null" {
+				t.Errorf("deny_list %q", c.Scanner.DenyList)
+			}
+		}},
+		{name: "deny list empty is none", yaml: "scanner:\n  deny_list: \"\"\n"},
+		{name: "deny list missing", yaml: "scanner:\n  deny_list: deny.sha256\n",
+			want: []string{`airlock.yaml:2: scanner.deny_list: "deny.sha256": no such file or directory`}},
+		{name: "deny list is a directory", yaml: "scanner:\n  deny_list: suppliers\n",
+			want: []string{`airlock.yaml:2: scanner.deny_list: "suppliers" is a directory, not a file`}},
+		{name: "deny list wrong type", yaml: "scanner:\n  deny_list: [a, b]\n",
+			want: []string{`airlock.yaml:2: scanner.deny_list: expected a string, got a list`}},
+		{name: "deny list with clamd", yaml: "scanner:\n  clamd: tcp://127.0.0.1:3310\n  deny_list: deny.sha256\n", files: map[string]string{"deny.sha256": ""},
+			warns: []string{`airlock.yaml:3: warning: scanner.deny_list is ignored: only the builtin scanner reads it, and scanner.clamd is set`}},
+		{name: "too large deliver", yaml: "scanner:\n  clamd: tcp://127.0.0.1:3310\n  too_large: deliver\n",
+			warns: []string{`airlock.yaml:3: warning: scanner.too_large: "deliver": a file larger than clamd's StreamMaxLength is delivered without being scanned`},
+			check: func(t *testing.T, c *Config, _ string) {
+				if c.Scanner.TooLarge != TooLargeDeliver {
+					t.Errorf("too_large %q", c.Scanner.TooLarge)
+				}
+			}},
+		{name: "too large unknown", yaml: "scanner:\n  too_large: Quarantine\n",
+			want: []string{`airlock.yaml:2: scanner.too_large: "Quarantine" must be quarantine or deliver`}},
+		{name: "too large typo", yaml: "scanner:\n  too-large: deliver\n",
+			want: []string{`airlock.yaml:2: unknown key "too-large" (did you mean "too_large"?)`}},
+		{
+			name: "pipeline",
+			yaml: "pipeline:\n  workers: 64\n  max_attempts: 1000\n  retry_backoff: 500ms\n  max_backoff: 1h\n  rescue_after: 1m\n",
+			check: func(t *testing.T, c *Config, _ string) {
+				want := Pipeline{Workers: 64, MaxAttempts: 1000, RetryBackoff: 500 * time.Millisecond, MaxBackoff: time.Hour, RescueAfter: time.Minute}
+				if c.Pipeline != want {
+					t.Errorf("pipeline %+v, want %+v", c.Pipeline, want)
+				}
+			},
+		},
+		{name: "pipeline equal backoffs", yaml: "pipeline:\n  retry_backoff: 1d\n  max_backoff: 24h\n"},
+		{
+			name: "pipeline out of range",
+			yaml: "pipeline:\n  workers: 0\n  max_attempts: 1001\n  retry_backoff: 0s\n  max_backoff: 5 minutes\n  rescue_after: 59s\n",
+			want: []string{
+				`airlock.yaml:2: pipeline.workers must be from 1 to 64, got 0`,
+				`airlock.yaml:3: pipeline.max_attempts must be from 1 to 1000, got 1001`,
+				`airlock.yaml:4: pipeline.retry_backoff must be greater than 0`,
+				`airlock.yaml:5: pipeline.max_backoff: invalid duration "5 minutes": want a number and a unit, like "30s", "15m", "336h" or "14d"`,
+				`airlock.yaml:6: pipeline.rescue_after must be at least 1m0s, got 59s`,
+			},
+		},
+		{
+			name: "pipeline wrong types",
+			yaml: "pipeline:\n  workers: \"4\"\n  max_attempts: 2.5\n  rescue_after: 0\n",
+			want: []string{
+				`airlock.yaml:2: pipeline.workers: expected a whole number, got a string`,
+				`airlock.yaml:3: pipeline.max_attempts: expected a whole number, got a number`,
+				`airlock.yaml:4: pipeline.rescue_after must be greater than 0`,
+			},
+		},
+		{name: "pipeline workers too many", yaml: "pipeline:\n  workers: 65\n", want: []string{`airlock.yaml:2: pipeline.workers must be from 1 to 64, got 65`}},
+		{name: "pipeline max_attempts zero", yaml: "pipeline:\n  max_attempts: 0\n", want: []string{`airlock.yaml:2: pipeline.max_attempts must be from 1 to 1000, got 0`}},
+		{name: "max backoff below retry backoff", yaml: "pipeline:\n  retry_backoff: 10s\n  max_backoff: 5s\n",
+			want: []string{`airlock.yaml:3: pipeline.max_backoff (5s) must be at least retry_backoff (10s)`}},
+		{name: "retry backoff above default max", yaml: "pipeline:\n  retry_backoff: 10m\n",
+			want: []string{`airlock.yaml:2: pipeline.max_backoff (5m0s, the default) must be at least retry_backoff (10m0s)`}},
+		// The broken retry_backoff must not also be compared, as its default, with max_backoff.
+		{name: "broken retry backoff is not compared", yaml: "pipeline:\n  retry_backoff: soon\n  max_backoff: 100ms\n",
+			want: []string{`airlock.yaml:2: pipeline.retry_backoff: invalid duration "soon": want a number and a unit, like "30s", "15m", "336h" or "14d"`}},
+		{name: "pipeline not a mapping", yaml: "pipeline: 4\n", want: []string{`airlock.yaml:1: pipeline: expected a mapping, got a number`}},
+		{name: "pipeline typo", yaml: "pipeline:\n  worker: 2\n", want: []string{`airlock.yaml:2: unknown key "worker" (did you mean "workers"?)`}},
+		{
+			name: "webhook",
+			yaml: "notify:\n  webhook:\n    url: https://hooks.example/airlock?team=data\n    secret_env: AIRLOCK_WEBHOOK_SECRET\n",
+			check: func(t *testing.T, c *Config, _ string) {
+				want := Webhook{URL: "https://hooks.example/airlock?team=data", SecretEnv: "AIRLOCK_WEBHOOK_SECRET"}
+				if c.Notify.Webhook == nil || *c.Notify.Webhook != want {
+					t.Errorf("webhook %+v, want %+v", c.Notify.Webhook, want)
+				}
+			},
+		},
+		{name: "webhook empty is none", yaml: "notify:\n  webhook:\n"},
+		{name: "webhook http on loopback", yaml: "notify:\n  webhook:\n    url: http://127.0.0.1:9000/hook\n    secret_env: S\n",
+			warns: []string{`airlock.yaml:3: warning: notify.webhook.url: "http://127.0.0.1:9000/hook" sends events in clear (allowed because 127.0.0.1 is a loopback address)`}},
+		{name: "webhook http off loopback", yaml: "notify:\n  webhook:\n    url: http://hooks.example/airlock\n    secret_env: S\n",
+			want: []string{`airlock.yaml:3: notify.webhook.url: "http://hooks.example/airlock" sends events in clear; it is allowed only when the URL's host is a loopback address (localhost, 127.0.0.1, ::1), not "hooks.example"`}},
+		{
+			name: "webhook mistakes",
+			yaml: "notify:\n  webhook:\n    url: ftp://hooks.example/airlock\n    secret_env: webhook-secret\n",
+			want: []string{
+				`airlock.yaml:3: notify.webhook.url: "ftp://hooks.example/airlock" must be an https:// URL`,
+				`airlock.yaml:4: notify.webhook.secret_env: "webhook-secret" is not an environment variable name (letters, digits and _, not starting with a digit)`,
+			},
+		},
+		{name: "webhook without scheme", yaml: "notify:\n  webhook:\n    url: hooks.example/airlock\n    secret_env: S\n",
+			want: []string{`airlock.yaml:3: notify.webhook.url: "hooks.example/airlock" must be an https:// URL`}},
+		{name: "webhook without host", yaml: "notify:\n  webhook:\n    url: https:///airlock\n    secret_env: S\n",
+			want: []string{`airlock.yaml:3: notify.webhook.url: "https:///airlock" has no host`}},
+		{name: "webhook bad host", yaml: "notify:\n  webhook:\n    url: https://hooks_example/airlock\n    secret_env: S\n",
+			want: []string{`airlock.yaml:3: notify.webhook.url: "https://hooks_example/airlock": "hooks_example" is neither an IP address nor a host name`}},
+		{name: "webhook URL does not parse", yaml: "notify:\n  webhook:\n    url: \"https://hooks.example/%zz\"\n    secret_env: S\n",
+			want: []string{`airlock.yaml:3: notify.webhook.url: invalid URL: parse "https://hooks.example/%zz": invalid URL escape "%zz"`}},
+		{
+			name: "webhook missing keys",
+			yaml: "notify:\n  webhook:\n    secret: S\n",
+			want: []string{
+				`airlock.yaml:3: unknown key "secret" (did you mean "secret_env"?)`,
+				`airlock.yaml:3: missing required key "url"`,
+				`airlock.yaml:3: missing required key "secret_env"`,
+			},
+		},
+		{
+			name: "webhook empty values",
+			yaml: "notify:\n  webhook:\n    url: \"\"\n    secret_env:\n",
+			want: []string{
+				`airlock.yaml:3: notify.webhook.url must not be empty`,
+				`airlock.yaml:4: notify.webhook.secret_env must not be empty`,
+			},
+		},
+		{name: "webhook not a mapping", yaml: "notify:\n  webhook: https://hooks.example/airlock\n",
+			want: []string{`airlock.yaml:2: notify.webhook: expected a mapping, got a string`}},
 		{name: "suppliers dir missing", yaml: "suppliers_dir: nope\n", want: []string{`nope: cannot read suppliers directory: no such file or directory`}},
 		{
 			name: "all errors at once",
@@ -342,9 +496,12 @@ func TestConfigRules(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			dir := writeTree(t, map[string]string{"airlock.yaml": tt.yaml, "suppliers/README.md": "not a supplier"})
-			cfg, err := Load(filepath.Join(dir, "airlock.yaml"))
+			files := map[string]string{"airlock.yaml": tt.yaml, "suppliers/README.md": "not a supplier"}
+			maps.Copy(files, tt.files)
+			dir := writeTree(t, files)
+			cfg, warns, err := Check(filepath.Join(dir, "airlock.yaml"))
 			diffLines(t, messages(t, err, dir), tt.want)
+			diffLines(t, messages(t, warns, dir), tt.warns)
 			if tt.check != nil && cfg != nil {
 				tt.check(t, cfg, dir)
 			}
@@ -365,7 +522,7 @@ func TestConfigWarnings(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{
-		`airlock.yaml:6: warning: notify.smtp.tls: "none": mail is sent unencrypted (allowed because localhost is a loopback address)`,
+		`airlock.yaml:6: warning: notify.smtp.tls: "none" sends mail and the SMTP password in clear (allowed because localhost is a loopback address)`,
 		`suppliers/acme.yaml:3: warning: allowed_ips[0]: 0.0.0.0/0 is open to every IPv4 address on the internet`,
 	}
 	diffLines(t, messages(t, cfg.Warnings, dir), want)

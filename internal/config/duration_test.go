@@ -93,6 +93,12 @@ func FuzzLoadConfig(f *testing.F) {
 		"node: n\nnotify:\n  smtp:\n    username: u\n    tls: [x]\n",
 		"node: n\nsftp:\n  keepalive_interval: 0\n  handshake_timeout: 0x10\n",
 		"limits: {max_file_size: 5GB}\n",
+		"node: n\nsftp:\n  receipt_retention: 0\npipeline:\n  workers: 64\n  retry_backoff: 10m\n  rescue_after: 59s\n",
+		"node: n\npipeline: {max_attempts: 1000, retry_backoff: 1s, max_backoff: 1s}\n",
+		// deny_list names a file that exists: airlock.yaml itself.
+		"node: n\nscanner:\n  clamd: tcp://localhost:3310\n  deny_list: airlock.yaml\n  too_large: deliver\n",
+		"node: n\nnotify:\n  webhook:\n    url: http://[::1]:8080/hook\n    secret_env: S\n",
+		"node: n\nnotify:\n  webhook: {url: \"https://h/%zz\", secret_env: \"1\"}\n",
 		"{",
 	} {
 		f.Add([]byte(seed))
@@ -114,8 +120,18 @@ func FuzzLoadConfig(f *testing.F) {
 		}
 		if err == nil {
 			if cfg.SFTP.MaxAuthTries < 1 || cfg.SFTP.HandshakeTimeout <= 0 || cfg.SFTP.IdleTimeout <= 0 ||
-				cfg.SFTP.KeepaliveInterval < 0 || cfg.Notify.KeyExpiryNotice < 0 {
+				cfg.SFTP.KeepaliveInterval < 0 || cfg.Notify.KeyExpiryNotice < 0 || cfg.SFTP.ReceiptRetention < 0 {
 				t.Fatalf("loaded an out-of-range setting: %+v %+v", cfg.SFTP, cfg.Notify)
+			}
+			if p := cfg.Pipeline; p.Workers < 1 || p.Workers > 64 || p.MaxAttempts < 1 || p.MaxAttempts > 1000 ||
+				p.RetryBackoff <= 0 || p.MaxBackoff < p.RetryBackoff || p.RescueAfter < time.Minute {
+				t.Fatalf("loaded an out-of-range pipeline: %+v", p)
+			}
+			if s := cfg.Scanner; s.TooLarge != TooLargeQuarantine && s.TooLarge != TooLargeDeliver {
+				t.Fatalf("loaded too_large %q", s.TooLarge)
+			}
+			if w := cfg.Notify.Webhook; w != nil && (w.URL == "" || w.SecretEnv == "") {
+				t.Fatalf("loaded an incomplete webhook: %+v", w)
 			}
 			return
 		}

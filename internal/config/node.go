@@ -224,6 +224,23 @@ func (c *checker) list(f field) (items []item, set bool) {
 	return items, true
 }
 
+// oneOf returns the string in f, or def when f is unset, and reports a value
+// other than those allowed.
+func (c *checker) oneOf(f field, def string, allowed ...string) string {
+	s, ok := c.str(f)
+	switch {
+	case !ok:
+	case s == "":
+		return def
+	case slices.Contains(allowed, s):
+		return s
+	default:
+		last := len(allowed) - 1
+		c.errorf(valLine(f), "%s: %q must be %s or %s", f.path, s, strings.Join(allowed[:last], ", "), allowed[last])
+	}
+	return def
+}
+
 // integer returns the integer in f, or def when f is absent or null, and
 // reports a value outside [lo, hi] (hi < lo: no upper bound).
 func (c *checker) integer(f field, def, lo, hi int) int {

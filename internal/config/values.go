@@ -7,6 +7,7 @@ import (
 	"net/mail"
 	"net/netip"
 	"net/url"
+	"os"
 	"path"
 	"path/filepath"
 	"regexp"
@@ -29,6 +30,11 @@ func resolvePath(root, p string) string {
 // inner hyphens.
 var hostname = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$`)
 
+func validHost(host string) bool {
+	_, err := netip.ParseAddr(host)
+	return err == nil || hostname.MatchString(host)
+}
+
 // checkHostPort accepts "host:port" with an optional host (":2222" listens on
 // all interfaces) and a numeric port in 1-65535.
 func checkHostPort(s string, hostRequired bool) error {
@@ -39,7 +45,7 @@ func checkHostPort(s string, hostRequired bool) error {
 	if host == "" && hostRequired {
 		return fmt.Errorf("%q has no host", s)
 	}
-	if _, ipErr := netip.ParseAddr(host); host != "" && ipErr != nil && !hostname.MatchString(host) {
+	if host != "" && !validHost(host) {
 		return fmt.Errorf("%q: %q is neither an IP address nor a host name", s, host)
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
@@ -117,6 +123,52 @@ func parseClamd(s, root string) (string, error) {
 		return s, nil
 	}
 	return "", fmt.Errorf("%q must be unix:<socket path> or tcp://host:port", s)
+}
+
+// parseDenyList returns the absolute path of the builtin scanner's
+// deny-list, or "" for none. The file must exist now, so that a typo fails
+// validation instead of leaving the scanner without its list.
+func parseDenyList(s, root string) (string, error) {
+	if s == "" {
+		return "", nil
+	}
+	p := resolvePath(root, s)
+	switch fi, err := os.Stat(p); {
+	case err != nil:
+		return "", fmt.Errorf("%q: %s", s, pathErr(err))
+	case fi.IsDir():
+		return "", fmt.Errorf("%q is a directory, not a file", s)
+	}
+	return p, nil
+}
+
+// parseWebhookURL checks a webhook URL: https, or http, which the caller
+// allows only to a loopback host.
+func parseWebhookURL(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("invalid URL: %w", err)
+	case u.Scheme != "https" && u.Scheme != "http":
+		return nil, fmt.Errorf("%q must be an https:// URL", s)
+	case u.Host == "":
+		return nil, fmt.Errorf("%q has no host", s)
+	case !validHost(u.Hostname()):
+		return nil, fmt.Errorf("%q: %q is neither an IP address nor a host name", s, u.Hostname())
+	}
+	return u, nil
+}
+
+// envName is the syntax of an environment variable name.
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// checkEnvName checks the name of an environment variable that holds a
+// secret; the secret itself never appears in the configuration.
+func checkEnvName(s string) error {
+	if !envName.MatchString(s) {
+		return fmt.Errorf("%q is not an environment variable name (letters, digits and _, not starting with a digit)", s)
+	}
+	return nil
 }
 
 // parseTempPattern checks a path.Match pattern for temporary upload names.
