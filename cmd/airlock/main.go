@@ -57,6 +57,7 @@ func newRootCmd() *cobra.Command {
 		newTransfersCmd(g),
 		newAuditCmd(g),
 		newKeysCmd(g),
+		newQuarantineCmd(g),
 		newDemoCmd(g),
 	)
 	return root

@@ -22,6 +22,8 @@ import (
 	"github.com/airlock-gw/airlock/internal/httpapi"
 	"github.com/airlock-gw/airlock/internal/ledger"
 	"github.com/airlock-gw/airlock/internal/notify"
+	"github.com/airlock-gw/airlock/internal/pipeline"
+	"github.com/airlock-gw/airlock/internal/scan"
 	"github.com/airlock-gw/airlock/internal/sftpd"
 	"github.com/airlock-gw/airlock/internal/storage"
 )
@@ -66,6 +68,15 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opts serve
 		return err
 	}
 	defer landing.Close()
+	quarantine, err := storage.Open(ctx, cfg.Quarantine)
+	if err != nil {
+		return err
+	}
+	defer quarantine.Close()
+	scanner, err := openScanner(cfg.Scanner, log)
+	if err != nil {
+		return err
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -85,7 +96,43 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opts serve
 			}
 		})
 
-	notifier, err := keyExpiryNotifier(cfg, suppliers, led, log)
+	mailer, err := openMailer(cfg.Notify, log)
+	if err != nil {
+		return err
+	}
+	notifier := &notify.KeyExpiryNotifier{
+		Suppliers: suppliers.Current,
+		Ledger:    led,
+		Operators: cfg.Notify.Operators,
+		Lead:      cfg.Notify.KeyExpiryNotice,
+		Log:       log,
+	}
+	deps := pipeline.Deps{
+		Ledger:     led,
+		Landing:    landing,
+		Quarantine: quarantine,
+		Suppliers:  suppliers.Current,
+		Scanner:    scanner,
+		TooLarge:   cfg.Scanner.TooLarge,
+		Operators:  cfg.Notify.Operators,
+		Metrics:    pipeline.NewMetrics(reg),
+		Log:        log,
+	}
+	if mailer != nil { // a nil *Mailer in an interface would not be nil
+		notifier.Mailer, deps.Mailer = mailer, mailer
+	}
+	if wh := cfg.Notify.Webhook; wh != nil {
+		if deps.Webhook, err = notify.NewWebhook(wh.URL, wh.SecretEnv, os.Getenv, nil); err != nil {
+			return err
+		}
+	}
+	workers := pipeline.NewWorkers(deps)
+	defer func() {
+		if err := workers.Close(); err != nil {
+			log.Warn("close destination stores", "err", err)
+		}
+	}()
+	queue, err := pipeline.Open(ctx, led, cfg.Node, cfg.Pipeline, workers, log)
 	if err != nil {
 		return err
 	}
@@ -97,6 +144,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opts serve
 		Landing:   landing,
 		Logger:    log,
 		Metrics:   sftpd.NewMetrics(reg),
+		Handoff:   queue.Process,
 	})
 	if err != nil {
 		return err
@@ -117,6 +165,8 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opts serve
 	handler := httpapi.New([]httpapi.Check{
 		{Name: "database", Pinger: led},
 		{Name: "landing", Pinger: landing},
+		{Name: "quarantine", Pinger: quarantine},
+		{Name: "scanner", Pinger: scanner, Note: scanner.Describe()},
 	}, reg, log)
 	if opts.profiling {
 		handler = httpapi.WithProfiling(handler)
@@ -145,32 +195,43 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opts serve
 	})
 	grp.Go(func() error { return suppliers.Watch(ctx) })
 	grp.Go(func() error { return notifier.Run(ctx) })
+	grp.Go(func() error { return queue.Run(ctx) })
 	grp.Go(func() error { return reloadOnHangup(ctx, suppliers) })
 	err = grp.Wait()
 	log.Info("airlock stopped")
 	return err
 }
 
-// keyExpiryNotifier tells suppliers, by email, that a key will expire
-// soon. Without SMTP it logs the notices instead, and says so once here.
-func keyExpiryNotifier(cfg *config.Config, suppliers *config.Reloader, led *ledger.Ledger, log *slog.Logger) (*notify.KeyExpiryNotifier, error) {
-	n := &notify.KeyExpiryNotifier{
-		Suppliers: suppliers.Current,
-		Ledger:    led,
-		Operators: cfg.Notify.Operators,
-		Lead:      cfg.Notify.KeyExpiryNotice,
-		Log:       log,
+// openMailer returns the mailer notifications go through, or nil when no
+// SMTP server is configured: notifications are then logged, as said here
+// once.
+func openMailer(cfg config.Notify, log *slog.Logger) (*notify.Mailer, error) {
+	if cfg.SMTP == nil {
+		log.Warn("no notify.smtp configured: transfer outcome notifications are logged, not emailed")
+		return nil, nil
 	}
-	if cfg.Notify.SMTP == nil {
-		log.Warn("no notify.smtp configured: notifications are logged, not emailed")
-		return n, nil
+	return notify.NewMailer(*cfg.SMTP, os.Getenv)
+}
+
+// scanner is what serve needs of a malware scanner.
+type scanner interface {
+	pipeline.Scanner
+	httpapi.Pinger
+	Describe() string
+}
+
+// openScanner returns clamd when configured, else the builtin scanner,
+// which is loudly no antivirus.
+func openScanner(cfg config.Scanner, log *slog.Logger) (scanner, error) {
+	if cfg.Clamd != "" {
+		return scan.NewClamd(cfg.Clamd)
 	}
-	mailer, err := notify.NewMailer(*cfg.Notify.SMTP, os.Getenv)
+	b, err := scan.NewBuiltin(cfg.DenyList)
 	if err != nil {
 		return nil, err
 	}
-	n.Mailer = mailer
-	return n, nil
+	log.Warn("no scanner.clamd configured: the builtin scanner is NOT an antivirus", "scanner", b.Describe())
+	return b, nil
 }
 
 // reloadOnHangup re-reads the supplier files on SIGHUP.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/airlock-gw/airlock/internal/config"
 	"github.com/airlock-gw/airlock/internal/ledger"
+	"github.com/airlock-gw/airlock/internal/pipeline"
 )
 
 // openLedger opens the database named by the configuration.
@@ -54,10 +55,7 @@ func newTransfersCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if asJSON {
-				if trs == nil {
-					trs = []ledger.Transfer{}
-				}
-				return writeJSON(cmd.OutOrStdout(), trs)
+				return writeJSON(cmd.OutOrStdout(), orEmpty(trs))
 			}
 			return writeTransferTable(cmd.OutOrStdout(), trs)
 		},
@@ -96,7 +94,18 @@ func newTransfersCmd(g *globals) *cobra.Command {
 		},
 	}
 	show.Flags().BoolVar(&showJSON, "json", false, "print JSON")
-	cmd.AddCommand(list, show)
+
+	retry := &cobra.Command{
+		Use:   "retry ID",
+		Short: "Send a failed transfer through scanning and delivery again",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return g.act(cmd, func(ctx context.Context, op *pipeline.Operator) (ledger.Transfer, error) {
+				return op.Retry(ctx, args[0])
+			}, "queued again")
+		},
+	}
+	cmd.AddCommand(list, show, retry)
 	return cmd
 }
 

@@ -24,6 +24,10 @@ type Pinger interface {
 type Check struct {
 	Name   string
 	Pinger Pinger
+	// Note is shown under "notes" whatever the result: something operators
+	// must not miss about the dependency, such as a scanner that is no
+	// antivirus.
+	Note string
 }
 
 // checkTimeout bounds each readiness check, so that a hung dependency makes
@@ -44,7 +48,11 @@ func New(checks []Check, gatherer prometheus.Gatherer, log *slog.Logger) http.Ha
 			w.WriteHeader(http.StatusServiceUnavailable)
 		}
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]any{"ready": ready, "checks": results})
+		body := map[string]any{"ready": ready, "checks": results}
+		if notes := notesOf(checks); len(notes) > 0 {
+			body["notes"] = notes
+		}
+		_ = json.NewEncoder(w).Encode(body)
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 	return mux
@@ -75,6 +83,16 @@ func runChecks(ctx context.Context, checks []Check) (map[string]string, bool) {
 	}
 	wg.Wait()
 	return results, ready
+}
+
+func notesOf(checks []Check) map[string]string {
+	notes := make(map[string]string)
+	for _, c := range checks {
+		if c.Note != "" {
+			notes[c.Name] = c.Note
+		}
+	}
+	return notes
 }
 
 // WithProfiling serves Go's profiler under /debug/pprof/ beside h. It is

@@ -32,8 +32,9 @@ func TestEndpoints(t *testing.T) {
 		wantBody string
 	}{
 		{"healthz", nil, "/healthz", 200, "ok"},
-		{"ready", []Check{{"database", ok}, {"landing", ok}}, "/readyz", 200, `"ready":true`},
-		{"not ready names the failing check", []Check{{"database", ok}, {"landing", down}}, "/readyz", 503, `"landing":"connection refused"`},
+		{"ready", []Check{{Name: "database", Pinger: ok}, {Name: "landing", Pinger: ok}}, "/readyz", 200, `"ready":true`},
+		{"not ready names the failing check", []Check{{Name: "database", Pinger: ok}, {Name: "landing", Pinger: down}}, "/readyz", 503, `"landing":"connection refused"`},
+		{"notes are shown", []Check{{Name: "scanner", Pinger: ok, Note: "not an antivirus"}}, "/readyz", 200, `"notes":{"scanner":"not an antivirus"}`},
 		{"metrics", nil, "/metrics", 200, "airlock_test_total 0"},
 		{"unknown path", nil, "/nope", 404, ""},
 	}

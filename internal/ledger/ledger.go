@@ -170,6 +170,9 @@ func (l *Ledger) Ping(ctx context.Context) error {
 // DB returns the underlying pool, for the job queue that shares the database.
 func (l *Ledger) DB() *sql.DB { return l.db }
 
+// Postgres reports whether the database is Postgres rather than SQLite.
+func (l *Ledger) Postgres() bool { return l.postgres }
+
 //go:embed migrations/*.sql
 var migrations embed.FS
 

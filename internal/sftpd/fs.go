@@ -142,7 +142,11 @@ func (s *session) Fileread(r *sftp.Request) (io.ReaderAt, error) {
 		}
 		return rd, nil
 	case areaUpload:
-		return nil, s.refuse("read", r.Filepath, ErrWriteOnly)
+		rd, err := s.openReceipt(loc.rel)
+		if err != nil {
+			return nil, s.refuse("read", r.Filepath, err)
+		}
+		return rd, nil
 	}
 	return nil, s.refuse("read", r.Filepath, ErrIsDir)
 }

@@ -7,6 +7,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -52,6 +53,9 @@ type Options struct {
 	// MemoryWait is how long an upload waits for the upload memory budget
 	// before it is refused as busy (default 1 minute).
 	MemoryWait time.Duration
+	// Handoff, when set, runs in the transaction that records an upload as
+	// received: the pipeline queues its work there.
+	Handoff func(ctx context.Context, tx *sql.Tx, tr ledger.Transfer) error
 }
 
 // Server accepts SFTP connections.
@@ -63,6 +67,8 @@ type Server struct {
 	log       *slog.Logger
 	metrics   *Metrics
 
+	handoff          func(ctx context.Context, tx *sql.Tx, tr ledger.Transfer) error
+	receiptRetention time.Duration
 	node             string
 	maxFileSize      int64
 	isTempName       func(name string) bool // held until renamed (sftp.temp_patterns)
@@ -96,6 +102,8 @@ func New(opts Options) (*Server, error) {
 		landing:          opts.Landing,
 		log:              opts.Logger,
 		metrics:          opts.Metrics,
+		handoff:          opts.Handoff,
+		receiptRetention: opts.Config.SFTP.ReceiptRetention,
 		node:             opts.Config.Node,
 		maxFileSize:      int64(opts.Config.Limits.MaxFileSize),
 		isTempName:       opts.Config.IsTempName,

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"fmt"
 	"hash"
@@ -59,6 +60,9 @@ func (s *session) startUpload(r *sftp.Request) (*upload, error) {
 		return nil, ErrIsDir
 	case r.Pflags().Append:
 		return nil, fmt.Errorf("appending to a file: %w", ErrUnsupported)
+	}
+	if err := checkNotReceipt(loc.rel); err != nil {
+		return nil, err
 	}
 	if err := s.needDir(path.Dir(loc.rel)); err != nil {
 		return nil, err
@@ -199,7 +203,7 @@ func (u *upload) finish() error {
 		to = ledger.Receiving
 	}
 	tr, err := s.srv.ledger.Advance(ctx, u.tr.ID, []ledger.State{ledger.Receiving}, to,
-		ledger.Change{Size: &size, SHA256: &sha},
+		ledger.Change{Size: &size, SHA256: &sha, InTx: s.srv.handoffIf(!held)},
 		s.event("upload.finish", map[string]string{"size": fmt.Sprint(size), "sha256": sha, "held": fmt.Sprint(held)}))
 	if err != nil {
 		err = fmt.Errorf("record finished upload: %w", err)
@@ -238,6 +242,15 @@ func (u *upload) discard(ctx context.Context) {
 
 // bookkeepingContext outlives the connection: an upload cut off by a
 // dropped connection must still be recorded.
+// handoffIf returns the hook that hands a received upload on, or nil when
+// the upload is not received yet (it is held under a temporary name).
+func (srv *Server) handoffIf(received bool) func(context.Context, *sql.Tx, ledger.Transfer) error {
+	if !received {
+		return nil
+	}
+	return srv.handoff
+}
+
 func (s *session) bookkeepingContext() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(s.ctx), bookkeepingTimeout)
 }
@@ -296,6 +309,9 @@ func (s *session) rename(from, to string) error {
 	if !ok {
 		return s.notHeld(from, fmt.Errorf("renaming directories: %w", ErrUnsupported))
 	}
+	if err := checkNotReceipt(to); err != nil {
+		return err
+	}
 	if err := s.needDir(path.Dir(to)); err != nil {
 		return err
 	}
@@ -308,7 +324,7 @@ func (s *session) rename(from, to string) error {
 		state = ledger.Receiving
 	}
 	updated, err := s.srv.ledger.Advance(s.ctx, tr.ID, []ledger.State{ledger.Receiving}, state,
-		ledger.Change{Path: &to}, s.event("upload.rename", map[string]string{"from": from, "to": to}))
+		ledger.Change{Path: &to, InTx: s.srv.handoffIf(!held)}, s.event("upload.rename", map[string]string{"from": from, "to": to}))
 	if err != nil {
 		return fmt.Errorf("record rename: %w", err)
 	}
@@ -332,6 +348,9 @@ func (s *session) remove(p string) error {
 		s.dropHeld(tr, "removed by the supplier before it was renamed")
 		return nil
 	}
+	if _, ok, err := s.receiptAt(p); err != nil || ok {
+		return cmp.Or(err, fmt.Errorf("receipts: %w", ErrReadOnly))
+	}
 	return s.notHeld(p, ErrIsDir)
 }
 
@@ -349,6 +368,9 @@ func (s *session) notHeld(p string, onDir error) error {
 }
 
 func (s *session) mkdir(p string) error {
+	if err := checkNotReceipt(p); err != nil {
+		return err
+	}
 	if err := s.needDir(path.Dir(p)); err != nil {
 		return err
 	}
@@ -412,6 +434,12 @@ func (s *session) listUpload(p string) ([]os.FileInfo, error) {
 }
 
 func (s *session) statUpload(p string) (os.FileInfo, error) {
+	if tr, ok, err := s.receiptAt(p); err != nil || ok {
+		if err != nil {
+			return nil, err
+		}
+		return receiptInfo(tr), nil
+	}
 	tr, exists, err := s.fileAt(p)
 	if err != nil {
 		return nil, err
@@ -444,13 +472,17 @@ func (s *session) fileAt(p string) (ledger.Transfer, bool, error) {
 }
 
 // isDir reports whether p is a directory: the top, one the supplier made,
-// or one that holds pending uploads.
+// or one that holds pending uploads or receipts.
 func (s *session) isDir(p string) (bool, error) {
 	if p == "/" || s.srv.dirs.has(s.supplier.Name, p) {
 		return true, nil
 	}
 	trs, err := s.srv.ledger.List(s.ctx, ledger.Filter{Supplier: s.supplier.Name, PathPrefix: p + "/", States: visibleStates, Limit: 1})
-	return len(trs) > 0, wrapArea(err)
+	if err != nil || len(trs) > 0 {
+		return len(trs) > 0, wrapArea(err)
+	}
+	trs, err = s.receiptsBelow(p+"/", 1)
+	return len(trs) > 0, err
 }
 
 // needDir returns ErrNotFound, naming p, unless p is a directory.
@@ -478,13 +510,25 @@ func (s *session) children(dir string) ([]os.FileInfo, error) {
 			out = append(out, fi)
 		}
 	}
-	for _, tr := range trs { // newest first, so the newest upload of a name wins
+	settled, err := s.receiptsBelow(prefix, 0)
+	if err != nil {
+		return nil, err
+	}
+	// place adds tr's entry: the directory on its path directly below dir,
+	// or the file that leaf names.
+	place := func(tr ledger.Transfer, leaf func(name string) (string, os.FileInfo)) {
 		name, below, nested := strings.Cut(tr.Path[len(prefix):], "/")
 		if nested && below != "" {
 			add(name, dirInfo(name, tr.UpdatedAt))
-		} else {
-			add(name, transferInfo(name, tr))
+			return
 		}
+		add(leaf(name))
+	}
+	for _, tr := range trs { // newest first, so the newest upload of a name wins
+		place(tr, func(name string) (string, os.FileInfo) { return name, transferInfo(name, tr) })
+	}
+	for _, tr := range settled {
+		place(tr, func(name string) (string, os.FileInfo) { return name + receiptSuffix, receiptInfo(tr) })
 	}
 	for _, d := range s.srv.dirs.below(s.supplier.Name, dir) {
 		add(path.Base(d), dirInfo(path.Base(d), time.Now()))

@@ -1,0 +1,269 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"github.com/airlock-gw/airlock/internal/config"
+	"github.com/airlock-gw/airlock/internal/ledger"
+	"github.com/airlock-gw/airlock/internal/scan"
+	"github.com/airlock-gw/airlock/internal/storage"
+)
+
+// ingestArgs is the job that scans a received file and then quarantines or
+// delivers it.
+type ingestArgs struct {
+	TransferID string `json:"transfer_id"`
+	// FromQuarantine: an operator released the file, so its bytes are in
+	// the quarantine store rather than in landing.
+	FromQuarantine bool `json:"from_quarantine,omitempty"`
+	// SkipScan: the operator released it without a rescan.
+	SkipScan bool `json:"skip_scan,omitempty"`
+}
+
+func (ingestArgs) Kind() string { return "ingest" }
+
+type ingestWorker struct {
+	river.WorkerDefaults[ingestArgs]
+	w *Workers
+}
+
+func (iw *ingestWorker) Work(ctx context.Context, job *river.Job[ingestArgs]) error {
+	w := iw.w
+	in := &ingestion{Workers: w, args: job.Args, landed: job.CreatedAt, client: river.ClientFromContext[*sql.Tx](ctx)}
+	return w.settle(ctx, job.JobRow, job.Args.TransferID, in.run(ctx))
+}
+
+// ingestion is one run of an ingest job.
+type ingestion struct {
+	*Workers
+	args   ingestArgs
+	landed time.Time // when the job was queued: the file had just landed
+	client *river.Client[*sql.Tx]
+	tr     ledger.Transfer
+}
+
+// source is where the file's bytes are now.
+func (in *ingestion) source() (*storage.Store, string) {
+	if in.args.FromQuarantine {
+		return in.Quarantine, quarantineKey(in.tr)
+	}
+	return in.Landing, in.tr.LandingKey
+}
+
+// quarantineKey is <supplier>/<transfer id>/<path as uploaded>, so that an
+// operator browsing the store sees whose file it is and which transfer.
+func quarantineKey(tr ledger.Transfer) string {
+	return tr.Supplier + "/" + tr.ID + "/" + strings.TrimPrefix(tr.Path, "/")
+}
+
+// run takes the transfer from whatever state it is in to its outcome.
+func (in *ingestion) run(ctx context.Context) error {
+	var err error
+	if in.tr, err = in.Ledger.Get(ctx, in.args.TransferID); err != nil {
+		return err
+	}
+	switch in.tr.State {
+	case ledger.Received, ledger.Scanning:
+		if in.args.SkipScan {
+			return in.releaseUnscanned(ctx)
+		}
+		return in.scan(ctx)
+	case ledger.Delivering:
+		return in.deliver(ctx)
+	case ledger.Delivered, ledger.Quarantined:
+		// The outcome is recorded; a crash may have come before the source
+		// was removed.
+		return in.removeSource(ctx)
+	default:
+		in.Log.Info("nothing to do for transfer", "transfer_id", in.tr.ID, "state", in.tr.State)
+		return nil
+	}
+}
+
+func (in *ingestion) scan(ctx context.Context) error {
+	var err error
+	in.tr, err = in.Ledger.Advance(ctx, in.tr.ID, []ledger.State{ledger.Received, ledger.Scanning}, ledger.Scanning,
+		ledger.Change{IncAttempts: true}, ledger.Event{})
+	if err != nil {
+		return err
+	}
+	src, key := in.source()
+	r, err := src.NewRangeReader(ctx, key, 0, -1)
+	if errors.Is(err, storage.ErrNotFound) {
+		return permanent("the file is gone from %s: %v", src, err)
+	}
+	if err != nil {
+		return fmt.Errorf("scan: %w", err)
+	}
+	defer r.Close()
+	h := sha256.New()
+	counted := &countingWriter{w: h}
+	res, err := in.Scanner.Scan(ctx, io.TeeReader(r, counted))
+	if err != nil {
+		return fmt.Errorf("scan: %w", err)
+	}
+	in.Metrics.scans.WithLabelValues(string(res.Verdict)).Inc()
+	verdict := res.String()
+	in.Log.Info("scanned", "transfer_id", in.tr.ID, "supplier", in.tr.Supplier, "path", in.tr.Path, "result", verdict)
+
+	switch {
+	case res.Verdict == scan.Clean:
+		if got := hex.EncodeToString(h.Sum(nil)); counted.n != in.tr.Size || got != in.tr.SHA256 {
+			// The bytes changed after the upload was acknowledged: they are
+			// not what the supplier sent, so they go nowhere but quarantine.
+			return in.quarantine(ctx, fmt.Sprintf("checksum-mismatch: %d bytes with sha256 %s, uploaded %d bytes with sha256 %s (%s)",
+				counted.n, got, in.tr.Size, in.tr.SHA256, verdict), counted.n, got)
+		}
+		return in.toDelivery(ctx, verdict)
+	case res.Verdict == scan.TooLarge && in.TooLarge == config.TooLargeDeliver:
+		return in.toDelivery(ctx, verdict+"; delivered unscanned as scanner.too_large says")
+	default:
+		return in.quarantine(ctx, verdict, in.tr.Size, in.tr.SHA256)
+	}
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	c.n += int64(len(p))
+	return c.w.Write(p)
+}
+
+// releaseUnscanned moves a released file on without a rescan, as the
+// operator asked; the scan result says so.
+func (in *ingestion) releaseUnscanned(ctx context.Context) error {
+	return in.toDelivery(ctx, in.tr.ScanResult+"; released without a rescan")
+}
+
+func (in *ingestion) toDelivery(ctx context.Context, scanResult string) error {
+	dst, _, err := in.destination(ctx)
+	if err != nil {
+		return err
+	}
+	where := objectLocation(dst.String(), destinationKey(in.tr))
+	noError := ""
+	in.tr, err = in.Ledger.Advance(ctx, in.tr.ID, []ledger.State{ledger.Received, ledger.Scanning}, ledger.Delivering,
+		ledger.Change{ScanResult: &scanResult, Destination: &where, Error: &noError}, ledger.Event{Detail: map[string]string{"scan_result": scanResult}})
+	if err != nil {
+		return err
+	}
+	return in.deliver(ctx)
+}
+
+// destinationKey is the path as uploaded, below the destination's prefix.
+func destinationKey(tr ledger.Transfer) string { return strings.TrimPrefix(tr.Path, "/") }
+
+// destination opens the supplier's destination as configured now: a
+// changed destination applies to files not yet delivered.
+func (in *ingestion) destination(ctx context.Context) (*storage.Store, config.Target, error) {
+	s, ok := in.Suppliers().Lookup(in.tr.Supplier)
+	if !ok {
+		return nil, config.Target{}, fmt.Errorf("supplier %s is no longer configured: its destination is unknown", in.tr.Supplier)
+	}
+	st, err := in.stores.open(ctx, s.Destination.URL)
+	if err != nil {
+		return nil, config.Target{}, fmt.Errorf("open destination: %w", err)
+	}
+	return st, s.Destination, nil
+}
+
+// deliver copies the file to its supplier's destination unless it is
+// already there (a run before a crash got that far), records the delivery
+// and removes the source.
+func (in *ingestion) deliver(ctx context.Context) error {
+	dst, target, err := in.destination(ctx)
+	if err != nil {
+		return err
+	}
+	key := destinationKey(in.tr)
+	there, err := dst.Verify(ctx, key, in.tr.Size, in.tr.SHA256)
+	if err != nil {
+		return fmt.Errorf("deliver: %w", err)
+	}
+	if !there {
+		src, srcKey := in.source()
+		res, err := storage.Copy(ctx, dst, key, src, srcKey, storage.CopyOptions{
+			Size: in.tr.Size, SHA256: in.tr.SHA256, KMSKey: target.KMSKey,
+		})
+		if errors.Is(err, storage.ErrChecksumMismatch) {
+			return permanent("deliver: the stored bytes no longer match the upload: %v", err)
+		}
+		if err != nil {
+			return fmt.Errorf("deliver: %w", err)
+		}
+		in.Log.Debug("copied", "transfer_id", in.tr.ID, "server_side", res.ServerSide)
+	}
+	if err := in.settleOutcome(ctx, ledger.Delivering, ledger.Delivered, ledger.Change{}, nil); err != nil {
+		return err
+	}
+	in.Metrics.latency.Observe(time.Since(in.landed).Seconds())
+	in.Log.Info("delivered", "transfer_id", in.tr.ID, "supplier", in.tr.Supplier, "path", in.tr.Path,
+		"destination", in.tr.Destination, "size", in.tr.Size)
+	return in.removeSource(ctx)
+}
+
+// quarantine moves the file to the quarantine store with what was found.
+// size and sha256 describe the bytes as they are now.
+func (in *ingestion) quarantine(ctx context.Context, scanResult string, size int64, sha string) error {
+	key := quarantineKey(in.tr)
+	if !in.args.FromQuarantine {
+		there, err := in.Quarantine.Verify(ctx, key, size, sha)
+		if err != nil {
+			return fmt.Errorf("quarantine: %w", err)
+		}
+		if !there {
+			if _, err := storage.Copy(ctx, in.Quarantine, key, in.Landing, in.tr.LandingKey,
+				storage.CopyOptions{Size: size, SHA256: sha}); err != nil {
+				return fmt.Errorf("quarantine: %w", err)
+			}
+		}
+	}
+	where := objectLocation(in.Quarantine.String(), key)
+	ch := ledger.Change{ScanResult: &scanResult, Destination: &where}
+	if err := in.settleOutcome(ctx, ledger.Scanning, ledger.Quarantined, ch, map[string]string{"scan_result": scanResult}); err != nil {
+		return err
+	}
+	in.Log.Warn("quarantined", "transfer_id", in.tr.ID, "supplier", in.tr.Supplier, "path", in.tr.Path, "scan_result", scanResult)
+	return in.removeSource(ctx)
+}
+
+// settleOutcome records the outcome and queues its notifications, together.
+func (in *ingestion) settleOutcome(ctx context.Context, from, to ledger.State, ch ledger.Change, detail map[string]string) error {
+	noError := ""
+	ch.Error = &noError
+	ch.InTx = func(ctx context.Context, tx *sql.Tx, tr ledger.Transfer) error {
+		return insert(ctx, in.client, tx, notifyArgs{TransferID: tr.ID, State: tr.State})
+	}
+	var err error
+	if in.tr, err = in.Ledger.Advance(ctx, in.tr.ID, []ledger.State{from}, to, ch, ledger.Event{Detail: detail}); err != nil {
+		return err
+	}
+	in.Metrics.outcomes.WithLabelValues(string(to)).Inc()
+	return nil
+}
+
+// removeSource deletes the bytes the transfer was delivered or quarantined
+// from; a released file that went back to quarantine stays where it is.
+func (in *ingestion) removeSource(ctx context.Context) error {
+	if in.args.FromQuarantine && in.tr.State == ledger.Quarantined {
+		return nil
+	}
+	src, key := in.source()
+	if err := src.Delete(ctx, key); err != nil {
+		return fmt.Errorf("remove %s from %s: %w", key, src, err)
+	}
+	return nil
+}

@@ -1,0 +1,37 @@
+package pipeline
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics are the pipeline's Prometheus collectors.
+type Metrics struct {
+	scans      *prometheus.CounterVec
+	outcomes   *prometheus.CounterVec
+	retries    *prometheus.CounterVec
+	latency    prometheus.Histogram
+	queueDepth prometheus.Gauge
+}
+
+// NewMetrics registers the collectors with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		scans: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "airlock_scan_results_total", Help: "Files scanned, by verdict (clean, infected, too-large-to-scan).",
+		}, []string{"verdict"}),
+		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "airlock_transfer_outcomes_total", Help: "Transfers settled, by outcome (delivered, quarantined, failed).",
+		}, []string{"outcome"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "airlock_job_retries_total", Help: "Job attempts that failed and will be retried, by job kind (ingest, notify).",
+		}, []string{"kind"}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "airlock_delivery_latency_seconds",
+			Help:    "Time from a file landing (upload complete) to its delivery, retries included.",
+			Buckets: []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 7200},
+		}),
+		queueDepth: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "airlock_job_queue_depth", Help: "Jobs waiting, scheduled for a retry or running (counted up to 10000).",
+		}),
+	}
+	reg.MustRegister(m.scans, m.outcomes, m.retries, m.latency, m.queueDepth)
+	return m
+}

@@ -1,0 +1,110 @@
+package pipeline
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/airlock-gw/airlock/internal/ledger"
+	"github.com/airlock-gw/airlock/internal/storage"
+)
+
+// Operator carries out what an operator asks of a transfer from the CLI:
+// every action is checked against the transfer's state, audited with the
+// operator's name and, where it calls for work, queued in the same
+// transaction.
+type Operator struct {
+	Ledger     *ledger.Ledger
+	Queue      *Queue
+	Landing    *storage.Store
+	Quarantine *storage.Store
+	Actor      string // e.g. "operator:alice"
+}
+
+// Retry sends a failed transfer through the pipeline again.
+func (o *Operator) Retry(ctx context.Context, id string) (ledger.Transfer, error) {
+	tr, err := o.Ledger.Get(ctx, id)
+	if err != nil {
+		return ledger.Transfer{}, err
+	}
+	if tr.State != ledger.Failed {
+		return ledger.Transfer{}, fmt.Errorf("retry %s: %w: only a failed transfer can be retried, and it is %s", id, ErrNotAllowed, tr.State)
+	}
+	if tr.SHA256 == "" {
+		return ledger.Transfer{}, fmt.Errorf("retry %s: %w: the upload never completed; the supplier must send the file again", id, ErrNotAllowed)
+	}
+	// A transfer that failed after a release from quarantine has its bytes
+	// there; any other, in landing.
+	args := ingestArgs{TransferID: id}
+	if _, err := o.Landing.Stat(ctx, tr.LandingKey); errors.Is(err, storage.ErrNotFound) {
+		if _, qerr := o.Quarantine.Stat(ctx, quarantineKey(tr)); qerr != nil {
+			return ledger.Transfer{}, fmt.Errorf("retry %s: %w: its bytes are in neither landing nor quarantine", id, ErrNotAllowed)
+		}
+		args.FromQuarantine = true
+	} else if err != nil {
+		return ledger.Transfer{}, fmt.Errorf("retry %s: %w", id, err)
+	}
+	noError := ""
+	return o.Ledger.Advance(ctx, id, []ledger.State{ledger.Failed}, ledger.Received, ledger.Change{
+		Error: &noError,
+		InTx:  o.queue(args),
+	}, ledger.Event{Kind: "transfer.retry", Actor: o.Actor})
+}
+
+// Release delivers a quarantined file, rescanning it first unless
+// skipScan. reason is required: it goes into the audit log.
+func (o *Operator) Release(ctx context.Context, id, reason string, skipScan bool) (ledger.Transfer, error) {
+	tr, err := o.quarantined(ctx, id, reason)
+	if err != nil {
+		return ledger.Transfer{}, fmt.Errorf("release %s: %w", id, err)
+	}
+	if _, err := o.Quarantine.Stat(ctx, quarantineKey(tr)); err != nil {
+		return ledger.Transfer{}, fmt.Errorf("release %s: %w: the quarantined file is gone: %v", id, ErrNotAllowed, err)
+	}
+	return o.Ledger.Advance(ctx, id, []ledger.State{ledger.Quarantined}, ledger.Received, ledger.Change{
+		InTx: o.queue(ingestArgs{TransferID: id, FromQuarantine: true, SkipScan: skipScan}),
+	}, ledger.Event{Kind: "quarantine.release", Actor: o.Actor,
+		Detail: map[string]string{"reason": reason, "skip_rescan": fmt.Sprint(skipScan)}})
+}
+
+// Delete removes a quarantined file for good; the transfer stays in the
+// ledger, quarantined, with no location.
+func (o *Operator) Delete(ctx context.Context, id, reason string) (ledger.Transfer, error) {
+	tr, err := o.quarantined(ctx, id, reason)
+	if err != nil {
+		return ledger.Transfer{}, fmt.Errorf("delete %s: %w", id, err)
+	}
+	// The bytes go first: a ledger that says "deleted" while they remain
+	// would be worse than the reverse, which a second delete completes.
+	if err := o.Quarantine.Delete(ctx, quarantineKey(tr)); err != nil {
+		return ledger.Transfer{}, fmt.Errorf("delete %s: %w", id, err)
+	}
+	gone, note := "", "deleted from quarantine by "+o.Actor+": "+reason
+	return o.Ledger.Advance(ctx, id, []ledger.State{ledger.Quarantined}, ledger.Quarantined,
+		ledger.Change{Destination: &gone, Error: &note},
+		ledger.Event{Kind: "quarantine.delete", Actor: o.Actor, Detail: map[string]string{"reason": reason}})
+}
+
+func (o *Operator) quarantined(ctx context.Context, id, reason string) (ledger.Transfer, error) {
+	if reason == "" {
+		return ledger.Transfer{}, errors.New("a reason is required: it is kept in the audit log")
+	}
+	tr, err := o.Ledger.Get(ctx, id)
+	if err != nil {
+		return ledger.Transfer{}, err
+	}
+	if tr.State != ledger.Quarantined {
+		return ledger.Transfer{}, fmt.Errorf("%w: the transfer is %s, not quarantined", ErrNotAllowed, tr.State)
+	}
+	if tr.Destination == "" {
+		return ledger.Transfer{}, fmt.Errorf("%w: the quarantined file was deleted", ErrNotAllowed)
+	}
+	return tr, nil
+}
+
+func (o *Operator) queue(args ingestArgs) func(context.Context, *sql.Tx, ledger.Transfer) error {
+	return func(ctx context.Context, tx *sql.Tx, _ ledger.Transfer) error {
+		return insert(ctx, o.Queue.client, tx, args)
+	}
+}

@@ -1,0 +1,250 @@
+// Package pipeline turns "a file landed" into "the file was delivered or
+// quarantined, and everyone was told", with durable jobs (River) in the
+// ledger's own database.
+//
+// A job is inserted in the same transaction that records the state change
+// calling for it (ledger.Change.InTx), so no state is ever left without the
+// work that moves it on. Jobs run at least once: after a crash, a rescue or
+// a retry a job may run again from any point, so every step first looks at
+// the transfer's state in the ledger and at what already exists in the
+// stores, and only does what is still missing.
+package pipeline
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver"
+	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
+	"github.com/riverqueue/river/rivermigrate"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/airlock-gw/airlock/internal/config"
+	"github.com/airlock-gw/airlock/internal/ledger"
+)
+
+// Queue is the job queue in the ledger's database. Open it with Open to
+// insert jobs (the CLI does only that), and with Options.Workers set to run
+// them too (serve).
+type Queue struct {
+	client  *river.Client[*sql.Tx]
+	driver  riverdriver.Driver[*sql.Tx]
+	workers *Workers // nil: the queue only inserts
+	node    string
+	log     *slog.Logger
+}
+
+// pollInterval is how often an idle node looks for new jobs. River's
+// SQLite and database/sql drivers cannot be woken by an insert, and a file
+// waiting for the next poll is latency a supplier sees.
+const pollInterval = 100 * time.Millisecond
+
+// Open brings River's tables in led's database up to date and returns a
+// queue that can insert jobs. When w is not nil the queue also runs them
+// once Run is called; settings are the node's pipeline configuration.
+func Open(ctx context.Context, led *ledger.Ledger, node string, settings config.Pipeline, w *Workers, log *slog.Logger) (*Queue, error) {
+	var driver riverdriver.Driver[*sql.Tx]
+	if led.Postgres() {
+		driver = riverdatabasesql.New(led.DB())
+	} else {
+		driver = riversqlite.New(led.DB())
+	}
+	migrator, err := rivermigrate.New(driver, &rivermigrate.Config{Logger: quiet(log)})
+	if err != nil {
+		return nil, fmt.Errorf("open job queue: %w", err)
+	}
+	if _, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+		return nil, fmt.Errorf("open job queue: migrate: %w", err)
+	}
+
+	cfg := &river.Config{
+		ID:          node,
+		Logger:      quiet(log),
+		MaxAttempts: settings.MaxAttempts,
+		RetryPolicy: backoff{first: settings.RetryBackoff, limit: settings.MaxBackoff},
+		// Deliveries of multi-GB files take as long as they take; a stuck
+		// job is found by the rescuer instead (rescueOwn and RescueAfter).
+		JobTimeout:           -1,
+		RescueStuckJobsAfter: settings.RescueAfter,
+		PollOnly:             true,
+		FetchPollInterval:    pollInterval,
+		FetchCooldown:        pollInterval / 5,
+	}
+	if w != nil {
+		cfg.Workers = w.river
+		cfg.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: settings.Workers}}
+	}
+	client, err := river.NewClient(driver, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open job queue: %w", err)
+	}
+	return &Queue{client: client, driver: driver, workers: w, node: node, log: log}, nil
+}
+
+// quiet passes River's own logging on at warning level and above: its info
+// lines are about its internals, not about transfers.
+func quiet(log *slog.Logger) *slog.Logger {
+	return slog.New(levelFloor{log.Handler(), slog.LevelWarn})
+}
+
+type levelFloor struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h levelFloor) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+// Run works jobs until ctx ends, then waits for running jobs to finish or,
+// when that takes too long, cancels them (they are retried later).
+func (q *Queue) Run(ctx context.Context) error {
+	if err := q.rescueOwn(ctx); err != nil {
+		return err
+	}
+	if err := q.client.Start(ctx); err != nil {
+		return fmt.Errorf("start job queue: %w", err)
+	}
+	q.watchDepth(ctx)
+	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopGrace)
+	defer cancel()
+	if err := q.client.Stop(stopCtx); err == nil {
+		return nil
+	}
+	q.log.Warn("jobs still running at shutdown: cancelling them; they will be retried")
+	if err := q.client.StopAndCancel(context.WithoutCancel(ctx)); err != nil {
+		return fmt.Errorf("stop job queue: %w", err)
+	}
+	return nil
+}
+
+// stopGrace is how long shutdown waits for running jobs.
+const stopGrace = 10 * time.Second
+
+// rescueOwn makes the jobs this node was running when it last stopped (it
+// crashed, or was killed) available again at once. River's rescuer would
+// only take them up after RescueAfter, which must be long enough not to
+// restart a delivery that is merely slow on another node; but nothing can
+// still be running a job of this node's previous life.
+func (q *Queue) rescueOwn(ctx context.Context) error {
+	res, err := q.client.JobList(ctx, river.NewJobListParams().States(rivertype.JobStateRunning).First(10000))
+	if err != nil {
+		return fmt.Errorf("rescue interrupted jobs: %w", err)
+	}
+	now := time.Now().UTC()
+	params := &riverdriver.JobRescueManyParams{StuckHorizon: now}
+	for _, job := range res.Jobs {
+		if len(job.AttemptedBy) == 0 || job.AttemptedBy[len(job.AttemptedBy)-1] != q.node {
+			continue
+		}
+		attemptErr, err := json.Marshal(rivertype.AttemptError{
+			At: now, Attempt: job.Attempt, Error: "interrupted: node " + q.node + " stopped while running the job",
+		})
+		if err != nil {
+			return fmt.Errorf("rescue interrupted jobs: %w", err)
+		}
+		params.ID = append(params.ID, job.ID)
+		params.Error = append(params.Error, attemptErr)
+		params.FinalizedAt = append(params.FinalizedAt, nil)
+		params.ScheduledAt = append(params.ScheduledAt, now)
+		params.State = append(params.State, string(rivertype.JobStateRetryable))
+	}
+	if len(params.ID) == 0 {
+		return nil
+	}
+	if _, err := q.driver.GetExecutor().JobRescueMany(ctx, params); err != nil {
+		return fmt.Errorf("rescue interrupted jobs: %w", err)
+	}
+	q.log.Info("jobs interrupted by the last stop are available again", "jobs", len(params.ID))
+	return nil
+}
+
+// backoff doubles the delay from first up to limit, with up to 20% jitter
+// so that files that failed together are not all retried at one instant.
+type backoff struct{ first, limit time.Duration }
+
+var _ river.ClientRetryPolicy = backoff{}
+
+func (b backoff) NextRetry(job *rivertype.JobRow) time.Time {
+	return time.Now().Add(b.delay(job.Attempt))
+}
+
+func (b backoff) delay(attempt int) time.Duration {
+	d := b.first
+	for i := 1; i < attempt && d < b.limit; i++ {
+		d *= 2
+	}
+	d = min(d, b.limit)
+	return d - time.Duration(rand.Int64N(int64(d)/5+1))
+}
+
+// Process is the ledger.Change.InTx hook for a transfer that has just been
+// received: it queues the job that scans and delivers it.
+func (q *Queue) Process(ctx context.Context, tx *sql.Tx, tr ledger.Transfer) error {
+	return insert(ctx, q.client, tx, ingestArgs{TransferID: tr.ID})
+}
+
+// insert queues a job in tx. Workers pass the client River gives them in
+// their context, everyone else the Queue's.
+func insert(ctx context.Context, client *river.Client[*sql.Tx], tx *sql.Tx, args river.JobArgs) error {
+	if _, err := client.InsertTx(ctx, tx, args, nil); err != nil {
+		return fmt.Errorf("queue %s job: %w", args.Kind(), err)
+	}
+	return nil
+}
+
+// watchDepth keeps the queue depth metric current until ctx ends.
+func (q *Queue) watchDepth(ctx context.Context) {
+	tick := time.NewTicker(depthInterval)
+	defer tick.Stop()
+	for {
+		n, err := q.depth(ctx)
+		if err != nil && ctx.Err() == nil {
+			q.log.Warn("count queued jobs", "err", err)
+		}
+		if err == nil && q.workers != nil {
+			q.workers.Metrics.queueDepth.Set(float64(n))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+const depthInterval = 5 * time.Second
+
+// depth counts the jobs waiting or running.
+func (q *Queue) depth(ctx context.Context) (int, error) {
+	res, err := q.client.JobList(ctx, river.NewJobListParams().
+		States(rivertype.JobStateAvailable, rivertype.JobStateRetryable, rivertype.JobStateScheduled, rivertype.JobStateRunning).
+		First(maxDepthCounted))
+	if err != nil {
+		return 0, fmt.Errorf("count jobs: %w", err)
+	}
+	return len(res.Jobs), nil
+}
+
+// maxDepthCounted caps the queue depth metric, so a scrape of a huge
+// backlog stays cheap; it reads as "at least this many".
+const maxDepthCounted = 10000
+
+// pending are the states in which a transfer is still on its way through
+// the pipeline.
+var pending = []ledger.State{ledger.Received, ledger.Scanning, ledger.Delivering}
+
+// ErrNotAllowed means an operator action does not apply to the transfer in
+// its current state.
+var ErrNotAllowed = errors.New("not allowed")
+
+func isPending(s ledger.State) bool { return slices.Contains(pending, s) }

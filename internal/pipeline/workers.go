@@ -1,0 +1,167 @@
+package pipeline
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/airlock-gw/airlock/internal/config"
+	"github.com/airlock-gw/airlock/internal/ledger"
+	"github.com/airlock-gw/airlock/internal/notify"
+	"github.com/airlock-gw/airlock/internal/scan"
+	"github.com/airlock-gw/airlock/internal/storage"
+)
+
+// Scanner scans one stream for malware; *scan.Clamd and *scan.Builtin are
+// scanners.
+type Scanner interface {
+	Scan(ctx context.Context, r io.Reader) (scan.Result, error)
+}
+
+// Mailer sends one email; *notify.Mailer is one.
+type Mailer interface {
+	Send(ctx context.Context, msg notify.Message) error
+}
+
+// Webhook posts one outcome; *notify.Webhook is one.
+type Webhook interface {
+	Send(ctx context.Context, deliveryID string, o notify.Outcome) error
+	Target() string
+}
+
+// Deps are what the workers work with.
+type Deps struct {
+	Ledger     *ledger.Ledger
+	Landing    *storage.Store
+	Quarantine *storage.Store
+	Suppliers  func() *config.Suppliers
+	Scanner    Scanner
+	// TooLarge is what happens to a file the scanner would not scan
+	// whole: config.TooLargeQuarantine or config.TooLargeDeliver.
+	TooLarge  string
+	Mailer    Mailer // nil: emails are logged, not sent
+	Operators []string
+	Webhook   Webhook // nil: no webhook
+	Metrics   *Metrics
+	Log       *slog.Logger
+}
+
+// Workers run the pipeline's jobs.
+type Workers struct {
+	Deps
+	river  *river.Workers
+	stores storeCache
+}
+
+// NewWorkers returns the workers for Open.
+func NewWorkers(d Deps) *Workers {
+	w := &Workers{Deps: d, river: river.NewWorkers()}
+	river.AddWorker(w.river, &ingestWorker{w: w})
+	river.AddWorker(w.river, &notifyWorker{w: w})
+	return w
+}
+
+// Close closes the destination stores the workers opened.
+func (w *Workers) Close() error { return w.stores.close() }
+
+// settle decides what a failed attempt means. A permanent error, or any
+// error on the last attempt, fails the transfer for good (an operator can
+// retry it); anything else is recorded on the transfer and retried later.
+func (w *Workers) settle(ctx context.Context, job *rivertype.JobRow, id string, err error) error {
+	if err == nil {
+		return nil
+	}
+	tr, gerr := w.Ledger.Get(ctx, id)
+	if gerr != nil {
+		return errors.Join(err, gerr)
+	}
+	log := w.Log.With("transfer_id", id, "attempt", job.Attempt, "max_attempts", job.MaxAttempts)
+	msg := err.Error()
+	if !isPending(tr.State) {
+		log.Error("job failed after the transfer settled", "state", tr.State, "err", err)
+		return nil
+	}
+	if errors.Is(err, errPermanent) || job.Attempt >= job.MaxAttempts {
+		client := river.ClientFromContext[*sql.Tx](ctx)
+		_, aerr := w.Ledger.Advance(ctx, id, pending, ledger.Failed, ledger.Change{
+			Error: &msg,
+			InTx: func(ctx context.Context, tx *sql.Tx, tr ledger.Transfer) error {
+				return insert(ctx, client, tx, notifyArgs{TransferID: tr.ID, State: tr.State})
+			},
+		}, ledger.Event{Kind: "transfer.failed", Detail: map[string]string{"error": msg, "attempts": fmt.Sprint(job.Attempt)}})
+		if aerr != nil {
+			return errors.Join(err, aerr)
+		}
+		w.Metrics.outcomes.WithLabelValues(string(ledger.Failed)).Inc()
+		log.Error("transfer failed", "supplier", tr.Supplier, "path", tr.Path, "err", err)
+		return nil
+	}
+	w.Metrics.retries.WithLabelValues(job.Kind).Inc()
+	if _, aerr := w.Ledger.Advance(ctx, id, []ledger.State{tr.State}, tr.State, ledger.Change{Error: &msg},
+		ledger.Event{Kind: "transfer.retry", Detail: map[string]string{"error": msg, "attempt": fmt.Sprint(job.Attempt)}}); aerr != nil {
+		log.Error("record retry", "err", aerr)
+	}
+	log.Warn("transfer step failed; will retry", "state", tr.State, "err", err)
+	return err
+}
+
+// errPermanent marks an error that no retry can fix.
+var errPermanent = errors.New("permanent")
+
+func permanent(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", errPermanent, fmt.Sprintf(format, args...))
+}
+
+// storeCache keeps one open store per destination URL: opening an S3
+// bucket sets up a client, which should not happen per file.
+type storeCache struct {
+	mu     sync.Mutex
+	stores map[string]*storage.Store
+}
+
+func (c *storeCache) open(ctx context.Context, location string) (*storage.Store, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st, ok := c.stores[location]; ok {
+		return st, nil
+	}
+	st, err := storage.Open(ctx, location)
+	if err != nil {
+		return nil, err
+	}
+	if c.stores == nil {
+		c.stores = make(map[string]*storage.Store)
+	}
+	c.stores[location] = st
+	return st, nil
+}
+
+func (c *storeCache) close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var errs []error
+	for _, st := range c.stores {
+		errs = append(errs, st.Close())
+	}
+	c.stores = nil
+	return errors.Join(errs...)
+}
+
+// objectLocation names key inside the store at location, for the ledger's
+// destination column: the key joins the path, before any query.
+func objectLocation(location, key string) string {
+	base, query, hasQuery := strings.Cut(location, "?")
+	out := strings.TrimSuffix(base, "/") + "/" + key
+	if hasQuery {
+		out += "?" + query
+	}
+	return out
+}
