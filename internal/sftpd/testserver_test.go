@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"database/sql"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -47,6 +48,9 @@ type serverOptions struct {
 	uploadMemory  int64 // default: the server's default budget
 	reorderWindow int
 	reorderStall  time.Duration
+	// receiptRetention turns receipts on; handoff is Options.Handoff.
+	receiptRetention time.Duration
+	handoff          func(ctx context.Context, tx *sql.Tx, tr ledger.Transfer) error
 }
 
 // testServer is a real Server on a loopback port with a temporary SQLite
@@ -112,8 +116,9 @@ func newTestServer(t testing.TB, opts serverOptions) *testServer {
 	cfg := &config.Config{
 		Node: "test",
 		SFTP: config.SFTP{
-			HostKeys:     []string{filepath.Join(root, "hostkeys", "ssh_host_ed25519_key")},
-			TempPatterns: []string{"*.filepart"},
+			HostKeys:         []string{filepath.Join(root, "hostkeys", "ssh_host_ed25519_key")},
+			TempPatterns:     []string{"*.filepart"},
+			ReceiptRetention: opts.receiptRetention,
 		},
 		Limits: config.Limits{MaxFileSize: config.Size(maxFileSize), UploadMemory: config.Size(opts.uploadMemory)},
 	}
@@ -136,6 +141,7 @@ func newTestServer(t testing.TB, opts serverOptions) *testServer {
 		Metrics:       ts.metrics,
 		ReorderWindow: opts.reorderWindow,
 		ReorderStall:  opts.reorderStall,
+		Handoff:       opts.handoff,
 	})
 	if err != nil {
 		t.Fatalf("New: %v", err)
