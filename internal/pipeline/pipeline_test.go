@@ -1,0 +1,577 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/airlock-gw/airlock/internal/config"
+	"github.com/airlock-gw/airlock/internal/ledger"
+	"github.com/airlock-gw/airlock/internal/notify"
+	"github.com/airlock-gw/airlock/internal/scan"
+	"github.com/airlock-gw/airlock/internal/storage"
+)
+
+const (
+	supplier = "acme"
+	eicar    = `X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*`
+)
+
+// fixture is a pipeline on a temporary SQLite ledger and local stores,
+// with the builtin scanner (or a wrapper around it) and a recording
+// mailer.
+type fixture struct {
+	t          *testing.T
+	root       string
+	ledger     *ledger.Ledger
+	landing    *storage.Store
+	quarantine *storage.Store
+	queue      *Queue
+	workers    *Workers
+	mailer     *recordingMailer
+	metrics    *Metrics
+	destDir    string
+}
+
+type fixtureOptions struct {
+	scanner     Scanner // default: the builtin scanner
+	maxAttempts int     // default 5
+}
+
+func newFixture(t *testing.T, opts fixtureOptions) *fixture {
+	t.Helper()
+	ctx := t.Context()
+	root := t.TempDir()
+	f := &fixture{t: t, root: root, mailer: &recordingMailer{}, destDir: filepath.Join(root, "dest")}
+	var err error
+	if f.ledger, err = ledger.Open(ctx, "sqlite:"+filepath.Join(root, "airlock.db")); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.ledger.Close() })
+	if f.landing, err = storage.Open(ctx, filepath.Join(root, "landing")); err != nil {
+		t.Fatal(err)
+	}
+	if f.quarantine, err = storage.Open(ctx, filepath.Join(root, "quarantine")); err != nil {
+		t.Fatal(err)
+	}
+	if opts.scanner == nil {
+		if opts.scanner, err = scan.NewBuiltin(""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	suppliers := loadSuppliers(t, root, f.destDir)
+	f.metrics = NewMetrics(prometheus.NewRegistry())
+	f.workers = NewWorkers(Deps{
+		Ledger: f.ledger, Landing: f.landing, Quarantine: f.quarantine,
+		Suppliers: func() *config.Suppliers { return suppliers },
+		Scanner:   opts.scanner, TooLarge: config.TooLargeQuarantine,
+		Mailer: f.mailer, Operators: []string{"ops@example.org"},
+		Metrics: f.metrics, Log: testLogger(t),
+	})
+	t.Cleanup(func() { f.workers.Close() })
+	settings := config.Pipeline{
+		Workers: 2, MaxAttempts: cmpOr(opts.maxAttempts, 5),
+		RetryBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, RescueAfter: time.Hour,
+	}
+	if f.queue, err = Open(ctx, f.ledger, "test", settings, f.workers, testLogger(t)); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func cmpOr(v, def int) int {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+// run works jobs until the test ends.
+func (f *fixture) run() {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(f.t.Context()))
+	done := make(chan error, 1)
+	go func() { done <- f.queue.Run(ctx) }()
+	f.t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			f.t.Errorf("Run: %v", err)
+		}
+	})
+}
+
+func loadSuppliers(t *testing.T, root, destDir string) *config.Suppliers {
+	t.Helper()
+	dir := filepath.Join(root, "suppliers")
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	yaml := fmt.Sprintf("name: %s\nemail: data@acme.example\nallowed_ips: [\"127.0.0.1/32\"]\n"+
+		"ssh_keys: [\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGHRg4xxtZVaC0wTvFOxFwZ9MxrTArwvqGRmw8MQNVWG test\"]\n"+
+		"destination:\n  url: %q\n", supplier, filepath.Join(destDir, supplier))
+	if err := os.WriteFile(filepath.Join(dir, supplier+".yaml"), []byte(yaml), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	s, err := config.LoadSuppliers(dir, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// land records an upload of data at p as the SFTP server does: the bytes
+// in landing, the transfer received, and its job queued with it.
+func (f *fixture) land(p string, data []byte) ledger.Transfer {
+	f.t.Helper()
+	ctx := f.t.Context()
+	tr, err := f.ledger.Begin(ctx, ledger.Transfer{Supplier: supplier, Path: p, LandingKey: supplier + "/" + hexSum(data)[:16] + filepath.Base(p)}, ledger.Event{})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	st, err := f.landing.Stage(ctx, tr.LandingKey, int64(len(data)))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if _, err := st.Write(data); err != nil {
+		f.t.Fatal(err)
+	}
+	if err := st.Commit(); err != nil {
+		f.t.Fatal(err)
+	}
+	size, sum := int64(len(data)), hexSum(data)
+	tr, err = f.ledger.Advance(ctx, tr.ID, []ledger.State{ledger.Receiving}, ledger.Received,
+		ledger.Change{Size: &size, SHA256: &sum, InTx: f.queue.Process}, ledger.Event{})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return tr
+}
+
+// waitState waits for transfer id to reach state.
+func (f *fixture) waitState(id string, state ledger.State) ledger.Transfer {
+	f.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		tr, err := f.ledger.Get(f.t.Context(), id)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		if tr.State == state {
+			return tr
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatalf("transfer %s is %s (error %q), want %s", id, tr.State, tr.Error, state)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// waitMails waits for n emails.
+func (f *fixture) waitMails(n int) []notify.Message {
+	f.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		msgs := f.mailer.sent()
+		if len(msgs) >= n {
+			return msgs
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatalf("%d emails sent, want %d", len(msgs), n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (f *fixture) files(dir string) []string {
+	f.t.Helper()
+	var out []string
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if errors.Is(err, os.ErrNotExist) {
+			return filepath.SkipDir
+		}
+		if err == nil && !d.IsDir() {
+			rel, _ := filepath.Rel(dir, p)
+			out = append(out, filepath.ToSlash(rel))
+		}
+		return err
+	})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return out
+}
+
+func (f *fixture) eventKinds(id string) []string {
+	f.t.Helper()
+	evs, err := f.ledger.Events(f.t.Context(), id, 0)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	kinds := make([]string, len(evs))
+	for i, ev := range evs {
+		kinds[i] = ev.Kind
+	}
+	return kinds
+}
+
+func hexSum(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+type recordingMailer struct {
+	mu   sync.Mutex
+	msgs []notify.Message
+	fail atomic.Bool
+}
+
+func (m *recordingMailer) Send(_ context.Context, msg notify.Message) error {
+	if m.fail.Load() {
+		return errors.New("mail server down")
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.msgs = append(m.msgs, msg)
+	return nil
+}
+
+func (m *recordingMailer) sent() []notify.Message {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.msgs)
+}
+
+// flakyScanner fails while down is set, then scans with the builtin scanner.
+type flakyScanner struct {
+	down  atomic.Bool
+	calls atomic.Int32
+	inner Scanner
+}
+
+func (s *flakyScanner) Scan(ctx context.Context, r io.Reader) (scan.Result, error) {
+	s.calls.Add(1)
+	if s.down.Load() {
+		return scan.Result{}, fmt.Errorf("clamd: %w", scan.ErrUnavailable)
+	}
+	return s.inner.Scan(ctx, r)
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	if os.Getenv("AIRLOCK_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func TestCleanFileIsDelivered(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, fixtureOptions{})
+	f.run()
+	data := []byte("id,value\n1,2\n")
+	tr := f.land("/2026/data.csv", data)
+
+	got := f.waitState(tr.ID, ledger.Delivered)
+	if got.ScanResult != "clean (builtin)" || got.Error != "" ||
+		got.Destination != filepath.Join(f.destDir, supplier, "2026/data.csv") {
+		t.Errorf("delivered transfer = %+v", got)
+	}
+	if b, err := os.ReadFile(filepath.Join(f.destDir, supplier, "2026", "data.csv")); err != nil || string(b) != string(data) {
+		t.Errorf("delivered bytes = %q, %v", b, err)
+	}
+	msgs := f.waitMails(2)
+	var to []string
+	for _, m := range msgs {
+		to = append(to, m.To...)
+		if !strings.Contains(m.Subject, "data.csv delivered") {
+			t.Errorf("subject %q", m.Subject)
+		}
+	}
+	slices.Sort(to)
+	if !slices.Equal(to, []string{"data@acme.example", "ops@example.org"}) {
+		t.Errorf("mailed %v", to)
+	}
+	// Landing is emptied after the outcome is recorded; give it a moment.
+	deadline := time.Now().Add(5 * time.Second)
+	for len(f.files(filepath.Join(f.root, "landing"))) > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if left := f.files(filepath.Join(f.root, "landing")); len(left) > 0 {
+		t.Errorf("landing still holds %v", left)
+	}
+	wantKinds := []string{"upload.start", "transfer.received", "transfer.scanning", "transfer.delivering", "transfer.delivered", "notify.sent", "notify.sent"}
+	if kinds := f.eventKinds(tr.ID); !slices.Equal(kinds, wantKinds) {
+		t.Errorf("events = %v, want %v", kinds, wantKinds)
+	}
+	if got := testutil.ToFloat64(f.metrics.outcomes.WithLabelValues("delivered")); got != 1 {
+		t.Errorf("outcomes{delivered} = %v", got)
+	}
+	if n, err := f.ledger.VerifyAudit(t.Context()); err != nil || n == 0 {
+		t.Errorf("VerifyAudit = %d, %v", n, err)
+	}
+}
+
+func TestInfectedFileIsQuarantined(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, fixtureOptions{})
+	f.run()
+	tr := f.land("/eicar.com", []byte(eicar))
+
+	got := f.waitState(tr.ID, ledger.Quarantined)
+	if !strings.Contains(got.ScanResult, "Eicar-Test-Signature") {
+		t.Errorf("scan result %q", got.ScanResult)
+	}
+	want := []string{supplier + "/" + tr.ID + "/eicar.com"}
+	if q := f.files(filepath.Join(f.root, "quarantine")); !slices.Equal(q, want) {
+		t.Errorf("quarantine holds %v, want %v", q, want)
+	}
+	if d := f.files(f.destDir); len(d) > 0 {
+		t.Errorf("an infected file reached the destination: %v", d)
+	}
+	for _, m := range f.waitMails(2) {
+		if !strings.Contains(m.Subject, "quarantined") {
+			t.Errorf("subject %q", m.Subject)
+		}
+	}
+	if got := testutil.ToFloat64(f.metrics.scans.WithLabelValues("infected")); got != 1 {
+		t.Errorf("scans{infected} = %v", got)
+	}
+}
+
+func TestChangedLandingBytesAreQuarantined(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, fixtureOptions{})
+	tr := f.land("/data.csv", []byte("what the supplier sent\n"))
+	// Someone with access to landing swaps the bytes before the scan.
+	if err := os.WriteFile(filepath.Join(f.root, "landing", filepath.FromSlash(tr.LandingKey)), []byte("not that\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f.run()
+	got := f.waitState(tr.ID, ledger.Quarantined)
+	if !strings.HasPrefix(got.ScanResult, "checksum-mismatch") {
+		t.Errorf("scan result %q", got.ScanResult)
+	}
+	if d := f.files(f.destDir); len(d) > 0 {
+		t.Errorf("changed bytes reached the destination: %v", d)
+	}
+}
+
+func TestScannerOutageWaitsThenDelivers(t *testing.T) {
+	t.Parallel()
+	builtin, err := scan.NewBuiltin("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := &flakyScanner{inner: builtin}
+	sc.down.Store(true)
+	f := newFixture(t, fixtureOptions{scanner: sc, maxAttempts: 100})
+	f.run()
+	tr := f.land("/data.csv", []byte("data\n"))
+
+	for sc.calls.Load() < 3 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	got, err := f.ledger.Get(t.Context(), tr.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.State != ledger.Scanning || !strings.Contains(got.Error, "scanner unavailable") {
+		t.Errorf("while the scanner is down: state %s, error %q", got.State, got.Error)
+	}
+	if d := f.files(f.destDir); len(d) > 0 {
+		t.Fatalf("delivered unscanned: %v", d)
+	}
+	sc.down.Store(false)
+	if got := f.waitState(tr.ID, ledger.Delivered); got.Attempts < 3 || got.Error != "" {
+		t.Errorf("after the outage: attempts %d, error %q", got.Attempts, got.Error)
+	}
+	if got := testutil.ToFloat64(f.metrics.retries.WithLabelValues("ingest")); got < 2 {
+		t.Errorf("retries{ingest} = %v", got)
+	}
+}
+
+func TestExhaustedRetriesFailThenOperatorRetries(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, fixtureOptions{maxAttempts: 2})
+	// A file where the destination directory should be makes every
+	// delivery fail.
+	if err := os.MkdirAll(f.destDir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(f.destDir, supplier), []byte("in the way"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f.run()
+	tr := f.land("/data.csv", []byte("data\n"))
+	failed := f.waitState(tr.ID, ledger.Failed)
+	if failed.Error == "" {
+		t.Error("failed without the last error")
+	}
+	msgs := f.waitMails(2)
+	if !strings.Contains(msgs[0].Subject, "failed") {
+		t.Errorf("subject %q", msgs[0].Subject)
+	}
+
+	if err := os.Remove(filepath.Join(f.destDir, supplier)); err != nil {
+		t.Fatal(err)
+	}
+	op := &Operator{Ledger: f.ledger, Queue: f.queue, Landing: f.landing, Quarantine: f.quarantine, Actor: "operator:test"}
+	if _, err := op.Retry(t.Context(), tr.ID); err != nil {
+		t.Fatal(err)
+	}
+	f.waitState(tr.ID, ledger.Delivered)
+	if _, err := op.Retry(t.Context(), tr.ID); !errors.Is(err, ErrNotAllowed) {
+		t.Errorf("retry of a delivered transfer: %v, want ErrNotAllowed", err)
+	}
+}
+
+func TestQuarantineReleaseAndDelete(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, fixtureOptions{})
+	f.run()
+	op := &Operator{Ledger: f.ledger, Queue: f.queue, Landing: f.landing, Quarantine: f.quarantine, Actor: "operator:test"}
+	a := f.land("/a.com", []byte(eicar))
+	b := f.land("/b.com", []byte(eicar+"\n"))
+	f.waitState(a.ID, ledger.Quarantined)
+	f.waitState(b.ID, ledger.Quarantined)
+
+	if _, err := op.Release(t.Context(), a.ID, "", false); err == nil {
+		t.Error("release without a reason succeeded")
+	}
+	// A rescan finds it again: it stays in quarantine, bytes and all.
+	if _, err := op.Release(t.Context(), a.ID, "supplier says it is a test file", false); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !slices.Contains(f.eventKinds(a.ID)[3:], "transfer.quarantined") || f.mustGet(a.ID).State != ledger.Quarantined {
+		if time.Now().After(deadline) {
+			t.Fatalf("released file not rescanned: %v", f.eventKinds(a.ID))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if _, err := op.Release(t.Context(), a.ID, "approved by the data owner", true); err != nil {
+		t.Fatal(err)
+	}
+	got := f.waitState(a.ID, ledger.Delivered)
+	if !strings.Contains(got.ScanResult, "released without a rescan") {
+		t.Errorf("scan result %q", got.ScanResult)
+	}
+	if b, err := os.ReadFile(filepath.Join(f.destDir, supplier, "a.com")); err != nil || string(b) != eicar {
+		t.Errorf("released bytes = %q, %v", b, err)
+	}
+
+	if _, err := op.Delete(t.Context(), b.ID, "malware"); err != nil {
+		t.Fatal(err)
+	}
+	if q := f.files(filepath.Join(f.root, "quarantine")); slices.ContainsFunc(q, func(p string) bool { return strings.Contains(p, b.ID) }) {
+		t.Errorf("quarantine still holds the deleted file: %v", q)
+	}
+	if _, err := op.Release(t.Context(), b.ID, "too late", true); !errors.Is(err, ErrNotAllowed) {
+		t.Errorf("release after delete: %v, want ErrNotAllowed", err)
+	}
+	kinds := f.eventKinds(b.ID)
+	if kinds[len(kinds)-1] != "quarantine.delete" {
+		t.Errorf("events of the deleted file: %v", kinds)
+	}
+}
+
+func (f *fixture) mustGet(id string) ledger.Transfer {
+	f.t.Helper()
+	tr, err := f.ledger.Get(f.t.Context(), id)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return tr
+}
+
+func TestRerunAfterDeliveryCopiesNothing(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, fixtureOptions{})
+	data := []byte("once\n")
+	tr := f.land("/once.csv", data)
+	// A run that copied the file and then died before recording it: the
+	// destination already holds the right bytes.
+	if err := os.MkdirAll(filepath.Join(f.destDir, supplier), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	dest := filepath.Join(f.destDir, supplier, "once.csv")
+	if err := os.WriteFile(dest, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.Stat(dest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Millisecond) // a rewrite would change the modification time
+	f.run()
+	f.waitState(tr.ID, ledger.Delivered)
+	after, err := os.Stat(dest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !after.ModTime().Equal(before.ModTime()) {
+		t.Error("the verified copy at the destination was written again")
+	}
+}
+
+func TestNotificationsRetryWithoutRepeating(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, fixtureOptions{})
+	f.mailer.fail.Store(true)
+	f.run()
+	tr := f.land("/data.csv", []byte("data\n"))
+	f.waitState(tr.ID, ledger.Delivered)
+	time.Sleep(100 * time.Millisecond) // a few failed attempts
+	f.mailer.fail.Store(false)
+	f.waitMails(2)
+	time.Sleep(200 * time.Millisecond)
+	if n := len(f.mailer.sent()); n != 2 {
+		t.Errorf("%d emails, want exactly 2", n)
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	t.Parallel()
+	b := backoff{first: time.Second, limit: 5 * time.Second}
+	tests := []struct {
+		attempt int
+		max     time.Duration
+	}{
+		{1, time.Second}, {2, 2 * time.Second}, {3, 4 * time.Second}, {4, 5 * time.Second}, {50, 5 * time.Second},
+	}
+	for _, tt := range tests {
+		for range 100 {
+			d := b.delay(tt.attempt)
+			if d > tt.max || d < tt.max*4/5 {
+				t.Fatalf("delay(%d) = %v, want within 20%% below %v", tt.attempt, d, tt.max)
+			}
+		}
+	}
+}
+
+func TestObjectLocation(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ location, key, want string }{
+		{"/srv/dest/acme", "2026/a.csv", "/srv/dest/acme/2026/a.csv"},
+		{"s3://bucket/acme?region=eu-west-2", "a.csv", "s3://bucket/acme/a.csv?region=eu-west-2"},
+		{"s3://bucket/", "a.csv", "s3://bucket/a.csv"},
+	}
+	for _, tt := range tests {
+		if got := objectLocation(tt.location, tt.key); got != tt.want {
+			t.Errorf("objectLocation(%q, %q) = %q, want %q", tt.location, tt.key, got, tt.want)
+		}
+	}
+}
