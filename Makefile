@@ -35,9 +35,10 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
+# Both runs share one throwaway Postgres server, so that every ledger and
+# pipeline test runs on SQLite and on Postgres.
 unit:
-	$(GO) test -count=1 $(UNIT_PKGS)
-	$(GO) test -race -count=1 $(RACE_PKGS)
+	./scripts/with-postgres.sh sh -c '$(GO) test -count=1 $(UNIT_PKGS) && $(GO) test -race -count=1 $(RACE_PKGS)'
 
 integration:
 	$(GO) test -count=1 -timeout 20m ./test/integration/...

@@ -8,11 +8,13 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/airlock-gw/airlock/internal/ledger/ledgertest"
 )
 
 func TestAppendAndEvents(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, dsn string) {
+	ledgertest.ForEachBackend(t, func(t *testing.T, dsn string) {
 		ctx := t.Context()
 		l := openLedger(t, dsn)
 		if _, err := l.Append(ctx, Event{Actor: "x"}); err == nil {
@@ -77,7 +79,7 @@ func TestVerifyAudit(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			forEachBackend(t, func(t *testing.T, dsn string) {
+			ledgertest.ForEachBackend(t, func(t *testing.T, dsn string) {
 				ctx := t.Context()
 				l := openLedger(t, dsn)
 				for i := range events {
@@ -97,7 +99,7 @@ func TestVerifyAudit(t *testing.T) {
 	}
 
 	// Editing a row and recomputing its hash moves the break to the next row.
-	forEachBackend(t, func(t *testing.T, dsn string) {
+	ledgertest.ForEachBackend(t, func(t *testing.T, dsn string) {
 		ctx := t.Context()
 		l := openLedger(t, dsn)
 		for range events {
@@ -147,7 +149,7 @@ func checkChain(t *testing.T, l *Ledger, total, wantSeq int64) {
 
 func TestConcurrentWriters(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, dsn string) {
+	ledgertest.ForEachBackend(t, func(t *testing.T, dsn string) {
 		const workers, ops = 16, 50
 		ctx := t.Context()
 		// Two ledgers on one database stand for two processes or nodes;

@@ -2,61 +2,13 @@ package ledger
 
 import (
 	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/airlock-gw/airlock/internal/ledger/ledgertest"
 )
-
-// forEachBackend runs fn against a fresh SQLite file and, when
-// AIRLOCK_TEST_POSTGRES names a database, against a fresh Postgres schema.
-// fn gets a DSN to Open, so it can also re-open the same database.
-func forEachBackend(t *testing.T, fn func(t *testing.T, dsn string)) {
-	t.Run("sqlite", func(t *testing.T) {
-		t.Parallel()
-		fn(t, "sqlite:"+filepath.Join(t.TempDir(), "state", "airlock.db"))
-	})
-	t.Run("postgres", func(t *testing.T) {
-		base := os.Getenv("AIRLOCK_TEST_POSTGRES")
-		if base == "" {
-			// Deliberately a skip even in CI: Postgres joins CI in a later issue.
-			t.Skip("AIRLOCK_TEST_POSTGRES is not set; Postgres tests run only when it names a database (CI gets Postgres in a later issue)")
-		}
-		t.Parallel()
-		fn(t, freshSchema(t, base))
-	})
-}
-
-// freshSchema creates a schema of its own for one test and returns a DSN
-// whose search_path points at it.
-func freshSchema(t *testing.T, base string) string {
-	t.Helper()
-	db, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	b := make([]byte, 6)
-	rand.Read(b)
-	schema := "airlock_test_" + hex.EncodeToString(b)
-	if _, err := db.Exec("CREATE SCHEMA " + schema); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		if _, err := db.Exec("DROP SCHEMA " + schema + " CASCADE"); err != nil {
-			t.Errorf("drop schema: %v", err)
-		}
-	})
-	sep := "?"
-	if strings.Contains(base, "?") {
-		sep = "&"
-	}
-	return base + sep + "search_path=" + schema
-}
 
 func openLedger(t *testing.T, dsn string) *Ledger {
 	t.Helper()
@@ -74,7 +26,7 @@ func openLedger(t *testing.T, dsn string) *Ledger {
 
 func TestReopen(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, dsn string) {
+	ledgertest.ForEachBackend(t, func(t *testing.T, dsn string) {
 		ctx := t.Context()
 		first, err := Open(ctx, dsn)
 		if err != nil {

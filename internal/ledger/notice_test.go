@@ -4,11 +4,13 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/airlock-gw/airlock/internal/ledger/ledgertest"
 )
 
 func TestRecordNotice(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, dsn string) {
+	ledgertest.ForEachBackend(t, func(t *testing.T, dsn string) {
 		ctx := t.Context()
 		l := openLedger(t, dsn)
 		const id = "key-expiry:acme:SHA256:abc:2027-03-31"
@@ -58,7 +60,7 @@ func TestRecordNotice(t *testing.T) {
 // on a single first, with a single audit event.
 func TestRecordNoticeConcurrently(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, dsn string) {
+	ledgertest.ForEachBackend(t, func(t *testing.T, dsn string) {
 		ctx := t.Context()
 		ls := [2]*Ledger{openLedger(t, dsn), openLedger(t, dsn)}
 		var firsts atomic.Int32

@@ -11,13 +11,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/airlock-gw/airlock/internal/ledger/ledgertest"
 )
 
 func ptr[T any](v T) *T { return &v }
 
 func TestTransferLifecycle(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, dsn string) {
+	ledgertest.ForEachBackend(t, func(t *testing.T, dsn string) {
 		ctx := t.Context()
 		l := openLedger(t, dsn)
 		begun, err := l.Begin(ctx, Transfer{
@@ -110,7 +112,7 @@ func TestTransferLifecycle(t *testing.T) {
 
 func TestAdvanceFailureChangesNothing(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, dsn string) {
+	ledgertest.ForEachBackend(t, func(t *testing.T, dsn string) {
 		ctx := t.Context()
 		l := openLedger(t, dsn)
 		tr, err := l.Begin(ctx, Transfer{Supplier: "acme", Path: "/a.csv"}, Event{})
@@ -160,7 +162,7 @@ func TestAdvanceFailureChangesNothing(t *testing.T) {
 
 func TestAdvanceInTx(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, dsn string) {
+	ledgertest.ForEachBackend(t, func(t *testing.T, dsn string) {
 		ctx := t.Context()
 		l := openLedger(t, dsn)
 		tr, err := l.Begin(ctx, Transfer{Supplier: "acme", Path: "/a.csv"}, Event{})
@@ -214,7 +216,7 @@ func TestAdvanceInTx(t *testing.T) {
 
 func TestList(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, dsn string) {
+	ledgertest.ForEachBackend(t, func(t *testing.T, dsn string) {
 		ctx := t.Context()
 		l := openLedger(t, dsn)
 		// Created in this order, so List returns them reversed.
@@ -352,7 +354,7 @@ func TestNewID(t *testing.T) {
 // no wildcards, on every backend.
 func TestListPathPrefix(t *testing.T) {
 	t.Parallel()
-	forEachBackend(t, func(t *testing.T, dsn string) {
+	ledgertest.ForEachBackend(t, func(t *testing.T, dsn string) {
 		ctx := context.Background()
 		l, err := Open(ctx, dsn)
 		if err != nil {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/airlock-gw/airlock/internal/config"
 	"github.com/airlock-gw/airlock/internal/ledger"
+	"github.com/airlock-gw/airlock/internal/ledger/ledgertest"
 	"github.com/airlock-gw/airlock/internal/notify"
 	"github.com/airlock-gw/airlock/internal/scan"
 	"github.com/airlock-gw/airlock/internal/storage"
@@ -32,7 +33,7 @@ const (
 	eicar    = `X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*`
 )
 
-// fixture is a pipeline on a temporary SQLite ledger and local stores,
+// fixture is a pipeline on a fresh ledger database and local stores,
 // with the builtin scanner (or a wrapper around it) and a recording
 // mailer.
 type fixture struct {
@@ -53,13 +54,13 @@ type fixtureOptions struct {
 	maxAttempts int     // default 5
 }
 
-func newFixture(t *testing.T, opts fixtureOptions) *fixture {
+func newFixture(t *testing.T, dsn string, opts fixtureOptions) *fixture {
 	t.Helper()
 	ctx := t.Context()
 	root := t.TempDir()
 	f := &fixture{t: t, root: root, mailer: &recordingMailer{}, destDir: filepath.Join(root, "dest")}
 	var err error
-	if f.ledger, err = ledger.Open(ctx, "sqlite:"+filepath.Join(root, "airlock.db")); err != nil {
+	if f.ledger, err = ledger.Open(ctx, dsn); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.ledger.Close() })
@@ -279,213 +280,225 @@ func testLogger(t *testing.T) *slog.Logger {
 
 func TestCleanFileIsDelivered(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, fixtureOptions{})
-	f.run()
-	data := []byte("id,value\n1,2\n")
-	tr := f.land("/2026/data.csv", data)
+	ledgertest.ForEachBackend(t, func(t *testing.T, dsn string) {
+		f := newFixture(t, dsn, fixtureOptions{})
+		f.run()
+		data := []byte("id,value\n1,2\n")
+		tr := f.land("/2026/data.csv", data)
 
-	got := f.waitState(tr.ID, ledger.Delivered)
-	if got.ScanResult != "clean (builtin)" || got.Error != "" ||
-		got.Destination != filepath.Join(f.destDir, supplier, "2026/data.csv") {
-		t.Errorf("delivered transfer = %+v", got)
-	}
-	if b, err := os.ReadFile(filepath.Join(f.destDir, supplier, "2026", "data.csv")); err != nil || string(b) != string(data) {
-		t.Errorf("delivered bytes = %q, %v", b, err)
-	}
-	msgs := f.waitMails(2)
-	var to []string
-	for _, m := range msgs {
-		to = append(to, m.To...)
-		if !strings.Contains(m.Subject, "data.csv delivered") {
-			t.Errorf("subject %q", m.Subject)
+		got := f.waitState(tr.ID, ledger.Delivered)
+		if got.ScanResult != "clean (builtin)" || got.Error != "" ||
+			got.Destination != filepath.Join(f.destDir, supplier, "2026/data.csv") {
+			t.Errorf("delivered transfer = %+v", got)
 		}
-	}
-	slices.Sort(to)
-	if !slices.Equal(to, []string{"data@acme.example", "ops@example.org"}) {
-		t.Errorf("mailed %v", to)
-	}
-	// Landing is emptied after the outcome is recorded; give it a moment.
-	deadline := time.Now().Add(5 * time.Second)
-	for len(f.files(filepath.Join(f.root, "landing"))) > 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if left := f.files(filepath.Join(f.root, "landing")); len(left) > 0 {
-		t.Errorf("landing still holds %v", left)
-	}
-	wantKinds := []string{"upload.start", "transfer.received", "transfer.scanning", "transfer.delivering", "transfer.delivered", "notify.sent", "notify.sent"}
-	if kinds := f.eventKinds(tr.ID); !slices.Equal(kinds, wantKinds) {
-		t.Errorf("events = %v, want %v", kinds, wantKinds)
-	}
-	if got := testutil.ToFloat64(f.metrics.outcomes.WithLabelValues("delivered")); got != 1 {
-		t.Errorf("outcomes{delivered} = %v", got)
-	}
-	if n, err := f.ledger.VerifyAudit(t.Context()); err != nil || n == 0 {
-		t.Errorf("VerifyAudit = %d, %v", n, err)
-	}
+		if b, err := os.ReadFile(filepath.Join(f.destDir, supplier, "2026", "data.csv")); err != nil || string(b) != string(data) {
+			t.Errorf("delivered bytes = %q, %v", b, err)
+		}
+		msgs := f.waitMails(2)
+		var to []string
+		for _, m := range msgs {
+			to = append(to, m.To...)
+			if !strings.Contains(m.Subject, "data.csv delivered") {
+				t.Errorf("subject %q", m.Subject)
+			}
+		}
+		slices.Sort(to)
+		if !slices.Equal(to, []string{"data@acme.example", "ops@example.org"}) {
+			t.Errorf("mailed %v", to)
+		}
+		// Landing is emptied after the outcome is recorded; give it a moment.
+		deadline := time.Now().Add(5 * time.Second)
+		for len(f.files(filepath.Join(f.root, "landing"))) > 0 && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if left := f.files(filepath.Join(f.root, "landing")); len(left) > 0 {
+			t.Errorf("landing still holds %v", left)
+		}
+		wantKinds := []string{"upload.start", "transfer.received", "transfer.scanning", "transfer.delivering", "transfer.delivered", "notify.sent", "notify.sent"}
+		if kinds := f.eventKinds(tr.ID); !slices.Equal(kinds, wantKinds) {
+			t.Errorf("events = %v, want %v", kinds, wantKinds)
+		}
+		if got := testutil.ToFloat64(f.metrics.outcomes.WithLabelValues("delivered")); got != 1 {
+			t.Errorf("outcomes{delivered} = %v", got)
+		}
+		if n, err := f.ledger.VerifyAudit(t.Context()); err != nil || n == 0 {
+			t.Errorf("VerifyAudit = %d, %v", n, err)
+		}
+	})
 }
 
 func TestInfectedFileIsQuarantined(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, fixtureOptions{})
-	f.run()
-	tr := f.land("/eicar.com", []byte(eicar))
+	ledgertest.ForEachBackend(t, func(t *testing.T, dsn string) {
+		f := newFixture(t, dsn, fixtureOptions{})
+		f.run()
+		tr := f.land("/eicar.com", []byte(eicar))
 
-	got := f.waitState(tr.ID, ledger.Quarantined)
-	if !strings.Contains(got.ScanResult, "Eicar-Test-Signature") {
-		t.Errorf("scan result %q", got.ScanResult)
-	}
-	want := []string{supplier + "/" + tr.ID + "/eicar.com"}
-	if q := f.files(filepath.Join(f.root, "quarantine")); !slices.Equal(q, want) {
-		t.Errorf("quarantine holds %v, want %v", q, want)
-	}
-	if d := f.files(f.destDir); len(d) > 0 {
-		t.Errorf("an infected file reached the destination: %v", d)
-	}
-	for _, m := range f.waitMails(2) {
-		if !strings.Contains(m.Subject, "quarantined") {
-			t.Errorf("subject %q", m.Subject)
+		got := f.waitState(tr.ID, ledger.Quarantined)
+		if !strings.Contains(got.ScanResult, "Eicar-Test-Signature") {
+			t.Errorf("scan result %q", got.ScanResult)
 		}
-	}
-	if got := testutil.ToFloat64(f.metrics.scans.WithLabelValues("infected")); got != 1 {
-		t.Errorf("scans{infected} = %v", got)
-	}
+		want := []string{supplier + "/" + tr.ID + "/eicar.com"}
+		if q := f.files(filepath.Join(f.root, "quarantine")); !slices.Equal(q, want) {
+			t.Errorf("quarantine holds %v, want %v", q, want)
+		}
+		if d := f.files(f.destDir); len(d) > 0 {
+			t.Errorf("an infected file reached the destination: %v", d)
+		}
+		for _, m := range f.waitMails(2) {
+			if !strings.Contains(m.Subject, "quarantined") {
+				t.Errorf("subject %q", m.Subject)
+			}
+		}
+		if got := testutil.ToFloat64(f.metrics.scans.WithLabelValues("infected")); got != 1 {
+			t.Errorf("scans{infected} = %v", got)
+		}
+	})
 }
 
 func TestChangedLandingBytesAreQuarantined(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, fixtureOptions{})
-	tr := f.land("/data.csv", []byte("what the supplier sent\n"))
-	// Someone with access to landing swaps the bytes before the scan.
-	if err := os.WriteFile(filepath.Join(f.root, "landing", filepath.FromSlash(tr.LandingKey)), []byte("not that\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	f.run()
-	got := f.waitState(tr.ID, ledger.Quarantined)
-	if !strings.HasPrefix(got.ScanResult, "checksum-mismatch") {
-		t.Errorf("scan result %q", got.ScanResult)
-	}
-	if d := f.files(f.destDir); len(d) > 0 {
-		t.Errorf("changed bytes reached the destination: %v", d)
-	}
+	ledgertest.ForEachBackend(t, func(t *testing.T, dsn string) {
+		f := newFixture(t, dsn, fixtureOptions{})
+		tr := f.land("/data.csv", []byte("what the supplier sent\n"))
+		// Someone with access to landing swaps the bytes before the scan.
+		if err := os.WriteFile(filepath.Join(f.root, "landing", filepath.FromSlash(tr.LandingKey)), []byte("not that\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		f.run()
+		got := f.waitState(tr.ID, ledger.Quarantined)
+		if !strings.HasPrefix(got.ScanResult, "checksum-mismatch") {
+			t.Errorf("scan result %q", got.ScanResult)
+		}
+		if d := f.files(f.destDir); len(d) > 0 {
+			t.Errorf("changed bytes reached the destination: %v", d)
+		}
+	})
 }
 
 func TestScannerOutageWaitsThenDelivers(t *testing.T) {
 	t.Parallel()
-	builtin, err := scan.NewBuiltin("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc := &flakyScanner{inner: builtin}
-	sc.down.Store(true)
-	f := newFixture(t, fixtureOptions{scanner: sc, maxAttempts: 100})
-	f.run()
-	tr := f.land("/data.csv", []byte("data\n"))
+	ledgertest.ForEachBackend(t, func(t *testing.T, dsn string) {
+		builtin, err := scan.NewBuiltin("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc := &flakyScanner{inner: builtin}
+		sc.down.Store(true)
+		f := newFixture(t, dsn, fixtureOptions{scanner: sc, maxAttempts: 100})
+		f.run()
+		tr := f.land("/data.csv", []byte("data\n"))
 
-	for sc.calls.Load() < 3 {
-		time.Sleep(10 * time.Millisecond)
-	}
-	got, err := f.ledger.Get(t.Context(), tr.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.State != ledger.Scanning || !strings.Contains(got.Error, "scanner unavailable") {
-		t.Errorf("while the scanner is down: state %s, error %q", got.State, got.Error)
-	}
-	if d := f.files(f.destDir); len(d) > 0 {
-		t.Fatalf("delivered unscanned: %v", d)
-	}
-	sc.down.Store(false)
-	if got := f.waitState(tr.ID, ledger.Delivered); got.Attempts < 3 || got.Error != "" {
-		t.Errorf("after the outage: attempts %d, error %q", got.Attempts, got.Error)
-	}
-	if got := testutil.ToFloat64(f.metrics.retries.WithLabelValues("ingest")); got < 2 {
-		t.Errorf("retries{ingest} = %v", got)
-	}
+		for sc.calls.Load() < 3 {
+			time.Sleep(10 * time.Millisecond)
+		}
+		got, err := f.ledger.Get(t.Context(), tr.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.State != ledger.Scanning || !strings.Contains(got.Error, "scanner unavailable") {
+			t.Errorf("while the scanner is down: state %s, error %q", got.State, got.Error)
+		}
+		if d := f.files(f.destDir); len(d) > 0 {
+			t.Fatalf("delivered unscanned: %v", d)
+		}
+		sc.down.Store(false)
+		if got := f.waitState(tr.ID, ledger.Delivered); got.Attempts < 3 || got.Error != "" {
+			t.Errorf("after the outage: attempts %d, error %q", got.Attempts, got.Error)
+		}
+		if got := testutil.ToFloat64(f.metrics.retries.WithLabelValues("ingest")); got < 2 {
+			t.Errorf("retries{ingest} = %v", got)
+		}
+	})
 }
 
 func TestExhaustedRetriesFailThenOperatorRetries(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, fixtureOptions{maxAttempts: 2})
-	// A file where the destination directory should be makes every
-	// delivery fail.
-	if err := os.MkdirAll(f.destDir, 0o750); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(f.destDir, supplier), []byte("in the way"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	f.run()
-	tr := f.land("/data.csv", []byte("data\n"))
-	failed := f.waitState(tr.ID, ledger.Failed)
-	if failed.Error == "" {
-		t.Error("failed without the last error")
-	}
-	msgs := f.waitMails(2)
-	if !strings.Contains(msgs[0].Subject, "failed") {
-		t.Errorf("subject %q", msgs[0].Subject)
-	}
+	ledgertest.ForEachBackend(t, func(t *testing.T, dsn string) {
+		f := newFixture(t, dsn, fixtureOptions{maxAttempts: 2})
+		// A file where the destination directory should be makes every
+		// delivery fail.
+		if err := os.MkdirAll(f.destDir, 0o750); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(f.destDir, supplier), []byte("in the way"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		f.run()
+		tr := f.land("/data.csv", []byte("data\n"))
+		failed := f.waitState(tr.ID, ledger.Failed)
+		if failed.Error == "" {
+			t.Error("failed without the last error")
+		}
+		msgs := f.waitMails(2)
+		if !strings.Contains(msgs[0].Subject, "failed") {
+			t.Errorf("subject %q", msgs[0].Subject)
+		}
 
-	if err := os.Remove(filepath.Join(f.destDir, supplier)); err != nil {
-		t.Fatal(err)
-	}
-	op := &Operator{Ledger: f.ledger, Queue: f.queue, Landing: f.landing, Quarantine: f.quarantine, Actor: "operator:test"}
-	if _, err := op.Retry(t.Context(), tr.ID); err != nil {
-		t.Fatal(err)
-	}
-	f.waitState(tr.ID, ledger.Delivered)
-	if _, err := op.Retry(t.Context(), tr.ID); !errors.Is(err, ErrNotAllowed) {
-		t.Errorf("retry of a delivered transfer: %v, want ErrNotAllowed", err)
-	}
+		if err := os.Remove(filepath.Join(f.destDir, supplier)); err != nil {
+			t.Fatal(err)
+		}
+		op := &Operator{Ledger: f.ledger, Queue: f.queue, Landing: f.landing, Quarantine: f.quarantine, Actor: "operator:test"}
+		if _, err := op.Retry(t.Context(), tr.ID); err != nil {
+			t.Fatal(err)
+		}
+		f.waitState(tr.ID, ledger.Delivered)
+		if _, err := op.Retry(t.Context(), tr.ID); !errors.Is(err, ErrNotAllowed) {
+			t.Errorf("retry of a delivered transfer: %v, want ErrNotAllowed", err)
+		}
+	})
 }
 
 func TestQuarantineReleaseAndDelete(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, fixtureOptions{})
-	f.run()
-	op := &Operator{Ledger: f.ledger, Queue: f.queue, Landing: f.landing, Quarantine: f.quarantine, Actor: "operator:test"}
-	a := f.land("/a.com", []byte(eicar))
-	b := f.land("/b.com", []byte(eicar+"\n"))
-	f.waitState(a.ID, ledger.Quarantined)
-	f.waitState(b.ID, ledger.Quarantined)
+	ledgertest.ForEachBackend(t, func(t *testing.T, dsn string) {
+		f := newFixture(t, dsn, fixtureOptions{})
+		f.run()
+		op := &Operator{Ledger: f.ledger, Queue: f.queue, Landing: f.landing, Quarantine: f.quarantine, Actor: "operator:test"}
+		a := f.land("/a.com", []byte(eicar))
+		b := f.land("/b.com", []byte(eicar+"\n"))
+		f.waitState(a.ID, ledger.Quarantined)
+		f.waitState(b.ID, ledger.Quarantined)
 
-	if _, err := op.Release(t.Context(), a.ID, "", false); err == nil {
-		t.Error("release without a reason succeeded")
-	}
-	// A rescan finds it again: it stays in quarantine, bytes and all.
-	if _, err := op.Release(t.Context(), a.ID, "supplier says it is a test file", false); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for !slices.Contains(f.eventKinds(a.ID)[3:], "transfer.quarantined") || f.mustGet(a.ID).State != ledger.Quarantined {
-		if time.Now().After(deadline) {
-			t.Fatalf("released file not rescanned: %v", f.eventKinds(a.ID))
+		if _, err := op.Release(t.Context(), a.ID, "", false); err == nil {
+			t.Error("release without a reason succeeded")
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if _, err := op.Release(t.Context(), a.ID, "approved by the data owner", true); err != nil {
-		t.Fatal(err)
-	}
-	got := f.waitState(a.ID, ledger.Delivered)
-	if !strings.Contains(got.ScanResult, "released without a rescan") {
-		t.Errorf("scan result %q", got.ScanResult)
-	}
-	if b, err := os.ReadFile(filepath.Join(f.destDir, supplier, "a.com")); err != nil || string(b) != eicar {
-		t.Errorf("released bytes = %q, %v", b, err)
-	}
+		// A rescan finds it again: it stays in quarantine, bytes and all.
+		if _, err := op.Release(t.Context(), a.ID, "supplier says it is a test file", false); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for !slices.Contains(f.eventKinds(a.ID)[3:], "transfer.quarantined") || f.mustGet(a.ID).State != ledger.Quarantined {
+			if time.Now().After(deadline) {
+				t.Fatalf("released file not rescanned: %v", f.eventKinds(a.ID))
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if _, err := op.Release(t.Context(), a.ID, "approved by the data owner", true); err != nil {
+			t.Fatal(err)
+		}
+		got := f.waitState(a.ID, ledger.Delivered)
+		if !strings.Contains(got.ScanResult, "released without a rescan") {
+			t.Errorf("scan result %q", got.ScanResult)
+		}
+		if b, err := os.ReadFile(filepath.Join(f.destDir, supplier, "a.com")); err != nil || string(b) != eicar {
+			t.Errorf("released bytes = %q, %v", b, err)
+		}
 
-	if _, err := op.Delete(t.Context(), b.ID, "malware"); err != nil {
-		t.Fatal(err)
-	}
-	if q := f.files(filepath.Join(f.root, "quarantine")); slices.ContainsFunc(q, func(p string) bool { return strings.Contains(p, b.ID) }) {
-		t.Errorf("quarantine still holds the deleted file: %v", q)
-	}
-	if _, err := op.Release(t.Context(), b.ID, "too late", true); !errors.Is(err, ErrNotAllowed) {
-		t.Errorf("release after delete: %v, want ErrNotAllowed", err)
-	}
-	kinds := f.eventKinds(b.ID)
-	if kinds[len(kinds)-1] != "quarantine.delete" {
-		t.Errorf("events of the deleted file: %v", kinds)
-	}
+		if _, err := op.Delete(t.Context(), b.ID, "malware"); err != nil {
+			t.Fatal(err)
+		}
+		if q := f.files(filepath.Join(f.root, "quarantine")); slices.ContainsFunc(q, func(p string) bool { return strings.Contains(p, b.ID) }) {
+			t.Errorf("quarantine still holds the deleted file: %v", q)
+		}
+		if _, err := op.Release(t.Context(), b.ID, "too late", true); !errors.Is(err, ErrNotAllowed) {
+			t.Errorf("release after delete: %v, want ErrNotAllowed", err)
+		}
+		kinds := f.eventKinds(b.ID)
+		if kinds[len(kinds)-1] != "quarantine.delete" {
+			t.Errorf("events of the deleted file: %v", kinds)
+		}
+	})
 }
 
 func (f *fixture) mustGet(id string) ledger.Transfer {
@@ -499,48 +512,52 @@ func (f *fixture) mustGet(id string) ledger.Transfer {
 
 func TestRerunAfterDeliveryCopiesNothing(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, fixtureOptions{})
-	data := []byte("once\n")
-	tr := f.land("/once.csv", data)
-	// A run that copied the file and then died before recording it: the
-	// destination already holds the right bytes.
-	if err := os.MkdirAll(filepath.Join(f.destDir, supplier), 0o750); err != nil {
-		t.Fatal(err)
-	}
-	dest := filepath.Join(f.destDir, supplier, "once.csv")
-	if err := os.WriteFile(dest, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	before, err := os.Stat(dest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(10 * time.Millisecond) // a rewrite would change the modification time
-	f.run()
-	f.waitState(tr.ID, ledger.Delivered)
-	after, err := os.Stat(dest)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !after.ModTime().Equal(before.ModTime()) {
-		t.Error("the verified copy at the destination was written again")
-	}
+	ledgertest.ForEachBackend(t, func(t *testing.T, dsn string) {
+		f := newFixture(t, dsn, fixtureOptions{})
+		data := []byte("once\n")
+		tr := f.land("/once.csv", data)
+		// A run that copied the file and then died before recording it: the
+		// destination already holds the right bytes.
+		if err := os.MkdirAll(filepath.Join(f.destDir, supplier), 0o750); err != nil {
+			t.Fatal(err)
+		}
+		dest := filepath.Join(f.destDir, supplier, "once.csv")
+		if err := os.WriteFile(dest, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		before, err := os.Stat(dest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond) // a rewrite would change the modification time
+		f.run()
+		f.waitState(tr.ID, ledger.Delivered)
+		after, err := os.Stat(dest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !after.ModTime().Equal(before.ModTime()) {
+			t.Error("the verified copy at the destination was written again")
+		}
+	})
 }
 
 func TestNotificationsRetryWithoutRepeating(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, fixtureOptions{})
-	f.mailer.fail.Store(true)
-	f.run()
-	tr := f.land("/data.csv", []byte("data\n"))
-	f.waitState(tr.ID, ledger.Delivered)
-	time.Sleep(100 * time.Millisecond) // a few failed attempts
-	f.mailer.fail.Store(false)
-	f.waitMails(2)
-	time.Sleep(200 * time.Millisecond)
-	if n := len(f.mailer.sent()); n != 2 {
-		t.Errorf("%d emails, want exactly 2", n)
-	}
+	ledgertest.ForEachBackend(t, func(t *testing.T, dsn string) {
+		f := newFixture(t, dsn, fixtureOptions{})
+		f.mailer.fail.Store(true)
+		f.run()
+		tr := f.land("/data.csv", []byte("data\n"))
+		f.waitState(tr.ID, ledger.Delivered)
+		time.Sleep(100 * time.Millisecond) // a few failed attempts
+		f.mailer.fail.Store(false)
+		f.waitMails(2)
+		time.Sleep(200 * time.Millisecond)
+		if n := len(f.mailer.sent()); n != 2 {
+			t.Errorf("%d emails, want exactly 2", n)
+		}
+	})
 }
 
 func TestBackoff(t *testing.T) {
