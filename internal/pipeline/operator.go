@@ -36,15 +36,14 @@ func (o *Operator) Retry(ctx context.Context, id string) (ledger.Transfer, error
 	}
 	// A transfer that failed after a release from quarantine has its bytes
 	// there; any other, in landing.
-	args := ingestArgs{TransferID: id}
-	if _, err := o.Landing.Stat(ctx, tr.LandingKey); errors.Is(err, storage.ErrNotFound) {
-		if _, qerr := o.Quarantine.Stat(ctx, quarantineKey(tr)); qerr != nil {
-			return ledger.Transfer{}, fmt.Errorf("retry %s: %w: its bytes are in neither landing nor quarantine", id, ErrNotAllowed)
-		}
-		args.FromQuarantine = true
-	} else if err != nil {
+	where, err := locate(ctx, o.Landing, o.Quarantine, tr)
+	if err != nil {
 		return ledger.Transfer{}, fmt.Errorf("retry %s: %w", id, err)
 	}
+	if where == nowhere {
+		return ledger.Transfer{}, fmt.Errorf("retry %s: %w: its bytes are in neither landing nor quarantine", id, ErrNotAllowed)
+	}
+	args := ingestArgs{TransferID: id, FromQuarantine: where == inQuarantine}
 	noError := ""
 	return o.Ledger.Advance(ctx, id, []ledger.State{ledger.Failed}, ledger.Received, ledger.Change{
 		Error: &noError,

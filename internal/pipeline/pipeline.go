@@ -81,6 +81,7 @@ func Open(ctx context.Context, led *ledger.Ledger, node string, settings config.
 	}
 	if w != nil {
 		cfg.Workers = w.river
+		cfg.PeriodicJobs = []*river.PeriodicJob{reconcileJob()}
 		cfg.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: settings.Workers}}
 	}
 	client, err := river.NewClient(driver, cfg)

@@ -592,3 +592,31 @@ func TestObjectLocation(t *testing.T) {
 		}
 	}
 }
+
+func TestReconcileQueuesStuckTransfers(t *testing.T) {
+	t.Parallel()
+	ledgertest.ForEachBackend(t, func(t *testing.T, dsn string) {
+		f := newFixture(t, dsn, fixtureOptions{})
+		// A transfer received long ago whose job the queue lost (River
+		// discards a job rescued after its last attempt).
+		lost := f.land("/lost.csv", []byte("lost\n"))
+		db := f.ledger.DB()
+		if _, err := db.ExecContext(t.Context(), `DELETE FROM river_job`); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.ExecContext(t.Context(), `UPDATE transfers SET updated_at = '2020-01-01T00:00:00.000000Z' WHERE id = $1`, lost.ID); err != nil {
+			t.Fatal(err)
+		}
+		// One that has its job, and one received just now: left alone.
+		fresh := f.land("/fresh.csv", []byte("fresh\n"))
+		f.run() // the reconciler runs at start
+		f.waitState(lost.ID, ledger.Delivered)
+		f.waitState(fresh.ID, ledger.Delivered)
+		if kinds := f.eventKinds(""); !slices.Contains(kinds, "pipeline.reconcile") {
+			t.Errorf("no pipeline.reconcile event in %v", kinds)
+		}
+		if n := len(f.files(filepath.Join(f.destDir, supplier))); n != 2 {
+			t.Errorf("%d files delivered, want 2", n)
+		}
+	})
+}

@@ -66,6 +66,7 @@ func NewWorkers(d Deps) *Workers {
 	w := &Workers{Deps: d, river: river.NewWorkers()}
 	river.AddWorker(w.river, &ingestWorker{w: w})
 	river.AddWorker(w.river, &notifyWorker{w: w})
+	river.AddWorker(w.river, &reconcileWorker{w: w})
 	return w
 }
 
