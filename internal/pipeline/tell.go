@@ -81,45 +81,46 @@ func outcome(tr ledger.Transfer, state ledger.State) notify.Outcome {
 func (w *Workers) mail(ctx context.Context, tr ledger.Transfer, o notify.Outcome, msg notify.Message) error {
 	to := strings.Join(msg.To, ",")
 	id := fmt.Sprintf("outcome:%s:%s:mail:%s", tr.ID, o.Event, to)
-	return w.once(ctx, id, tr.ID, func() (map[string]string, error) {
+	return w.once(ctx, id, tr.ID, func() (ledger.Event, error) {
 		if w.Mailer == nil {
 			w.Log.Info("email not sent: no notify.smtp configured", "transfer_id", tr.ID, "to", to, "subject", msg.Subject)
-			return map[string]string{"to": to, "sent": "false"}, nil
+			return ledger.Event{Kind: "notify.logged", Detail: map[string]string{"to": to, "subject": msg.Subject}}, nil
 		}
 		if err := w.Mailer.Send(ctx, msg); err != nil {
-			return nil, fmt.Errorf("email %s: %w", to, err)
+			return ledger.Event{}, fmt.Errorf("email %s: %w", to, err)
 		}
-		return map[string]string{"to": to, "subject": msg.Subject}, nil
+		return ledger.Event{Kind: "notify.sent", Detail: map[string]string{"to": to, "subject": msg.Subject}}, nil
 	})
 }
 
 func (w *Workers) postWebhook(ctx context.Context, tr ledger.Transfer, o notify.Outcome) error {
 	id := fmt.Sprintf("outcome:%s:%s:webhook", tr.ID, o.Event)
-	return w.once(ctx, id, tr.ID, func() (map[string]string, error) {
+	return w.once(ctx, id, tr.ID, func() (ledger.Event, error) {
 		err := w.Webhook.Send(ctx, tr.ID+":"+o.Event, o)
 		if errors.Is(err, notify.ErrPermanent) {
 			// The receiver refuses it; asking again will not change that.
 			w.Log.Error("webhook refused the notification", "transfer_id", tr.ID, "webhook", w.Webhook.Target(), "err", err)
-			return map[string]string{"webhook": w.Webhook.Target(), "refused": err.Error()}, nil
+			return ledger.Event{Kind: "notify.refused", Detail: map[string]string{"webhook": w.Webhook.Target(), "error": err.Error()}}, nil
 		}
 		if err != nil {
-			return nil, err
+			return ledger.Event{}, err
 		}
-		return map[string]string{"webhook": w.Webhook.Target()}, nil
+		return ledger.Event{Kind: "notify.sent", Detail: map[string]string{"webhook": w.Webhook.Target()}}, nil
 	})
 }
 
 // once runs send unless notice id was recorded before, and records it
-// (with an audit event) when send succeeds.
-func (w *Workers) once(ctx context.Context, id, transferID string, send func() (map[string]string, error)) error {
+// with the audit event send returns when it is done with the notice.
+func (w *Workers) once(ctx context.Context, id, transferID string, send func() (ledger.Event, error)) error {
 	sent, err := w.Ledger.NoticeSent(ctx, id)
 	if err != nil || sent {
 		return err
 	}
-	detail, err := send()
+	ev, err := send()
 	if err != nil {
 		return err
 	}
-	_, err = w.Ledger.RecordNotice(ctx, id, ledger.Event{Kind: "notify.sent", TransferID: transferID, Detail: detail})
+	ev.TransferID = transferID
+	_, err = w.Ledger.RecordNotice(ctx, id, ev)
 	return err
 }
