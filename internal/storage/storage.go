@@ -10,18 +10,22 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"strings"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
+	tmtypes "github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager/types"
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/fileblob"
+	"gocloud.dev/blob/s3blob"
 	"gocloud.dev/gcerrors"
 
 	// Registered for blob.OpenBucket.
 	_ "gocloud.dev/blob/azureblob"
 	_ "gocloud.dev/blob/gcsblob"
 	_ "gocloud.dev/blob/memblob"
-	_ "gocloud.dev/blob/s3blob"
 )
 
 // ErrNotFound reports a missing object.
@@ -29,24 +33,32 @@ var ErrNotFound = errors.New("object not found")
 
 // Store is an opened object store.
 type Store struct {
-	bucket   *blob.Bucket
-	location string
-	local    bool // a directory: writes go straight to a file
+	bucket *blob.Bucket
+	target
 }
 
 // Open opens location: a filesystem path (created if missing) or any URL
 // gocloud.dev/blob understands (file://, s3://…&endpoint=…, gs://, azblob://,
-// mem://).
+// mem://). The path of an s3://, gs:// or azblob:// URL is a key prefix
+// inside the bucket: s3://mojap-land/acme holds its objects under "acme/".
 func Open(ctx context.Context, location string) (*Store, error) {
-	var (
-		b     *blob.Bucket
-		err   error
-		local = !IsURL(location)
-	)
-	if !local {
-		b, err = blob.OpenBucket(ctx, location)
-	} else {
-		b, err = fileblob.OpenBucket(location, &fileblob.Options{
+	t, err := parseLocation(location)
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	b, err := openBucket(ctx, t)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", t.shown, err)
+	}
+	return &Store{bucket: b, target: t}, nil
+}
+
+// local reports a directory: writes go straight to a file.
+func (s *Store) local() bool { return s.scheme == "" }
+
+func openBucket(ctx context.Context, t target) (*blob.Bucket, error) {
+	if t.scheme == "" {
+		return fileblob.OpenBucket(t.open, &fileblob.Options{
 			CreateDir:   true,
 			DirFileMode: 0o750,
 			// Staged files sit next to their final path so the commit is a
@@ -57,10 +69,11 @@ func Open(ctx context.Context, location string) (*Store, error) {
 			Metadata: fileblob.MetadataDontWrite,
 		})
 	}
-	if err != nil {
-		return nil, fmt.Errorf("open store %s: %w", location, err)
+	b, err := blob.OpenBucket(ctx, t.open)
+	if err != nil || t.prefix == "" {
+		return b, err
 	}
-	return &Store{bucket: b, location: location, local: local}, nil
+	return blob.PrefixedBucket(b, t.prefix), nil
 }
 
 // IsURL reports whether location names a URL rather than a filesystem path.
@@ -76,10 +89,10 @@ func (s *Store) Close() error { return s.bucket.Close() }
 func (s *Store) Ping(ctx context.Context) error {
 	ok, err := s.bucket.IsAccessible(ctx)
 	if err != nil {
-		return fmt.Errorf("ping store %s: %w", s.location, err)
+		return fmt.Errorf("ping store %s: %w", s, err)
 	}
 	if !ok {
-		return fmt.Errorf("ping store %s: not accessible", s.location)
+		return fmt.Errorf("ping store %s: not accessible", s)
 	}
 	return nil
 }
@@ -87,9 +100,10 @@ func (s *Store) Ping(ctx context.Context) error {
 // Staged is an object being written. Its bytes are invisible under the key
 // until Commit; Abort (or a crash) leaves nothing under the key.
 type Staged struct {
-	w      io.Writer // w, or a buffer in front of it
-	blob   *blob.Writer
-	buf    *bufio.Writer
+	w      io.Writer     // the writer, or buf in front of it
+	buf    *bufio.Writer // local directories
+	close  func() error  // completes the write, or discards it after abort
+	abort  func()
 	cancel context.CancelFunc
 }
 
@@ -100,22 +114,120 @@ const localWriteBuffer = 1 << 20
 
 // Stage starts writing key, an object of at most maxSize bytes.
 func (s *Store) Stage(ctx context.Context, key string, maxSize int64) (*Staged, error) {
+	return s.stage(ctx, key, maxSize, WriteOptions{})
+}
+
+// WriteOptions are properties of an object written by Put.
+type WriteOptions struct {
+	KMSKey   string            // SSE-KMS key id/ARN: x-amz-server-side-encryption: aws:kms and x-amz-server-side-encryption-aws-kms-key-id; S3 only (error for other stores when set)
+	Metadata map[string]string // user metadata; keys lowercase
+}
+
+// contentType is what airlock writes: it never interprets the bytes.
+const contentType = "application/octet-stream"
+
+func (s *Store) stage(ctx context.Context, key string, maxSize int64, opts WriteOptions) (*Staged, error) {
+	if err := opts.check(s); err != nil {
+		return nil, fmt.Errorf("stage %s: %w", key, err)
+	}
 	ctx, cancel := context.WithCancel(ctx)
-	w, err := s.bucket.NewWriter(ctx, key, &blob.WriterOptions{
-		ContentType:    "application/octet-stream",
+	wopts := &blob.WriterOptions{
+		ContentType:    contentType,
 		BufferSize:     int(partSize(maxSize)),
 		MaxConcurrency: stagePartsInFlight,
-	})
+		Metadata:       opts.Metadata,
+		BeforeWrite:    opts.beforeWrite(),
+	}
+	st := &Staged{cancel: cancel}
+	if s.scheme == s3blob.Scheme {
+		st.w, st.close, st.abort = s3Upload(ctx, s.bucket, key, wopts)
+		return st, nil
+	}
+	w, err := s.bucket.NewWriter(ctx, key, wopts)
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("stage %s: %w", key, err)
 	}
-	st := &Staged{w: w, blob: w, cancel: cancel}
-	if s.local {
+	// Closing a writer whose context is cancelled discards its data.
+	st.w, st.close, st.abort = w, w.Close, cancel
+	if s.local() {
 		st.buf = bufio.NewWriterSize(w, localWriteBuffer)
 		st.w = st.buf
 	}
 	return st, nil
+}
+
+// errAborted fails an S3 upload on purpose.
+var errAborted = errors.New("staged write aborted")
+
+// s3Upload streams to key through a pipe that abort fails. The S3 transfer
+// manager aborts a multipart upload whose reader fails, but not one whose
+// context is cancelled (it sends the abort with that context), which would
+// leave the uploaded parts stored, and billed, in the bucket.
+func s3Upload(ctx context.Context, b *blob.Bucket, key string, opts *blob.WriterOptions) (w io.Writer, closeFn func() error, abort func()) {
+	pr, pw := io.Pipe()
+	done := make(chan struct{})
+	var err error
+	go func() {
+		defer close(done)
+		err = b.Upload(ctx, key, pr, opts)
+		// A failed upload reads no more: fail the writes waiting for it.
+		pr.CloseWithError(err)
+	}()
+	closeFn = func() error {
+		_ = pw.Close() // never fails
+		<-done
+		return err
+	}
+	return pw, closeFn, func() { pw.CloseWithError(errAborted) }
+}
+
+func (o WriteOptions) check(s *Store) error {
+	if o.KMSKey != "" && s.scheme != s3blob.Scheme {
+		return fmt.Errorf("SSE-KMS needs an S3 store, not %s", s)
+	}
+	for k := range o.Metadata {
+		// S3 returns metadata keys lowercased: any other key would not
+		// read back as written.
+		if k != strings.ToLower(k) {
+			return fmt.Errorf("metadata key %q is not lowercase", k)
+		}
+	}
+	return nil
+}
+
+// beforeWrite sets SSE-KMS on the upload: on its PutObject, or on the
+// CreateMultipartUpload of a larger object.
+func (o WriteOptions) beforeWrite() func(as func(any) bool) error {
+	if o.KMSKey == "" {
+		return nil
+	}
+	return func(as func(any) bool) error {
+		var in *transfermanager.UploadObjectInput
+		if !as(&in) {
+			return errors.New("SSE-KMS: the store is not S3")
+		}
+		in.ServerSideEncryption = tmtypes.ServerSideEncryptionAwsKms
+		in.SSEKMSKeyID = aws.String(o.KMSKey)
+		return nil
+	}
+}
+
+// Put writes r to key as one staged object. Its parts are sized for
+// objects up to about 78 GiB; larger ones need Stage with their size.
+func (s *Store) Put(ctx context.Context, key string, r io.Reader, opts WriteOptions) error {
+	st, err := s.stage(ctx, key, 0, opts)
+	if err != nil {
+		return err
+	}
+	if _, err := copyBuffered(st, r); err != nil {
+		st.Abort()
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	if err := st.Commit(); err != nil {
+		return fmt.Errorf("put %s: %w", key, err)
+	}
+	return nil
 }
 
 // Multipart uploads to object stores send one part while the next fills:
@@ -142,7 +254,7 @@ func partSize(maxSize int64) int64 {
 // in buffers: the batching buffer of a local file, or, for object stores,
 // the part being filled and the parts being sent.
 func (s *Store) WriteBuffer(maxSize int64) int64 {
-	if s.local {
+	if s.local() {
 		return localWriteBuffer
 	}
 	return (1 + stagePartsInFlight) * partSize(maxSize)
@@ -160,7 +272,7 @@ func (st *Staged) Commit() error {
 			return fmt.Errorf("commit: %w", err)
 		}
 	}
-	if err := st.blob.Close(); err != nil {
+	if err := st.close(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
@@ -168,17 +280,18 @@ func (st *Staged) Commit() error {
 
 // Abort discards the staged bytes.
 func (st *Staged) Abort() {
+	st.abort()
+	// After abort, close only waits for the discard; its error says so.
+	_ = st.close()
 	st.cancel()
-	// Closing a writer whose context is cancelled discards its data; the
-	// error it returns only says so.
-	_ = st.blob.Close()
 }
 
 // Attributes describes a stored object.
 type Attributes struct {
-	Key     string
-	Size    int64
-	ModTime int64 // Unix seconds
+	Key      string
+	Size     int64
+	ModTime  int64             // Unix seconds
+	Metadata map[string]string // user metadata; none in local directories
 }
 
 // Stat returns the attributes of key.
@@ -187,7 +300,7 @@ func (s *Store) Stat(ctx context.Context, key string) (Attributes, error) {
 	if err != nil {
 		return Attributes{}, fmt.Errorf("stat %s: %w", key, wrapNotFound(err))
 	}
-	return Attributes{Key: key, Size: a.Size, ModTime: a.ModTime.Unix()}, nil
+	return Attributes{Key: key, Size: a.Size, ModTime: a.ModTime.Unix(), Metadata: a.Metadata}, nil
 }
 
 // Entry is one item of a directory-style listing.
@@ -254,8 +367,14 @@ func (s *Store) DeletePrefix(ctx context.Context, prefix string) (int, error) {
 	}
 }
 
+// httpStatus is the status of a failed HTTP request in an SDK error.
+type httpStatus interface{ HTTPStatusCode() int }
+
 func wrapNotFound(err error) error {
-	if gcerrors.Code(err) == gcerrors.NotFound || errors.Is(err, os.ErrNotExist) {
+	var status httpStatus
+	// The status covers S3 errors that did not come through gocloud.
+	if gcerrors.Code(err) == gcerrors.NotFound || errors.Is(err, os.ErrNotExist) ||
+		errors.As(err, &status) && status.HTTPStatusCode() == http.StatusNotFound {
 		return fmt.Errorf("%w: %w", ErrNotFound, err)
 	}
 	return err
