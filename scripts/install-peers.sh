@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real programs the integration tests talk to, when missing:
-# the OpenSSH client, rclone, ssh-audit (Debian packages), versitygw, and
-# the linter golangci-lint (Go modules).
+# the OpenSSH client, rclone, ssh-audit, clamd (Debian packages), versitygw,
+# and the linter golangci-lint (Go modules).
 # Arguments name more Debian packages to install when missing (make bench
 # passes openssh-server). Safe to re-run; needs root for apt on a fresh
 # machine.
@@ -15,16 +15,50 @@ command -v sftp >/dev/null || need_apt+=(openssh-client)
 command -v ssh-keygen >/dev/null || need_apt+=(openssh-client)
 command -v rclone >/dev/null || need_apt+=(rclone)
 command -v ssh-audit >/dev/null || need_apt+=(ssh-audit)
+# clamd is in /usr/sbin, which a non-root PATH may lack.
+need_clamd=false
+command -v clamd >/dev/null || [ -x /usr/sbin/clamd ] || need_clamd=true
 for pkg in "$@"; do
 	dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 
-if ((${#need_apt[@]})); then
-	sudo=""
-	[ "$(id -u)" -eq 0 ] || sudo="sudo"
-	echo "installing Debian packages: ${need_apt[*]}"
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+if ((${#need_apt[@]})) || $need_clamd; then
 	$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+fi
+if ((${#need_apt[@]})); then
+	echo "installing Debian packages: ${need_apt[*]}"
 	$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
+fi
+
+# The scan tests start their own clamd with a tiny signature database. The
+# package's services would otherwise start a system clamd and freshclam,
+# which downloads the official signatures (hundreds of MB) and keeps
+# running: a temporary policy-rc.d keeps them from starting during the
+# install, and systemd is told not to start them at boot either.
+if $need_clamd; then
+	echo "installing Debian package: clamav-daemon (its services left stopped)"
+	policy=""
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		policy=/usr/sbin/policy-rc.d
+		printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+		$sudo chmod 755 "$policy"
+		trap '$sudo rm -f "$policy"' EXIT
+	fi
+	$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends clamav-daemon
+	if [ -n "$policy" ]; then
+		$sudo rm -f "$policy"
+		trap - EXIT
+	fi
+	if [ -d /run/systemd/system ]; then
+		# The socket unit would start clamd on the first connection.
+		$sudo systemctl disable --now clamav-daemon.socket clamav-daemon.service clamav-freshclam.service >/dev/null 2>&1 || true
+	else
+		for svc in clamav-daemon clamav-freshclam; do
+			[ ! -x "/etc/init.d/$svc" ] || $sudo "/etc/init.d/$svc" stop >/dev/null 2>&1 || true
+		done
+	fi
 fi
 
 gobin="$(go env GOPATH)/bin"
