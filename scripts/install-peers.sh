@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real programs the integration tests talk to, when missing:
-# the OpenSSH client, rclone, ssh-audit, clamd (Debian packages), versitygw,
+# the OpenSSH client, rclone, ssh-audit, clamd, the Postgres server (Debian
+# packages), versitygw,
 # and the linter golangci-lint (Go modules).
 # Arguments name more Debian packages to install when missing (make bench
 # passes openssh-server). Safe to re-run; needs root for apt on a fresh
@@ -15,6 +16,9 @@ command -v sftp >/dev/null || need_apt+=(openssh-client)
 command -v ssh-keygen >/dev/null || need_apt+=(openssh-client)
 command -v rclone >/dev/null || need_apt+=(rclone)
 command -v ssh-audit >/dev/null || need_apt+=(ssh-audit)
+# The server binaries, for scripts/with-postgres.sh; the package's own
+# cluster is not used.
+compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || need_apt+=(postgresql)
 # clamd is in /usr/sbin, which a non-root PATH may lack.
 need_clamd=false
 command -v clamd >/dev/null || [ -x /usr/sbin/clamd ] || need_clamd=true
