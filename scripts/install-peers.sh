@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
-# Installs the real programs the integration tests talk to, when missing:
-# the OpenSSH client, rclone, ssh-audit, clamd, the Postgres server (Debian
-# packages), versitygw,
-# and the linter golangci-lint (Go modules).
+# Installs the real programs the tests talk to, when missing: the OpenSSH
+# client, rclone, ssh-audit, clamd and the Postgres server (Debian packages),
+# versitygw and the linter golangci-lint (Go modules).
 # Arguments name more Debian packages to install when missing (make bench
 # passes openssh-server). Safe to re-run; needs root for apt on a fresh
 # machine.
