@@ -2,6 +2,7 @@ package storage
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -29,9 +30,22 @@ func testData(n int) []byte {
 
 func put(t *testing.T, st *Store, key string, data []byte) {
 	t.Helper()
-	if err := st.Put(t.Context(), key, bytes.NewReader(data), WriteOptions{}); err != nil {
+	if err := putWith(t.Context(), st, key, data, WriteOptions{}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// putWith writes data to key as one staged object with opts.
+func putWith(ctx context.Context, st *Store, key string, data []byte, opts WriteOptions) error {
+	w, err := st.stage(ctx, key, int64(len(data)), opts)
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(data); err != nil {
+		w.Abort()
+		return err
+	}
+	return w.Commit()
 }
 
 func readAll(t *testing.T, st *Store, key string) []byte {
@@ -219,7 +233,7 @@ func TestVerifyRereadsLocalFiles(t *testing.T) {
 	}
 }
 
-func TestPutWriteOptions(t *testing.T) {
+func TestWriteOptions(t *testing.T) {
 	t.Parallel()
 	st, err := Open(t.Context(), "mem://")
 	if err != nil {
@@ -227,7 +241,7 @@ func TestPutWriteOptions(t *testing.T) {
 	}
 	defer st.Close()
 	md := map[string]string{"source": "acme"}
-	if err := st.Put(t.Context(), "r.json", strings.NewReader("{}"), WriteOptions{Metadata: md}); err != nil {
+	if err := putWith(t.Context(), st, "r.json", []byte("{}"), WriteOptions{Metadata: md}); err != nil {
 		t.Fatal(err)
 	}
 	a, err := st.Stat(t.Context(), "r.json")
@@ -235,8 +249,8 @@ func TestPutWriteOptions(t *testing.T) {
 		t.Fatalf("Stat = %+v, %v", a, err)
 	}
 	for _, opts := range []WriteOptions{{KMSKey: "k"}, {Metadata: map[string]string{"Source": "acme"}}} {
-		if err := st.Put(t.Context(), "bad", strings.NewReader("{}"), opts); err == nil {
-			t.Errorf("Put with %+v succeeded", opts)
+		if err := putWith(t.Context(), st, "bad", []byte("{}"), opts); err == nil {
+			t.Errorf("write with %+v succeeded", opts)
 		}
 	}
 	assertEmpty(t, st, "bad")

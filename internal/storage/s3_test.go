@@ -307,7 +307,7 @@ func TestS3KMSHeaders(t *testing.T) {
 			t.Fatalf("Copy(%s) = %+v, %v; want ServerSide %v", c.key, res, err, c.wantServerSide)
 		}
 	}
-	if err := dest.Put(t.Context(), "receipt.json", strings.NewReader("{}"), WriteOptions{KMSKey: kmsKey}); err != nil {
+	if err := putWith(t.Context(), dest, "receipt.json", []byte("{}"), WriteOptions{KMSKey: kmsKey}); err != nil {
 		t.Fatal(err)
 	}
 

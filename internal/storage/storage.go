@@ -117,7 +117,7 @@ func (s *Store) Stage(ctx context.Context, key string, maxSize int64) (*Staged, 
 	return s.stage(ctx, key, maxSize, WriteOptions{})
 }
 
-// WriteOptions are properties of an object written by Put.
+// WriteOptions are properties of an object a staged write makes.
 type WriteOptions struct {
 	KMSKey   string            // SSE-KMS key id/ARN: x-amz-server-side-encryption: aws:kms and x-amz-server-side-encryption-aws-kms-key-id; S3 only (error for other stores when set)
 	Metadata map[string]string // user metadata; keys lowercase
@@ -211,23 +211,6 @@ func (o WriteOptions) beforeWrite() func(as func(any) bool) error {
 		in.SSEKMSKeyID = aws.String(o.KMSKey)
 		return nil
 	}
-}
-
-// Put writes r to key as one staged object. Its parts are sized for
-// objects up to about 78 GiB; larger ones need Stage with their size.
-func (s *Store) Put(ctx context.Context, key string, r io.Reader, opts WriteOptions) error {
-	st, err := s.stage(ctx, key, 0, opts)
-	if err != nil {
-		return err
-	}
-	if _, err := copyBuffered(st, r); err != nil {
-		st.Abort()
-		return fmt.Errorf("put %s: %w", key, err)
-	}
-	if err := st.Commit(); err != nil {
-		return fmt.Errorf("put %s: %w", key, err)
-	}
-	return nil
 }
 
 // Multipart uploads to object stores send one part while the next fills:
