@@ -323,13 +323,16 @@ type airlockTree struct {
 	sftpAddr  string
 	httpAddr  string
 	landing   string // the landing location as configured (path or URL)
+	delivered string // the suppliers' destinations are directories below it
+	dbPath    string // the SQLite ledger, which also holds River's jobs
 	egressDir string
 	env       []string
 }
 
 // writeAirlockTree writes airlock.yaml and the two supplier files.
 func writeAirlockTree(dir, landing, egressDir string, client, dlClient keyPair, env []string) (*airlockTree, error) {
-	t := &airlockTree{dir: dir, cfg: filepath.Join(dir, "airlock.yaml"), landing: landing, egressDir: egressDir, env: env}
+	t := &airlockTree{dir: dir, cfg: filepath.Join(dir, "airlock.yaml"), landing: landing, egressDir: egressDir, env: env,
+		delivered: filepath.Join(dir, "delivered"), dbPath: filepath.Join(dir, "state", "airlock.db")}
 	var err error
 	if t.sftpAddr, err = freeAddr(); err != nil {
 		return nil, err
@@ -350,21 +353,21 @@ sftp:
   max_unauthenticated: 128
 http:
   listen: %q
-database: "sqlite:state/airlock.db"
+database: %q
 landing: %q
 quarantine: "state/quarantine"
 limits:
   max_file_size: "6GB"
 suppliers_dir: "suppliers"
-`, t.sftpAddr, t.httpAddr, t.landing)
+`, t.sftpAddr, t.httpAddr, "sqlite:"+t.dbPath, t.landing)
 	files := map[string]string{
 		t.cfg: cfg,
 		filepath.Join(dir, "suppliers", uploader+".yaml"): fmt.Sprintf(
 			"name: %s\nemail: bench@example.org\nallowed_ips: [\"127.0.0.1/32\"]\nssh_keys: [%q]\ndestination:\n  url: %q\n",
-			uploader, client.authorized, filepath.Join(dir, "delivered", uploader)),
+			uploader, client.authorized, filepath.Join(t.delivered, uploader)),
 		filepath.Join(dir, "suppliers", downloader+".yaml"): fmt.Sprintf(
 			"name: %s\nemail: bench@example.org\nallowed_ips: [\"127.0.0.1/32\"]\nssh_keys: [%q]\ndestination:\n  url: %q\negress:\n  url: %q\n",
-			downloader, dlClient.authorized, filepath.Join(dir, "delivered", downloader), egressDir),
+			downloader, dlClient.authorized, filepath.Join(t.delivered, downloader), egressDir),
 	}
 	for p, content := range files {
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
@@ -404,6 +407,7 @@ func startAirlock(tools *toolset, t *airlockTree) (*airlockServer, error) {
 
 // transfer is the part of `airlock transfers list --json` the bench checks.
 type transfer struct {
+	ID     string `json:"id"`
 	Path   string `json:"path"`
 	Size   int64  `json:"size"`
 	SHA256 string `json:"sha256"`
@@ -411,21 +415,31 @@ type transfer struct {
 	Error  string `json:"error"`
 }
 
-// transfers returns the ledger's transfers by path (the newest of each).
-func (t *airlockTree) transfers(ctx context.Context, airlockBin string) (map[string]transfer, error) {
-	cmd := exec.CommandContext(ctx, airlockBin, "transfers", "list", "--json", "--config", t.cfg)
+// cli runs an airlock command on the tree and decodes its JSON output
+// into v.
+func (t *airlockTree) cli(ctx context.Context, airlockBin string, v any, args ...string) error {
+	cmd := exec.CommandContext(ctx, airlockBin, append(args, "--json", "--config", t.cfg)...)
 	cmd.Env = append(os.Environ(), t.env...)
+	what := "airlock " + strings.Join(args, " ")
 	out, err := cmd.Output()
 	if err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
-			return nil, fmt.Errorf("airlock transfers list: %v\n%s", err, ee.Stderr)
+			return fmt.Errorf("%s: %w\n%s", what, err, ee.Stderr)
 		}
-		return nil, err
+		return fmt.Errorf("%s: %w", what, err)
 	}
+	if err := json.Unmarshal(out, v); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
+}
+
+// transfers returns the ledger's transfers by path (the newest of each).
+func (t *airlockTree) transfers(ctx context.Context, airlockBin string) (map[string]transfer, error) {
 	var trs []transfer
-	if err := json.Unmarshal(out, &trs); err != nil {
-		return nil, fmt.Errorf("airlock transfers list: %w", err)
+	if err := t.cli(ctx, airlockBin, &trs, "transfers", "list"); err != nil {
+		return nil, err
 	}
 	byPath := map[string]transfer{}
 	for _, tr := range trs { // newest first

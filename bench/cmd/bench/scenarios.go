@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -32,9 +33,15 @@ type side struct {
 	uploadDir string // remote directory uploads go to
 	dl        login  // for downloads
 	dlPath    string // remote path of the download test file
-	// verify checks that each uploaded remote name arrived complete and
-	// returns the number that did not.
-	verify func(ctx context.Context, names []string, size int64, sha string) (int, error)
+	// idle waits until the server has finished the work a session left
+	// it: sshd reaps its per-connection processes, airlock's pipeline
+	// scans and delivers every upload. Its CPU time is read after that,
+	// and the next run starts after that, so that no background work of
+	// one run overlaps another.
+	idle func(ctx context.Context) error
+	// verify checks that each uploaded remote name arrived complete (for
+	// airlock: was delivered) and describes each that did not.
+	verify func(ctx context.Context, names []string, src srcFile) ([]string, error)
 	// clean deletes what uploads left, between runs.
 	clean func() error
 	// cpu is the CPU time the server has used so far, in seconds.
@@ -68,6 +75,18 @@ func makeSource(p string, size int64, seed byte) (srcFile, error) {
 		return srcFile{}, err
 	}
 	return srcFile{path: p, size: size, sha: hex.EncodeToString(h.Sum(nil))}, nil
+}
+
+// checkFile describes how the file at p differs from src, or returns "".
+func checkFile(p string, src srcFile) string {
+	sha, n, err := fileSHA256(p)
+	switch {
+	case err != nil:
+		return err.Error()
+	case n != src.size || sha != src.sha:
+		return fmt.Sprintf("%s: %d bytes with sha256 %s, want %d bytes, %s", p, n, sha, src.size, src.sha)
+	}
+	return ""
 }
 
 func fileSHA256(p string) (string, int64, error) {
@@ -106,6 +125,21 @@ func (b *bench) sftp(ctx context.Context, s *side, as login, cipher, batch strin
 		return d, fmt.Errorf("sftp to %s: %v\n%s", s.name, err, lastLines(out.String(), 10))
 	}
 	return d, nil
+}
+
+// measure runs one timed session on s and waits for s to go idle. The
+// duration is the session's alone (what a client waits for); the CPU time
+// also covers the work the session left behind, which for airlock is
+// scanning and delivering the uploads.
+func (b *bench) measure(ctx context.Context, s *side, session func() (time.Duration, error)) (time.Duration, float64, error) {
+	cpu0 := s.cpu()
+	d, err := session()
+	// Waited for even after a failed session: whatever it did upload is
+	// still being delivered.
+	if ierr := s.idle(ctx); ierr != nil {
+		err = errors.Join(err, ierr)
+	}
+	return d, s.cpu() - cpu0, err
 }
 
 func lastLines(s string, n int) string {
@@ -170,9 +204,9 @@ func (b *bench) scenarioUpload(ctx context.Context, cipher, tag string) (*result
 	for run := 1; run <= b.opts.runs; run++ {
 		for _, s := range b.order(run) {
 			name := fmt.Sprintf("up-%s-%d.bin", tag, run)
-			cpu0 := s.cpu()
-			d, err := b.sftp(ctx, s, s.up, cipher, fmt.Sprintf("put %s %s\n", b.big.path, path.Join(s.uploadDir, name)))
-			cpu := s.cpu() - cpu0
+			d, cpu, err := b.measure(ctx, s, func() (time.Duration, error) {
+				return b.sftp(ctx, s, s.up, cipher, fmt.Sprintf("put %s %s\n", b.big.path, path.Join(s.uploadDir, name)))
+			})
 			if err == nil {
 				err = b.verifyAll(ctx, s, []string{name}, b.big)
 			}
@@ -194,12 +228,12 @@ func (b *bench) scenarioUpload(ctx context.Context, cipher, tag string) (*result
 }
 
 func (b *bench) verifyAll(ctx context.Context, s *side, names []string, src srcFile) error {
-	bad, err := s.verify(ctx, names, src.size, src.sha)
+	bad, err := s.verify(ctx, names, src)
 	if err != nil {
 		return err
 	}
-	if bad > 0 {
-		return fmt.Errorf("%d of %d uploads did not arrive complete", bad, len(names))
+	if len(bad) > 0 {
+		return fmt.Errorf("%d of %d uploads did not arrive complete; first: %s", len(bad), len(names), bad[0])
 	}
 	return nil
 }
@@ -213,17 +247,15 @@ func (b *bench) scenarioDownload(ctx context.Context) (*result, error) {
 	}
 	for run := 1; run <= b.opts.runs; run++ {
 		for _, s := range b.order(run) {
-			cpu0 := s.cpu()
-			d, err := b.sftp(ctx, s, s.dl, aesGCM, fmt.Sprintf("get %s %s\n", s.dlPath, dst))
-			cpu := s.cpu() - cpu0
+			d, cpu, err := b.measure(ctx, s, func() (time.Duration, error) {
+				return b.sftp(ctx, s, s.dl, aesGCM, fmt.Sprintf("get %s %s\n", s.dlPath, dst))
+			})
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
 			if err == nil {
-				var sha string
-				var n int64
-				if sha, n, err = fileSHA256(dst); err == nil && (sha != b.big.sha || n != b.big.size) {
-					err = fmt.Errorf("downloaded %d bytes with sha256 %s, want %d bytes, %s", n, sha, b.big.size, b.big.sha)
+				if bad := checkFile(dst, b.big); bad != "" {
+					err = fmt.Errorf("download: %s", bad)
 				}
 			}
 			if err != nil {
@@ -241,21 +273,28 @@ func (b *bench) scenarioDownload(ctx context.Context) (*result, error) {
 	return res, nil
 }
 
+// putBatch is an sftp batch that uploads src n times into s's upload
+// directory as <prefix>-NNN.bin, and those names.
+func putBatch(s *side, src srcFile, prefix string, n int) ([]string, string) {
+	var batch strings.Builder
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("%s-%03d.bin", prefix, i)
+		fmt.Fprintf(&batch, "put %s %s\n", src.path, path.Join(s.uploadDir, names[i]))
+	}
+	return names, batch.String()
+}
+
 // smallFiles: many small puts in one session; files per second.
 func (b *bench) scenarioSmallFiles(ctx context.Context) (*result, error) {
 	res := newResult()
 	n := b.opts.smallFiles
 	for run := 1; run <= b.opts.runs; run++ {
 		for _, s := range b.order(run) {
-			var batch strings.Builder
-			names := make([]string, n)
-			for i := range names {
-				names[i] = fmt.Sprintf("small-%d-%03d.bin", run, i)
-				fmt.Fprintf(&batch, "put %s %s\n", b.small.path, path.Join(s.uploadDir, names[i]))
-			}
-			cpu0 := s.cpu()
-			d, err := b.sftp(ctx, s, s.up, aesGCM, batch.String())
-			cpu := s.cpu() - cpu0
+			names, batch := putBatch(s, b.small, fmt.Sprintf("small-%d", run), n)
+			d, cpu, err := b.measure(ctx, s, func() (time.Duration, error) {
+				return b.sftp(ctx, s, s.up, aesGCM, batch)
+			})
 			if err == nil {
 				err = b.verifyAll(ctx, s, names, b.small)
 			}
@@ -286,27 +325,32 @@ func (b *bench) scenarioConcurrent(ctx context.Context) (*result, error) {
 		for _, s := range b.order(run) {
 			names := make([]string, n)
 			failed := make([]error, n)
-			cctx, cancel := context.WithTimeout(ctx, b.opts.cmdTimeout)
-			var wg sync.WaitGroup
-			cpu0 := s.cpu()
-			start := time.Now()
-			for i := range n {
-				names[i] = fmt.Sprintf("conc-%d-%02d.bin", run, i)
-				cmd := b.sftpCmd(cctx, s, s.up, aesGCM, fmt.Sprintf("put %s %s\n", b.medium.path, path.Join(s.uploadDir, names[i])))
-				var out bytes.Buffer
-				cmd.Stdout, cmd.Stderr = &out, &out
-				wg.Go(func() {
-					if err := cmd.Run(); err != nil {
-						failed[i] = fmt.Errorf("session %d: %v: %s", i, err, lastLines(out.String(), 3))
-					}
-				})
-			}
-			wg.Wait()
-			d := time.Since(start)
-			cancel()
-			cpu := s.cpu() - cpu0
+			d, cpu, ierr := b.measure(ctx, s, func() (time.Duration, error) {
+				cctx, cancel := context.WithTimeout(ctx, b.opts.cmdTimeout)
+				defer cancel()
+				var wg sync.WaitGroup
+				start := time.Now()
+				for i := range n {
+					names[i] = fmt.Sprintf("conc-%d-%02d.bin", run, i)
+					cmd := b.sftpCmd(cctx, s, s.up, aesGCM, fmt.Sprintf("put %s %s\n", b.medium.path, path.Join(s.uploadDir, names[i])))
+					var out bytes.Buffer
+					cmd.Stdout, cmd.Stderr = &out, &out
+					wg.Go(func() {
+						if err := cmd.Run(); err != nil {
+							failed[i] = fmt.Errorf("session %d: %v: %s", i, err, lastLines(out.String(), 3))
+						}
+					})
+				}
+				wg.Wait()
+				return time.Since(start), nil
+			})
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
+			}
+			if ierr != nil {
+				// The server did not finish; the files it owes show up
+				// as incomplete below.
+				res.notes = append(res.notes, fmt.Sprintf("%s run %d: %v", s.name, run, ierr))
 			}
 			errs := 0
 			for _, err := range failed {
@@ -317,17 +361,68 @@ func (b *bench) scenarioConcurrent(ctx context.Context) (*result, error) {
 					}
 				}
 			}
-			bad, verr := s.verify(ctx, names, b.medium.size, b.medium.sha)
+			bad, verr := s.verify(ctx, names, b.medium)
 			if verr != nil {
 				return nil, verr
 			}
-			errs = max(errs, bad) // a failed session also leaves no complete file
+			if len(bad) > 0 {
+				res.notes = append(res.notes, fmt.Sprintf("%s run %d: %d uploads incomplete; first: %s", s.name, run, len(bad), bad[0]))
+			}
+			errs = max(errs, len(bad)) // a failed session also leaves no complete file
 			res.errors[s.name] += errs
 			v := float64(n) * float64(b.medium.size) / mb / d.Seconds()
 			res.add(s, run, v, fmt.Sprintf("MB/s aggregate, %d errors", errs), d, cpu)
 			if err := b.settle(); err != nil {
 				return nil, err
 			}
+		}
+	}
+	return res, nil
+}
+
+// latencyResult is scenario 6, airlock only: the pipeline's files/s and
+// CPU per run in result, and each file's time through the pipeline.
+type latencyResult struct {
+	*result
+	ms     []float64            // landed → delivered of every file of every run, in milliseconds
+	phases map[string][]float64 // the same split by phase (see pipelineTimes), in milliseconds
+}
+
+// scenarioLatency uploads opts.latencyFiles files of 1 MiB one after the
+// other in one session, and takes each file's time from landing
+// (`received`) to delivery (`delivered`) from its audit events. The
+// pipeline works while later files are still uploading, as it would for
+// a supplier.
+func (b *bench) scenarioLatency(ctx context.Context) (*latencyResult, error) {
+	res := &latencyResult{result: newResult(), phases: map[string][]float64{}}
+	s := b.airlock
+	for run := 1; run <= b.opts.runs; run++ {
+		names, batch := putBatch(s, b.mib, fmt.Sprintf("lat-%d", run), b.opts.latencyFiles)
+		_, cpu, err := b.measure(ctx, s, func() (time.Duration, error) {
+			return b.sftp(ctx, s, s.up, aesGCM, batch)
+		})
+		if err == nil {
+			err = b.verifyAll(ctx, s, names, b.mib)
+		}
+		var pt pipelineTimes
+		if err == nil {
+			pt, err = b.airTree.pipelineTimes(ctx, b.tools.airlock, names)
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if err != nil {
+			res.fail(s, err)
+		} else {
+			res.ms = append(res.ms, pt.total...)
+			for ph, v := range pt.phases {
+				res.phases[ph] = append(res.phases[ph], v...)
+			}
+			res.add(s, run, float64(len(names))/pt.span.Seconds(), fmt.Sprintf("files/s through the pipeline, landed → delivered p50 %.0f ms, p99 %.0f ms",
+				percentile(pt.total, 50), percentile(pt.total, 99)), pt.span, cpu)
+		}
+		if err := b.settle(); err != nil {
+			return nil, err
 		}
 	}
 	return res, nil
@@ -344,7 +439,9 @@ type s3Result struct {
 }
 
 // scenarioS3: uploads into a versitygw landing store, each with a freshly
-// started airlock whose peak RSS (VmHWM) is read after the upload.
+// started airlock whose peak RSS (VmHWM) is read once the upload has been
+// delivered (to a local destination), so that it covers the delivery's
+// reading from S3 too.
 func (b *bench) scenarioS3(ctx context.Context) (*s3Result, error) {
 	res := &s3Result{sizes: []int64{b.opts.s3Small, b.opts.s3Large}, mbps: map[int64][]float64{}, rss: map[int64][]float64{}}
 	dir := filepath.Join(b.dir, "s3bench")
@@ -384,21 +481,20 @@ func (b *bench) scenarioS3(ctx context.Context) (*s3Result, error) {
 			if err != nil {
 				return nil, err
 			}
-			s := &side{name: "airlock", addr: tree.sftpAddr}
+			s := b.airlockSide(tree, srv)
 			name := fmt.Sprintf("s3-%d-%d.bin", size, run)
-			d, err := b.sftp(ctx, s, login{uploader, b.client.path}, aesGCM, fmt.Sprintf("put %s %s\n", src.path, name))
+			var upRSS int64
+			d, cpu, err := b.measure(ctx, s, func() (time.Duration, error) {
+				d, err := b.sftp(ctx, s, s.up, aesGCM, fmt.Sprintf("put %s %s\n", src.path, name))
+				upRSS, _ = srv.peakRSS()
+				return d, err
+			})
 			rss, rerr := srv.peakRSS()
 			if err == nil {
 				err = rerr
 			}
 			if err == nil {
-				var trs map[string]transfer
-				if trs, err = tree.transfers(ctx, b.tools.airlock); err == nil {
-					if tr := trs["/"+name]; tr.State != "received" || tr.Size != size || tr.SHA256 != src.sha {
-						err = fmt.Errorf("transfer %s: state %q size %d sha256 %s (error %q); want received, %d, %s",
-							name, tr.State, tr.Size, tr.SHA256, tr.Error, size, src.sha)
-					}
-				}
+				err = b.verifyAll(ctx, s, []string{name}, src)
 			}
 			srv.stop()
 			if ctx.Err() != nil {
@@ -412,9 +508,10 @@ func (b *bench) scenarioS3(ctx context.Context) (*s3Result, error) {
 				v := float64(size) / mb / d.Seconds()
 				res.mbps[size] = append(res.mbps[size], v)
 				res.rss[size] = append(res.rss[size], float64(rss)/(1<<20))
-				logf("  run %d %-7s %8.1f MB/s, peak RSS %.1f MiB (%s)", run, humanSize(size), v, float64(rss)/(1<<20), d.Round(time.Millisecond))
+				logf("  run %d %-7s %8.1f MB/s, peak RSS %.1f MiB (%.1f MiB when the upload ended) (%s, server CPU %.2fs)",
+					run, humanSize(size), v, float64(rss)/(1<<20), float64(upRSS)/(1<<20), d.Round(time.Millisecond), cpu)
 			}
-			if err := removeFiles(filepath.Join(vg.root, bucket)); err != nil {
+			if err := errors.Join(s.clean(), removeFiles(filepath.Join(vg.root, bucket))); err != nil {
 				return nil, err
 			}
 			syscall.Sync()
