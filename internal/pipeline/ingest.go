@@ -244,14 +244,12 @@ func (in *ingestion) quarantine(ctx context.Context, scanResult string, size int
 func (in *ingestion) settleOutcome(ctx context.Context, from, to ledger.State, ch ledger.Change, detail map[string]string) error {
 	noError := ""
 	ch.Error = &noError
-	ch.InTx = func(ctx context.Context, tx *sql.Tx, tr ledger.Transfer) error {
-		return insert(ctx, in.client, tx, notifyArgs{TransferID: tr.ID, State: tr.State})
-	}
+	ch.InTx = in.announce(in.client)
 	var err error
 	if in.tr, err = in.Ledger.Advance(ctx, in.tr.ID, []ledger.State{from}, to, ch, ledger.Event{Detail: detail}); err != nil {
 		return err
 	}
-	in.Metrics.outcomes.WithLabelValues(string(to)).Inc()
+	in.settled(in.tr)
 	return nil
 }
 

@@ -52,6 +52,7 @@ type fixture struct {
 type fixtureOptions struct {
 	scanner     Scanner // default: the builtin scanner
 	maxAttempts int     // default 5
+	noMailer    bool    // nobody to notify but the log
 }
 
 func newFixture(t *testing.T, dsn string, opts fixtureOptions) *fixture {
@@ -77,13 +78,17 @@ func newFixture(t *testing.T, dsn string, opts fixtureOptions) *fixture {
 	}
 	suppliers := loadSuppliers(t, root, f.destDir)
 	f.metrics = NewMetrics(prometheus.NewRegistry())
-	f.workers = NewWorkers(Deps{
+	deps := Deps{
 		Ledger: f.ledger, Landing: f.landing, Quarantine: f.quarantine,
 		Suppliers: func() *config.Suppliers { return suppliers },
 		Scanner:   opts.scanner, TooLarge: config.TooLargeQuarantine,
-		Mailer: f.mailer, Operators: []string{"ops@example.org"},
-		Metrics: f.metrics, Log: testLogger(t),
-	})
+		Operators: []string{"ops@example.org"},
+		Metrics:   f.metrics, Log: testLogger(t),
+	}
+	if !opts.noMailer {
+		deps.Mailer = f.mailer
+	}
+	f.workers = NewWorkers(deps)
 	t.Cleanup(func() { f.workers.Close() })
 	settings := config.Pipeline{
 		Workers: 2, MaxAttempts: cmpOr(opts.maxAttempts, 5),
@@ -323,6 +328,26 @@ func TestCleanFileIsDelivered(t *testing.T) {
 		}
 		if n, err := f.ledger.VerifyAudit(t.Context()); err != nil || n == 0 {
 			t.Errorf("VerifyAudit = %d, %v", n, err)
+		}
+	})
+}
+
+func TestWithoutChannelsNoNotifyJob(t *testing.T) {
+	t.Parallel()
+	ledgertest.ForEachBackend(t, func(t *testing.T, dsn string) {
+		f := newFixture(t, dsn, fixtureOptions{noMailer: true})
+		f.run()
+		tr := f.land("/data.csv", []byte("data\n"))
+		f.waitState(tr.ID, ledger.Delivered)
+		var n int
+		if err := f.ledger.DB().QueryRowContext(t.Context(), `SELECT COUNT(*) FROM river_job WHERE kind = 'notify'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 0 {
+			t.Errorf("%d notify jobs queued with nobody to notify", n)
+		}
+		if got := testutil.ToFloat64(f.metrics.outcomes.WithLabelValues("delivered")); got != 1 {
+			t.Errorf("outcomes{delivered} = %v", got)
 		}
 	})
 }

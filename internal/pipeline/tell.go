@@ -82,7 +82,7 @@ func (w *Workers) mail(ctx context.Context, tr ledger.Transfer, o notify.Outcome
 	to := strings.Join(msg.To, ",")
 	id := fmt.Sprintf("outcome:%s:%s:mail:%s", tr.ID, o.Event, to)
 	return w.once(ctx, id, tr.ID, func() (ledger.Event, error) {
-		if w.Mailer == nil {
+		if w.Mailer == nil { // only the webhook is configured
 			w.Log.Info("email not sent: no notify.smtp configured", "transfer_id", tr.ID, "to", to, "subject", msg.Subject)
 			return ledger.Event{Kind: "notify.logged", Detail: map[string]string{"to": to, "subject": msg.Subject}}, nil
 		}

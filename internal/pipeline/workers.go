@@ -91,17 +91,14 @@ func (w *Workers) settle(ctx context.Context, job *rivertype.JobRow, id string, 
 		return nil
 	}
 	if errors.Is(err, errPermanent) || job.Attempt >= job.MaxAttempts {
-		client := river.ClientFromContext[*sql.Tx](ctx)
-		_, aerr := w.Ledger.Advance(ctx, id, pending, ledger.Failed, ledger.Change{
+		failed, aerr := w.Ledger.Advance(ctx, id, pending, ledger.Failed, ledger.Change{
 			Error: &msg,
-			InTx: func(ctx context.Context, tx *sql.Tx, tr ledger.Transfer) error {
-				return insert(ctx, client, tx, notifyArgs{TransferID: tr.ID, State: tr.State})
-			},
+			InTx:  w.announce(river.ClientFromContext[*sql.Tx](ctx)),
 		}, ledger.Event{Kind: "transfer.failed", Detail: map[string]string{"error": msg, "attempts": fmt.Sprint(job.Attempt)}})
 		if aerr != nil {
 			return errors.Join(err, aerr)
 		}
-		w.Metrics.outcomes.WithLabelValues(string(ledger.Failed)).Inc()
+		w.settled(failed)
 		log.Error("transfer failed", "supplier", tr.Supplier, "path", tr.Path, "err", err)
 		return nil
 	}
@@ -112,6 +109,36 @@ func (w *Workers) settle(ctx context.Context, job *rivertype.JobRow, id string, 
 	}
 	log.Warn("transfer step failed; will retry", "state", tr.State, "err", err)
 	return err
+}
+
+// announce returns the hook that queues the notifications of an outcome
+// in the transaction recording it, or nil when there is nobody to notify
+// but the log: then settled logs them, without a job or its commits.
+func (w *Workers) announce(client *river.Client[*sql.Tx]) func(context.Context, *sql.Tx, ledger.Transfer) error {
+	if w.Mailer == nil && w.Webhook == nil {
+		return nil
+	}
+	return func(ctx context.Context, tx *sql.Tx, tr ledger.Transfer) error {
+		return insert(ctx, client, tx, notifyArgs{TransferID: tr.ID, State: tr.State})
+	}
+}
+
+// settled counts an outcome, and logs its notifications when they are not
+// sent.
+func (w *Workers) settled(tr ledger.Transfer) {
+	w.Metrics.outcomes.WithLabelValues(string(tr.State)).Inc()
+	if w.Mailer != nil || w.Webhook != nil {
+		return
+	}
+	s, _ := w.Suppliers().Lookup(tr.Supplier)
+	var email string
+	if s != nil {
+		email = s.Email
+	}
+	for _, msg := range notify.OutcomeMessages(outcome(tr, tr.State), email, w.Operators) {
+		w.Log.Info("notification not sent: no notify.smtp or notify.webhook configured",
+			"transfer_id", tr.ID, "to", strings.Join(msg.To, ","), "subject", msg.Subject)
+	}
 }
 
 // errPermanent marks an error that no retry can fix.
