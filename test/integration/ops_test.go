@@ -1,10 +1,7 @@
 package integration
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -32,7 +29,7 @@ func TestEgressSupplier(t *testing.T) {
 	if !strings.Contains(out, "upload") || !strings.Contains(out, "download") {
 		t.Fatalf("ls / does not show upload and download:\n%s", out)
 	}
-	assertLanded(t, g, g.landing, "partner", "/in.bin", sha, smallSize)
+	assertArrived(t, g, "partner", "/in.bin", sha, smallSize)
 	if b, err := os.ReadFile(got); err != nil || string(b) != "quarter,total\nq3,42\n" {
 		t.Fatalf("downloaded %q, %v", b, err)
 	}
@@ -76,7 +73,7 @@ func TestSupplierReload(t *testing.T) {
 	})
 
 	writeFile(t, filepath.Join(suppliers, "broken.yaml"), "name: broken\nallowed_ips: [\"not-an-ip\"]\n")
-	if err := g.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	if err := g.proc.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 10*time.Second, "the refused reload to be logged", func() bool {
@@ -96,34 +93,19 @@ func TestSupplierReload(t *testing.T) {
 // TestHTTPEndpoints: health, readiness and metrics answer.
 func TestHTTPEndpoints(t *testing.T) {
 	t.Parallel()
-	key := newClientKey(t)
-	g := newGateway(t, gatewayOpts{suppliers: []supplierSpec{{name: "acme", keys: []clientKey{key}}}})
-	g.start()
+	g, key := startAcme(t, gatewayOpts{}, supplierSpec{})
 	if out, err := g.sftpBatch("acme", key, "ls\n"); err != nil {
 		t.Fatalf("sftp: %v\n%s", err, out)
 	}
-	get := func(path string) (int, string) {
-		resp, err := http.Get("http://" + g.httpAddr + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
-	if code, _ := get("/healthz"); code != 200 {
+	if code, _ := g.get(t, "/healthz"); code != 200 {
 		t.Fatalf("/healthz: %d", code)
 	}
-	code, body := get("/readyz")
-	var ready struct {
-		Ready  bool
-		Checks map[string]string
+	code, ready := g.readyz(t)
+	if code != 200 || !ready.Ready || ready.Checks["database"] != "ok" || ready.Checks["landing"] != "ok" ||
+		ready.Checks["quarantine"] != "ok" || ready.Checks["scanner"] != "ok" {
+		t.Fatalf("/readyz: %d %+v", code, ready)
 	}
-	if err := json.Unmarshal([]byte(body), &ready); err != nil || code != 200 || !ready.Ready ||
-		ready.Checks["database"] != "ok" || ready.Checks["landing"] != "ok" {
-		t.Fatalf("/readyz: %d %s", code, body)
-	}
-	_, metrics := get("/metrics")
+	_, metrics := g.get(t, "/metrics")
 	for _, want := range []string{"airlock_sftp_sessions", "airlock_sftp_connections_total", "airlock_sftp_upload_bytes_total"} {
 		if !strings.Contains(metrics, want) {
 			t.Fatalf("/metrics lacks %s", want)

@@ -57,10 +57,12 @@ func TestLoginRefusals(t *testing.T) {
 func TestRequestRefusals(t *testing.T) {
 	t.Parallel()
 	aliceKey, bobKey := newClientKey(t), newClientKey(t)
+	// alice's file stays on its way (held), so that what a supplier may do
+	// with a received file, and another with it, is what is tried.
 	g := newGateway(t, gatewayOpts{
 		maxFileSize: "1MiB",
 		suppliers: []supplierSpec{
-			{name: "alice", keys: []clientKey{aliceKey}},
+			{name: "alice", keys: []clientKey{aliceKey}, held: true},
 			{name: "bob", keys: []clientKey{bobKey}},
 		},
 	})
@@ -71,7 +73,7 @@ func TestRequestRefusals(t *testing.T) {
 	if out, err := g.sftpBatch("alice", aliceKey, fmt.Sprintf("put %s secret.csv\n", atLimit)); err != nil {
 		t.Fatalf("upload exactly at the limit: %v\n%s", err, out)
 	}
-	assertLanded(t, g, g.landing, "alice", "/secret.csv", atLimitSHA, 1<<20)
+	assertArrived(t, g, "alice", "/secret.csv", atLimitSHA, 1<<20)
 
 	tests := []struct {
 		name   string

@@ -15,27 +15,9 @@ const (
 	largeSize = 200 << 20
 )
 
-// assertLanded checks the ledger row and, for a local landing store, the
-// landed bytes of an upload.
-func assertLanded(t *testing.T, g *gateway, landingRoot, supplier, path, sha string, size int64) {
-	t.Helper()
-	tr, ok := transferAt(g.transfers(), supplier, path)
-	if !ok {
-		t.Fatalf("no transfer for %s %s", supplier, path)
-	}
-	if tr.State != ledger.Received || tr.SHA256 != sha || tr.Size != size {
-		t.Fatalf("transfer %s: state %s sha %s size %d; want received %s %d", path, tr.State, tr.SHA256, tr.Size, sha, size)
-	}
-	if got := fileSHA256(t, filepath.Join(landingRoot, tr.LandingKey)); got != sha {
-		t.Fatalf("landed bytes of %s have sha256 %s, want %s", path, got, sha)
-	}
-}
-
 func TestUploadLocalLanding(t *testing.T) {
 	t.Parallel()
-	key := newClientKey(t)
-	g := newGateway(t, gatewayOpts{suppliers: []supplierSpec{{name: "acme", keys: []clientKey{key}}}})
-	g.start()
+	g, key := startAcme(t, gatewayOpts{}, supplierSpec{})
 	small, smallSHA := randomFile(t, smallSize)
 	large, largeSHA := randomFile(t, largeSize)
 
@@ -44,9 +26,9 @@ func TestUploadLocalLanding(t *testing.T) {
 		if err != nil {
 			t.Fatalf("sftp: %v\n%s", err, out)
 		}
-		assertLanded(t, g, g.landing, "acme", "/small.bin", smallSHA, smallSize)
-		assertLanded(t, g, g.landing, "acme", "/large.bin", largeSHA, largeSize)
-		assertLanded(t, g, g.landing, "acme", "/sub/s.bin", smallSHA, smallSize)
+		assertArrived(t, g, "acme", "/small.bin", smallSHA, smallSize)
+		assertArrived(t, g, "acme", "/large.bin", largeSHA, largeSize)
+		assertArrived(t, g, "acme", "/sub/s.bin", smallSHA, smallSize)
 	})
 	t.Run("rclone", func(t *testing.T) {
 		for _, f := range []struct{ src, dst string }{{small, "r-small.bin"}, {large, "r-large.bin"}} {
@@ -54,8 +36,8 @@ func TestUploadLocalLanding(t *testing.T) {
 				t.Fatalf("rclone copyto %s: %v\n%s", f.dst, err, out)
 			}
 		}
-		assertLanded(t, g, g.landing, "acme", "/r-small.bin", smallSHA, smallSize)
-		assertLanded(t, g, g.landing, "acme", "/r-large.bin", largeSHA, largeSize)
+		assertArrived(t, g, "acme", "/r-small.bin", smallSHA, smallSize)
+		assertArrived(t, g, "acme", "/r-large.bin", largeSHA, largeSize)
 		out, err := g.rclone("acme", key, "lsf", "air:")
 		if err != nil || !strings.Contains(out, "r-large.bin") {
 			t.Fatalf("rclone lsf: %v\n%s", err, out)
@@ -67,7 +49,7 @@ func TestUploadLocalLanding(t *testing.T) {
 		if err != nil {
 			t.Fatalf("sftp: %v\n%s", err, out)
 		}
-		assertLanded(t, g, g.landing, "acme", "/w.csv", smallSHA, smallSize)
+		assertArrived(t, g, "acme", "/w.csv", smallSHA, smallSize)
 		if tr, ok := transferAt(g.transfers(), "acme", "/w.csv.filepart"); ok {
 			t.Fatalf("the temporary name is still a transfer: %+v", tr)
 		}
@@ -88,32 +70,28 @@ func TestUploadLocalLanding(t *testing.T) {
 	})
 }
 
+// TestUploadS3Landing: uploads stream to an S3 landing bucket and are
+// delivered to a bucket of the same S3 server, which copies them itself.
 func TestUploadS3Landing(t *testing.T) {
 	t.Parallel()
-	s3 := startVersity(t, "landing")
-	key := newClientKey(t)
-	g := newGateway(t, gatewayOpts{
-		landing:   s3.url("landing"),
-		env:       s3.env(),
-		suppliers: []supplierSpec{{name: "acme", keys: []clientKey{key}}},
-	})
-	g.start()
+	s3 := startVersity(t, "landing", "dest")
+	g, key := startAcme(t, gatewayOpts{landing: s3.url("landing"), landingDir: filepath.Join(s3.root, "landing"), env: s3.env()},
+		supplierSpec{dest: s3.dest("dest", "acme-in")})
 	small, smallSHA := randomFile(t, smallSize)
 	large, largeSHA := randomFile(t, largeSize)
-	landingRoot := filepath.Join(s3.root, "landing")
 
 	out, err := g.sftpBatch("acme", key, fmt.Sprintf("put %s small.bin\nput %s large.bin\n", small, large))
 	if err != nil {
 		t.Fatalf("sftp: %v\n%s", err, out)
 	}
-	assertLanded(t, g, landingRoot, "acme", "/small.bin", smallSHA, smallSize)
-	assertLanded(t, g, landingRoot, "acme", "/large.bin", largeSHA, largeSize)
+	assertArrived(t, g, "acme", "/small.bin", smallSHA, smallSize)
+	assertArrived(t, g, "acme", "/large.bin", largeSHA, largeSize)
 
 	for _, f := range []struct{ src, dst string }{{small, "r-small.bin"}, {large, "r-large.bin"}} {
 		if out, err := g.rclone("acme", key, "copyto", f.src, "air:"+f.dst); err != nil {
 			t.Fatalf("rclone copyto %s: %v\n%s", f.dst, err, out)
 		}
 	}
-	assertLanded(t, g, landingRoot, "acme", "/r-small.bin", smallSHA, smallSize)
-	assertLanded(t, g, landingRoot, "acme", "/r-large.bin", largeSHA, largeSize)
+	assertArrived(t, g, "acme", "/r-small.bin", smallSHA, smallSize)
+	assertArrived(t, g, "acme", "/r-large.bin", largeSHA, largeSize)
 }
