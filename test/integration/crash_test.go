@@ -2,7 +2,6 @@ package integration
 
 import (
 	"fmt"
-	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -91,31 +90,31 @@ func TestKillDuringDelivery(t *testing.T) {
 	if err := client.Start(); err != nil {
 		t.Fatal(err)
 	}
-	// The delivery writes a staged file into the destination first; the
-	// kill lands while that file is there.
-	dest := g.specs["acme"].dest.dir
-	var staged string
-	eventually(t, 60*time.Second, "the delivery to start writing into the destination", func() bool {
-		entries, _ := os.ReadDir(dest)
-		for _, e := range entries {
-			staged = e.Name()
-			return true
+	// The kill lands once the ledger says delivering and before the file
+	// is whole at the destination: during the copy. The ledger is read
+	// directly, as often as a 200 MB copy needs to be caught in the act.
+	l := g.openLedger(t)
+	defer l.Close()
+	final := g.destFile("acme", "/big.bin")
+	eventually(t, 60*time.Second, "the delivery of big.bin to start", func() bool {
+		trs, err := l.List(t.Context(), ledger.Filter{Supplier: "acme", Path: "/big.bin", Limit: 1})
+		if err != nil || len(trs) == 0 || trs[0].State != ledger.Delivering {
+			return false
 		}
-		return false
+		_, err = os.Stat(final)
+		return os.IsNotExist(err)
 	})
 	g.kill()
 	if err := client.Wait(); err != nil {
 		t.Fatalf("the upload failed: %v", err)
 	}
-	if staged == "big.bin" {
-		t.Fatal("the copy finished before the kill: nothing was interrupted")
-	}
-	t.Logf("killed while %s was in the destination", staged)
+	dest := g.specs["acme"].dest.dir
+	t.Logf("killed while the destination held %v", landedFiles(t, dest))
 
 	g.start()
 	assertArrived(t, g, "acme", "/big.bin", largeSHA, largeSize)
-	if got := objects(t, dest); len(got) != 1 {
-		t.Errorf("the destination holds %v, want big.bin alone", slices.Sorted(maps.Keys(got)))
+	if got := landedFiles(t, dest); len(got) != 1 {
+		t.Errorf("the destination holds %v, want big.bin alone", got)
 	}
 }
 
