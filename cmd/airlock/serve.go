@@ -73,6 +73,15 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opts serve
 		return err
 	}
 	defer quarantine.Close()
+	// Nothing writes to this node's stores yet: what a crash left half
+	// written can go.
+	for _, st := range []*storage.Store{landing, quarantine} {
+		if n, err := st.ClearStaging(); err != nil {
+			return err
+		} else if n > 0 {
+			log.Info("removed writes cut short by the last stop", "store", st.String(), "files", n)
+		}
+	}
 	scanner, err := openScanner(cfg.Scanner, log)
 	if err != nil {
 		return err

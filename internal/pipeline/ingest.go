@@ -148,15 +148,13 @@ func (in *ingestion) releaseUnscanned(ctx context.Context) error {
 	return in.toDelivery(ctx, in.tr.ScanResult+"; released without a rescan")
 }
 
+// toDelivery records the scan result and moves the transfer on to
+// delivery, which may then be retried without scanning again.
 func (in *ingestion) toDelivery(ctx context.Context, scanResult string) error {
-	dst, _, err := in.destination(ctx)
-	if err != nil {
-		return err
-	}
-	where := objectLocation(dst.String(), destinationKey(in.tr))
 	noError := ""
+	var err error
 	in.tr, err = in.Ledger.Advance(ctx, in.tr.ID, []ledger.State{ledger.Received, ledger.Scanning}, ledger.Delivering,
-		ledger.Change{ScanResult: &scanResult, Destination: &where, Error: &noError}, ledger.Event{Detail: map[string]string{"scan_result": scanResult}})
+		ledger.Change{ScanResult: &scanResult, Error: &noError}, ledger.Event{Detail: map[string]string{"scan_result": scanResult}})
 	if err != nil {
 		return err
 	}
@@ -206,7 +204,8 @@ func (in *ingestion) deliver(ctx context.Context) error {
 		}
 		in.Log.Debug("copied", "transfer_id", in.tr.ID, "server_side", res.ServerSide)
 	}
-	if err := in.settleOutcome(ctx, ledger.Delivering, ledger.Delivered, ledger.Change{}, nil); err != nil {
+	where := objectLocation(dst.String(), key)
+	if err := in.settleOutcome(ctx, ledger.Delivering, ledger.Delivered, ledger.Change{Destination: &where}, nil); err != nil {
 		return err
 	}
 	in.Metrics.latency.Observe(time.Since(in.landed).Seconds())

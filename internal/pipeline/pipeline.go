@@ -157,7 +157,10 @@ func (q *Queue) rescueOwn(ctx context.Context) error {
 		params.Error = append(params.Error, attemptErr)
 		params.FinalizedAt = append(params.FinalizedAt, nil)
 		params.ScheduledAt = append(params.ScheduledAt, now)
-		params.State = append(params.State, string(rivertype.JobStateRetryable))
+		// Available, not retryable: a retryable job waits for the leader to
+		// schedule it, and the leader may be this node's previous life,
+		// whose lease has yet to run out.
+		params.State = append(params.State, string(rivertype.JobStateAvailable))
 	}
 	if len(params.ID) == 0 {
 		return nil

@@ -165,6 +165,12 @@ func (c *storeCache) open(ctx context.Context, location string) (*storage.Store,
 	if err != nil {
 		return nil, err
 	}
+	// The first use in this process: no copy into it is running, so what
+	// a crash left half written can go.
+	if _, err := st.ClearStaging(); err != nil {
+		st.Close()
+		return nil, err
+	}
 	if c.stores == nil {
 		c.stores = make(map[string]*storage.Store)
 	}

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/airlock-gw/airlock/internal/ledger"
+	"github.com/airlock-gw/airlock/internal/storage"
 )
 
 func sha256Hex(b []byte) string {
@@ -848,7 +849,7 @@ func TestConnectionDroppedMidUpload(t *testing.T) {
 	tr := ts.transferAt(t, uploader, "/dropped.bin")
 	eventually(t, "the upload to stream into landing", func() bool {
 		for key, b := range ts.landed(t) {
-			if strings.HasPrefix(key, tr.LandingKey) && len(b) >= 256<<10 {
+			if strings.HasPrefix(key, storage.StagingDir+"/") && len(b) >= 256<<10 {
 				return true
 			}
 		}

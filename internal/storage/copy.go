@@ -174,6 +174,8 @@ func copyStreamed(ctx context.Context, dst *Store, dstKey string, src *Store, sr
 	st, err := dst.stage(ctx, dstKey, opts.Size, WriteOptions{
 		KMSKey:   opts.KMSKey,
 		Metadata: map[string]string{sha256Metadata: opts.SHA256},
+		// The source is deleted once the copy is recorded.
+		Durable: true,
 	})
 	if err != nil {
 		return err

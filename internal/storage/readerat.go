@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 
 	"gocloud.dev/blob"
@@ -19,9 +20,9 @@ type ReaderAt struct {
 	size  int64
 
 	mu     sync.Mutex
-	direct io.ReaderAt // set when the driver exposes a random-access file
-	r      *blob.Reader
-	pos    int64 // offset of r
+	direct *os.File     // local files are read with pread: no stream to keep in step
+	r      *blob.Reader // object stores: the open stream
+	pos    int64        // offset of r
 }
 
 // maxSkip is how far ahead a read may be served by discarding bytes from the
@@ -30,19 +31,24 @@ const maxSkip = 1 << 20
 
 // OpenReaderAt opens key for random access.
 func (s *Store) OpenReaderAt(ctx context.Context, key string) (*ReaderAt, error) {
+	if s.local() {
+		rc, err := s.readLocal(key, 0, -1)
+		if err != nil {
+			return nil, err
+		}
+		f := rc.(*os.File) // a whole file is returned as it is
+		fi, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("read %s: %w", key, err)
+		}
+		return &ReaderAt{store: s, ctx: ctx, key: key, size: fi.Size(), direct: f}, nil
+	}
 	r, err := s.bucket.NewReader(ctx, key, nil)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", key, wrapNotFound(err))
 	}
-	ra := &ReaderAt{store: s, ctx: ctx, key: key, size: r.Size(), r: r}
-	// Local files are read with pread: no stream to keep in step.
-	var under io.Reader
-	if r.As(&under) {
-		if direct, ok := under.(io.ReaderAt); ok {
-			ra.direct = direct
-		}
-	}
-	return ra, nil
+	return &ReaderAt{store: s, ctx: ctx, key: key, size: r.Size(), r: r}, nil
 }
 
 // Size is the object's length.
@@ -95,6 +101,9 @@ func (ra *ReaderAt) reopen(off int64) error {
 
 // Close releases the object.
 func (ra *ReaderAt) Close() error {
+	if ra.direct != nil {
+		return ra.direct.Close()
+	}
 	ra.mu.Lock()
 	defer ra.mu.Unlock()
 	return ra.r.Close()

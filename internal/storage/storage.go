@@ -58,12 +58,11 @@ func (s *Store) local() bool { return s.scheme == "" }
 
 func openBucket(ctx context.Context, t target) (*blob.Bucket, error) {
 	if t.scheme == "" {
+		// Writes bypass fileblob (see localStaged); it reads, lists and
+		// deletes.
 		return fileblob.OpenBucket(t.open, &fileblob.Options{
 			CreateDir:   true,
 			DirFileMode: 0o750,
-			// Staged files sit next to their final path so the commit is a
-			// same-filesystem rename, never a copy of a multi-GB file.
-			NoTempDir: true,
 			// The ledger holds everything airlock needs to know about an
 			// object; sidecar attribute files would only be clutter.
 			Metadata: fileblob.MetadataDontWrite,
@@ -121,6 +120,10 @@ func (s *Store) Stage(ctx context.Context, key string, maxSize int64) (*Staged, 
 type WriteOptions struct {
 	KMSKey   string            // SSE-KMS key id/ARN: x-amz-server-side-encryption: aws:kms and x-amz-server-side-encryption-aws-kms-key-id; S3 only (error for other stores when set)
 	Metadata map[string]string // user metadata; keys lowercase
+	// Durable: in a local directory, the file and its directory are
+	// synced to disk before Commit returns. Object stores are durable once
+	// they acknowledge a write.
+	Durable bool
 }
 
 // contentType is what airlock writes: it never interprets the bytes.
@@ -139,6 +142,16 @@ func (s *Store) stage(ctx context.Context, key string, maxSize int64, opts Write
 		BeforeWrite:    opts.beforeWrite(),
 	}
 	st := &Staged{cancel: cancel}
+	if s.local() {
+		l, err := createLocal(s.open, key, opts.Durable)
+		if err != nil {
+			cancel()
+			return nil, fmt.Errorf("stage %s: %w", key, err)
+		}
+		st.buf = bufio.NewWriterSize(l.f, localWriteBuffer)
+		st.w, st.close, st.abort = st.buf, l.commit, l.abort
+		return st, nil
+	}
 	if s.scheme == s3blob.Scheme {
 		st.w, st.close, st.abort = s3Upload(ctx, s.bucket, key, wopts)
 		return st, nil
@@ -150,10 +163,6 @@ func (s *Store) stage(ctx context.Context, key string, maxSize int64, opts Write
 	}
 	// Closing a writer whose context is cancelled discards its data.
 	st.w, st.close, st.abort = w, w.Close, cancel
-	if s.local() {
-		st.buf = bufio.NewWriterSize(w, localWriteBuffer)
-		st.w = st.buf
-	}
 	return st, nil
 }
 
@@ -279,6 +288,9 @@ type Attributes struct {
 
 // Stat returns the attributes of key.
 func (s *Store) Stat(ctx context.Context, key string) (Attributes, error) {
+	if s.local() {
+		return s.statLocal(key)
+	}
 	a, err := s.bucket.Attributes(ctx, key)
 	if err != nil {
 		return Attributes{}, fmt.Errorf("stat %s: %w", key, wrapNotFound(err))
@@ -305,6 +317,9 @@ func (s *Store) List(ctx context.Context, prefix string) ([]Entry, error) {
 		if err != nil {
 			return nil, fmt.Errorf("list %s: %w", prefix, err)
 		}
+		if s.staging(obj.Key) {
+			continue
+		}
 		out = append(out, Entry{
 			Attributes: Attributes{Key: obj.Key, Size: obj.Size, ModTime: obj.ModTime.Unix()},
 			IsDir:      obj.IsDir,
@@ -314,6 +329,9 @@ func (s *Store) List(ctx context.Context, prefix string) ([]Entry, error) {
 
 // NewRangeReader reads length bytes of key from offset (length < 0: to the end).
 func (s *Store) NewRangeReader(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
+	if s.local() {
+		return s.readLocal(key, offset, length)
+	}
 	r, err := s.bucket.NewRangeReader(ctx, key, offset, length, nil)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", key, wrapNotFound(err))
@@ -323,6 +341,11 @@ func (s *Store) NewRangeReader(ctx context.Context, key string, offset, length i
 
 // Delete removes key; a missing key is not an error, so retries are safe.
 func (s *Store) Delete(ctx context.Context, key string) error {
+	if s.local() {
+		// fileblob also removes a sidecar "<name>.attrs", which fails
+		// for the longest legal names; local stores keep no sidecars.
+		return s.deleteLocal(key)
+	}
 	err := s.bucket.Delete(ctx, key)
 	if err != nil && gcerrors.Code(err) != gcerrors.NotFound {
 		return fmt.Errorf("delete %s: %w", key, err)
@@ -330,8 +353,8 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	return nil
 }
 
-// DeletePrefix removes every object whose key starts with prefix, including
-// staged leftovers of an interrupted write, and returns how many it removed.
+// DeletePrefix removes every object whose key starts with prefix and
+// returns how many it removed.
 func (s *Store) DeletePrefix(ctx context.Context, prefix string) (int, error) {
 	it := s.bucket.List(&blob.ListOptions{Prefix: prefix})
 	n := 0
@@ -342,6 +365,9 @@ func (s *Store) DeletePrefix(ctx context.Context, prefix string) (int, error) {
 		}
 		if err != nil {
 			return n, fmt.Errorf("list %s: %w", prefix, err)
+		}
+		if s.staging(obj.Key) {
+			continue
 		}
 		if err := s.Delete(ctx, obj.Key); err != nil {
 			return n, err

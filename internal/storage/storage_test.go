@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -104,16 +105,15 @@ func TestAbortLeavesNothing(t *testing.T) {
 	}
 }
 
-func TestDeletePrefixRemovesStagedLeftovers(t *testing.T) {
+func TestDeletePrefix(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	st, err := Open(context.Background(), dir)
+	st, err := Open(t.Context(), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	// What a killed process leaves: the staged temp file next to the key.
-	for _, name := range []string{"acme/KEY.17a3f.tmp", "acme/KEY", "acme/OTHER"} {
+	for _, name := range []string{"acme/KEY", "acme/KEY2", "acme/OTHER"} {
 		if err := os.MkdirAll(filepath.Join(dir, "acme"), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -121,15 +121,74 @@ func TestDeletePrefixRemovesStagedLeftovers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	n, err := st.DeletePrefix(context.Background(), "acme/KEY")
+	n, err := st.DeletePrefix(t.Context(), "acme/KEY")
 	if err != nil || n != 2 {
 		t.Fatalf("DeletePrefix = %d, %v; want 2", n, err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "acme/OTHER")); err != nil {
 		t.Fatalf("an unrelated object went: %v", err)
 	}
-	if err := st.Delete(context.Background(), "acme/KEY"); err != nil {
+	if err := st.Delete(t.Context(), "acme/KEY"); err != nil {
 		t.Fatalf("deleting a missing key is not an error: %v", err)
+	}
+}
+
+func TestLocalStaging(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	st, err := Open(t.Context(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+
+	// The longest name the SFTP name policy allows: a staged file named
+	// after it would be longer than the filesystem takes.
+	long := "acme/" + strings.Repeat("n", 255)
+	staged, err := st.Stage(t.Context(), long, 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := staged.Write([]byte("long")); err != nil {
+		t.Fatal(err)
+	}
+	// Nothing shows in the tree while the write runs, not even at the top.
+	for _, prefix := range []string{"", "acme/"} {
+		if entries, err := st.List(t.Context(), prefix); err != nil || len(entries) != 0 {
+			t.Fatalf("List(%q) during the write = %+v, %v", prefix, entries, err)
+		}
+	}
+	if err := staged.Commit(); err != nil {
+		t.Fatalf("commit a 255-byte name: %v", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(long))); err != nil || string(b) != "long" {
+		t.Fatalf("committed file = %q, %v", b, err)
+	}
+	if ok, err := st.Verify(t.Context(), long, 4, sha256Hex([]byte("long"))); err != nil || !ok {
+		t.Fatalf("Verify of the long name = %v, %v", ok, err)
+	}
+
+	// What a killed process leaves behind is cleared at the next start,
+	// and never listed or deleted as an object before that.
+	for _, durable := range []bool{false, true} {
+		if _, err := createLocal(dir, "acme/cut-short", durable); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := st.DeletePrefix(t.Context(), ""); err != nil || n != 1 {
+		t.Errorf("DeletePrefix(\"\") = %d, %v; want only the one object", n, err)
+	}
+	if n, err := st.ClearStaging(); err != nil || n != 2 {
+		t.Errorf("ClearStaging = %d, %v; want 2", n, err)
+	}
+	if left, err := os.ReadDir(filepath.Join(dir, StagingDir)); err != nil || len(left) != 0 {
+		t.Errorf("staging holds %v, %v", left, err)
+	}
+
+	for _, key := range []string{"", "/abs", "../up", "a/../../up", "a//b", StagingDir + "/x", StagingDir} {
+		if _, err := st.Stage(t.Context(), key, 1); err == nil {
+			t.Errorf("Stage(%q) succeeded", key)
+		}
 	}
 }
 
