@@ -171,7 +171,7 @@ func (in *ingestion) destination(ctx context.Context) (*storage.Store, config.Ta
 	if !ok {
 		return nil, config.Target{}, fmt.Errorf("supplier %s is no longer configured: its destination is unknown", in.tr.Supplier)
 	}
-	st, err := in.stores.open(ctx, s.Destination.URL)
+	st, err := in.stores.Open(ctx, s.Destination.URL)
 	if err != nil {
 		return nil, config.Target{}, fmt.Errorf("open destination: %w", err)
 	}

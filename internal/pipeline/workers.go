@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"strings"
-	"sync"
 
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
@@ -58,12 +57,18 @@ type Deps struct {
 type Workers struct {
 	Deps
 	river  *river.Workers
-	stores storeCache
+	stores storage.Cache // destinations
 }
 
 // NewWorkers returns the workers for Open.
 func NewWorkers(d Deps) *Workers {
 	w := &Workers{Deps: d, river: river.NewWorkers()}
+	// A destination's first use in this process: no copy into it is
+	// running, so what a crash left half written can go.
+	w.stores.Opened = func(st *storage.Store) error {
+		_, err := st.ClearStaging()
+		return err
+	}
 	river.AddWorker(w.river, &ingestWorker{w: w})
 	river.AddWorker(w.river, &notifyWorker{w: w})
 	river.AddWorker(w.river, &reconcileWorker{w: w})
@@ -71,7 +76,7 @@ func NewWorkers(d Deps) *Workers {
 }
 
 // Close closes the destination stores the workers opened.
-func (w *Workers) Close() error { return w.stores.close() }
+func (w *Workers) Close() error { return w.stores.Close() }
 
 // settle decides what a failed attempt means. A permanent error, or any
 // error on the last attempt, fails the transfer for good (an operator can
@@ -146,47 +151,6 @@ var errPermanent = errors.New("permanent")
 
 func permanent(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", errPermanent, fmt.Sprintf(format, args...))
-}
-
-// storeCache keeps one open store per destination URL: opening an S3
-// bucket sets up a client, which should not happen per file.
-type storeCache struct {
-	mu     sync.Mutex
-	stores map[string]*storage.Store
-}
-
-func (c *storeCache) open(ctx context.Context, location string) (*storage.Store, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if st, ok := c.stores[location]; ok {
-		return st, nil
-	}
-	st, err := storage.Open(ctx, location)
-	if err != nil {
-		return nil, err
-	}
-	// The first use in this process: no copy into it is running, so what
-	// a crash left half written can go.
-	if _, err := st.ClearStaging(); err != nil {
-		st.Close()
-		return nil, err
-	}
-	if c.stores == nil {
-		c.stores = make(map[string]*storage.Store)
-	}
-	c.stores[location] = st
-	return st, nil
-}
-
-func (c *storeCache) close() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var errs []error
-	for _, st := range c.stores {
-		errs = append(errs, st.Close())
-	}
-	c.stores = nil
-	return errors.Join(errs...)
 }
 
 // objectLocation names key inside the store at location, for the ledger's

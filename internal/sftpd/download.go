@@ -16,7 +16,7 @@ import (
 
 // egressStore is the supplier's egress store, opened once per server.
 func (s *session) egressStore() (*storage.Store, error) {
-	return s.srv.egress.get(s.ctx, s.supplier.Egress.URL)
+	return s.srv.egress.Open(s.ctx, s.supplier.Egress.URL)
 }
 
 func downloadKey(rel string) string { return strings.TrimPrefix(rel, "/") }

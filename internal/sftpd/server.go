@@ -84,7 +84,7 @@ type Server struct {
 	memory *memoryBudget // for upload buffers
 
 	dirs    dirSet
-	egress  storeCache
+	egress  storage.Cache // egress stores, open across sessions
 	wg      sync.WaitGroup
 	closing chan struct{}
 }
@@ -138,7 +138,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		if err != nil {
 			if ctx.Err() != nil {
 				s.wg.Wait()
-				s.egress.closeAll()
+				_ = s.egress.Close() // read-only stores: nothing to lose
 				return nil
 			}
 			var ne net.Error
@@ -438,38 +438,6 @@ func remoteIP(a net.Addr) netip.Addr {
 func (s *Server) audit(ctx context.Context, ev ledger.Event) {
 	if _, err := s.ledger.Append(context.WithoutCancel(ctx), ev); err != nil {
 		s.log.Error("append audit event", "kind", ev.Kind, "err", err)
-	}
-}
-
-// storeCache keeps egress stores open across sessions.
-type storeCache struct {
-	mu     sync.Mutex
-	stores map[string]*storage.Store
-}
-
-func (c *storeCache) get(ctx context.Context, url string) (*storage.Store, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if st, ok := c.stores[url]; ok {
-		return st, nil
-	}
-	st, err := storage.Open(context.WithoutCancel(ctx), url)
-	if err != nil {
-		return nil, err
-	}
-	if c.stores == nil {
-		c.stores = make(map[string]*storage.Store)
-	}
-	c.stores[url] = st
-	return st, nil
-}
-
-func (c *storeCache) closeAll() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for url, st := range c.stores {
-		_ = st.Close()
-		delete(c.stores, url)
 	}
 }
 
