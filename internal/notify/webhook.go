@@ -106,15 +106,17 @@ func redact(u *url.URL) string {
 	return r.String()
 }
 
-// payload is the JSON body of a webhook request.
-type payload struct {
-	Event      string      `json:"event"`
-	DeliveryID string      `json:"delivery_id"`
-	SentAt     time.Time   `json:"sent_at"`
-	Transfer   transferDoc `json:"transfer"`
+// WebhookBody is the JSON body of a webhook request, for receivers written
+// in Go (and airlock's own tests).
+type WebhookBody struct {
+	Event      string          `json:"event"`
+	DeliveryID string          `json:"delivery_id"`
+	SentAt     time.Time       `json:"sent_at"`
+	Transfer   WebhookTransfer `json:"transfer"`
 }
 
-type transferDoc struct {
+// WebhookTransfer is the transfer a webhook request tells of.
+type WebhookTransfer struct {
 	ID          string    `json:"id"`
 	Supplier    string    `json:"supplier"`
 	Path        string    `json:"path"`
@@ -142,11 +144,11 @@ func (w *Webhook) Send(ctx context.Context, deliveryID string, o Outcome) error 
 		return fmt.Errorf("webhook %s: event %q and delivery id %q must be non-empty and free of control characters: %w",
 			w.target, o.Event, deliveryID, ErrPermanent)
 	}
-	body, err := json.Marshal(payload{
+	body, err := json.Marshal(WebhookBody{
 		Event:      o.Event,
 		DeliveryID: deliveryID,
 		SentAt:     time.Now().UTC(),
-		Transfer: transferDoc{
+		Transfer: WebhookTransfer{
 			ID:          o.TransferID,
 			Supplier:    o.Supplier,
 			Path:        o.Path,

@@ -23,10 +23,10 @@ const receiptSuffix = ".receipt.json"
 // settledStates are the outcomes a receipt tells of.
 var settledStates = []ledger.State{ledger.Delivered, ledger.Quarantined, ledger.Failed}
 
-// receipt is the JSON a supplier reads. It holds no internal detail: no
-// bucket names and no error text, only what the supplier sent and the
-// verdict.
-type receipt struct {
+// Receipt is the JSON a supplier reads in <name>.receipt.json. It holds no
+// internal detail: no bucket names and no error text, only what the
+// supplier sent and the verdict.
+type Receipt struct {
 	TransferID string    `json:"transfer_id"`
 	Path       string    `json:"path"`
 	Size       int64     `json:"size"`
@@ -39,7 +39,7 @@ type receipt struct {
 }
 
 func receiptOf(tr ledger.Transfer) []byte {
-	r := receipt{
+	r := Receipt{
 		TransferID: tr.ID, Path: tr.Path, Size: tr.Size, SHA256: tr.SHA256, Outcome: string(tr.State),
 		ScanResult: tr.ScanResult, ReceivedAt: tr.CreatedAt, SettledAt: tr.UpdatedAt,
 	}

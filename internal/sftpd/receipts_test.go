@@ -97,7 +97,7 @@ func TestReceipts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rc receipt
+	var rc Receipt
 	if err := json.Unmarshal(body, &rc); err != nil {
 		t.Fatalf("receipt is not JSON: %v\n%s", err, body)
 	}
