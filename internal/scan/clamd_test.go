@@ -28,6 +28,8 @@ import (
 	"testing"
 	"testing/iotest"
 	"time"
+
+	"github.com/airlock-gw/airlock/internal/testpeer"
 )
 
 // The limits of the test clamd: a stream longer than streamMax is refused;
@@ -54,7 +56,7 @@ var shared struct {
 // sharedClamd returns the shared clamd, starting it on first use.
 func sharedClamd(tb testing.TB) *clamdServer {
 	tb.Helper()
-	bin := requireClamd(tb)
+	bin := testpeer.Require(tb, "clamd")
 	shared.once.Do(func() {
 		dir, err := os.MkdirTemp("", "clamd")
 		if err != nil {
@@ -73,24 +75,6 @@ func sharedClamd(tb testing.TB) *clamdServer {
 		tb.Fatal(shared.err)
 	}
 	return shared.srv
-}
-
-// requireClamd returns the path of clamd. When clamd is not installed it
-// skips the test, or fails it under CI=true: a missing peer never skips
-// silently in CI.
-func requireClamd(tb testing.TB) string {
-	tb.Helper()
-	if p, err := exec.LookPath("clamd"); err == nil {
-		return p
-	}
-	if _, err := os.Stat("/usr/sbin/clamd"); err == nil {
-		return "/usr/sbin/clamd"
-	}
-	if os.Getenv("CI") == "true" {
-		tb.Fatal("clamd is required but not installed (scripts/install-peers.sh, run by make test, installs clamav-daemon)")
-	}
-	tb.Skip("clamd not installed; scripts/install-peers.sh installs clamav-daemon (with CI=true this fails)")
-	return ""
 }
 
 // clamdServer is a clamd process listening on a unix socket and a TCP
@@ -464,7 +448,7 @@ func (r *killingReader) Read(p []byte) (int, error) {
 // error wrapping ErrUnavailable, never a verdict; so is Ping then.
 func TestClamdStopped(t *testing.T) {
 	t.Parallel()
-	bin := requireClamd(t)
+	bin := testpeer.Require(t, "clamd")
 	for _, transport := range []string{"unix", "tcp"} {
 		t.Run(transport, func(t *testing.T) {
 			t.Parallel()

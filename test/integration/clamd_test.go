@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/airlock-gw/airlock/internal/testpeer"
 )
 
 // clamdServer is a real clamd (Debian's clamav-daemon) on a unix socket,
@@ -23,8 +25,8 @@ type clamdServer struct {
 	t    *testing.T
 	dir  string
 	conf string
-	addr string // for scanner.clamd
-	proc *child // nil while stopped
+	addr string            // for scanner.clamd
+	proc *testpeer.Process // nil while stopped
 }
 
 // eicar is the EICAR test file, split so that this source file is not
@@ -33,7 +35,7 @@ const eicar = `X5O!P%@AP[4\PZX54(P^)7CC)7}$` + `EICAR-STANDARD-ANTIVIRUS-TEST-FI
 
 func startClamd(t *testing.T) *clamdServer {
 	t.Helper()
-	requireTool(t, "clamd")
+	testpeer.Require(t, "clamd")
 	// Not t.TempDir: a unix socket path must stay under 108 bytes.
 	dir, err := os.MkdirTemp("", "clamd")
 	if err != nil {
@@ -75,13 +77,13 @@ func (s *clamdServer) start() {
 		s.t.Fatal(err)
 	}
 	defer out.Close()
-	cmd := exec.Command(requireTool(s.t, "clamd"), "--config-file="+s.conf)
+	cmd := exec.Command(testpeer.Require(s.t, "clamd"), "--config-file="+s.conf)
 	cmd.Stdout, cmd.Stderr = out, out
-	s.proc = startChild(s.t, cmd)
+	s.proc = testpeer.Start(s.t, cmd)
 	deadline := time.Now().Add(30 * time.Second)
 	for !s.pong() {
 		select {
-		case <-s.proc.exited:
+		case <-s.proc.Exited():
 			s.t.Fatalf("clamd exited at start:\n%s", s.output())
 		default:
 		}
@@ -112,7 +114,7 @@ func (s *clamdServer) stop() {
 	if s.proc == nil {
 		return
 	}
-	s.proc.kill()
+	s.proc.Kill()
 	s.proc = nil
 	os.Remove(strings.TrimPrefix(s.addr, "unix:"))
 }

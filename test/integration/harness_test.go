@@ -25,11 +25,11 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/airlock-gw/airlock/internal/ledger"
+	"github.com/airlock-gw/airlock/internal/testpeer"
 )
 
 var airlockBin string
@@ -61,67 +61,10 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func isExecutable(p string) bool {
-	fi, err := os.Stat(p)
-	return err == nil && fi.Mode().IsRegular() && fi.Mode().Perm()&0o111 != 0
-}
-
 func flagSet(name string) bool {
 	set := false
 	flag.Visit(func(f *flag.Flag) { set = set || f.Name == name })
 	return set
-}
-
-// requireTool finds a peer program, failing under CI=true and skipping
-// otherwise when it is missing.
-func requireTool(t *testing.T, name string) string {
-	t.Helper()
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	// clamd is in /usr/sbin, which a non-root PATH may lack.
-	if p := filepath.Join("/usr/sbin", name); isExecutable(p) {
-		return p
-	}
-	if gopath, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
-		p := filepath.Join(strings.TrimSpace(string(gopath)), "bin", name)
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s is required but not installed (make peers installs it)", name)
-	}
-	t.Skipf("%s not installed; run make peers (with CI=true this fails)", name)
-	return ""
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-func waitTCP(t *testing.T, addr string, exited <-chan struct{}) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-exited:
-			t.Fatalf("process serving %s exited early", addr)
-		default:
-		}
-		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
-			c.Close()
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("nothing listens on %s", addr)
 }
 
 // clientKey is an ed25519 key pair made by the real ssh-keygen.
@@ -133,7 +76,7 @@ type clientKey struct {
 
 func newClientKey(t *testing.T) clientKey {
 	t.Helper()
-	keygen := requireTool(t, "ssh-keygen")
+	keygen := testpeer.Require(t, "ssh-keygen")
 	p := filepath.Join(t.TempDir(), "id_ed25519")
 	if out, err := exec.Command(keygen, "-q", "-t", "ed25519", "-N", "", "-C", "itest", "-f", p).CombinedOutput(); err != nil {
 		t.Fatalf("ssh-keygen: %v\n%s", err, out)
@@ -215,52 +158,15 @@ type gateway struct {
 	// fails one check, not every one after it.
 	stuck sync.Map // transfer id → true
 
-	proc *child // nil while airlock is not running
+	proc *testpeer.Process // nil while airlock is not running
 	log  *syncBuffer
-}
-
-// child is a process a test runs (airlock, versitygw, clamd); exited is
-// closed once it has exited.
-type child struct {
-	cmd    *exec.Cmd
-	exited chan struct{}
-}
-
-func startChild(t *testing.T, cmd *exec.Cmd) *child {
-	t.Helper()
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", filepath.Base(cmd.Path), err)
-	}
-	c := &child{cmd: cmd, exited: make(chan struct{})}
-	go func() {
-		_ = cmd.Wait()
-		close(c.exited)
-	}()
-	return c
-}
-
-// kill ends the process with SIGKILL, so that no cleanup of its own
-// runs, and waits until it has gone.
-func (c *child) kill() {
-	_ = c.cmd.Process.Kill()
-	<-c.exited
-}
-
-// stop asks the process to end with SIGTERM and kills it after grace.
-func (c *child) stop(grace time.Duration) {
-	_ = c.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-c.exited:
-	case <-time.After(grace):
-		c.kill()
-	}
 }
 
 func newGateway(t *testing.T, o gatewayOpts) *gateway {
 	t.Helper()
 	dir := t.TempDir()
 	g := &gateway{t: t, dir: dir, cfg: filepath.Join(dir, "airlock.yaml"),
-		sftpAddr: freeAddr(t), httpAddr: freeAddr(t), landing: o.landing, env: o.env,
+		sftpAddr: testpeer.FreeAddr(t), httpAddr: testpeer.FreeAddr(t), landing: o.landing, env: o.env,
 		landingDir: o.landingDir, specs: make(map[string]supplierSpec), stalled: o.stallScans}
 	if g.landing == "" {
 		g.landing = filepath.Join(dir, "state", "landing")
@@ -375,9 +281,9 @@ func (g *gateway) start() {
 	cmd := exec.Command(airlockBin, "serve", "--config", g.cfg)
 	cmd.Env = append(os.Environ(), g.env...)
 	cmd.Stdout, cmd.Stderr = g.log, g.log
-	g.proc = startChild(g.t, cmd)
-	waitTCP(g.t, g.sftpAddr, g.proc.exited)
-	waitTCP(g.t, g.httpAddr, g.proc.exited)
+	g.proc = testpeer.Start(g.t, cmd)
+	testpeer.WaitTCP(g.t, g.sftpAddr, g.proc.Exited())
+	testpeer.WaitTCP(g.t, g.httpAddr, g.proc.Exited())
 }
 
 // stop ends airlock gracefully; the log is shown if the test failed.
@@ -385,7 +291,7 @@ func (g *gateway) stop() {
 	if g.proc == nil {
 		return
 	}
-	g.proc.stop(15 * time.Second)
+	g.proc.Stop(15 * time.Second)
 	g.proc = nil
 	if g.t.Failed() {
 		g.t.Logf("airlock log:\n%s", g.log.String())
@@ -394,7 +300,7 @@ func (g *gateway) stop() {
 
 // kill ends airlock with SIGKILL: no cleanup runs.
 func (g *gateway) kill() {
-	g.proc.kill()
+	g.proc.Kill()
 	g.proc = nil
 }
 
@@ -509,7 +415,7 @@ func (g *gateway) sftpBatch(user string, key clientKey, batch string, extra ...s
 
 // sftpCommand prepares (without starting) an sftp batch run.
 func (g *gateway) sftpCommand(user string, key clientKey, batch string, extra ...string) *exec.Cmd {
-	bin := requireTool(g.t, "sftp")
+	bin := testpeer.Require(g.t, "sftp")
 	args := append([]string{"-b", "-", "-P", g.port(), "-i", key.path,
 		"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes",
 		"-o", "IdentitiesOnly=yes", "-o", "LogLevel=ERROR"}, extra...)
@@ -521,7 +427,7 @@ func (g *gateway) sftpCommand(user string, key clientKey, batch string, extra ..
 // rclone runs rclone with an sftp remote "air:" pointing at the gateway.
 func (g *gateway) rclone(user string, key clientKey, args ...string) (string, error) {
 	g.t.Helper()
-	bin := requireTool(g.t, "rclone")
+	bin := testpeer.Require(g.t, "rclone")
 	host, port, _ := net.SplitHostPort(g.sftpAddr)
 	cmd := exec.Command(bin, append([]string{"--config", filepath.Join(g.t.TempDir(), "rclone.conf")}, args...)...)
 	cmd.Env = append(os.Environ(),

@@ -73,7 +73,7 @@ func TestSupplierReload(t *testing.T) {
 	})
 
 	writeFile(t, filepath.Join(suppliers, "broken.yaml"), "name: broken\nallowed_ips: [\"not-an-ip\"]\n")
-	if err := g.proc.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	if err := g.proc.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 10*time.Second, "the refused reload to be logged", func() bool {

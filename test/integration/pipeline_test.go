@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/airlock-gw/airlock/internal/ledger"
+	"github.com/airlock-gw/airlock/internal/testpeer"
 )
 
 // sourceFile writes content to a file named name in a fresh directory and
@@ -37,12 +38,12 @@ func TestPipelineDeliversCleanFile(t *testing.T) {
 	const bucket = "acme-private-bucket"
 	s3 := startVersity(t, bucket)
 	box, hook := startMailbox(t), startWebhookReceiver(t)
-	g, key := startAcme(t, gatewayOpts{env: s3.env(), mail: box, webhook: hook}, supplierSpec{dest: s3.dest(bucket, "inbound/acme")})
+	g, key := startAcme(t, gatewayOpts{env: s3.Env(), mail: box, webhook: hook}, supplierSpec{dest: s3.dest(bucket, "inbound/acme")})
 	src, sha := randomFile(t, smallSize)
 	g.put(t, "acme", key, map[string]string{"2026/data.csv": src})
 
 	tr := assertArrived(t, g, "acme", "/2026/data.csv", sha, smallSize)
-	if got := objects(t, filepath.Join(s3.root, bucket)); len(got) != 1 || got["inbound/acme/2026/data.csv"] != sha {
+	if got := objects(t, filepath.Join(s3.Root, bucket)); len(got) != 1 || got["inbound/acme/2026/data.csv"] != sha {
 		t.Errorf("the bucket holds %v, want only inbound/acme/2026/data.csv with sha256 %s", got, sha)
 	}
 	if files := landedFiles(t, g.landingDir); len(files) != 0 {
@@ -73,7 +74,7 @@ func TestPipelineDeliversCleanFile(t *testing.T) {
 	t.Run("email", func(t *testing.T) {
 		supplierMail := box.waitMail(t, supplierEmail("acme"), tr.ID, "data.csv", sha)
 		opsMail := box.waitMail(t, operatorEmail, tr.ID, bucket)
-		for _, secret := range []string{bucket, s3.addr, "inbound/acme", operatorEmail} {
+		for _, secret := range []string{bucket, s3.Addr, "inbound/acme", operatorEmail} {
 			if strings.Contains(supplierMail, secret) {
 				t.Errorf("the supplier's email gives away %q:\n%s", secret, supplierMail)
 			}
@@ -267,7 +268,7 @@ func TestPipelineDestinationOutage(t *testing.T) {
 	t.Parallel()
 	const files, outage = 10, 30 * time.Second
 	s3 := startVersity(t, "dest")
-	g, key := startAcme(t, gatewayOpts{env: s3.env(), pipeline: "  retry_backoff: 1s\n  max_backoff: 4s\n"},
+	g, key := startAcme(t, gatewayOpts{env: s3.Env(), pipeline: "  retry_backoff: 1s\n  max_backoff: 4s\n"},
 		supplierSpec{dest: s3.dest("dest", "in")})
 	uploads := map[string]string{}
 	shas := map[string]string{}
@@ -277,7 +278,7 @@ func TestPipelineDestinationOutage(t *testing.T) {
 		uploads[name], shas["in/"+name] = src, sha
 	}
 
-	s3.stop()
+	s3.Stop()
 	down := time.Now()
 	g.put(t, "acme", key, uploads)
 	for time.Since(down) < outage {
@@ -298,14 +299,14 @@ func TestPipelineDestinationOutage(t *testing.T) {
 		t.Fatalf("%d transfers, want %d", len(trs), files)
 	}
 
-	s3.start()
+	s3.Start()
 	g.waitRows(t, 30*time.Second, "every file to be delivered once the destination is back", func(trs []ledger.Transfer) bool {
 		return !slices.ContainsFunc(trs, func(tr ledger.Transfer) bool { return tr.State != ledger.Delivered })
 	})
 	for name, src := range uploads {
 		assertArrived(t, g, "acme", "/"+name, fileSHA256(t, src), int64(len(readFile(t, src))))
 	}
-	got := objects(t, filepath.Join(s3.root, "dest"))
+	got := objects(t, filepath.Join(s3.Root, "dest"))
 	if len(got) != files {
 		t.Errorf("the bucket holds %d objects, want %d: %v", len(got), files, got)
 	}
@@ -409,7 +410,7 @@ func TestPipelineKMS(t *testing.T) {
 	t.Parallel()
 	const kmsKey = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 	s3 := startVersity(t, "landing", "dest")
-	proxy := startRecordingProxy(t, s3)
+	proxy := testpeer.StartRecordingProxy(t, s3.Addr)
 	small, smallSHA := randomFile(t, 100<<10)
 	large, largeSHA := randomFile(t, 20<<20) // more than one 8 MiB part when streamed
 	tests := []struct {
@@ -424,11 +425,11 @@ func TestPipelineKMS(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			prefix := fmt.Sprintf("acme-%d", i)
-			opts := gatewayOpts{env: s3.env()}
+			opts := gatewayOpts{env: s3.Env()}
 			if tt.s3Landing {
-				opts.landing, opts.landingDir = proxy.via(s3, "landing", "").url, filepath.Join(s3.root, "landing")
+				opts.landing, opts.landingDir = s3.destVia(proxy.Addr, "landing", "").url, filepath.Join(s3.Root, "landing")
 			}
-			dest := proxy.via(s3, "dest", prefix)
+			dest := s3.destVia(proxy.Addr, "dest", prefix)
 			dest.kmsKey = kmsKey
 			g, key := startAcme(t, opts, supplierSpec{dest: dest})
 			g.put(t, "acme", key, map[string]string{"small.bin": small, "large.bin": large})
@@ -436,20 +437,20 @@ func TestPipelineKMS(t *testing.T) {
 			assertArrived(t, g, "acme", "/large.bin", largeSHA, 20<<20)
 
 			creates, copies := 0, 0
-			for _, r := range proxy.requests() {
-				writes := r.Method == "PUT" && !r.Query.Has("partNumber") || r.Method == "POST" && r.Query.Has("uploads")
+			for _, r := range proxy.Requests() {
+				writes := r.Method == "PUT" && !r.URL.Query().Has("partNumber") || r.Method == "POST" && r.URL.Query().Has("uploads")
 				sse, kmsID := r.Header.Get("X-Amz-Server-Side-Encryption"), r.Header.Get("X-Amz-Server-Side-Encryption-Aws-Kms-Key-Id")
 				switch {
-				case writes && strings.HasPrefix(r.Path, "/dest/"+prefix+"/"):
+				case writes && strings.HasPrefix(r.URL.Path, "/dest/"+prefix+"/"):
 					creates++
 					if r.Header.Get("X-Amz-Copy-Source") != "" {
 						copies++
 					}
 					if sse != "aws:kms" || kmsID != kmsKey {
-						t.Errorf("%s %s went out with SSE %q, key %q; want aws:kms, %s", r.Method, r.Path, sse, kmsID, kmsKey)
+						t.Errorf("%s %s went out with SSE %q, key %q; want aws:kms, %s", r.Method, r.URL.Path, sse, kmsID, kmsKey)
 					}
-				case strings.HasPrefix(r.Path, "/landing/") && (sse != "" || kmsID != ""):
-					t.Errorf("a landing write carries the destination's SSE-KMS: %s %s", r.Method, r.Path)
+				case strings.HasPrefix(r.URL.Path, "/landing/") && (sse != "" || kmsID != ""):
+					t.Errorf("a landing write carries the destination's SSE-KMS: %s %s", r.Method, r.URL.Path)
 				}
 			}
 			if creates < 2 {

@@ -6,12 +6,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/airlock-gw/airlock/internal/testpeer"
 )
 
 // TestSSHAudit: the real ssh-audit finds nothing to fail.
 func TestSSHAudit(t *testing.T) {
 	t.Parallel()
-	audit := requireTool(t, "ssh-audit")
+	audit := testpeer.Require(t, "ssh-audit")
 	g := newGateway(t, gatewayOpts{suppliers: []supplierSpec{{name: "acme", keys: []clientKey{newClientKey(t)}}}})
 	g.start()
 	out, _ := exec.Command(audit, "--no-colors", "-p", g.port(), "127.0.0.1").CombinedOutput()

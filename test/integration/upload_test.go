@@ -75,7 +75,7 @@ func TestUploadLocalLanding(t *testing.T) {
 func TestUploadS3Landing(t *testing.T) {
 	t.Parallel()
 	s3 := startVersity(t, "landing", "dest")
-	g, key := startAcme(t, gatewayOpts{landing: s3.url("landing"), landingDir: filepath.Join(s3.root, "landing"), env: s3.env()},
+	g, key := startAcme(t, gatewayOpts{landing: s3.url("landing"), landingDir: filepath.Join(s3.Root, "landing"), env: s3.Env()},
 		supplierSpec{dest: s3.dest("dest", "acme-in")})
 	small, smallSHA := randomFile(t, smallSize)
 	large, largeSHA := randomFile(t, largeSize)
