@@ -9,6 +9,8 @@ import (
 	"testing"
 	"testing/iotest"
 	"time"
+
+	"github.com/airlock-gw/airlock/internal/sftptest"
 )
 
 // SFTP packet types the tests send that carry no path.
@@ -76,42 +78,42 @@ func TestRewriteEscapes(t *testing.T) {
 		in   []byte
 		want []byte // nil: returned unchanged
 	}{
-		{"OPEN escaping", sftpPacket(fxpOpen, 7, "../x", openFlags, noAttrs), sftpPacket(fxpOpen, 7, m, openFlags, noAttrs)},
-		{"OPEN absolute escaping", sftpPacket(fxpOpen, 7, "/../../etc/passwd", openFlags, noAttrs), sftpPacket(fxpOpen, 7, m, openFlags, noAttrs)},
-		{"OPEN inside", sftpPacket(fxpOpen, 7, "/a/../b", openFlags, noAttrs), nil},
-		{"OPEN plain", sftpPacket(fxpOpen, 7, "/data.csv", openFlags, noAttrs), nil},
-		{"STAT escaping", sftpPacket(fxpStat, 1, "/../x"), sftpPacket(fxpStat, 1, m)},
-		{"STAT root", sftpPacket(fxpStat, 1, "/"), nil},
-		{"LSTAT escaping", sftpPacket(fxpLstat, 2, ".."), sftpPacket(fxpLstat, 2, m)},
-		{"OPENDIR escaping", sftpPacket(fxpOpendir, 3, "./.."), sftpPacket(fxpOpendir, 3, m)},
-		{"SETSTAT keeps attrs", sftpPacket(fxpSetstat, 4, "../x", permAttrs, perm), sftpPacket(fxpSetstat, 4, m, permAttrs, perm)},
-		{"REMOVE escaping", sftpPacket(fxpRemove, 5, "../x"), sftpPacket(fxpRemove, 5, m)},
-		{"MKDIR keeps attrs", sftpPacket(fxpMkdir, 6, "../d", permAttrs, perm), sftpPacket(fxpMkdir, 6, m, permAttrs, perm)},
-		{"RMDIR escaping", sftpPacket(fxpRmdir, 8, "/a/../../d"), sftpPacket(fxpRmdir, 8, m)},
-		{"READLINK escaping", sftpPacket(fxpReadlink, 9, "../l"), sftpPacket(fxpReadlink, 9, m)},
-		{"RENAME old escaping", sftpPacket(fxpRename, 10, "../a", "/b"), sftpPacket(fxpRename, 10, m, "/b")},
-		{"RENAME new escaping", sftpPacket(fxpRename, 10, "/a", "../../b"), sftpPacket(fxpRename, 10, "/a", m)},
-		{"RENAME both escaping", sftpPacket(fxpRename, 10, "../a", "/../b"), sftpPacket(fxpRename, 10, m, m)},
-		{"RENAME inside", sftpPacket(fxpRename, 10, "/a", "/b/../c"), nil},
-		{"SYMLINK target escaping", sftpPacket(fxpSymlink, 11, "../../etc/passwd", "/l"), sftpPacket(fxpSymlink, 11, m, "/l")},
-		{"SYMLINK link escaping", sftpPacket(fxpSymlink, 11, "/t", "../l"), sftpPacket(fxpSymlink, 11, "/t", m)},
-		{"posix-rename escaping", sftpPacket(fxpExtended, 12, "posix-rename@openssh.com", "/a", "../b"),
-			sftpPacket(fxpExtended, 12, "posix-rename@openssh.com", "/a", m)},
-		{"posix-rename inside", sftpPacket(fxpExtended, 12, "posix-rename@openssh.com", "/a", "/b"), nil},
-		{"hardlink both escaping", sftpPacket(fxpExtended, 13, "hardlink@openssh.com", "../a", "../b"),
-			sftpPacket(fxpExtended, 13, "hardlink@openssh.com", m, m)},
-		{"statvfs escaping", sftpPacket(fxpExtended, 14, "statvfs@openssh.com", "../x"),
-			sftpPacket(fxpExtended, 14, "statvfs@openssh.com", m)},
-		{"unknown extended request", sftpPacket(fxpExtended, 15, "expand-path@openssh.com", "../x"), nil},
-		{"extended without fields", sftpPacket(fxpExtended, 15, "limits@openssh.com"), nil},
-		{"marker itself is left alone", sftpPacket(fxpStat, 16, m), nil},
+		{"OPEN escaping", sftptest.Packet(fxpOpen, 7, "../x", openFlags, noAttrs), sftptest.Packet(fxpOpen, 7, m, openFlags, noAttrs)},
+		{"OPEN absolute escaping", sftptest.Packet(fxpOpen, 7, "/../../etc/passwd", openFlags, noAttrs), sftptest.Packet(fxpOpen, 7, m, openFlags, noAttrs)},
+		{"OPEN inside", sftptest.Packet(fxpOpen, 7, "/a/../b", openFlags, noAttrs), nil},
+		{"OPEN plain", sftptest.Packet(fxpOpen, 7, "/data.csv", openFlags, noAttrs), nil},
+		{"STAT escaping", sftptest.Packet(fxpStat, 1, "/../x"), sftptest.Packet(fxpStat, 1, m)},
+		{"STAT root", sftptest.Packet(fxpStat, 1, "/"), nil},
+		{"LSTAT escaping", sftptest.Packet(fxpLstat, 2, ".."), sftptest.Packet(fxpLstat, 2, m)},
+		{"OPENDIR escaping", sftptest.Packet(fxpOpendir, 3, "./.."), sftptest.Packet(fxpOpendir, 3, m)},
+		{"SETSTAT keeps attrs", sftptest.Packet(fxpSetstat, 4, "../x", permAttrs, perm), sftptest.Packet(fxpSetstat, 4, m, permAttrs, perm)},
+		{"REMOVE escaping", sftptest.Packet(fxpRemove, 5, "../x"), sftptest.Packet(fxpRemove, 5, m)},
+		{"MKDIR keeps attrs", sftptest.Packet(fxpMkdir, 6, "../d", permAttrs, perm), sftptest.Packet(fxpMkdir, 6, m, permAttrs, perm)},
+		{"RMDIR escaping", sftptest.Packet(fxpRmdir, 8, "/a/../../d"), sftptest.Packet(fxpRmdir, 8, m)},
+		{"READLINK escaping", sftptest.Packet(fxpReadlink, 9, "../l"), sftptest.Packet(fxpReadlink, 9, m)},
+		{"RENAME old escaping", sftptest.Packet(fxpRename, 10, "../a", "/b"), sftptest.Packet(fxpRename, 10, m, "/b")},
+		{"RENAME new escaping", sftptest.Packet(fxpRename, 10, "/a", "../../b"), sftptest.Packet(fxpRename, 10, "/a", m)},
+		{"RENAME both escaping", sftptest.Packet(fxpRename, 10, "../a", "/../b"), sftptest.Packet(fxpRename, 10, m, m)},
+		{"RENAME inside", sftptest.Packet(fxpRename, 10, "/a", "/b/../c"), nil},
+		{"SYMLINK target escaping", sftptest.Packet(fxpSymlink, 11, "../../etc/passwd", "/l"), sftptest.Packet(fxpSymlink, 11, m, "/l")},
+		{"SYMLINK link escaping", sftptest.Packet(fxpSymlink, 11, "/t", "../l"), sftptest.Packet(fxpSymlink, 11, "/t", m)},
+		{"posix-rename escaping", sftptest.Packet(fxpExtended, 12, "posix-rename@openssh.com", "/a", "../b"),
+			sftptest.Packet(fxpExtended, 12, "posix-rename@openssh.com", "/a", m)},
+		{"posix-rename inside", sftptest.Packet(fxpExtended, 12, "posix-rename@openssh.com", "/a", "/b"), nil},
+		{"hardlink both escaping", sftptest.Packet(fxpExtended, 13, "hardlink@openssh.com", "../a", "../b"),
+			sftptest.Packet(fxpExtended, 13, "hardlink@openssh.com", m, m)},
+		{"statvfs escaping", sftptest.Packet(fxpExtended, 14, "statvfs@openssh.com", "../x"),
+			sftptest.Packet(fxpExtended, 14, "statvfs@openssh.com", m)},
+		{"unknown extended request", sftptest.Packet(fxpExtended, 15, "expand-path@openssh.com", "../x"), nil},
+		{"extended without fields", sftptest.Packet(fxpExtended, 15, "limits@openssh.com"), nil},
+		{"marker itself is left alone", sftptest.Packet(fxpStat, 16, m), nil},
 		// Packets it cannot parse are left for the SFTP library to refuse.
-		{"truncated extended name", sftpPacket(fxpExtended, 17, uint32(50), []byte("posix")), nil},
-		{"truncated path", sftpPacket(fxpOpen, 18, uint32(100), []byte("../x")), nil},
-		{"path length past the packet", sftpPacket(fxpStat, 18, uint32(0xffffffff), []byte("../x")), nil},
-		{"RENAME second path truncated", sftpPacket(fxpRename, 19, "../a", uint32(9), []byte("/b")), nil},
-		{"no fields at all", sftpPacket(fxpStat, 20), nil},
-		{"extended without a name", sftpPacket(fxpExtended, 21), nil},
+		{"truncated extended name", sftptest.Packet(fxpExtended, 17, uint32(50), []byte("posix")), nil},
+		{"truncated path", sftptest.Packet(fxpOpen, 18, uint32(100), []byte("../x")), nil},
+		{"path length past the packet", sftptest.Packet(fxpStat, 18, uint32(0xffffffff), []byte("../x")), nil},
+		{"RENAME second path truncated", sftptest.Packet(fxpRename, 19, "../a", uint32(9), []byte("/b")), nil},
+		{"no fields at all", sftptest.Packet(fxpStat, 20), nil},
+		{"extended without a name", sftptest.Packet(fxpExtended, 21), nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -184,19 +186,19 @@ func guardStream() (in, want []byte) {
 	big := strings.Repeat("w", 200<<10) // streams through, never buffered
 	small := strings.Repeat("s", 32<<10)
 	pairs := [][2][]byte{
-		{sftpPacket(fxpInit, 3), nil},
-		{sftpPacket(fxpOpen, 1, "../x", uint32(0x1a), uint32(0)), sftpPacket(fxpOpen, 1, m, uint32(0x1a), uint32(0))},
-		{sftpPacket(fxpOpen, 2, "/data.csv", uint32(0x1a), uint32(0)), nil},
-		{sftpPacket(fxpWrite, 3, "h1", uint64(0), big), nil},
-		{sftpPacket(fxpStat, 4, "/ok"), nil},
-		{sftpPacket(fxpRename, 5, "/a", "../../b"), sftpPacket(fxpRename, 5, "/a", m)},
-		{sftpPacket(fxpWrite, 6, "h1", uint64(len(big)), small), nil},
-		{sftpPacket(fxpRead, 7, "h2", uint64(0), uint32(32768)), nil},
-		{sftpPacket(fxpFstat, 8, "h2"), nil},
-		{sftpPacket(fxpExtended, 9, "hardlink@openssh.com", "../a", "/../b"),
-			sftpPacket(fxpExtended, 9, "hardlink@openssh.com", m, m)},
-		{sftpPacket(fxpRealpath, 10, "../x"), nil}, // RealPath confines; not the guard's business
-		{sftpPacket(fxpClose, 11, "h1"), nil},
+		{sftptest.Packet(fxpInit, 3), nil},
+		{sftptest.Packet(fxpOpen, 1, "../x", uint32(0x1a), uint32(0)), sftptest.Packet(fxpOpen, 1, m, uint32(0x1a), uint32(0))},
+		{sftptest.Packet(fxpOpen, 2, "/data.csv", uint32(0x1a), uint32(0)), nil},
+		{sftptest.Packet(fxpWrite, 3, "h1", uint64(0), big), nil},
+		{sftptest.Packet(fxpStat, 4, "/ok"), nil},
+		{sftptest.Packet(fxpRename, 5, "/a", "../../b"), sftptest.Packet(fxpRename, 5, "/a", m)},
+		{sftptest.Packet(fxpWrite, 6, "h1", uint64(len(big)), small), nil},
+		{sftptest.Packet(fxpRead, 7, "h2", uint64(0), uint32(32768)), nil},
+		{sftptest.Packet(fxpFstat, 8, "h2"), nil},
+		{sftptest.Packet(fxpExtended, 9, "hardlink@openssh.com", "../a", "/../b"),
+			sftptest.Packet(fxpExtended, 9, "hardlink@openssh.com", m, m)},
+		{sftptest.Packet(fxpRealpath, 10, "../x"), nil}, // RealPath confines; not the guard's business
+		{sftptest.Packet(fxpClose, 11, "h1"), nil},
 	}
 	for _, p := range pairs {
 		in = append(in, p[0]...)
@@ -258,7 +260,7 @@ func readInPieces(r io.Reader, size int) ([]byte, error) {
 // not held until it is complete.
 func TestPathGuardStreamsWrites(t *testing.T) {
 	t.Parallel()
-	pkt := sftpPacket(fxpWrite, 1, "h", uint64(0), strings.Repeat("x", 128<<10))
+	pkt := sftptest.Packet(fxpWrite, 1, "h", uint64(0), strings.Repeat("x", 128<<10))
 	first := pkt[:1000]
 	pr, pw := io.Pipe()
 	release := make(chan struct{})
@@ -309,18 +311,18 @@ func TestPathGuardErrors(t *testing.T) {
 		{"over the maximum", header(maxPacket+1, fxpWrite), nil, "refused"},
 		{"over the maximum with a path", header(1<<31, fxpOpen), nil, "refused"},
 		{"header cut short", []byte{0, 0, 0}, nil, io.ErrUnexpectedEOF.Error()},
-		{"path packet cut short", sftpPacket(fxpStat, 1, "../x")[:9], nil, io.ErrUnexpectedEOF.Error()},
+		{"path packet cut short", sftptest.Packet(fxpStat, 1, "../x")[:9], nil, io.ErrUnexpectedEOF.Error()},
 		{
 			name: "bytes after a packet",
-			in:   append(sftpPacket(fxpStat, 1, "/ok"), header(0, fxpStat)...),
-			want: sftpPacket(fxpStat, 1, "/ok"), wantErr: "0 bytes refused",
+			in:   append(sftptest.Packet(fxpStat, 1, "/ok"), header(0, fxpStat)...),
+			want: sftptest.Packet(fxpStat, 1, "/ok"), wantErr: "0 bytes refused",
 		},
 		{
 			// A cut-off WRITE streams what there is; the library then sees
 			// the stream end inside a packet.
 			name: "write packet cut short",
-			in:   sftpPacket(fxpWrite, 1, "h", uint64(0), "abcdef")[:20],
-			want: sftpPacket(fxpWrite, 1, "h", uint64(0), "abcdef")[:20],
+			in:   sftptest.Packet(fxpWrite, 1, "h", uint64(0), "abcdef")[:20],
+			want: sftptest.Packet(fxpWrite, 1, "h", uint64(0), "abcdef")[:20],
 		},
 	}
 	for _, tt := range tests {
@@ -371,10 +373,10 @@ func guardReference(in []byte) (out []byte, pathPackets int) {
 func FuzzPathGuard(f *testing.F) {
 	in, _ := guardStream()
 	f.Add(in[:4096], uint8(7))
-	f.Add(sftpPacket(fxpOpen, 1, "../x", uint32(0), uint32(0)), uint8(1))
-	f.Add(sftpPacket(fxpRename, 1, "..", "/../..")[:12], uint8(3))
-	f.Add(append(sftpPacket(fxpExtended, 2, "posix-rename@openssh.com", "..", ".."), sftpPacket(fxpWrite, 3, "h", uint64(0), "data")...), uint8(255))
-	f.Add(sftpPacket(fxpExtended, 2, "statvfs@openssh.com", "/a/../.."), uint8(2))
+	f.Add(sftptest.Packet(fxpOpen, 1, "../x", uint32(0), uint32(0)), uint8(1))
+	f.Add(sftptest.Packet(fxpRename, 1, "..", "/../..")[:12], uint8(3))
+	f.Add(append(sftptest.Packet(fxpExtended, 2, "posix-rename@openssh.com", "..", ".."), sftptest.Packet(fxpWrite, 3, "h", uint64(0), "data")...), uint8(255))
+	f.Add(sftptest.Packet(fxpExtended, 2, "statvfs@openssh.com", "/a/../.."), uint8(2))
 	f.Add([]byte{0, 0, 0, 9, fxpSymlink, 0, 0, 0, 1, 0, 0, 0, 0}, uint8(4))
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, fxpOpen}, uint8(5))
 	f.Fuzz(func(t *testing.T, in []byte, readSize uint8) {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/airlock-gw/airlock/internal/ledger"
+	"github.com/airlock-gw/airlock/internal/sftptest"
 )
 
 func TestReceipts(t *testing.T) {
@@ -120,12 +121,12 @@ func TestReceipts(t *testing.T) {
 		want   string // in the status message
 	}{
 		{"remove a receipt", fxpRemove, []any{"/a.csv.receipt.json"}, "read-only"},
-		{"upload under a receipt name", fxpOpen, []any{"/x.csv.receipt.json", uint32(pflagWrite | pflagCreat), uint32(0)}, "kept for receipts"},
+		{"upload under a receipt name", fxpOpen, []any{"/x.csv.receipt.json", uint32(sftptest.FXFWrite | sftptest.FXFCreat), uint32(0)}, "kept for receipts"},
 		{"mkdir under a receipt name", fxpMkdir, []any{"/e.receipt.json", uint32(0)}, "kept for receipts"},
-		{"read a receipt not yet made", fxpOpen, []any{"/b.csv.receipt.json", uint32(pflagRead), uint32(0)}, "write-only"},
+		{"read a receipt not yet made", fxpOpen, []any{"/b.csv.receipt.json", uint32(sftptest.FXFRead), uint32(0)}, "write-only"},
 	}
 	for _, tt := range refusals {
-		if code, msg := r.status(tt.typ, tt.fields...); code != fxPermissionDenied || !strings.Contains(msg, tt.want) {
+		if code, msg := r.Status(tt.typ, tt.fields...); code != sftptest.FXPermissionDenied || !strings.Contains(msg, tt.want) {
 			t.Errorf("%s: status %d %q, want permission denied saying %q", tt.name, code, msg, tt.want)
 		}
 	}

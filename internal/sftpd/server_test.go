@@ -20,6 +20,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/airlock-gw/airlock/internal/ledger"
+	"github.com/airlock-gw/airlock/internal/sftptest"
 	"github.com/airlock-gw/airlock/internal/storage"
 )
 
@@ -322,8 +323,8 @@ func TestTraversal(t *testing.T) {
 			typ    byte
 			fields []any
 		}{
-			{"OPEN", fxpOpen, []any{"../x", uint32(pflagWrite | pflagCreat), uint32(0)}},
-			{"OPEN read", fxpOpen, []any{"/../x", uint32(pflagRead), uint32(0)}},
+			{"OPEN", fxpOpen, []any{"../x", uint32(sftptest.FXFWrite | sftptest.FXFCreat), uint32(0)}},
+			{"OPEN read", fxpOpen, []any{"/../x", uint32(sftptest.FXFRead), uint32(0)}},
 			{"OPENDIR", fxpOpendir, []any{".."}},
 			{"STAT", fxpStat, []any{"../x"}},
 			{"LSTAT", fxpLstat, []any{"../x"}},
@@ -338,19 +339,8 @@ func TestTraversal(t *testing.T) {
 			{"hardlink", fxpExtended, []any{"hardlink@openssh.com", "/a", "../x"}},
 			{"statvfs", fxpExtended, []any{"statvfs@openssh.com", "../x"}},
 		} {
-			var code uint32
-			var msg string
-			if req.typ == fxpOpen {
-				rtyp, body := r.call(req.typ, req.fields...)
-				if rtyp != fxpStatus {
-					t.Errorf("%s: answered with packet type %d, want STATUS", req.name, rtyp)
-					continue
-				}
-				code, msg = parseStatus(body)
-			} else {
-				code, msg = r.status(req.typ, req.fields...)
-			}
-			if code != fxPermissionDenied || !strings.Contains(msg, ErrEscape.Error()) ||
+			code, msg := r.Status(req.typ, req.fields...)
+			if code != sftptest.FXPermissionDenied || !strings.Contains(msg, ErrEscape.Error()) ||
 				!strings.Contains(msg, "(outside the home directory)") {
 				t.Errorf("%s: status %d %q, want permission denied: %s", req.name, code, msg, ErrEscape)
 			}
@@ -388,12 +378,6 @@ func checkNothingCreated(t *testing.T, dir string, names ...string) {
 		}
 		return nil
 	})
-}
-
-func parseStatus(body []byte) (uint32, string) {
-	code := uint32(body[0])<<24 | uint32(body[1])<<16 | uint32(body[2])<<8 | uint32(body[3])
-	n := uint32(body[4])<<24 | uint32(body[5])<<16 | uint32(body[6])<<8 | uint32(body[7])
-	return code, string(body[8 : 8+n])
 }
 
 func TestTraversalEgress(t *testing.T) {
@@ -441,14 +425,14 @@ func TestNamePolicy(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			before := ts.refusals(t, "name-policy")
-			code, msg := r.openWrite(tt.p)
-			if code != fxPermissionDenied {
+			code, msg := r.OpenWrite(tt.p)
+			if code != sftptest.FXPermissionDenied {
 				t.Errorf("OPEN: status %d %q, want permission denied", code, msg)
 			}
 			if !strings.Contains(msg, tt.rule) || !strings.Contains(msg, "allowed:") {
 				t.Errorf("OPEN: message %q does not name the rule %q", msg, tt.rule)
 			}
-			if code, msg := r.status(fxpMkdir, tt.p, uint32(0)); code != fxPermissionDenied || !strings.Contains(msg, tt.rule) {
+			if code, msg := r.Status(fxpMkdir, tt.p, uint32(0)); code != sftptest.FXPermissionDenied || !strings.Contains(msg, tt.rule) {
 				t.Errorf("MKDIR: status %d %q", code, msg)
 			}
 			if _, err := c.Create(tt.p); !errors.Is(err, os.ErrPermission) {
@@ -480,11 +464,7 @@ func TestUploadOnlyPermissions(t *testing.T) {
 		if _, err := c.Open("/data.csv"); !errors.Is(err, os.ErrPermission) {
 			t.Errorf("Open for reading: err = %v, want permission denied", err)
 		}
-		rtyp, body := r.call(fxpOpen, "/data.csv", uint32(pflagRead), uint32(0))
-		if rtyp != fxpStatus {
-			t.Fatalf("OPEN for reading answered with packet type %d", rtyp)
-		}
-		if code, msg := parseStatus(body); code != fxPermissionDenied || !strings.Contains(msg, "write-only") {
+		if code, msg := r.Status(fxpOpen, "/data.csv", uint32(sftptest.FXFRead), uint32(0)); code != sftptest.FXPermissionDenied || !strings.Contains(msg, "write-only") {
 			t.Errorf("OPEN for reading: status %d %q", code, msg)
 		}
 		// Opened for reading and writing (as Create does), reads fail.
@@ -502,7 +482,7 @@ func TestUploadOnlyPermissions(t *testing.T) {
 		if err := c.Remove("/data.csv"); err == nil {
 			t.Error("Remove succeeded")
 		}
-		if code, msg := r.status(fxpRemove, "/data.csv"); code != fxPermissionDenied || !strings.Contains(msg, ErrProcessing.Error()) {
+		if code, msg := r.Status(fxpRemove, "/data.csv"); code != sftptest.FXPermissionDenied || !strings.Contains(msg, ErrProcessing.Error()) {
 			t.Errorf("REMOVE: status %d %q", code, msg)
 		}
 		if got := ts.get(t, received.ID); got.State != ledger.Received || got.Path != "/data.csv" {
@@ -514,7 +494,7 @@ func TestUploadOnlyPermissions(t *testing.T) {
 		if err := c.Rename("/data.csv", "/other.csv"); err == nil {
 			t.Error("Rename succeeded")
 		}
-		if code, msg := r.status(fxpRename, "/data.csv", "/other.csv"); code != fxPermissionDenied || !strings.Contains(msg, ErrProcessing.Error()) {
+		if code, msg := r.Status(fxpRename, "/data.csv", "/other.csv"); code != sftptest.FXPermissionDenied || !strings.Contains(msg, ErrProcessing.Error()) {
 			t.Errorf("RENAME: status %d %q", code, msg)
 		}
 		if got := ts.get(t, received.ID); got.Path != "/data.csv" {
@@ -523,13 +503,13 @@ func TestUploadOnlyPermissions(t *testing.T) {
 	})
 
 	t.Run("links and statvfs are not supported", func(t *testing.T) {
-		if code, _ := r.status(fxpSymlink, "/data.csv", "/l"); code != 8 {
+		if code, _ := r.Status(fxpSymlink, "/data.csv", "/l"); code != sftptest.FXOpUnsupported {
 			t.Errorf("SYMLINK: status %d, want op unsupported", code)
 		}
-		if code, _ := r.status(fxpExtended, "hardlink@openssh.com", "/data.csv", "/l"); code != 8 {
+		if code, _ := r.Status(fxpExtended, "hardlink@openssh.com", "/data.csv", "/l"); code != sftptest.FXOpUnsupported {
 			t.Errorf("hardlink: status %d, want op unsupported", code)
 		}
-		if code, _ := r.status(fxpExtended, "statvfs@openssh.com", "/"); code != 8 {
+		if code, _ := r.Status(fxpExtended, "statvfs@openssh.com", "/"); code != sftptest.FXOpUnsupported {
 			t.Errorf("statvfs: status %d, want op unsupported", code)
 		}
 		if _, err := c.ReadLink("/data.csv"); err == nil {
@@ -673,7 +653,7 @@ func TestEgressSupplier(t *testing.T) {
 			t.Errorf("upload to %s succeeded", p)
 		}
 	}
-	if code, msg := r.openWrite("/download/new.csv"); code != fxPermissionDenied || !strings.Contains(msg, "read-only") {
+	if code, msg := r.OpenWrite("/download/new.csv"); code != sftptest.FXPermissionDenied || !strings.Contains(msg, "read-only") {
 		t.Errorf("OPEN /download/new.csv for writing: status %d %q", code, msg)
 	}
 	for name, err := range map[string]error{

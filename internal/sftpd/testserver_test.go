@@ -5,10 +5,8 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"database/sql"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -25,6 +23,7 @@ import (
 
 	"github.com/airlock-gw/airlock/internal/config"
 	"github.com/airlock-gw/airlock/internal/ledger"
+	"github.com/airlock-gw/airlock/internal/sftptest"
 	"github.com/airlock-gw/airlock/internal/storage"
 )
 
@@ -354,115 +353,10 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// rawSFTP speaks SFTP v3 by hand, to see status codes and messages that
-// pkg/sftp's client folds into os.ErrPermission, and to send packets it
-// would never build.
-type rawSFTP struct {
-	t   *testing.T
-	in  io.WriteCloser
-	out io.Reader
-	id  uint32
-}
-
-func (ts *testServer) rawClient(t *testing.T, user string) *rawSFTP {
+// rawClient opens an SFTP session as user driven packet by packet, to see
+// status codes and messages that pkg/sftp's client folds into
+// os.ErrPermission, and to send packets it would never build.
+func (ts *testServer) rawClient(t *testing.T, user string) *sftptest.Client {
 	t.Helper()
-	sess, err := ts.connect(t, user).NewSession()
-	if err != nil {
-		t.Fatal(err)
-	}
-	in, err := sess.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := sess.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sess.RequestSubsystem("sftp"); err != nil {
-		t.Fatal(err)
-	}
-	r := &rawSFTP{t: t, in: in, out: out}
-	r.send(sftpPacket(fxpInit, 3))
-	if typ, _ := r.recv(); typ != 2 {
-		t.Fatalf("answer to INIT has type %d, want VERSION", typ)
-	}
-	return r
-}
-
-func (r *rawSFTP) send(pkt []byte) {
-	r.t.Helper()
-	if _, err := r.in.Write(pkt); err != nil {
-		r.t.Fatalf("send: %v", err)
-	}
-}
-
-// recv returns the type and body (after the type) of the next packet.
-func (r *rawSFTP) recv() (byte, []byte) {
-	r.t.Helper()
-	var hdr [4]byte
-	if _, err := io.ReadFull(r.out, hdr[:]); err != nil {
-		r.t.Fatalf("recv: %v", err)
-	}
-	body := make([]byte, binary.BigEndian.Uint32(hdr[:]))
-	if _, err := io.ReadFull(r.out, body); err != nil {
-		r.t.Fatalf("recv: %v", err)
-	}
-	return body[0], body[1:]
-}
-
-// call sends a request and returns the response's type and body after the
-// request id.
-func (r *rawSFTP) call(typ byte, fields ...any) (byte, []byte) {
-	r.t.Helper()
-	r.id++
-	r.send(sftpPacket(typ, r.id, fields...))
-	rtyp, body := r.recv()
-	if len(body) < 4 || binary.BigEndian.Uint32(body) != r.id {
-		r.t.Fatalf("response to request %d carries another id", r.id)
-	}
-	return rtyp, body[4:]
-}
-
-const (
-	fxpStatus = 101
-	fxpHandle = 102
-
-	fxOK               = 0
-	fxNoSuchFile       = 2
-	fxPermissionDenied = 3
-	fxFailure          = 4
-)
-
-// status sends a request that must be answered with a STATUS and returns
-// its code and message.
-func (r *rawSFTP) status(typ byte, fields ...any) (uint32, string) {
-	r.t.Helper()
-	rtyp, body := r.call(typ, fields...)
-	if rtyp != fxpStatus {
-		r.t.Fatalf("request type %d answered with packet type %d, want STATUS", typ, rtyp)
-	}
-	code := binary.BigEndian.Uint32(body)
-	n := binary.BigEndian.Uint32(body[4:])
-	return code, string(body[8 : 8+n])
-}
-
-// pflags of SSH_FXP_OPEN.
-const (
-	pflagRead  = 0x01
-	pflagWrite = 0x02
-	pflagCreat = 0x08
-	pflagTrunc = 0x10
-)
-
-// openWrite opens p for an upload and returns the answer's status (fxOK
-// when a handle came back) and message.
-func (r *rawSFTP) openWrite(p string) (uint32, string) {
-	r.t.Helper()
-	rtyp, body := r.call(fxpOpen, p, uint32(pflagWrite|pflagCreat|pflagTrunc), uint32(0))
-	if rtyp == fxpHandle {
-		return fxOK, ""
-	}
-	code := binary.BigEndian.Uint32(body)
-	n := binary.BigEndian.Uint32(body[4:])
-	return code, string(body[8 : 8+n])
+	return sftptest.New(t, ts.connect(t, user))
 }

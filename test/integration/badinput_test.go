@@ -9,11 +9,9 @@ package integration
 
 import (
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"math"
 	"math/rand/v2"
@@ -32,6 +30,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/airlock-gw/airlock/internal/ledger"
+	"github.com/airlock-gw/airlock/internal/sftptest"
 	"github.com/airlock-gw/airlock/internal/storage"
 )
 
@@ -315,7 +314,7 @@ func (f *fence) afterCase(t *testing.T, user string, key clientKey) {
 // wantStatus checks that err is an SFTP status with code whose message
 // contains each of parts. pkg/sftp keeps the message only for codes it does
 // not map to an os error; permission denied (see wantDenied) and no such
-// file lose it, so their messages are checked with a rawSFTP client.
+// file lose it, so their messages are checked with a raw client (dialRaw).
 func wantStatus(t *testing.T, what string, err error, code uint32, parts ...string) {
 	t.Helper()
 	var se *sftp.StatusError
@@ -341,130 +340,17 @@ func wantDenied(t *testing.T, what string, err error) {
 	}
 }
 
-// rawSFTP speaks SFTP v3 packets directly, to read the status message of
-// refusals that pkg/sftp's client reduces to os.ErrPermission.
-type rawSFTP struct {
-	t   *testing.T
-	in  io.Writer
-	out io.Reader
-	id  uint32
-}
-
-// SFTP v3 packet types (draft-ietf-secsh-filexfer-02).
-const (
-	fxpInit     = 1
-	fxpVersion  = 2
-	fxpOpen     = 3
-	fxpClose    = 4
-	fxpMkdir    = 14
-	fxpRename   = 18
-	fxpSymlink  = 20
-	fxpExtended = 200
-	fxpStatus   = 101
-	fxpHandle   = 102
-
-	fxfRead  = 0x01
-	fxfWrite = 0x02
-	fxfCreat = 0x08
-	fxfTrunc = 0x10
-)
-
-func dialRaw(t *testing.T, g *gateway, user string, key clientKey) *rawSFTP {
+// dialRaw logs in as user and opens an SFTP session driven packet by
+// packet, to read the status message of refusals that pkg/sftp's client
+// reduces to os.ErrPermission.
+func dialRaw(t *testing.T, g *gateway, user string, key clientKey) *sftptest.Client {
 	t.Helper()
 	conn, err := sshDial(g, user, key)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	sess, err := conn.NewSession()
-	if err != nil {
-		t.Fatal(err)
-	}
-	in, err := sess.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := sess.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sess.RequestSubsystem("sftp"); err != nil {
-		t.Fatal(err)
-	}
-	r := &rawSFTP{t: t, in: in, out: out}
-	r.write(fxpInit, nil, uint32(3))
-	if typ, _ := r.read(); typ != fxpVersion {
-		t.Fatalf("raw sftp: got packet %d, want VERSION", typ)
-	}
-	return r
-}
-
-// write sends a packet; id is nil for INIT, which has none. Fields are
-// strings (SSH strings) and uint32s.
-func (r *rawSFTP) write(typ byte, id *uint32, fields ...any) {
-	r.t.Helper()
-	body := []byte{typ}
-	if id != nil {
-		body = binary.BigEndian.AppendUint32(body, *id)
-	}
-	for _, f := range fields {
-		switch v := f.(type) {
-		case string:
-			body = binary.BigEndian.AppendUint32(body, uint32(len(v)))
-			body = append(body, v...)
-		case uint32:
-			body = binary.BigEndian.AppendUint32(body, v)
-		default:
-			r.t.Fatalf("raw sftp: field of type %T", f)
-		}
-	}
-	pkt := binary.BigEndian.AppendUint32(nil, uint32(len(body)))
-	if _, err := r.in.Write(append(pkt, body...)); err != nil {
-		r.t.Fatalf("raw sftp: write: %v", err)
-	}
-}
-
-func (r *rawSFTP) read() (byte, []byte) {
-	r.t.Helper()
-	var hdr [4]byte
-	if _, err := io.ReadFull(r.out, hdr[:]); err != nil {
-		r.t.Fatalf("raw sftp: read: %v", err)
-	}
-	body := make([]byte, binary.BigEndian.Uint32(hdr[:]))
-	if _, err := io.ReadFull(r.out, body); err != nil {
-		r.t.Fatalf("raw sftp: read: %v", err)
-	}
-	return body[0], body[1:]
-}
-
-// call sends a request and returns its status code and message; a request
-// answered with a handle returns code 0 and closes the handle (that is, an
-// upload of nothing).
-func (r *rawSFTP) call(typ byte, fields ...any) (uint32, string) {
-	r.t.Helper()
-	r.id++
-	id := r.id
-	r.write(typ, &id, fields...)
-	rtyp, body := r.read()
-	switch rtyp {
-	case fxpStatus: // id, code, message, language
-		code := binary.BigEndian.Uint32(body[4:8])
-		n := binary.BigEndian.Uint32(body[8:12])
-		return code, string(body[12 : 12+n])
-	case fxpHandle:
-		n := binary.BigEndian.Uint32(body[4:8])
-		handle := string(body[8 : 8+n])
-		if code, msg := r.call(fxpClose, handle); code != 0 {
-			return 0, "closed: " + msg
-		}
-		return 0, ""
-	}
-	return 0, fmt.Sprintf("answered with packet type %d", rtyp)
-}
-
-// openWrite asks to create p for writing.
-func (r *rawSFTP) openWrite(p string) (uint32, string) {
-	return r.call(fxpOpen, p, uint32(fxfWrite|fxfCreat|fxfTrunc), uint32(0))
+	return sftptest.New(t, conn)
 }
 
 // wantRaw checks a raw status.
@@ -479,13 +365,6 @@ func wantRaw(t *testing.T, what string, code uint32, msg string, wantCode uint32
 		}
 	}
 }
-
-// SFTP status codes (draft-ietf-secsh-filexfer-02).
-const (
-	fxFailure          = 4
-	fxPermissionDenied = 3
-	fxOpUnsupported    = 8
-)
 
 func sha256Hex(b []byte) string {
 	sum := sha256.Sum256(b)
@@ -606,8 +485,8 @@ func TestBadInputNames(t *testing.T) {
 					t.Fatalf("pkg/sftp open of %q succeeded", rawName)
 				}
 				wantDenied(t, "pkg/sftp open", err)
-				code, msg := raw.openWrite(rawName)
-				wantRaw(t, "raw OPEN", code, msg, fxPermissionDenied, tt.rule, "allowed:")
+				code, msg := raw.OpenWrite(rawName)
+				wantRaw(t, "raw OPEN", code, msg, sftptest.FXPermissionDenied, tt.rule, "allowed:")
 				if _, ok := g.findEvent(before, "request.refused", map[string]string{"reason": "name-policy"}); !ok {
 					t.Error("no request.refused audit event with reason name-policy")
 				}
@@ -660,15 +539,15 @@ func TestBadInputNames(t *testing.T) {
 		}
 		_, err = c.Stat(level17)
 		wantDenied(t, "Stat of level 17", err)
-		code, msg := raw.call(fxpMkdir, level17, uint32(0))
-		wantRaw(t, "raw MKDIR of level 17", code, msg, fxPermissionDenied, "more than 16 directory levels")
+		code, msg := raw.Status(sftptest.FXPMkdir, level17, uint32(0))
+		wantRaw(t, "raw MKDIR of level 17", code, msg, sftptest.FXPermissionDenied, "more than 16 directory levels")
 
 		// Short names, long path: 5 × 250 bytes is over 1024.
 		long := "/" + strings.Repeat(strings.Repeat("L", 249)+"/", 5) + "f.csv"
 		_, err = c.OpenFile(long, os.O_WRONLY|os.O_CREATE)
 		wantDenied(t, "open of a 1,256-byte path", err)
-		code, msg = raw.openWrite(long)
-		wantRaw(t, "raw OPEN of a 1,256-byte path", code, msg, fxPermissionDenied, "path longer than 1024 bytes")
+		code, msg = raw.OpenWrite(long)
+		wantRaw(t, "raw OPEN of a 1,256-byte path", code, msg, sftptest.FXPermissionDenied, "path longer than 1024 bytes")
 		f.afterCase(t, "acme", key)
 	})
 }
@@ -758,7 +637,7 @@ func TestBadInputSizes(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err = w.WriteAt(data[limit-1:], limit-1)
-		wantStatus(t, "write past the limit", err, fxFailure, "maximum file size", "1048577", "1048576")
+		wantStatus(t, "write past the limit", err, sftptest.FXFailure, "maximum file size", "1048577", "1048576")
 		if err := w.Close(); err == nil {
 			t.Error("close of the over-limit upload succeeded")
 		}
@@ -790,7 +669,7 @@ func TestBadInputWrites(t *testing.T) {
 		before := g.lastSeq()
 		for _, size := range []int64{0, 10, 1 << 19} {
 			err := c.Truncate("/recv.csv", size)
-			wantStatus(t, fmt.Sprintf("Truncate(%d)", size), err, fxOpUnsupported, "changing the size of a file")
+			wantStatus(t, fmt.Sprintf("Truncate(%d)", size), err, sftptest.FXOpUnsupported, "changing the size of a file")
 		}
 		if _, ok := g.findEvent(before, "request.refused", map[string]string{"reason": "unsupported", "op": "setstat"}); !ok {
 			t.Error("no request.refused event for the truncation")
@@ -817,7 +696,7 @@ func TestBadInputWrites(t *testing.T) {
 		if _, err := w.Write(data); err != nil {
 			t.Fatal(err)
 		}
-		wantStatus(t, "File.Truncate(0)", w.Truncate(0), fxOpUnsupported, "changing the size of a file")
+		wantStatus(t, "File.Truncate(0)", w.Truncate(0), sftptest.FXOpUnsupported, "changing the size of a file")
 		// The refused truncation changed nothing: the bytes sent stand.
 		if err := w.Close(); err != nil {
 			t.Fatalf("close after the refused truncation: %v", err)
@@ -837,7 +716,7 @@ func TestBadInputWrites(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err = w.WriteAt([]byte("overwrite"), 0)
-		wantStatus(t, "WriteAt(0) after 64 KiB", err, fxFailure, "rewrites bytes already received", "65536")
+		wantStatus(t, "WriteAt(0) after 64 KiB", err, sftptest.FXFailure, "rewrites bytes already received", "65536")
 		if err := w.Close(); err == nil {
 			t.Error("close of the rewound upload succeeded")
 		}
@@ -866,7 +745,7 @@ func TestBadInputWrites(t *testing.T) {
 			}
 			start := time.Now()
 			_, err = w.WriteAt([]byte("sparse!!"), tt.off)
-			wantStatus(t, "WriteAt at "+tt.name, err, fxFailure, tt.want)
+			wantStatus(t, "WriteAt at "+tt.name, err, sftptest.FXFailure, tt.want)
 			if took := time.Since(start); took > 2*time.Second {
 				t.Errorf("WriteAt at %s took %s to be refused", tt.name, took)
 			}
@@ -889,7 +768,7 @@ func TestBadInputWrites(t *testing.T) {
 		if _, err := w.WriteAt(pseudoRandom(1000, 6), 3000); err != nil {
 			t.Fatalf("a write slightly ahead was refused: %v", err)
 		}
-		wantStatus(t, "close with a gap", w.Close(), fxFailure, "gap", "from offset 1000 to 3000")
+		wantStatus(t, "close with a gap", w.Close(), sftptest.FXFailure, "gap", "from offset 1000 to 3000")
 		wantFailed(t, g, "acme", "/gap.bin", "gap")
 		f.afterCase(t, "acme", key)
 	})
@@ -915,13 +794,13 @@ func TestBadInputWrites(t *testing.T) {
 
 	t.Run("open flags", func(t *testing.T) {
 		_, err := c.OpenFile("/append.bin", os.O_WRONLY|os.O_CREATE|os.O_APPEND)
-		wantStatus(t, "open O_APPEND", err, fxOpUnsupported, "appending")
+		wantStatus(t, "open O_APPEND", err, sftptest.FXOpUnsupported, "appending")
 		_, err = c.OpenFile("/recv.csv", os.O_WRONLY|os.O_CREATE|os.O_EXCL)
-		wantStatus(t, "open O_EXCL of a received name", err, fxFailure, "already exists")
+		wantStatus(t, "open O_EXCL of a received name", err, sftptest.FXFailure, "already exists")
 		_, err = c.OpenFile("/recv.csv", os.O_RDONLY)
 		wantDenied(t, "open O_RDONLY of a received file", err)
-		code, msg := dialRaw(t, g, "acme", key).call(fxpOpen, "/recv.csv", uint32(fxfRead), uint32(0))
-		wantRaw(t, "raw OPEN for reading", code, msg, fxPermissionDenied, "write-only")
+		code, msg := dialRaw(t, g, "acme", key).Status(sftptest.FXPOpen, "/recv.csv", uint32(sftptest.FXFRead), uint32(0))
+		wantRaw(t, "raw OPEN for reading", code, msg, sftptest.FXPermissionDenied, "write-only")
 
 		// Read and write at once: the upload works, reading it back does not.
 		data := pseudoRandom(10_000, 7)
@@ -1405,7 +1284,7 @@ func TestBadInputLinksAndExtensions(t *testing.T) {
 	t.Run("pkg/sftp", func(t *testing.T) {
 		raw := dialRaw(t, g, "acme", key)
 		posixRename := func(from, to string) func() (uint32, string) {
-			return func() (uint32, string) { return raw.call(fxpExtended, "posix-rename@openssh.com", from, to) }
+			return func() (uint32, string) { return raw.Status(sftptest.FXPExtended, "posix-rename@openssh.com", from, to) }
 		}
 		tests := []struct {
 			name   string
@@ -1415,22 +1294,22 @@ func TestBadInputLinksAndExtensions(t *testing.T) {
 			raw    func() (uint32, string) // the same request, raw, for codes pkg/sftp drops the message of
 			reason string                  // of the request.refused audit event
 		}{
-			{"Symlink", func() error { return c.Symlink("/recv.csv", "/sym.csv") }, fxOpUnsupported, "links: not supported", nil, "unsupported"},
-			{"Link", func() error { return c.Link("/recv.csv", "/hard.csv") }, fxOpUnsupported, "links: not supported", nil, "unsupported"},
-			{"Symlink out of the home", func() error { return c.Symlink("/recv.csv", "../../sym.csv") }, fxPermissionDenied, "leaves the home directory",
-				func() (uint32, string) { return raw.call(fxpSymlink, "../../sym.csv", "/recv.csv") }, "escape"},
-			{"Link to outside", func() error { return c.Link("../../../etc/passwd", "/passwd") }, fxPermissionDenied, "leaves the home directory",
+			{"Symlink", func() error { return c.Symlink("/recv.csv", "/sym.csv") }, sftptest.FXOpUnsupported, "links: not supported", nil, "unsupported"},
+			{"Link", func() error { return c.Link("/recv.csv", "/hard.csv") }, sftptest.FXOpUnsupported, "links: not supported", nil, "unsupported"},
+			{"Symlink out of the home", func() error { return c.Symlink("/recv.csv", "../../sym.csv") }, sftptest.FXPermissionDenied, "leaves the home directory",
+				func() (uint32, string) { return raw.Status(sftptest.FXPSymlink, "../../sym.csv", "/recv.csv") }, "escape"},
+			{"Link to outside", func() error { return c.Link("../../../etc/passwd", "/passwd") }, sftptest.FXPermissionDenied, "leaves the home directory",
 				func() (uint32, string) {
-					return raw.call(fxpExtended, "hardlink@openssh.com", "../../../etc/passwd", "/passwd")
+					return raw.Status(sftptest.FXPExtended, "hardlink@openssh.com", "../../../etc/passwd", "/passwd")
 				}, "escape"},
-			{"PosixRename of a received file", func() error { return c.PosixRename("/recv.csv", "/moved.csv") }, fxPermissionDenied, "already received",
+			{"PosixRename of a received file", func() error { return c.PosixRename("/recv.csv", "/moved.csv") }, sftptest.FXPermissionDenied, "already received",
 				posixRename("/recv.csv", "/moved.csv"), "permission"},
-			{"Rename of a received file", func() error { return c.Rename("/recv.csv", "/moved.csv") }, fxPermissionDenied, "already received",
-				func() (uint32, string) { return raw.call(fxpRename, "/recv.csv", "/moved.csv") }, "permission"},
-			{"PosixRename out of the home", func() error { return c.PosixRename("/recv.csv", "../moved.csv") }, fxPermissionDenied, "leaves the home directory",
+			{"Rename of a received file", func() error { return c.Rename("/recv.csv", "/moved.csv") }, sftptest.FXPermissionDenied, "already received",
+				func() (uint32, string) { return raw.Status(sftptest.FXPRename, "/recv.csv", "/moved.csv") }, "permission"},
+			{"PosixRename out of the home", func() error { return c.PosixRename("/recv.csv", "../moved.csv") }, sftptest.FXPermissionDenied, "leaves the home directory",
 				posixRename("/recv.csv", "../moved.csv"), "escape"},
-			{"StatVFS", func() error { _, err := c.StatVFS("/"); return err }, fxOpUnsupported, "not supported", nil, "unsupported"},
-			{"ReadLink", func() error { _, err := c.ReadLink("/recv.csv"); return err }, fxOpUnsupported, "not supported", nil, "unsupported"},
+			{"StatVFS", func() error { _, err := c.StatVFS("/"); return err }, sftptest.FXOpUnsupported, "not supported", nil, "unsupported"},
+			{"ReadLink", func() error { _, err := c.ReadLink("/recv.csv"); return err }, sftptest.FXOpUnsupported, "not supported", nil, "unsupported"},
 		}
 		for _, tt := range tests {
 			before := g.lastSeq()
