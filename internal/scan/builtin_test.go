@@ -275,7 +275,7 @@ func TestBuiltinErrors(t *testing.T) {
 		t.Errorf("Scan of a failing reader = %+v, %v; want an error wrapping %v", got, err, broken)
 	}
 	ctx, cancel := context.WithCancel(t.Context())
-	r := &cancellingReader{r: zeros{}, after: 1 << 20, cancel: cancel}
+	r := &interruptingReader{r: zeros{}, after: 1 << 20, interrupt: cancel}
 	got, err = b.Scan(ctx, r)
 	if !errors.Is(err, context.Canceled) || got != (Result{}) {
 		t.Errorf("Scan with ctx cancelled = %+v, %v; want an error wrapping %v", got, err, context.Canceled)

@@ -361,19 +361,20 @@ func TestClamdPing(t *testing.T) {
 	}
 }
 
-// cancellingReader serves data and calls cancel once it has served after
-// bytes: the scan is then cut short while streaming.
-type cancellingReader struct {
-	r      io.Reader
-	after  int
-	served int
-	cancel func()
+// interruptingReader serves r and calls interrupt once it has served
+// after bytes: the scan is then cut short (cancelled, or clamd killed)
+// while streaming.
+type interruptingReader struct {
+	r         io.Reader
+	after     int
+	served    int
+	interrupt func()
 }
 
-func (r *cancellingReader) Read(p []byte) (int, error) {
-	if r.served >= r.after && r.cancel != nil {
-		r.cancel()
-		r.cancel = nil
+func (r *interruptingReader) Read(p []byte) (int, error) {
+	if r.served >= r.after && r.interrupt != nil {
+		r.interrupt()
+		r.interrupt = nil
 	}
 	n, err := r.r.Read(p)
 	r.served += n
@@ -401,7 +402,7 @@ func TestClamdContext(t *testing.T) {
 				t.Parallel()
 				ctx, cancel := context.WithCancel(t.Context())
 				defer cancel()
-				r := &cancellingReader{r: bytes.NewReader(data), after: tt.after, cancel: cancel}
+				r := &interruptingReader{r: bytes.NewReader(data), after: tt.after, interrupt: cancel}
 				if tt.after < 0 {
 					cancel()
 				}
@@ -423,25 +424,6 @@ func TestClamdContext(t *testing.T) {
 			}
 		})
 	}
-}
-
-// killingReader serves data and kills clamd once it has served after
-// bytes: clamd dies in the middle of the stream.
-type killingReader struct {
-	r      io.Reader
-	after  int
-	served int
-	srv    *clamdServer
-}
-
-func (r *killingReader) Read(p []byte) (int, error) {
-	if r.served >= r.after && r.srv != nil {
-		r.srv.kill()
-		r.srv = nil
-	}
-	n, err := r.r.Read(p)
-	r.served += n
-	return n, err
 }
 
 // TestClamdStopped: clamd dying during a scan, or gone before it, is an
@@ -468,7 +450,7 @@ func TestClamdStopped(t *testing.T) {
 				t.Fatalf("Scan before clamd is killed: %v, %v", got, err)
 			}
 
-			r := &killingReader{r: bytes.NewReader(data), after: 2 * chunkSize, srv: srv}
+			r := &interruptingReader{r: bytes.NewReader(data), after: 2 * chunkSize, interrupt: srv.kill}
 			got, err := c.Scan(t.Context(), r)
 			if !errors.Is(err, ErrUnavailable) || got != (Result{}) {
 				t.Errorf("Scan while clamd is killed = %+v, %v; want an error wrapping ErrUnavailable", got, err)

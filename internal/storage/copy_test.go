@@ -215,11 +215,7 @@ func TestVerify(t *testing.T) {
 func TestVerifyRereadsLocalFiles(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	st, err := Open(t.Context(), dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t, dir)
 	data := []byte("delivered bytes")
 	put(t, st, "acme/f", data)
 	if ok, err := st.Verify(t.Context(), "acme/f", int64(len(data)), sha256Hex(data)); !ok || err != nil {
@@ -235,11 +231,7 @@ func TestVerifyRereadsLocalFiles(t *testing.T) {
 
 func TestWriteOptions(t *testing.T) {
 	t.Parallel()
-	st, err := Open(t.Context(), "mem://")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t, "mem://")
 	md := map[string]string{"source": "acme"}
 	if err := putWith(t.Context(), st, "r.json", []byte("{}"), WriteOptions{Metadata: md}); err != nil {
 		t.Fatal(err)

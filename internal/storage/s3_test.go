@@ -32,16 +32,6 @@ func startVersity(t *testing.T, buckets ...string) *testpeer.Versity {
 	return v
 }
 
-func openStore(t *testing.T, location string) *Store {
-	t.Helper()
-	st, err := Open(t.Context(), location)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return st
-}
-
 // multipartData is larger than the S3 transfer manager's 16 MiB threshold,
 // so it is uploaded in parts.
 func multipartData() []byte { return testData(17 << 20) }

@@ -50,6 +50,17 @@ func stores(t *testing.T) map[string]*Store {
 	return out
 }
 
+// openStore opens location for the test, and closes it when the test ends.
+func openStore(t *testing.T, location string) *Store {
+	t.Helper()
+	st, err := Open(t.Context(), location)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
 func TestStagedIsInvisibleUntilCommit(t *testing.T) {
 	t.Parallel()
 	for name, st := range stores(t) {
@@ -108,11 +119,7 @@ func TestAbortLeavesNothing(t *testing.T) {
 func TestDeletePrefix(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	st, err := Open(t.Context(), dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t, dir)
 	for _, name := range []string{"acme/KEY", "acme/KEY2", "acme/OTHER"} {
 		if err := os.MkdirAll(filepath.Join(dir, "acme"), 0o755); err != nil {
 			t.Fatal(err)
@@ -136,11 +143,7 @@ func TestDeletePrefix(t *testing.T) {
 func TestLocalStaging(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	st, err := Open(t.Context(), dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	st := openStore(t, dir)
 
 	// The longest name the SFTP name policy allows: a staged file named
 	// after it would be longer than the filesystem takes.

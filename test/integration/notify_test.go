@@ -175,25 +175,7 @@ type webhookCall struct {
 	Event, Delivery string // the X-Airlock-Event and X-Airlock-Delivery headers
 	SignatureOK     bool   // X-Airlock-Signature-256 verifies under the secret
 	Body            []byte
-	Payload         webhookPayload
-}
-
-// webhookPayload is the JSON body of a webhook call.
-type webhookPayload struct {
-	Event      string    `json:"event"`
-	DeliveryID string    `json:"delivery_id"`
-	SentAt     time.Time `json:"sent_at"`
-	Transfer   struct {
-		ID          string    `json:"id"`
-		Supplier    string    `json:"supplier"`
-		Path        string    `json:"path"`
-		Size        int64     `json:"size"`
-		SHA256      string    `json:"sha256"`
-		ScanResult  string    `json:"scan_result"`
-		Destination string    `json:"destination"`
-		Error       string    `json:"error"`
-		At          time.Time `json:"at"`
-	} `json:"transfer"`
+	Payload         notify.WebhookBody
 }
 
 func startWebhookReceiver(t *testing.T) *webhookReceiver {
@@ -225,7 +207,7 @@ func startWebhookReceiver(t *testing.T) *webhookReceiver {
 
 // decodePayload decodes a webhook body, which must have every documented
 // field: a renamed or dropped one would break receivers silently.
-func decodePayload(body []byte, p *webhookPayload) error {
+func decodePayload(body []byte, p *notify.WebhookBody) error {
 	var fields struct {
 		Top      map[string]json.RawMessage
 		Transfer map[string]json.RawMessage
