@@ -116,14 +116,17 @@ func (in *ingestion) scan(ctx context.Context) error {
 	verdict := res.String()
 	in.Log.Info("scanned", "transfer_id", in.tr.ID, "supplier", in.tr.Supplier, "path", in.tr.Path, "result", verdict)
 
+	// What was read, when the scanner read it all (it stops early only on
+	// a file too large for it): the bytes as they are now.
+	got := hex.EncodeToString(h.Sum(nil))
+	whole := res.Verdict != scan.TooLarge
 	switch {
+	case whole && (counted.n != in.tr.Size || got != in.tr.SHA256):
+		// The bytes changed after the upload was acknowledged: they are
+		// not what the supplier sent, so they go nowhere but quarantine.
+		return in.quarantine(ctx, fmt.Sprintf("checksum-mismatch: %d bytes with sha256 %s, uploaded %d bytes with sha256 %s (%s)",
+			counted.n, got, in.tr.Size, in.tr.SHA256, verdict), counted.n, got)
 	case res.Verdict == scan.Clean:
-		if got := hex.EncodeToString(h.Sum(nil)); counted.n != in.tr.Size || got != in.tr.SHA256 {
-			// The bytes changed after the upload was acknowledged: they are
-			// not what the supplier sent, so they go nowhere but quarantine.
-			return in.quarantine(ctx, fmt.Sprintf("checksum-mismatch: %d bytes with sha256 %s, uploaded %d bytes with sha256 %s (%s)",
-				counted.n, got, in.tr.Size, in.tr.SHA256, verdict), counted.n, got)
-		}
 		return in.toDelivery(ctx, verdict)
 	case res.Verdict == scan.TooLarge && in.TooLarge == config.TooLargeDeliver:
 		return in.toDelivery(ctx, verdict+"; delivered unscanned as scanner.too_large says")
