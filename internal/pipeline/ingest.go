@@ -40,8 +40,20 @@ type ingestWorker struct {
 func (iw *ingestWorker) Work(ctx context.Context, job *river.Job[ingestArgs]) error {
 	w := iw.w
 	in := &ingestion{Workers: w, args: job.Args, landed: job.CreatedAt, client: river.ClientFromContext[*sql.Tx](ctx)}
-	return w.settle(ctx, job.JobRow, job.Args.TransferID, in.run(ctx))
+	err := in.run(ctx)
+	if errors.Is(err, errNotYourTurn) {
+		// Waiting is no failure: it costs no attempt and records nothing.
+		return river.JobSnooze(turnWait)
+	}
+	return w.settle(ctx, job.JobRow, job.Args.TransferID, err)
 }
+
+// errNotYourTurn says that an earlier upload of the same path is still on
+// its way: delivering this one first would let the older overwrite it.
+var errNotYourTurn = errors.New("an earlier upload of the same path is still on its way")
+
+// turnWait is how long a delivery waits before it looks again.
+const turnWait = time.Second
 
 // ingestion is one run of an ingest job.
 type ingestion struct {
@@ -185,6 +197,9 @@ func (in *ingestion) destination(ctx context.Context) (*storage.Store, config.Ta
 // already there (a run before a crash got that far), records the delivery
 // and removes the source.
 func (in *ingestion) deliver(ctx context.Context) error {
+	if err := in.awaitTurn(ctx); err != nil {
+		return err
+	}
 	dst, target, err := in.destination(ctx)
 	if err != nil {
 		return err
@@ -215,6 +230,26 @@ func (in *ingestion) deliver(ctx context.Context) error {
 	in.Log.Info("delivered", "transfer_id", in.tr.ID, "supplier", in.tr.Supplier, "path", in.tr.Path,
 		"destination", in.tr.Destination, "size", in.tr.Size)
 	return in.removeSource(ctx)
+}
+
+// awaitTurn returns errNotYourTurn while an earlier upload of the same
+// path by the same supplier is in the pipeline, so that uploads of a path
+// reach the destination in the order they began and the last one wins.
+// Earlier uploads never wait for later ones, so the wait always ends. One
+// still being received is not waited for: its session may be on a node
+// that died, and nothing would settle it.
+func (in *ingestion) awaitTurn(ctx context.Context) error {
+	trs, err := in.Ledger.List(ctx, ledger.Filter{Supplier: in.tr.Supplier, Path: in.tr.Path, States: pending})
+	if err != nil {
+		return fmt.Errorf("deliver: %w", err)
+	}
+	for _, other := range trs {
+		if other.ID < in.tr.ID { // ids sort by creation time
+			in.Log.Debug("delivery waits for an earlier upload of the same path", "transfer_id", in.tr.ID, "earlier", other.ID)
+			return errNotYourTurn
+		}
+	}
+	return nil
 }
 
 // quarantine moves the file to the quarantine store with what was found.

@@ -423,6 +423,60 @@ func TestChangedInfectedBytesAreQuarantinedAsTheyAre(t *testing.T) {
 	})
 }
 
+// gatedScanner holds the scan of any file that starts with "old" until
+// open is closed.
+type gatedScanner struct {
+	open  chan struct{}
+	inner Scanner
+}
+
+func (s *gatedScanner) Scan(ctx context.Context, r io.Reader) (scan.Result, error) {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return scan.Result{}, err
+	}
+	if strings.HasPrefix(string(b), "old") {
+		select {
+		case <-s.open:
+		case <-ctx.Done():
+			return scan.Result{}, ctx.Err()
+		}
+	}
+	return s.inner.Scan(ctx, strings.NewReader(string(b)))
+}
+
+func TestUploadsOfOnePathAreDeliveredInOrder(t *testing.T) {
+	t.Parallel()
+	ledgertest.ForEachBackend(t, func(t *testing.T, dsn string) {
+		builtin, err := scan.NewBuiltin("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		gate := &gatedScanner{open: make(chan struct{}), inner: builtin}
+		f := newFixture(t, dsn, fixtureOptions{scanner: gate})
+		f.run()
+		older := f.land("/data.csv", []byte("old version\n"))
+		newer := f.land("/data.csv", []byte("new version\n"))
+
+		// The newer upload is scanned, but must not reach the destination
+		// before the older one: that would let the older overwrite it.
+		f.waitState(newer.ID, ledger.Delivering)
+		time.Sleep(300 * time.Millisecond)
+		if got := f.mustGet(newer.ID); got.State != ledger.Delivering {
+			t.Fatalf("the newer upload went on to %s while the older one was still being scanned", got.State)
+		}
+		close(gate.open)
+		f.waitState(older.ID, ledger.Delivered)
+		f.waitState(newer.ID, ledger.Delivered)
+		if b, err := os.ReadFile(filepath.Join(f.destDir, supplier, "data.csv")); err != nil || string(b) != "new version\n" {
+			t.Errorf("destination holds %q, %v; want the newer upload", b, err)
+		}
+		if got := f.mustGet(newer.ID); got.Attempts != 1 {
+			t.Errorf("waiting cost the newer upload %d attempts, want 1", got.Attempts)
+		}
+	})
+}
+
 func TestScannerOutageWaitsThenDelivers(t *testing.T) {
 	t.Parallel()
 	ledgertest.ForEachBackend(t, func(t *testing.T, dsn string) {
