@@ -143,12 +143,12 @@ func (l *Ledger) verifyAudit(ctx context.Context, batch int) (int64, error) {
 	// as read, outside the range checked, and a last seq beyond it can only
 	// be a row inserted behind the ledger's back.
 	var lastSeq sql.NullInt64
-	if err := l.db.QueryRowContext(ctx, `SELECT MAX(seq) FROM audit_events`).Scan(&lastSeq); err != nil {
+	if err := l.reads.db.QueryRowContext(ctx, `SELECT MAX(seq) FROM audit_events`).Scan(&lastSeq); err != nil {
 		return 0, fmt.Errorf("verify audit chain: %w", err)
 	}
 	var headSeq int64
 	var headHash string
-	if err := l.db.QueryRowContext(ctx, `SELECT seq, hash FROM audit_head WHERE id = 1`).
+	if err := l.reads.db.QueryRowContext(ctx, `SELECT seq, hash FROM audit_head WHERE id = 1`).
 		Scan(&headSeq, &headHash); err != nil {
 		return 0, fmt.Errorf("verify audit chain: %w", err)
 	}
@@ -247,7 +247,7 @@ func (r eventRow) chainHash() string {
 }
 
 func (l *Ledger) eventRows(ctx context.Context, query string, args ...any) ([]eventRow, error) {
-	rows, err := l.db.QueryContext(ctx, query, args...)
+	rows, err := l.reads.db.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}

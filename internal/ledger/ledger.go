@@ -25,9 +25,15 @@ import (
 
 // Ledger is safe for concurrent use.
 type Ledger struct {
-	db       *sql.DB
+	writes   *pool // transactions, and River
+	reads    *pool // reads outside a transaction; writes itself on Postgres
 	postgres bool
-	stmts    sync.Map // query text → *sql.Stmt, see prepared
+}
+
+// pool is a database/sql pool and the statements prepared on it.
+type pool struct {
+	db    *sql.DB
+	stmts sync.Map // query text → *sql.Stmt, see prepared
 }
 
 // Open opens "sqlite:<path>" or "postgres://…" ("postgresql://…") and
@@ -37,9 +43,12 @@ func Open(ctx context.Context, dsn string) (*Ledger, error) {
 	var err error
 	switch {
 	case strings.HasPrefix(dsn, "sqlite:"):
-		l.db, err = openSQLite(strings.TrimPrefix(dsn, "sqlite:"))
+		l.writes, l.reads, err = openSQLite(strings.TrimPrefix(dsn, "sqlite:"))
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
-		l.db, err = sql.Open("pgx", dsn)
+		var db *sql.DB
+		db, err = sql.Open("pgx", dsn)
+		l.writes = &pool{db: db}
+		l.reads = l.writes
 		l.postgres = true
 	default:
 		// Only the scheme: the rest may hold a password.
@@ -49,16 +58,16 @@ func Open(ctx context.Context, dsn string) (*Ledger, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open ledger: %w", err)
 	}
-	if err := l.db.PingContext(ctx); err != nil {
-		l.db.Close()
+	if err := l.writes.db.PingContext(ctx); err != nil {
+		l.Close()
 		return nil, fmt.Errorf("open ledger: %w", err)
 	}
 	if err := l.migrate(ctx); err != nil {
-		l.db.Close()
+		l.Close()
 		return nil, fmt.Errorf("open ledger: %w", err)
 	}
 	for _, q := range txStatements {
-		if _, err := l.prepared(ctx, nil, q); err != nil {
+		if _, err := l.writes.prepared(ctx, q); err != nil {
 			l.Close()
 			return nil, fmt.Errorf("open ledger: prepare: %w", err)
 		}
@@ -66,67 +75,94 @@ func Open(ctx context.Context, dsn string) (*Ledger, error) {
 	return l, nil
 }
 
-func openSQLite(file string) (*sql.DB, error) {
+// sqliteReaders is how many reads of this process may run at once beside
+// the writer.
+const sqliteReaders = 4
+
+func openSQLite(file string) (writes, reads *pool, err error) {
 	if file == "" {
-		return nil, errors.New("sqlite: empty path")
+		return nil, nil, errors.New("sqlite: empty path")
 	}
 	// The driver reads everything after the first '?' as parameters.
 	if strings.Contains(file, "?") {
-		return nil, fmt.Errorf("sqlite: path %q must not contain '?'", file)
+		return nil, nil, fmt.Errorf("sqlite: path %q must not contain '?'", file)
 	}
 	if err := os.MkdirAll(filepath.Dir(file), 0o750); err != nil {
-		return nil, fmt.Errorf("sqlite: %w", err)
+		return nil, nil, fmt.Errorf("sqlite: %w", err)
 	}
 	// WAL lets readers (the CLI, a second process) run beside the writer;
 	// immediate transactions take the write lock up front, so a transaction
 	// never fails half-way on a lock upgrade; busy_timeout makes other
 	// processes wait for that lock instead of failing.
-	db, err := sql.Open("sqlite", file+"?_txlock=immediate"+
+	w, err := sql.Open("sqlite", file+"?_txlock=immediate"+
 		"&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	// SQLite has a single writer anyway; one connection queues this
 	// process's transactions in Go rather than in SQLite's busy loop.
-	db.SetMaxOpenConns(1)
-	return db, nil
+	w.SetMaxOpenConns(1)
+	// Reads get connections of their own: on the writer's, a request for a
+	// directory listing would wait behind every commit's fsync. WAL gives
+	// each read a consistent snapshot of what was committed.
+	r, err := sql.Open("sqlite", file+"?_pragma=busy_timeout(10000)&_pragma=query_only(1)")
+	if err != nil {
+		w.Close()
+		return nil, nil, err
+	}
+	r.SetMaxOpenConns(sqliteReaders)
+	return &pool{db: w}, &pool{db: r}, nil
 }
 
 // Close closes the database.
 func (l *Ledger) Close() error {
-	l.stmts.Range(func(_, st any) bool {
+	err := l.writes.close()
+	if l.reads != l.writes {
+		err = errors.Join(err, l.reads.close())
+	}
+	return err
+}
+
+func (p *pool) close() error {
+	p.stmts.Range(func(_, st any) bool {
 		st.(*sql.Stmt).Close()
 		return true
 	})
-	return l.db.Close()
+	return p.db.Close()
 }
 
-// prepared returns query prepared once for the life of the ledger, inside
-// tx when tx is not nil. Parsing SQL costs more than running the small
-// statements of an upload, and it was most of the ledger's CPU time.
-// The cache is bounded by the query texts in this package: values are
-// always arguments, never part of the text.
-func (l *Ledger) prepared(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt, error) {
-	v, ok := l.stmts.Load(query)
-	if !ok && tx != nil {
-		// The transaction may hold the only connection (SQLite): prepare
-		// on it, for this transaction alone.
-		return tx.PrepareContext(ctx, query)
+// prepared returns query prepared once for the life of the pool. Parsing
+// SQL costs more than running the small statements of an upload, and it
+// was most of the ledger's CPU time. The cache is bounded by the query
+// texts in this package: values are always arguments, never part of the
+// text.
+func (p *pool) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
+	if v, ok := p.stmts.Load(query); ok {
+		return v.(*sql.Stmt), nil
 	}
-	if !ok {
-		st, err := l.db.PrepareContext(ctx, query)
-		if err != nil {
-			return nil, err
-		}
-		if v, ok = l.stmts.LoadOrStore(query, st); ok {
-			st.Close()
-		}
+	st, err := p.db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
 	}
-	st := v.(*sql.Stmt)
-	if tx != nil {
-		return tx.StmtContext(ctx, st), nil
+	if v, loaded := p.stmts.LoadOrStore(query, st); loaded {
+		st.Close()
+		return v.(*sql.Stmt), nil
 	}
 	return st, nil
+}
+
+// prepared returns query prepared: inside tx when tx is not nil, else on
+// the read pool.
+func (l *Ledger) prepared(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt, error) {
+	if tx == nil {
+		return l.reads.prepared(ctx, query)
+	}
+	if v, ok := l.writes.stmts.Load(query); ok {
+		return tx.StmtContext(ctx, v.(*sql.Stmt)), nil
+	}
+	// The transaction may hold the only connection (SQLite): prepare on
+	// it, for this transaction alone.
+	return tx.PrepareContext(ctx, query)
 }
 
 // txStatements are the statements of the write transactions, prepared
@@ -137,7 +173,7 @@ var txStatements = []string{
 	sqlInsertTransfer, sqlUpdateTransfer, sqlGetTransfer,
 }
 
-// exec runs a prepared statement in tx (or on the database when tx is nil).
+// exec runs a prepared statement in tx.
 func (l *Ledger) exec(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
 	st, err := l.prepared(ctx, tx, query)
 	if err != nil {
@@ -156,19 +192,19 @@ func (l *Ledger) queryRow(ctx context.Context, tx *sql.Tx, query string, args ..
 	case tx != nil:
 		return tx.QueryRowContext(ctx, query, args...)
 	}
-	return l.db.QueryRowContext(ctx, query, args...)
+	return l.reads.db.QueryRowContext(ctx, query, args...)
 }
 
 // Ping checks that the database answers (for /readyz).
 func (l *Ledger) Ping(ctx context.Context) error {
-	if err := l.db.PingContext(ctx); err != nil {
+	if err := l.writes.db.PingContext(ctx); err != nil {
 		return fmt.Errorf("ping ledger: %w", err)
 	}
 	return nil
 }
 
 // DB returns the underlying pool, for the job queue that shares the database.
-func (l *Ledger) DB() *sql.DB { return l.db }
+func (l *Ledger) DB() *sql.DB { return l.writes.db }
 
 // Postgres reports whether the database is Postgres rather than SQLite.
 func (l *Ledger) Postgres() bool { return l.postgres }
@@ -233,7 +269,7 @@ func (l *Ledger) applyMigration(ctx context.Context, name string) error {
 }
 
 func (l *Ledger) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
-	tx, err := l.db.BeginTx(ctx, nil)
+	tx, err := l.writes.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
