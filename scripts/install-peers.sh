@@ -15,19 +15,20 @@ command -v sftp >/dev/null || need_apt+=(openssh-client)
 command -v ssh-keygen >/dev/null || need_apt+=(openssh-client)
 command -v rclone >/dev/null || need_apt+=(rclone)
 command -v ssh-audit >/dev/null || need_apt+=(ssh-audit)
-# The server binaries, for scripts/with-postgres.sh; the package's own
-# cluster is not used.
-compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || need_apt+=(postgresql)
-# clamd is in /usr/sbin, which a non-root PATH may lack.
+# Servers the tests start themselves, installed with their services held
+# (below): Postgres for scripts/with-postgres.sh, and clamd, which is in
+# /usr/sbin, where a non-root PATH may not look.
+need_servers=()
+compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || need_servers+=(postgresql)
 need_clamd=false
-command -v clamd >/dev/null || [ -x /usr/sbin/clamd ] || need_clamd=true
+command -v clamd >/dev/null || [ -x /usr/sbin/clamd ] || { need_clamd=true; need_servers+=(clamav-daemon); }
 for pkg in "$@"; do
 	dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
-if ((${#need_apt[@]})) || $need_clamd; then
+if ((${#need_apt[@]} + ${#need_servers[@]})); then
 	$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
 fi
 if ((${#need_apt[@]})); then
@@ -35,13 +36,14 @@ if ((${#need_apt[@]})); then
 	$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
 fi
 
-# The scan tests start their own clamd with a tiny signature database. The
-# package's services would otherwise start a system clamd and freshclam,
-# which downloads the official signatures (hundreds of MB) and keeps
-# running: a temporary policy-rc.d keeps them from starting during the
-# install, and systemd is told not to start them at boot either.
-if $need_clamd; then
-	echo "installing Debian package: clamav-daemon (its services left stopped)"
+# The tests start their own clamd (with a tiny signature database) and
+# Postgres (in a temporary directory). The packages' services would
+# otherwise start a system Postgres and a clamd and freshclam, which
+# downloads the official signatures (hundreds of MB) and keeps running: a
+# temporary policy-rc.d keeps them from starting during the install, and
+# systemd is told not to start clamd at boot either.
+if ((${#need_servers[@]})); then
+	echo "installing Debian packages: ${need_servers[*]} (their services left stopped)"
 	policy=""
 	if [ ! -e /usr/sbin/policy-rc.d ]; then
 		policy=/usr/sbin/policy-rc.d
@@ -49,11 +51,13 @@ if $need_clamd; then
 		$sudo chmod 755 "$policy"
 		trap '$sudo rm -f "$policy"' EXIT
 	fi
-	$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends clamav-daemon
+	$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_servers[@]}"
 	if [ -n "$policy" ]; then
 		$sudo rm -f "$policy"
 		trap - EXIT
 	fi
+fi
+if $need_clamd; then
 	if [ -d /run/systemd/system ]; then
 		# The socket unit would start clamd on the first connection.
 		$sudo systemctl disable --now clamav-daemon.socket clamav-daemon.service clamav-freshclam.service >/dev/null 2>&1 || true
