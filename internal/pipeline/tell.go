@@ -36,13 +36,9 @@ func (nw *notifyWorker) Work(ctx context.Context, job *river.Job[notifyArgs]) er
 	if err != nil {
 		return err
 	}
-	o := outcome(tr, job.Args.State)
-	var supplierEmail string
-	if s, ok := w.Suppliers().Lookup(tr.Supplier); ok {
-		supplierEmail = s.Email
-	}
+	o, msgs := w.messages(tr, job.Args.State)
 	errs := []error{}
-	for _, msg := range notify.OutcomeMessages(o, supplierEmail, w.Operators) {
+	for _, msg := range msgs {
 		errs = append(errs, w.mail(ctx, tr, o, msg))
 	}
 	if w.Webhook != nil {

@@ -120,7 +120,7 @@ func (w *Workers) settle(ctx context.Context, job *rivertype.JobRow, id string, 
 // in the transaction recording it, or nil when there is nobody to notify
 // but the log: then settled logs them, without a job or its commits.
 func (w *Workers) announce(client *river.Client[*sql.Tx]) func(context.Context, *sql.Tx, ledger.Transfer) error {
-	if w.Mailer == nil && w.Webhook == nil {
+	if !w.notifies() {
 		return nil
 	}
 	return func(ctx context.Context, tx *sql.Tx, tr ledger.Transfer) error {
@@ -132,18 +132,28 @@ func (w *Workers) announce(client *river.Client[*sql.Tx]) func(context.Context, 
 // sent.
 func (w *Workers) settled(tr ledger.Transfer) {
 	w.Metrics.outcomes.WithLabelValues(string(tr.State)).Inc()
-	if w.Mailer != nil || w.Webhook != nil {
+	if w.notifies() {
 		return
 	}
-	s, _ := w.Suppliers().Lookup(tr.Supplier)
-	var email string
-	if s != nil {
-		email = s.Email
-	}
-	for _, msg := range notify.OutcomeMessages(outcome(tr, tr.State), email, w.Operators) {
+	_, msgs := w.messages(tr, tr.State)
+	for _, msg := range msgs {
 		w.Log.Info("notification not sent: no notify.smtp or notify.webhook configured",
 			"transfer_id", tr.ID, "to", strings.Join(msg.To, ","), "subject", msg.Subject)
 	}
+}
+
+// notifies reports whether anyone but the log hears of outcomes.
+func (w *Workers) notifies() bool { return w.Mailer != nil || w.Webhook != nil }
+
+// messages are the outcome state of tr and the emails that tell of it, to
+// the supplier (as configured now) and the operators.
+func (w *Workers) messages(tr ledger.Transfer, state ledger.State) (notify.Outcome, []notify.Message) {
+	o := outcome(tr, state)
+	var email string
+	if s, ok := w.Suppliers().Lookup(tr.Supplier); ok {
+		email = s.Email
+	}
+	return o, notify.OutcomeMessages(o, email, w.Operators)
 }
 
 // errPermanent marks an error that no retry can fix.
