@@ -1,7 +1,6 @@
 package storage
 
 import (
-	"cmp"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -128,18 +127,31 @@ func (s *Store) statLocal(key string) (Attributes, error) {
 	return Attributes{Key: key, Size: fi.Size(), ModTime: fi.ModTime().Unix()}, nil
 }
 
-func (s *Store) readLocal(key string, offset, length int64) (io.ReadCloser, error) {
+// openLocal opens the file of key for reading, with what it is.
+func (s *Store) openLocal(key string) (*os.File, os.FileInfo, error) {
 	p, err := localPath(s.open, key)
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", key, err)
+		return nil, nil, err
 	}
 	f, err := os.Open(p)
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", key, wrapNotFound(err))
+		return nil, nil, wrapNotFound(err)
 	}
-	if fi, err := f.Stat(); err != nil || fi.IsDir() {
+	fi, err := f.Stat()
+	if err == nil && fi.IsDir() {
+		err = wrapNotFound(os.ErrNotExist)
+	}
+	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("read %s: %w", key, wrapNotFound(cmp.Or(err, os.ErrNotExist)))
+		return nil, nil, err
+	}
+	return f, fi, nil
+}
+
+func (s *Store) readLocal(key string, offset, length int64) (io.ReadCloser, error) {
+	f, _, err := s.openLocal(key)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", key, err)
 	}
 	if _, err := f.Seek(offset, io.SeekStart); err != nil {
 		f.Close()

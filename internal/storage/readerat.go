@@ -32,14 +32,8 @@ const maxSkip = 1 << 20
 // OpenReaderAt opens key for random access.
 func (s *Store) OpenReaderAt(ctx context.Context, key string) (*ReaderAt, error) {
 	if s.local() {
-		rc, err := s.readLocal(key, 0, -1)
+		f, fi, err := s.openLocal(key)
 		if err != nil {
-			return nil, err
-		}
-		f := rc.(*os.File) // a whole file is returned as it is
-		fi, err := f.Stat()
-		if err != nil {
-			f.Close()
 			return nil, fmt.Errorf("read %s: %w", key, err)
 		}
 		return &ReaderAt{store: s, ctx: ctx, key: key, size: fi.Size(), direct: f}, nil
