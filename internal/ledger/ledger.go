@@ -20,7 +20,8 @@ import (
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx"
-	_ "modernc.org/sqlite"             // registers "sqlite"
+	"modernc.org/sqlite"               // registers "sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // Ledger is safe for concurrent use.
@@ -43,7 +44,7 @@ func Open(ctx context.Context, dsn string) (*Ledger, error) {
 	var err error
 	switch {
 	case strings.HasPrefix(dsn, "sqlite:"):
-		l.writes, l.reads, err = openSQLite(strings.TrimPrefix(dsn, "sqlite:"))
+		l.writes, l.reads, err = openSQLite(ctx, strings.TrimPrefix(dsn, "sqlite:"))
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
 		var db *sql.DB
 		db, err = sql.Open("pgx", dsn)
@@ -79,7 +80,7 @@ func Open(ctx context.Context, dsn string) (*Ledger, error) {
 // the writer.
 const sqliteReaders = 4
 
-func openSQLite(file string) (writes, reads *pool, err error) {
+func openSQLite(ctx context.Context, file string) (writes, reads *pool, err error) {
 	if file == "" {
 		return nil, nil, errors.New("sqlite: empty path")
 	}
@@ -90,18 +91,21 @@ func openSQLite(file string) (writes, reads *pool, err error) {
 	if err := os.MkdirAll(filepath.Dir(file), 0o750); err != nil {
 		return nil, nil, fmt.Errorf("sqlite: %w", err)
 	}
-	// WAL lets readers (the CLI, a second process) run beside the writer;
-	// immediate transactions take the write lock up front, so a transaction
-	// never fails half-way on a lock upgrade; busy_timeout makes other
-	// processes wait for that lock instead of failing.
+	// Immediate transactions take the write lock up front, so a
+	// transaction never fails half-way on a lock upgrade; busy_timeout
+	// makes other processes wait for that lock instead of failing.
 	w, err := sql.Open("sqlite", file+"?_txlock=immediate"+
-		"&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)")
+		"&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)")
 	if err != nil {
 		return nil, nil, err
 	}
 	// SQLite has a single writer anyway; one connection queues this
 	// process's transactions in Go rather than in SQLite's busy loop.
 	w.SetMaxOpenConns(1)
+	if err := useWAL(ctx, w); err != nil {
+		w.Close()
+		return nil, nil, fmt.Errorf("sqlite: %w", err)
+	}
 	// Reads get connections of their own: on the writer's, a request for a
 	// directory listing would wait behind every commit's fsync. WAL gives
 	// each read a consistent snapshot of what was committed.
@@ -112,6 +116,32 @@ func openSQLite(file string) (writes, reads *pool, err error) {
 	}
 	r.SetMaxOpenConns(sqliteReaders)
 	return &pool{db: w}, &pool{db: r}, nil
+}
+
+// useWAL puts the database in WAL mode, which lets readers (the CLI, a
+// second process, this process's read pool) run beside the writer. The
+// mode is kept in the file, so this changes something only on a new
+// database, where processes starting together race to do it, and SQLite
+// refuses the switch with SQLITE_BUSY at once instead of waiting
+// busy_timeout: hence the retries.
+func useWAL(ctx context.Context, db *sql.DB) error {
+	const wait, every = 10 * time.Second, 10 * time.Millisecond
+	deadline := time.Now().Add(wait)
+	for {
+		_, err := db.ExecContext(ctx, `PRAGMA journal_mode=WAL`)
+		var se *sqlite.Error
+		if err == nil || !errors.As(err, &se) || se.Code()&0xff != sqlite3.SQLITE_BUSY || time.Now().After(deadline) {
+			if err != nil {
+				return fmt.Errorf("journal_mode WAL: %w", err)
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(every):
+		}
+	}
 }
 
 // Close closes the database.
