@@ -8,6 +8,8 @@
 package testpeer
 
 import (
+	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -64,20 +66,31 @@ func FreeAddr(tb testing.TB) string {
 // listen there, is closed first.
 func WaitTCP(tb testing.TB, addr string, exited <-chan struct{}) {
 	tb.Helper()
+	if err := Listening(addr, exited); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// ErrExited is what Listening returns when the process exited first.
+var ErrExited = errors.New("exited early")
+
+// Listening waits up to 20 s for something to accept connections on addr,
+// unless exited closes first (ErrExited).
+func Listening(addr string, exited <-chan struct{}) error {
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
 		case <-exited:
-			tb.Fatalf("process serving %s exited early", addr)
+			return fmt.Errorf("process serving %s %w", addr, ErrExited)
 		default:
 		}
 		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
 			_ = c.Close()
-			return
+			return nil
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	tb.Fatalf("nothing listens on %s", addr)
+	return fmt.Errorf("nothing listens on %s", addr)
 }
 
 // Process is a program a test started.

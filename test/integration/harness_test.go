@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -278,12 +279,41 @@ func (g *gateway) start() {
 	} else {
 		fmt.Fprintf(g.log, "---- airlock restarted at %s ----\n", time.Now().UTC().Format(time.RFC3339Nano))
 	}
-	cmd := exec.Command(airlockBin, "serve", "--config", g.cfg)
-	cmd.Env = append(os.Environ(), g.env...)
-	cmd.Stdout, cmd.Stderr = g.log, g.log
-	g.proc = testpeer.Start(g.t, cmd)
-	testpeer.WaitTCP(g.t, g.sftpAddr, g.proc.Exited())
-	testpeer.WaitTCP(g.t, g.httpAddr, g.proc.Exited())
+	for tries := 1; ; tries++ {
+		cmd := exec.Command(airlockBin, "serve", "--config", g.cfg)
+		cmd.Env = append(os.Environ(), g.env...)
+		cmd.Stdout, cmd.Stderr = g.log, g.log
+		g.proc = testpeer.Start(g.t, cmd)
+		err := testpeer.Listening(g.sftpAddr, g.proc.Exited())
+		if err == nil {
+			err = testpeer.Listening(g.httpAddr, g.proc.Exited())
+		}
+		if err == nil {
+			return
+		}
+		// A port found free may be taken, by a client's connection even,
+		// before airlock binds it: then it starts again on fresh ones.
+		if !errors.Is(err, testpeer.ErrExited) || !strings.Contains(g.log.String(), "address already in use") || tries == 3 {
+			g.t.Fatalf("start airlock: %v", err)
+		}
+		g.moveAddrs()
+	}
+}
+
+// moveAddrs gives airlock fresh listening addresses.
+func (g *gateway) moveAddrs() {
+	g.t.Helper()
+	b, err := os.ReadFile(g.cfg)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	sftpAddr, httpAddr := testpeer.FreeAddr(g.t), testpeer.FreeAddr(g.t)
+	cfg := strings.NewReplacer(g.sftpAddr, sftpAddr, g.httpAddr, httpAddr).Replace(string(b))
+	g.sftpAddr, g.httpAddr = sftpAddr, httpAddr
+	if err := os.WriteFile(g.cfg, []byte(cfg), 0o644); err != nil {
+		g.t.Fatal(err)
+	}
+	fmt.Fprintf(g.log, "---- the ports were taken; starting on %s and %s ----\n", sftpAddr, httpAddr)
 }
 
 // stop ends airlock gracefully; the log is shown if the test failed.
