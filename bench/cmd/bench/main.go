@@ -10,7 +10,11 @@
 // next run starts only when airlock has no job left, so that its
 // background work never overlaps the other server's run.
 //
-//	go run ./bench/cmd/bench [-quick] [-runs N] [-size 1GiB] [-out docs/benchmarks.md]
+//	go run ./bench/cmd/bench [-quick] [-runs N] [-size 1GiB] [-out docs/benchmarks.md | -only small,latency]
+//
+// -only runs some of the scenarios (aes, chacha, download, small, sessions,
+// latency, s3) while iterating on them; it does not go with -out, which
+// must always hold a full run.
 //
 // `make bench` installs the peers (scripts/install-peers.sh openssh-server) and runs it with
 // -out docs/benchmarks.md. It must run as root: sshd only chroots as root.
@@ -28,6 +32,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -47,6 +52,7 @@ type options struct {
 	s3Small      int64
 	s3Large      int64
 	noS3         bool
+	only         []string // scenarios to run (see scenarioNames); none: all
 	micro        bool
 	out          string
 	tmp          string
@@ -57,6 +63,34 @@ type options struct {
 	// pipelineTimeout bounds the wait for airlock to deliver one run's
 	// uploads.
 	pipelineTimeout time.Duration
+}
+
+// scenarioNames are the names -only takes, in the order the scenarios run.
+var scenarioNames = []string{"aes", "chacha", "download", "small", "sessions", "latency", "s3"}
+
+// selected says whether the run includes scenario name.
+func (o options) selected(name string) bool {
+	return len(o.only) == 0 || slices.Contains(o.only, name)
+}
+
+// bigFile says whether a selected scenario moves the big file (1a, 1b, 2).
+func (o options) bigFile() bool {
+	return o.selected("aes") || o.selected("chacha") || o.selected("download")
+}
+
+// parseOnly checks -only's comma-separated scenario names.
+func parseOnly(s string) ([]string, error) {
+	var names []string
+	for name := range strings.SplitSeq(s, ",") {
+		if name = strings.TrimSpace(name); name == "" {
+			continue
+		}
+		if !slices.Contains(scenarioNames, name) {
+			return nil, fmt.Errorf("unknown scenario %q; valid: %s", name, strings.Join(scenarioNames, ", "))
+		}
+		names = append(names, name)
+	}
+	return names, nil
 }
 
 // sizeFlag is a flag taking sizes the way airlock.yaml does ("1GiB", "5GB").
@@ -96,6 +130,11 @@ func parseFlags() options {
 	flag.Var(sizeFlag{&o.s3Small}, "s3-small", "smaller upload into the S3 landing store")
 	flag.Var(sizeFlag{&o.s3Large}, "s3-large", "larger upload into the S3 landing store")
 	flag.BoolVar(&o.noS3, "no-s3", false, "skip the S3 landing scenario")
+	flag.Func("only", "run only these scenarios, comma-separated: aes (1a), chacha (1b), download (2), small (3), sessions (4), latency (6), s3 (5); default: all; not with -out",
+		func(s string) (err error) {
+			o.only, err = parseOnly(s)
+			return err
+		})
 	flag.BoolVar(&o.micro, "micro", o.micro, "also run the Go micro-benchmarks of internal/sftpd")
 	flag.StringVar(&o.out, "out", "", "also write the report to this Markdown file (e.g. docs/benchmarks.md)")
 	flag.StringVar(&o.tmp, "tmp", "", "parent of the temporary directory; every component must be root-owned and not group/world-writable (sshd's chroot rule); default: $TMPDIR if it qualifies, else the user cache directory")
@@ -123,6 +162,10 @@ func parseFlags() options {
 	}
 	if o.runs < 1 || o.sessions < 1 || o.smallFiles < 1 || o.latencyFiles < 1 {
 		fmt.Fprintln(os.Stderr, "bench: -runs, -sessions, -small-files and -latency-files must be at least 1")
+		os.Exit(2)
+	}
+	if len(o.only) > 0 && o.out != "" {
+		fmt.Fprintln(os.Stderr, "bench: -only does not go with -out: a partial run would overwrite the full report")
 		os.Exit(2)
 	}
 	return o
@@ -207,8 +250,12 @@ func (b *bench) run(ctx context.Context) error {
 		return err
 	}
 	logf("writing source files")
-	if b.big, err = makeSource(filepath.Join(b.dir, "src-big.bin"), b.opts.size, 1); err != nil {
-		return err
+	// Only scenarios 1 and 2 use the big file: without them, writing it
+	// would cost time and disk for nothing.
+	if b.opts.bigFile() {
+		if b.big, err = makeSource(filepath.Join(b.dir, "src-big.bin"), b.opts.size, 1); err != nil {
+			return err
+		}
 	}
 	if b.small, err = makeSource(filepath.Join(b.dir, "src-small.bin"), b.opts.smallSize, 2); err != nil {
 		return err
@@ -225,45 +272,54 @@ func (b *bench) run(ctx context.Context) error {
 
 	rep := &report{opts: b.opts, machine: b.machine()}
 	type step struct {
+		name  string // as -only takes it
 		title string
 		run   func() error
 	}
 	steps := []step{
-		{"upload " + humanSize(b.big.size) + ", " + aesGCM, func() (err error) {
+		{"aes", "upload " + humanSize(b.big.size) + ", " + aesGCM, func() (err error) {
 			rep.upAES, err = b.scenarioUpload(ctx, aesGCM, "aes")
 			return err
 		}},
-		{"upload " + humanSize(b.big.size) + ", " + chacha20, func() (err error) {
+		{"chacha", "upload " + humanSize(b.big.size) + ", " + chacha20, func() (err error) {
 			rep.upChacha, err = b.scenarioUpload(ctx, chacha20, "chacha")
 			return err
 		}},
-		{"download " + humanSize(b.big.size), func() (err error) {
+		{"download", "download " + humanSize(b.big.size), func() (err error) {
 			rep.download, err = b.scenarioDownload(ctx)
 			return err
 		}},
-		{fmt.Sprintf("%d files of %s in one session", b.opts.smallFiles, humanSize(b.small.size)), func() (err error) {
+		{"small", fmt.Sprintf("%d files of %s in one session", b.opts.smallFiles, humanSize(b.small.size)), func() (err error) {
 			rep.small, err = b.scenarioSmallFiles(ctx)
 			return err
 		}},
-		{fmt.Sprintf("%d concurrent sessions of %s", b.opts.sessions, humanSize(b.medium.size)), func() (err error) {
+		{"sessions", fmt.Sprintf("%d concurrent sessions of %s", b.opts.sessions, humanSize(b.medium.size)), func() (err error) {
 			rep.concurrent, err = b.scenarioConcurrent(ctx)
 			return err
 		}},
 	}
+	ran := false
 	for _, s := range steps {
+		if !b.opts.selected(s.name) {
+			continue
+		}
 		logf("scenario: %s", s.title)
 		if err := s.run(); err != nil {
 			return fmt.Errorf("%s: %w", s.title, err)
 		}
+		ran = true
 	}
-	if rss, err := b.air.peakRSS(); err == nil {
+	// Without scenarios 1–4 the peak would be that of airlock idling.
+	if rss, err := b.air.peakRSS(); err == nil && ran {
 		rep.longRSS = float64(rss) / (1 << 20)
 	}
 	// After the RSS reading, which is about scenarios 1–4.
-	title := fmt.Sprintf("landed → delivered latency, %d files of %s (airlock only)", b.opts.latencyFiles, humanSize(latencySize))
-	logf("scenario: %s", title)
-	if rep.latency, err = b.scenarioLatency(ctx); err != nil {
-		return fmt.Errorf("%s: %w", title, err)
+	if b.opts.selected("latency") {
+		title := fmt.Sprintf("landed → delivered latency, %d files of %s (airlock only)", b.opts.latencyFiles, humanSize(latencySize))
+		logf("scenario: %s", title)
+		if rep.latency, err = b.scenarioLatency(ctx); err != nil {
+			return fmt.Errorf("%s: %w", title, err)
+		}
 	}
 	b.air.stop()
 	b.sshd.stop()
@@ -275,6 +331,8 @@ func (b *bench) run(ctx context.Context) error {
 	switch {
 	case b.opts.noS3:
 		rep.s3 = &s3Result{skipped: "skipped (-no-s3)"}
+	case !b.opts.selected("s3"):
+		rep.s3 = &s3Result{skipped: "not selected (-only)"}
 	default:
 		need := b.opts.s3Small + 3*b.opts.s3Large + 1<<30
 		if err := b.checkSpace(need, "the S3 scenario"); err != nil {
@@ -316,7 +374,7 @@ func (b *bench) findTools() error {
 		{"sftp", &b.tools.sftp, true},
 		{"ssh-keygen", &b.tools.keygen, true},
 		{"sshd", &b.tools.sshd, true},
-		{"versitygw", &b.tools.versitygw, !b.opts.noS3},
+		{"versitygw", &b.tools.versitygw, !b.opts.noS3 && b.opts.selected("s3")},
 	} {
 		p, err := findTool(t.name)
 		if err != nil && t.need {
@@ -368,12 +426,16 @@ func (b *bench) makeDir() error {
 
 // coreNeed is the disk space the OpenSSH/airlock scenarios use at most: the
 // sources, one landed and one delivered (or downloaded) copy of the big
-// file, and every concurrent upload and small file landed and delivered,
-// plus a margin.
+// file if it is written, and every concurrent upload and small file landed
+// and delivered, plus a margin.
 func (b *bench) coreNeed() int64 {
 	o := b.opts
-	return 3*o.size + o.sessionSize*int64(2*o.sessions+1) + o.smallSize*int64(2*o.smallFiles+1) +
+	need := o.sessionSize*int64(2*o.sessions+1) + o.smallSize*int64(2*o.smallFiles+1) +
 		latencySize*int64(2*o.latencyFiles+1) + 1<<30
+	if o.bigFile() {
+		need += 3 * o.size
+	}
+	return need
 }
 
 // latencySize is the size of each file of the latency scenario, as issue 5
@@ -407,10 +469,13 @@ func (b *bench) startServers() error {
 		return err
 	}
 	// One file, hard-linked into both download areas: the same inode, the
-	// same page cache.
-	for _, p := range []string{filepath.Join(b.sshd.root, "download", "big.bin"), filepath.Join(b.egressDir, "big.bin")} {
-		if err := os.Link(b.big.path, p); err != nil {
-			return err
+	// same page cache. Without it (-only) the download areas stay empty,
+	// and no scenario reads them.
+	if b.opts.bigFile() {
+		for _, p := range []string{filepath.Join(b.sshd.root, "download", "big.bin"), filepath.Join(b.egressDir, "big.bin")} {
+			if err := os.Link(b.big.path, p); err != nil {
+				return err
+			}
 		}
 	}
 	if b.airTree, err = writeAirlockTree(filepath.Join(b.dir, "airlock-local"), "", b.egressDir, b.client, b.dlClient, nil); err != nil {
