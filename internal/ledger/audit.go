@@ -31,19 +31,12 @@ type Event struct {
 // defaults to "system".
 func (l *Ledger) Append(ctx context.Context, ev Event) (Event, error) {
 	ev.At = now()
-	if err := l.withEvent(ctx, &ev, nil); err != nil {
+	if err := l.withEvent(ctx, relaxed, &ev, nil); err != nil {
 		return Event{}, fmt.Errorf("append audit event: %w", err)
 	}
 	return ev, nil
 }
 
-// withEvent runs fn (if not nil) and then appends ev as the next link of the
-// chain, in one transaction, filling in ev's Seq, PrevHash and Hash.
-//
-// The transaction's first statement bumps the one-row chain head: that takes
-// the row lock on Postgres and the write lock on SQLite, so appends from all
-// connections and nodes take turns, and since every writer takes this lock
-// before any other, writers cannot deadlock.
 // The statements of an append. The first takes the chain head's lock.
 const (
 	sqlLockHead       = `UPDATE audit_head SET seq = seq + 1 WHERE id = 1`
@@ -52,14 +45,21 @@ const (
 	sqlUpdateHeadHash = `UPDATE audit_head SET hash = $1 WHERE id = 1`
 )
 
-func (l *Ledger) withEvent(ctx context.Context, ev *Event, fn func(*sql.Tx) error) error {
+// withEvent runs fn (if not nil) and then appends ev as the next link of the
+// chain, in one transaction, filling in ev's Seq, PrevHash and Hash.
+//
+// The transaction's first statement bumps the one-row chain head: that takes
+// the row lock on Postgres and the write lock on SQLite, so appends from all
+// connections and nodes take turns, and since every writer takes this lock
+// before any other, writers cannot deadlock.
+func (l *Ledger) withEvent(ctx context.Context, mode commitMode, ev *Event, fn func(*sql.Tx) error) error {
 	if ev.Kind == "" {
 		return errors.New("event kind is required")
 	}
 	if ev.Actor == "" {
 		ev.Actor = "system"
 	}
-	return l.inTx(ctx, func(tx *sql.Tx) error {
+	return l.inTx(ctx, mode, func(tx *sql.Tx) error {
 		if _, err := l.exec(ctx, tx, sqlLockHead); err != nil {
 			return err
 		}

@@ -7,6 +7,7 @@ package ledger
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"embed"
 	"errors"
 	"fmt"
@@ -35,6 +36,9 @@ type Ledger struct {
 type pool struct {
 	db    *sql.DB
 	stmts sync.Map // query text → *sql.Stmt, see prepared
+	// relaxed: the pool's connections commit with SQLite's
+	// synchronous=NORMAL, so a durable commit must ask for FULL.
+	relaxed bool
 }
 
 // Open opens "sqlite:<path>" or "postgres://…" ("postgresql://…") and
@@ -94,8 +98,13 @@ func openSQLite(ctx context.Context, file string) (writes, reads *pool, err erro
 	// Immediate transactions take the write lock up front, so a
 	// transaction never fails half-way on a lock upgrade; busy_timeout
 	// makes other processes wait for that lock instead of failing.
-	w, err := sql.Open("sqlite", file+"?_txlock=immediate"+
-		"&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)")
+	//
+	// synchronous=NORMAL: in WAL mode a commit then survives a crash of
+	// the process, and only a crash of the machine can undo the latest
+	// ones; the commits that must survive that too ask for it (see
+	// commitMode), and the others save an fsync each.
+	w, err := openSQLiteDB(file + "?_txlock=immediate" +
+		"&_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)")
 	if err != nil {
 		return nil, nil, err
 	}
@@ -109,13 +118,23 @@ func openSQLite(ctx context.Context, file string) (writes, reads *pool, err erro
 	// Reads get connections of their own: on the writer's, a request for a
 	// directory listing would wait behind every commit's fsync. WAL gives
 	// each read a consistent snapshot of what was committed.
-	r, err := sql.Open("sqlite", file+"?_pragma=busy_timeout(10000)&_pragma=query_only(1)")
+	r, err := openSQLiteDB(file + "?_pragma=busy_timeout(10000)&_pragma=query_only(1)")
 	if err != nil {
 		w.Close()
 		return nil, nil, err
 	}
 	r.SetMaxOpenConns(sqliteReaders)
-	return &pool{db: w}, &pool{db: r}, nil
+	return &pool{db: w, relaxed: true}, &pool{db: r}, nil
+}
+
+// openSQLiteDB opens a pool whose connections keep their statements (see
+// cachingConnector).
+func openSQLiteDB(dsn string) (*sql.DB, error) {
+	c, err := sqlite.NewConnector(dsn)
+	if err != nil {
+		return nil, err
+	}
+	return sql.OpenDB(cachingConnector{c}), nil
 }
 
 // useWAL puts the database in WAL mode, which lets readers (the CLI, a
@@ -267,7 +286,7 @@ func (l *Ledger) applyMigration(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	return l.inTx(ctx, func(tx *sql.Tx) error {
+	return l.inTx(ctx, durable, func(tx *sql.Tx) error {
 		// Nodes starting together would otherwise race to apply the same
 		// file. (SQLite's immediate transactions already exclude each other.)
 		if l.postgres {
@@ -298,16 +317,64 @@ func (l *Ledger) applyMigration(ctx context.Context, name string) error {
 	})
 }
 
-func (l *Ledger) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
+// commitMode says what a transaction's commit must survive.
+type commitMode bool
+
+const (
+	// relaxed commits survive a crash of the process but may be undone
+	// by a crash of the machine: for changes that are made again when
+	// lost, such as a transfer entering a state the pipeline passes
+	// through, which it re-reads before each step.
+	relaxed commitMode = false
+	// durable commits are on disk when the commit returns: for what a
+	// client is told, and what bytes are deleted on the strength of.
+	// Everything committed before is then on disk too.
+	durable commitMode = true
+)
+
+// inTx runs fn in a write transaction and commits it as mode says.
+func (l *Ledger) inTx(ctx context.Context, mode commitMode, fn func(*sql.Tx) error) error {
+	if mode == durable && l.writes.relaxed {
+		return l.writes.durableTx(ctx, fn)
+	}
 	tx, err := l.writes.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
+	return runTx(tx, fn)
+}
+
+func runTx(tx *sql.Tx, fn func(*sql.Tx) error) error {
 	if err := fn(tx); err != nil {
 		_ = tx.Rollback() // the error from fn is the one worth reporting
 		return err
 	}
 	return tx.Commit()
+}
+
+// durableTx runs fn in a transaction that commits with synchronous=FULL
+// on one of the pool's connections, which run at NORMAL otherwise.
+func (p *pool) durableTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	conn, err := p.db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = conn.Close() }() // back to the pool: nothing to report
+	if _, err := conn.ExecContext(ctx, `PRAGMA synchronous = FULL`); err != nil {
+		return err
+	}
+	defer func() {
+		// Even when ctx has ended: the connection goes back to the pool.
+		// One that cannot be set back is dropped rather than left slow.
+		if _, err := conn.ExecContext(context.WithoutCancel(ctx), `PRAGMA synchronous = NORMAL`); err != nil {
+			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+		}
+	}()
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	return runTx(tx, fn)
 }
 
 // Timestamps are stored as fixed-width UTC text so that both engines order

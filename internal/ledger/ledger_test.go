@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"database/sql"
 	"io/fs"
 	"path/filepath"
 	"strings"
@@ -94,7 +95,7 @@ func TestOpen(t *testing.T) {
 		if err := l.Ping(ctx); err != nil {
 			t.Fatal(err)
 		}
-		for pragma, want := range map[string]string{"journal_mode": "wal", "foreign_keys": "1", "busy_timeout": "10000"} {
+		for pragma, want := range map[string]string{"journal_mode": "wal", "foreign_keys": "1", "busy_timeout": "10000", "synchronous": "1"} {
 			var got string
 			if err := l.DB().QueryRowContext(ctx, "PRAGMA "+pragma).Scan(&got); err != nil {
 				t.Fatal(err)
@@ -104,4 +105,61 @@ func TestOpen(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestCommitModes checks that a durable transaction commits with
+// synchronous=FULL (2) and leaves the connection at NORMAL (1), which the
+// relaxed ones, River's included, commit with.
+func TestCommitModes(t *testing.T) {
+	t.Parallel()
+	l := openLedger(t, "sqlite:"+filepath.Join(t.TempDir(), "a.db"))
+	ctx := t.Context()
+	synchronous := func(q interface {
+		QueryRowContext(context.Context, string, ...any) *sql.Row
+	}) int {
+		t.Helper()
+		var n int
+		if err := q.QueryRowContext(ctx, "PRAGMA synchronous").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for _, tt := range []struct {
+		mode commitMode
+		want int
+	}{{relaxed, 1}, {durable, 2}, {relaxed, 1}} {
+		var inside int
+		if err := l.inTx(ctx, tt.mode, func(tx *sql.Tx) error {
+			inside = synchronous(tx)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if inside != tt.want {
+			t.Errorf("%v commit: synchronous = %d, want %d", tt.mode, inside, tt.want)
+		}
+		if got := synchronous(l.DB()); got != 1 {
+			t.Errorf("after a %v commit the writer is at synchronous = %d, want 1", tt.mode, got)
+		}
+	}
+}
+
+// TestCommitInto pins which states must be on disk before Advance returns;
+// a new state fails here until it is placed.
+func TestCommitInto(t *testing.T) {
+	t.Parallel()
+	want := map[State]commitMode{
+		Receiving: relaxed, Received: durable, Scanning: relaxed, Delivering: relaxed,
+		Delivered: durable, Quarantined: durable, Failed: durable,
+	}
+	for _, st := range states {
+		m, ok := want[st]
+		if !ok {
+			t.Errorf("state %s: no expectation", st)
+			continue
+		}
+		if got := commitInto(st); got != m {
+			t.Errorf("commitInto(%s) durable = %v, want %v", st, got, m)
+		}
+	}
 }

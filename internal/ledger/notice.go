@@ -22,7 +22,7 @@ func (l *Ledger) RecordNotice(ctx context.Context, id string, ev Event) (first b
 	ev.At = now()
 	// withEvent's first statement takes the audit head's lock, as every
 	// writer's does; the insert then runs in its turn.
-	err = l.withEvent(ctx, &ev, func(tx *sql.Tx) error {
+	err = l.withEvent(ctx, relaxed, &ev, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO notices (id, sent_at) VALUES ($1, $2)
 			ON CONFLICT (id) DO NOTHING`, id, formatTime(ev.At))
 		if err != nil {

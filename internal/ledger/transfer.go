@@ -103,7 +103,9 @@ func (l *Ledger) Begin(ctx context.Context, t Transfer, ev Event) (Transfer, err
 	}
 	ev.TransferID = t.ID
 	ev.At = at
-	err := l.withEvent(ctx, &ev, func(tx *sql.Tx) error {
+	// Relaxed: a transfer lost with its Begin was never acknowledged, and
+	// the commit that settles the upload makes this one durable too.
+	err := l.withEvent(ctx, relaxed, &ev, func(tx *sql.Tx) error {
 		_, err := l.exec(ctx, tx, sqlInsertTransfer,
 			t.ID, string(t.Direction), t.Supplier, t.Path, t.Size, t.SHA256, string(t.State),
 			t.ScanResult, t.Destination, t.Error, t.Attempts, t.LandingKey, t.Node, t.RemoteIP,
@@ -161,7 +163,7 @@ func (l *Ledger) Advance(ctx context.Context, id string, from []State, to State,
 	ev.TransferID = id
 	ev.At = now()
 	var t Transfer
-	err := l.withEvent(ctx, &ev, func(tx *sql.Tx) error {
+	err := l.withEvent(ctx, commitInto(to), &ev, func(tx *sql.Tx) error {
 		// withEvent holds the chain head lock, which every writer takes
 		// first, so the row cannot change between this read and the update.
 		var err error
@@ -190,6 +192,19 @@ func (l *Ledger) Advance(ctx context.Context, id string, from []State, to State,
 		return Transfer{}, fmt.Errorf("advance transfer %s: %w", id, err)
 	}
 	return t, nil
+}
+
+// commitInto is how a change into state to commits. A transfer passing
+// through receiving, scanning or delivering is worked on again from its
+// previous state if a crash of the machine undoes the change. Received is
+// what a client is told its upload became, and a settled transfer's
+// landing copy is deleted once it is recorded: those must be on disk.
+func commitInto(to State) commitMode {
+	switch to {
+	case Receiving, Scanning, Delivering:
+		return relaxed
+	}
+	return durable
 }
 
 // Get returns transfer id, or ErrNotFound.
