@@ -222,10 +222,20 @@ type Filter struct {
 	Path       string
 	PathPrefix string // paths that start with it
 	States     []State
-	Node       string
+	// Recent, when it has states, widens States: transfers in one of
+	// Recent.States changed at or after Recent.Since match as well, so
+	// that one query asks "pending, or settled lately".
+	Recent RecentStates
+	Node   string
 	// UpdatedSince selects transfers whose last change is at or after it.
 	UpdatedSince time.Time
 	Limit        int
+}
+
+// RecentStates are states that count only since a time.
+type RecentStates struct {
+	States []State
+	Since  time.Time
 }
 
 // prefixUpperBound returns the least string greater than every string that
@@ -268,12 +278,19 @@ func (l *Ledger) List(ctx context.Context, f Filter) ([]Transfer, error) {
 			where = append(where, col+" < "+arg(upper))
 		}
 	}
-	if len(f.States) > 0 {
-		in := make([]string, len(f.States))
-		for i, s := range f.States {
+	stateIn := func(states []State) string {
+		in := make([]string, len(states))
+		for i, s := range states {
 			in[i] = arg(string(s))
 		}
-		where = append(where, "state IN ("+strings.Join(in, ", ")+")")
+		return "state IN (" + strings.Join(in, ", ") + ")"
+	}
+	if len(f.States) > 0 {
+		cond := stateIn(f.States)
+		if len(f.Recent.States) > 0 {
+			cond = "(" + cond + " OR (" + stateIn(f.Recent.States) + " AND updated_at >= " + arg(formatTime(f.Recent.Since)) + "))"
+		}
+		where = append(where, cond)
 	}
 	if f.Node != "" {
 		where = append(where, "node = "+arg(f.Node))

@@ -266,6 +266,10 @@ func TestList(t *testing.T) {
 			{"everything", Filter{Supplier: "beta", Path: "/d.csv", Node: "n1", States: []State{Receiving, Received}}, []int{4}},
 			{"limit", Filter{Limit: 2}, []int{4, 3}},
 			{"updated since", Filter{UpdatedSince: updatedAt(3)}, []int{4, 3}},
+			{"states or recently settled", Filter{Supplier: "acme", States: []State{Received},
+				Recent: RecentStates{States: []State{Delivered}, Since: updatedAt(1)}}, []int{3, 1}},
+			{"states or settled since later", Filter{Supplier: "acme", States: []State{Received},
+				Recent: RecentStates{States: []State{Delivered}, Since: updatedAt(3)}}, []int{3}},
 			{"limit with filter", Filter{Supplier: "acme", Limit: 1}, []int{3}},
 			{"no match", Filter{Supplier: "gamma"}, nil},
 		}

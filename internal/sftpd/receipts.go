@@ -83,14 +83,14 @@ func (s *session) receiptAt(p string) (ledger.Transfer, bool, error) {
 }
 
 // receiptsBelow returns the settled transfers with receipts below prefix
-// (which ends in "/"), newest first; limit > 0 bounds them.
-func (s *session) receiptsBelow(prefix string, limit int) ([]ledger.Transfer, error) {
+// (which ends in "/"), newest first.
+func (s *session) receiptsBelow(prefix string) ([]ledger.Transfer, error) {
 	if s.srv.receiptRetention <= 0 {
 		return nil, nil
 	}
 	trs, err := s.srv.ledger.List(s.ctx, ledger.Filter{
 		Supplier: s.supplier.Name, PathPrefix: prefix, States: settledStates,
-		UpdatedSince: s.receiptsSince(), Limit: limit,
+		UpdatedSince: s.receiptsSince(),
 	})
 	return trs, wrapArea(err)
 }

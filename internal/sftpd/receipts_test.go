@@ -88,6 +88,12 @@ func TestReceipts(t *testing.T) {
 	if infos, err := c.ReadDir("/2026"); err != nil || !slices.Equal(names(infos), []string{"c.csv.receipt.json"}) {
 		t.Errorf("ReadDir(/2026) = %v, %v", names(infos), err)
 	}
+	// Made directories are remembered in memory only: after a restart,
+	// /2026 is a directory because a receipt is below it.
+	ts.srv.dirs.remove(uploader, "/2026")
+	if fi, err := c.Stat("/2026"); err != nil || !fi.IsDir() {
+		t.Errorf("Stat(/2026), holding only a receipt = %v, %v; want a directory", fi, err)
+	}
 
 	f, err := c.Open("/a.csv.receipt.json")
 	if err != nil {

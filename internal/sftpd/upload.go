@@ -477,12 +477,12 @@ func (s *session) isDir(p string) (bool, error) {
 	if p == "/" || s.srv.dirs.has(s.supplier.Name, p) {
 		return true, nil
 	}
-	trs, err := s.srv.ledger.List(s.ctx, ledger.Filter{Supplier: s.supplier.Name, PathPrefix: p + "/", States: visibleStates, Limit: 1})
-	if err != nil || len(trs) > 0 {
-		return len(trs) > 0, wrapArea(err)
+	f := ledger.Filter{Supplier: s.supplier.Name, PathPrefix: p + "/", States: visibleStates, Limit: 1}
+	if s.srv.receiptRetention > 0 {
+		f.Recent = ledger.RecentStates{States: settledStates, Since: s.receiptsSince()}
 	}
-	trs, err = s.receiptsBelow(p+"/", 1)
-	return len(trs) > 0, err
+	trs, err := s.srv.ledger.List(s.ctx, f)
+	return len(trs) > 0, wrapArea(err)
 }
 
 // needDir returns ErrNotFound, naming p, unless p is a directory.
@@ -510,7 +510,7 @@ func (s *session) children(dir string) ([]os.FileInfo, error) {
 			out = append(out, fi)
 		}
 	}
-	settled, err := s.receiptsBelow(prefix, 0)
+	settled, err := s.receiptsBelow(prefix)
 	if err != nil {
 		return nil, err
 	}
