@@ -290,7 +290,8 @@ func (rep *report) document(md string) string {
 airlock against OpenSSH's own SFTP server on the same machine, in one run of ` + "`make bench`" + `
 (` + "`bench/cmd/bench`" + `). The targets are those of issue 5 and DESIGN.md.
 Generated on ` + time.Now().UTC().Format("2006-01-02 15:04 MST") + `; regenerate with ` + "`make bench`" + ` (about as long as
-the run below) or check the harness with ` + "`go run ./bench/cmd/bench -quick`" + `.
+the run below) or check the harness with ` + "`go run ./bench/cmd/bench -quick`" + `. Where the time goes,
+and what was tried: [performance.md](performance.md).
 
 ## Results
 
