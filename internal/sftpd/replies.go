@@ -1,0 +1,134 @@
+package sftpd
+
+import (
+	"encoding/binary"
+	"io"
+	"sync"
+	"time"
+)
+
+// replyPacker sits between the SFTP server and the SSH channel and packs
+// the data of read replies into whole SSH packets.
+//
+// Every channel write is at least one SSH packet, encrypted and sent with a
+// system call of its own, and SSH clients take at most 32 KiB in a packet.
+// A reply to a 32 KiB read is 13 bytes longer, and pkg/sftp writes its
+// header and its data separately: every read cost two packets, one of them
+// of 13 bytes. OpenSSH's server streams replies through a buffer and sends
+// full packets. So does this: of a large reply it writes whole packets and
+// keeps the rest, under 32 KiB, to go in front of the next reply. Any other
+// reply (a status, a handle, attributes, a listing) is written at once,
+// with whatever is kept, and so is the rest when no reply follows within
+// the hold time (holdFor).
+type replyPacker struct {
+	io.ReadWriteCloser // the channel
+
+	mu    sync.Mutex
+	buf   []byte        // bytes not yet written: the kept rest, then the reply being written
+	whole int           // buf[:whole] ends at a reply boundary
+	hold  time.Duration // how long the rest of a read's reply waits
+	timer *time.Timer
+	err   error // the channel's write error; sticky
+}
+
+const (
+	// packetData is the data an SSH packet of the channel carries: the
+	// maximum of OpenSSH's client and of x/crypto/ssh's.
+	packetData = 32 << 10
+	// largeData is the size from which the rest of a read's reply is kept
+	// back to fill packets; other replies are the answers a client waits
+	// for, and go at once.
+	largeData = 8 << 10
+	fxpData   = 103 // SSH_FXP_DATA
+	// holdFor is how long the rest of a large reply waits for the next
+	// reply before it is written alone.
+	holdFor = time.Millisecond
+	// closeFlushTimeout bounds how long closing waits to write what is
+	// kept.
+	closeFlushTimeout = time.Second
+)
+
+var _ io.ReadWriteCloser = (*replyPacker)(nil)
+
+func newReplyPacker(ch io.ReadWriteCloser, hold time.Duration) *replyPacker {
+	p := &replyPacker{ReadWriteCloser: ch, buf: make([]byte, 0, 2*packetData), hold: hold}
+	p.timer = time.AfterFunc(time.Hour, p.flushHeld)
+	p.timer.Stop()
+	return p
+}
+
+// Write takes part or all of one reply, as pkg/sftp writes them: one
+// writer at a time, a reply's parts in order.
+func (p *replyPacker) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.err != nil {
+		return 0, p.err
+	}
+	p.buf = append(p.buf, b...)
+	end, data := p.whole, false
+	for rest := p.buf[end:]; len(rest) >= 5; rest = p.buf[end:] {
+		n := 4 + int(binary.BigEndian.Uint32(rest))
+		if len(rest) < n {
+			break
+		}
+		end += n
+		data = rest[4] == fxpData && n >= largeData
+	}
+	if end == p.whole {
+		return len(b), nil // the rest of this reply is still to come
+	}
+	p.whole = end
+	if !data {
+		p.timer.Stop()
+		return len(b), p.writeLocked(p.whole)
+	}
+	if err := p.writeLocked(p.whole / packetData * packetData); err != nil {
+		return len(b), err
+	}
+	if p.whole > 0 {
+		p.timer.Reset(p.hold)
+	}
+	return len(b), nil
+}
+
+// writeLocked writes buf[:n] and keeps the rest.
+func (p *replyPacker) writeLocked(n int) error {
+	if n == 0 {
+		return nil
+	}
+	if _, err := p.ReadWriteCloser.Write(p.buf[:n]); err != nil {
+		p.err = err
+		return err
+	}
+	p.whole -= n
+	p.buf = append(p.buf[:0], p.buf[n:]...)
+	return nil
+}
+
+// flushHeld writes what a large reply left, when no reply followed it.
+func (p *replyPacker) flushHeld() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.err == nil {
+		_ = p.writeLocked(p.whole) // a failure is kept for the next Write
+	}
+}
+
+// Close writes what is kept and closes the channel. A client that reads no
+// more can hold a write up for ever; closing the channel is what ends it,
+// so Close waits for the last write for closeFlushTimeout at most.
+func (p *replyPacker) Close() error {
+	flushed := make(chan struct{})
+	go func() {
+		p.flushHeld()
+		close(flushed)
+	}()
+	timer := time.NewTimer(closeFlushTimeout)
+	defer timer.Stop()
+	select {
+	case <-flushed:
+	case <-timer.C:
+	}
+	return p.ReadWriteCloser.Close()
+}
