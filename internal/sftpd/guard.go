@@ -48,12 +48,13 @@ type pathGuard struct {
 	out     []byte // rewritten packet not yet handed to the reader
 	passing int    // bytes of the current packet left to stream through
 	hdr     [5]byte
-	last    atomic.Int64 // UnixNano of the last request, for the idle timeout
-	escapes int          // escape attempts rewritten, for the session's log
+	last    atomic.Int64  // UnixNano of the last request, for the idle timeout
+	escapes int           // escape attempts rewritten, for the session's log
+	counted *atomic.Int64 // requests read, for the reply packer
 }
 
-func newPathGuard(ch io.ReadWriteCloser) *pathGuard {
-	g := &pathGuard{ReadWriteCloser: ch}
+func newPathGuard(ch io.ReadWriteCloser, counted *atomic.Int64) *pathGuard {
+	g := &pathGuard{ReadWriteCloser: ch, counted: counted}
 	g.last.Store(time.Now().UnixNano())
 	return g
 }
@@ -76,6 +77,7 @@ func (g *pathGuard) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	g.last.Store(time.Now().UnixNano())
+	g.counted.Add(1)
 	length := int(binary.BigEndian.Uint32(g.hdr[:4]))
 	if length < 1 || length > maxPacket {
 		return 0, fmt.Errorf("sftp packet of %d bytes refused", length)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -161,7 +162,7 @@ func TestRewriteEscapesShortPacket(t *testing.T) {
 			}
 		}()
 		// The same through the guard, as a client would send it.
-		g := newPathGuard(fakeChannel{bytes.NewReader(pkt)})
+		g := newPathGuard(fakeChannel{bytes.NewReader(pkt)}, new(atomic.Int64))
 		func() {
 			defer func() {
 				if r := recover(); r != nil {
@@ -229,7 +230,7 @@ func TestPathGuardRead(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			g := newPathGuard(fakeChannel{tt.src(in)})
+			g := newPathGuard(fakeChannel{tt.src(in)}, new(atomic.Int64))
 			got, err := tt.read(g)
 			if err != nil {
 				t.Fatalf("read: %v", err)
@@ -270,7 +271,7 @@ func TestPathGuardStreamsWrites(t *testing.T) {
 		_, _ = pw.Write(pkt[len(first):])
 		pw.Close()
 	}()
-	g := newPathGuard(fakeChannel{pr})
+	g := newPathGuard(fakeChannel{pr}, new(atomic.Int64))
 	got := make(chan []byte, 1)
 	go func() {
 		buf := make([]byte, len(first))
@@ -328,7 +329,7 @@ func TestPathGuardErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			g := newPathGuard(fakeChannel{bytes.NewReader(tt.in)})
+			g := newPathGuard(fakeChannel{bytes.NewReader(tt.in)}, new(atomic.Int64))
 			got, err := io.ReadAll(g)
 			if tt.wantErr == "" && err != nil {
 				t.Fatalf("err = %v, want EOF", err)
@@ -381,7 +382,7 @@ func FuzzPathGuard(f *testing.F) {
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, fxpOpen}, uint8(5))
 	f.Fuzz(func(t *testing.T, in []byte, readSize uint8) {
 		want, pathPackets := guardReference(in)
-		g := newPathGuard(fakeChannel{iotest.HalfReader(bytes.NewReader(in))})
+		g := newPathGuard(fakeChannel{iotest.HalfReader(bytes.NewReader(in))}, new(atomic.Int64))
 		buf := make([]byte, int(readSize)+1)
 		var got []byte
 		for reads := 0; ; reads++ {

@@ -4,31 +4,41 @@ import (
 	"encoding/binary"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
 // replyPacker sits between the SFTP server and the SSH channel and packs
-// the data of read replies into whole SSH packets.
+// replies into SSH packets.
 //
 // Every channel write is at least one SSH packet, encrypted and sent with a
 // system call of its own, and SSH clients take at most 32 KiB in a packet.
-// A reply to a 32 KiB read is 13 bytes longer, and pkg/sftp writes its
-// header and its data separately: every read cost two packets, one of them
-// of 13 bytes. OpenSSH's server streams replies through a buffer and sends
-// full packets. So does this: of a large reply it writes whole packets and
-// keeps the rest, under 32 KiB, to go in front of the next reply. Any other
-// reply (a status, a handle, attributes, a listing) is written at once,
-// with whatever is kept, and so is the rest when no reply follows within
-// the hold time (holdFor).
+// OpenSSH's server streams replies through a buffer and sends full packets;
+// pkg/sftp writes each reply, even each reply's header and data, apart:
+//
+//   - A reply to a 32 KiB read is 13 bytes longer, so every read cost two
+//     packets, one of them of 13 bytes. Of a read's reply the packer writes
+//     whole packets and keeps the rest, under 32 KiB, to go in front of the
+//     next reply, or alone when none follows within the hold time (holdFor).
+//   - Every write of an upload is acknowledged by a status of 28 bytes, a
+//     packet each. While the client has more requests in flight (the guard
+//     counts them), an answer waits for the next ones, up to maxHeld of
+//     them or statusHold. An answer the client waits for with nothing else
+//     in flight, as in an interactive session, goes at once.
 type replyPacker struct {
 	io.ReadWriteCloser // the channel
 
-	mu    sync.Mutex
-	buf   []byte        // bytes not yet written: the kept rest, then the reply being written
-	whole int           // buf[:whole] ends at a reply boundary
-	hold  time.Duration // how long the rest of a read's reply waits
-	timer *time.Timer
-	err   error // the channel's write error; sticky
+	mu         sync.Mutex
+	buf        []byte        // bytes not yet written: the kept rest, then the reply being written
+	whole      int           // buf[:whole] ends at a reply boundary
+	hold       time.Duration // how long the rest of a read's reply waits
+	answerHold time.Duration // how long an answer waits for more
+	timer      *time.Timer
+	err        error // the channel's write error; sticky
+
+	requests atomic.Int64 // requests read from the client, counted by the guard
+	replies  int64        // replies complete in buf or written
+	held     int          // answers held while more are owed
 }
 
 const (
@@ -43,6 +53,10 @@ const (
 	// holdFor is how long the rest of a large reply waits for the next
 	// reply before it is written alone.
 	holdFor = time.Millisecond
+	// maxHeld and statusHold bound how many answers, and for how long,
+	// wait for more while the client has further requests in flight.
+	maxHeld    = 16
+	statusHold = 200 * time.Microsecond
 	// closeFlushTimeout bounds how long closing waits to write what is
 	// kept.
 	closeFlushTimeout = time.Second
@@ -50,8 +64,8 @@ const (
 
 var _ io.ReadWriteCloser = (*replyPacker)(nil)
 
-func newReplyPacker(ch io.ReadWriteCloser, hold time.Duration) *replyPacker {
-	p := &replyPacker{ReadWriteCloser: ch, buf: make([]byte, 0, 2*packetData), hold: hold}
+func newReplyPacker(ch io.ReadWriteCloser) *replyPacker {
+	p := &replyPacker{ReadWriteCloser: ch, buf: make([]byte, 0, 2*packetData), hold: holdFor, answerHold: statusHold}
 	p.timer = time.AfterFunc(time.Hour, p.flushHeld)
 	p.timer.Stop()
 	return p
@@ -73,6 +87,7 @@ func (p *replyPacker) Write(b []byte) (int, error) {
 			break
 		}
 		end += n
+		p.replies++
 		data = rest[4] == fxpData && n >= largeData
 	}
 	if end == p.whole {
@@ -80,9 +95,16 @@ func (p *replyPacker) Write(b []byte) (int, error) {
 	}
 	p.whole = end
 	if !data {
+		if p.requests.Load() > p.replies && p.held < maxHeld {
+			p.held++
+			p.timer.Reset(p.answerHold)
+			return len(b), nil
+		}
 		p.timer.Stop()
+		p.held = 0
 		return len(b), p.writeLocked(p.whole)
 	}
+	p.held = 0
 	if err := p.writeLocked(p.whole / packetData * packetData); err != nil {
 		return len(b), err
 	}
@@ -111,6 +133,7 @@ func (p *replyPacker) flushHeld() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.err == nil {
+		p.held = 0
 		_ = p.writeLocked(p.whole) // a failure is kept for the next Write
 	}
 }

@@ -78,7 +78,7 @@ func TestReplyPacker(t *testing.T) {
 	t.Run("answers go at once", func(t *testing.T) {
 		t.Parallel()
 		ch := &recordingChannel{}
-		p := newReplyPacker(ch, holdFor)
+		p := newReplyPacker(ch)
 		var want []byte
 		for i, n := range []int{20, 0, 300} {
 			h, d := reply(101, n, byte(i)) // SSH_FXP_STATUS
@@ -98,7 +98,8 @@ func TestReplyPacker(t *testing.T) {
 	t.Run("read replies fill packets", func(t *testing.T) {
 		t.Parallel()
 		ch := &recordingChannel{}
-		p := newReplyPacker(ch, time.Hour) // however slow the test runs
+		p := newReplyPacker(ch)
+		p.hold = time.Hour // however slow the test runs
 		var want []byte
 		for i := range 10 {
 			h, d := reply(fxpData, 32<<10, byte(i))
@@ -124,7 +125,7 @@ func TestReplyPacker(t *testing.T) {
 	t.Run("the rest goes when no reply follows", func(t *testing.T) {
 		t.Parallel()
 		ch := &recordingChannel{}
-		p := newReplyPacker(ch, holdFor)
+		p := newReplyPacker(ch)
 		h, d := reply(fxpData, 32<<10, 1)
 		want := writeReply(t, p, h, d)
 		deadline := time.Now().Add(5 * time.Second)
@@ -142,7 +143,7 @@ func TestReplyPacker(t *testing.T) {
 	t.Run("close writes the rest", func(t *testing.T) {
 		t.Parallel()
 		ch := &recordingChannel{}
-		p := newReplyPacker(ch, holdFor)
+		p := newReplyPacker(ch)
 		h, d := reply(fxpData, 40<<10, 2)
 		want := writeReply(t, p, h, d)
 		if err := p.Close(); err != nil {
@@ -153,11 +154,68 @@ func TestReplyPacker(t *testing.T) {
 		}
 	})
 
+	t.Run("answers wait while more are owed", func(t *testing.T) {
+		t.Parallel()
+		ch := &recordingChannel{}
+		p := newReplyPacker(ch)
+		p.answerHold = time.Hour // however slow the test runs
+		p.requests.Store(3)      // three writes of an upload in flight
+		var want []byte
+		for i := range 3 {
+			if _, all := ch.sent(); len(all) != 0 {
+				t.Fatalf("%d bytes written with %d answers owed", len(all), 3-i)
+			}
+			h, d := reply(101, 20, byte(i))
+			want = append(want, writeReply(t, p, h, d)...)
+		}
+		if writes, all := ch.sent(); len(writes) != 1 || !bytes.Equal(all, want) {
+			t.Errorf("after the last owed answer: %d writes, %d of %d bytes", len(writes), len(all), len(want))
+		}
+	})
+
+	t.Run("held answers go after the hold", func(t *testing.T) {
+		t.Parallel()
+		ch := &recordingChannel{}
+		p := newReplyPacker(ch)
+		p.requests.Store(5)
+		h, d := reply(101, 20, 7)
+		want := writeReply(t, p, h, d)
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			if _, all := ch.sent(); bytes.Equal(all, want) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("a held answer was never written")
+			}
+			time.Sleep(statusHold)
+		}
+	})
+
+	t.Run("at most maxHeld answers wait", func(t *testing.T) {
+		t.Parallel()
+		ch := &recordingChannel{}
+		p := newReplyPacker(ch)
+		p.answerHold = time.Hour
+		p.requests.Store(1000)
+		var want []byte
+		for i := range maxHeld + 1 {
+			if _, all := ch.sent(); len(all) != 0 {
+				t.Fatalf("%d bytes written after %d answers", len(all), i)
+			}
+			h, d := reply(101, 20, byte(i))
+			want = append(want, writeReply(t, p, h, d)...)
+		}
+		if writes, all := ch.sent(); len(writes) != 1 || !bytes.Equal(all, want) {
+			t.Errorf("after %d answers: %d writes, %d of %d bytes", maxHeld+1, len(writes), len(all), len(want))
+		}
+	})
+
 	t.Run("a failed write is sticky", func(t *testing.T) {
 		t.Parallel()
 		broken := errors.New("channel gone")
 		ch := &recordingChannel{fail: broken}
-		p := newReplyPacker(ch, holdFor)
+		p := newReplyPacker(ch)
 		h, _ := reply(101, 20, 0)
 		if _, err := p.Write(h); !errors.Is(err, broken) {
 			t.Fatalf("Write = %v, want %v", err, broken)
@@ -191,7 +249,7 @@ func (c *blockedChannel) Close() error {
 func TestReplyPackerCloseWithAStuckWrite(t *testing.T) {
 	t.Parallel()
 	ch := &blockedChannel{gone: make(chan struct{})}
-	p := newReplyPacker(ch, holdFor)
+	p := newReplyPacker(ch)
 	h, d := reply(101, 20, 0)
 	go func() { _, _ = p.Write(append(h, d...)) }() // stuck in the channel
 	time.Sleep(10 * time.Millisecond)

@@ -389,7 +389,8 @@ func (s *Server) serveChannel(ctx context.Context, ch ssh.Channel, reqs <-chan *
 }
 
 func (sess *session) serve(ctx context.Context, ch ssh.Channel) {
-	guard := newPathGuard(newReplyPacker(ch, holdFor))
+	replies := newReplyPacker(ch)
+	guard := newPathGuard(replies, &replies.requests)
 	// No sftp.WithRSAllocator: it saves some garbage collection but keeps a
 	// 256 KiB page per request in flight, 18 MiB per busy session.
 	srv := sftp.NewRequestServer(guard, sess.handlers())
