@@ -60,10 +60,10 @@ func (l *Ledger) withEvent(ctx context.Context, mode commitMode, ev *Event, fn f
 		ev.Actor = "system"
 	}
 	return l.inTx(ctx, mode, func(tx *sql.Tx) error {
-		if _, err := l.exec(ctx, tx, sqlLockHead); err != nil {
+		if _, err := tx.ExecContext(ctx, sqlLockHead); err != nil {
 			return err
 		}
-		if err := l.queryRow(ctx, tx, sqlReadHead).
+		if err := tx.QueryRowContext(ctx, sqlReadHead).
 			Scan(&ev.Seq, &ev.PrevHash); err != nil {
 			return err
 		}
@@ -77,11 +77,11 @@ func (l *Ledger) withEvent(ctx context.Context, mode commitMode, ev *Event, fn f
 			return err
 		}
 		ev.Hash = r.chainHash()
-		if _, err := l.exec(ctx, tx, sqlInsertEvent,
+		if _, err := tx.ExecContext(ctx, sqlInsertEvent,
 			r.Seq, r.At, r.Kind, r.Actor, r.RemoteIP, r.ConnID, r.TransferID, r.Detail, r.PrevHash, ev.Hash); err != nil {
 			return err
 		}
-		_, err = l.exec(ctx, tx, sqlUpdateHeadHash, ev.Hash)
+		_, err = tx.ExecContext(ctx, sqlUpdateHeadHash, ev.Hash)
 		return err
 	})
 }
@@ -143,12 +143,12 @@ func (l *Ledger) verifyAudit(ctx context.Context, batch int) (int64, error) {
 	// as read, outside the range checked, and a last seq beyond it can only
 	// be a row inserted behind the ledger's back.
 	var lastSeq sql.NullInt64
-	if err := l.reads.db.QueryRowContext(ctx, `SELECT MAX(seq) FROM audit_events`).Scan(&lastSeq); err != nil {
+	if err := l.reads.QueryRowContext(ctx, `SELECT MAX(seq) FROM audit_events`).Scan(&lastSeq); err != nil {
 		return 0, fmt.Errorf("verify audit chain: %w", err)
 	}
 	var headSeq int64
 	var headHash string
-	if err := l.reads.db.QueryRowContext(ctx, `SELECT seq, hash FROM audit_head WHERE id = 1`).
+	if err := l.reads.QueryRowContext(ctx, `SELECT seq, hash FROM audit_head WHERE id = 1`).
 		Scan(&headSeq, &headHash); err != nil {
 		return 0, fmt.Errorf("verify audit chain: %w", err)
 	}
@@ -247,7 +247,7 @@ func (r eventRow) chainHash() string {
 }
 
 func (l *Ledger) eventRows(ctx context.Context, query string, args ...any) ([]eventRow, error) {
-	rows, err := l.reads.db.QueryContext(ctx, query, args...)
+	rows, err := l.reads.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}

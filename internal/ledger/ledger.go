@@ -17,7 +17,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx"
@@ -26,19 +25,16 @@ import (
 )
 
 // Ledger is safe for concurrent use.
+//
+// Statements are not prepared here: each SQLite connection keeps those it
+// has run (see cachingConnector), and pgx does the same on Postgres.
 type Ledger struct {
-	writes   *pool // transactions, and River
-	reads    *pool // reads outside a transaction; writes itself on Postgres
+	writes *sql.DB // transactions, and River
+	reads  *sql.DB // reads outside a transaction; writes itself on Postgres
+	// relaxed: the writer commits with SQLite's synchronous=NORMAL, so a
+	// durable commit must ask for FULL.
+	relaxed  bool
 	postgres bool
-}
-
-// pool is a database/sql pool and the statements prepared on it.
-type pool struct {
-	db    *sql.DB
-	stmts sync.Map // query text → *sql.Stmt, see prepared
-	// relaxed: the pool's connections commit with SQLite's
-	// synchronous=NORMAL, so a durable commit must ask for FULL.
-	relaxed bool
 }
 
 // Open opens "sqlite:<path>" or "postgres://…" ("postgresql://…") and
@@ -49,10 +45,9 @@ func Open(ctx context.Context, dsn string) (*Ledger, error) {
 	switch {
 	case strings.HasPrefix(dsn, "sqlite:"):
 		l.writes, l.reads, err = openSQLite(ctx, strings.TrimPrefix(dsn, "sqlite:"))
+		l.relaxed = true
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
-		var db *sql.DB
-		db, err = sql.Open("pgx", dsn)
-		l.writes = &pool{db: db}
+		l.writes, err = sql.Open("pgx", dsn)
 		l.reads = l.writes
 		l.postgres = true
 	default:
@@ -63,19 +58,13 @@ func Open(ctx context.Context, dsn string) (*Ledger, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open ledger: %w", err)
 	}
-	if err := l.writes.db.PingContext(ctx); err != nil {
+	if err := l.writes.PingContext(ctx); err != nil {
 		l.Close()
 		return nil, fmt.Errorf("open ledger: %w", err)
 	}
 	if err := l.migrate(ctx); err != nil {
 		l.Close()
 		return nil, fmt.Errorf("open ledger: %w", err)
-	}
-	for _, q := range txStatements {
-		if _, err := l.writes.prepared(ctx, q); err != nil {
-			l.Close()
-			return nil, fmt.Errorf("open ledger: prepare: %w", err)
-		}
 	}
 	return l, nil
 }
@@ -84,7 +73,7 @@ func Open(ctx context.Context, dsn string) (*Ledger, error) {
 // the writer.
 const sqliteReaders = 4
 
-func openSQLite(ctx context.Context, file string) (writes, reads *pool, err error) {
+func openSQLite(ctx context.Context, file string) (writes, reads *sql.DB, err error) {
 	if file == "" {
 		return nil, nil, errors.New("sqlite: empty path")
 	}
@@ -124,7 +113,7 @@ func openSQLite(ctx context.Context, file string) (writes, reads *pool, err erro
 		return nil, nil, err
 	}
 	r.SetMaxOpenConns(sqliteReaders)
-	return &pool{db: w, relaxed: true}, &pool{db: r}, nil
+	return w, r, nil
 }
 
 // openSQLiteDB opens a pool whose connections keep their statements (see
@@ -165,95 +154,31 @@ func useWAL(ctx context.Context, db *sql.DB) error {
 
 // Close closes the database.
 func (l *Ledger) Close() error {
-	err := l.writes.close()
+	err := l.writes.Close()
 	if l.reads != l.writes {
-		err = errors.Join(err, l.reads.close())
+		err = errors.Join(err, l.reads.Close())
 	}
 	return err
 }
 
-func (p *pool) close() error {
-	p.stmts.Range(func(_, st any) bool {
-		st.(*sql.Stmt).Close()
-		return true
-	})
-	return p.db.Close()
-}
-
-// prepared returns query prepared once for the life of the pool. Parsing
-// SQL costs more than running the small statements of an upload, and it
-// was most of the ledger's CPU time. The cache is bounded by the query
-// texts in this package: values are always arguments, never part of the
-// text.
-func (p *pool) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
-	if v, ok := p.stmts.Load(query); ok {
-		return v.(*sql.Stmt), nil
-	}
-	st, err := p.db.PrepareContext(ctx, query)
-	if err != nil {
-		return nil, err
-	}
-	if v, loaded := p.stmts.LoadOrStore(query, st); loaded {
-		st.Close()
-		return v.(*sql.Stmt), nil
-	}
-	return st, nil
-}
-
-// prepared returns query prepared: inside tx when tx is not nil, else on
-// the read pool.
-func (l *Ledger) prepared(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt, error) {
-	if tx == nil {
-		return l.reads.prepared(ctx, query)
-	}
-	if v, ok := l.writes.stmts.Load(query); ok {
-		return tx.StmtContext(ctx, v.(*sql.Stmt)), nil
-	}
-	// The transaction may hold the only connection (SQLite): prepare on
-	// it, for this transaction alone.
-	return tx.PrepareContext(ctx, query)
-}
-
-// txStatements are the statements of the write transactions, prepared
-// when the ledger opens: inside a transaction they could only be prepared
-// for that transaction.
-var txStatements = []string{
-	sqlLockHead, sqlReadHead, sqlInsertEvent, sqlUpdateHeadHash,
-	sqlInsertTransfer, sqlUpdateTransfer, sqlGetTransfer,
-}
-
-// exec runs a prepared statement in tx.
-func (l *Ledger) exec(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
-	st, err := l.prepared(ctx, tx, query)
-	if err != nil {
-		return nil, err
-	}
-	return st.ExecContext(ctx, args...)
-}
-
-// queryRow is QueryRowContext with a prepared statement; a statement that
-// fails to prepare is run unprepared, so that its error reaches Scan.
+// queryRow runs query in tx, or on the read pool when tx is nil.
 func (l *Ledger) queryRow(ctx context.Context, tx *sql.Tx, query string, args ...any) *sql.Row {
-	st, err := l.prepared(ctx, tx, query)
-	switch {
-	case err == nil:
-		return st.QueryRowContext(ctx, args...)
-	case tx != nil:
+	if tx != nil {
 		return tx.QueryRowContext(ctx, query, args...)
 	}
-	return l.reads.db.QueryRowContext(ctx, query, args...)
+	return l.reads.QueryRowContext(ctx, query, args...)
 }
 
 // Ping checks that the database answers (for /readyz).
 func (l *Ledger) Ping(ctx context.Context) error {
-	if err := l.writes.db.PingContext(ctx); err != nil {
+	if err := l.writes.PingContext(ctx); err != nil {
 		return fmt.Errorf("ping ledger: %w", err)
 	}
 	return nil
 }
 
 // DB returns the underlying pool, for the job queue that shares the database.
-func (l *Ledger) DB() *sql.DB { return l.writes.db }
+func (l *Ledger) DB() *sql.DB { return l.writes }
 
 // Postgres reports whether the database is Postgres rather than SQLite.
 func (l *Ledger) Postgres() bool { return l.postgres }
@@ -334,10 +259,10 @@ const (
 
 // inTx runs fn in a write transaction and commits it as mode says.
 func (l *Ledger) inTx(ctx context.Context, mode commitMode, fn func(*sql.Tx) error) error {
-	if mode == durable && l.writes.relaxed {
-		return l.writes.durableTx(ctx, fn)
+	if mode == durable && l.relaxed {
+		return l.durableTx(ctx, fn)
 	}
-	tx, err := l.writes.db.BeginTx(ctx, nil)
+	tx, err := l.writes.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
@@ -353,9 +278,9 @@ func runTx(tx *sql.Tx, fn func(*sql.Tx) error) error {
 }
 
 // durableTx runs fn in a transaction that commits with synchronous=FULL
-// on one of the pool's connections, which run at NORMAL otherwise.
-func (p *pool) durableTx(ctx context.Context, fn func(*sql.Tx) error) error {
-	conn, err := p.db.Conn(ctx)
+// on the writer's connection, which runs at NORMAL otherwise.
+func (l *Ledger) durableTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	conn, err := l.writes.Conn(ctx)
 	if err != nil {
 		return err
 	}

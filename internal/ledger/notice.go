@@ -49,7 +49,7 @@ func (l *Ledger) RecordNotice(ctx context.Context, id string, ev Event) (first b
 // NoticeSent reports whether the notice id has been recorded.
 func (l *Ledger) NoticeSent(ctx context.Context, id string) (bool, error) {
 	var n int
-	if err := l.reads.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM notices WHERE id = $1`, id).Scan(&n); err != nil {
+	if err := l.reads.QueryRowContext(ctx, `SELECT COUNT(*) FROM notices WHERE id = $1`, id).Scan(&n); err != nil {
 		return false, fmt.Errorf("look up notice %s: %w", id, err)
 	}
 	return n > 0, nil

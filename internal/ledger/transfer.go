@@ -106,7 +106,7 @@ func (l *Ledger) Begin(ctx context.Context, t Transfer, ev Event) (Transfer, err
 	// Relaxed: a transfer lost with its Begin was never acknowledged, and
 	// the commit that settles the upload makes this one durable too.
 	err := l.withEvent(ctx, relaxed, &ev, func(tx *sql.Tx) error {
-		_, err := l.exec(ctx, tx, sqlInsertTransfer,
+		_, err := tx.ExecContext(ctx, sqlInsertTransfer,
 			t.ID, string(t.Direction), t.Supplier, t.Path, t.Size, t.SHA256, string(t.State),
 			t.ScanResult, t.Destination, t.Error, t.Attempts, t.LandingKey, t.Node, t.RemoteIP,
 			formatTime(t.CreatedAt), formatTime(t.UpdatedAt))
@@ -180,7 +180,7 @@ func (l *Ledger) Advance(ctx context.Context, id string, from []State, to State,
 		ev.Detail["from"], ev.Detail["to"] = string(t.State), string(to)
 		ch.apply(&t)
 		t.State, t.UpdatedAt = to, ev.At
-		_, err = l.exec(ctx, tx, sqlUpdateTransfer,
+		_, err = tx.ExecContext(ctx, sqlUpdateTransfer,
 			t.Path, t.Size, t.SHA256, string(t.State), t.ScanResult, t.Destination, t.Error, t.Attempts,
 			formatTime(t.UpdatedAt), t.ID)
 		if err != nil || ch.InTx == nil {
@@ -307,11 +307,7 @@ func (l *Ledger) List(ctx context.Context, f Filter) ([]Transfer, error) {
 		query += " LIMIT " + arg(f.Limit)
 	}
 
-	st, err := l.prepared(ctx, nil, query)
-	if err != nil {
-		return nil, fmt.Errorf("list transfers: %w", err)
-	}
-	rows, err := st.QueryContext(ctx, args...)
+	rows, err := l.reads.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list transfers: %w", err)
 	}
