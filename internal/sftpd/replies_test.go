@@ -44,6 +44,22 @@ func (c *recordingChannel) sent() (writes [][]byte, all []byte) {
 	return writes, bytes.Join(writes, nil)
 }
 
+// awaitSent waits until want is all that was written, failing with why
+// after a few seconds.
+func (c *recordingChannel) awaitSent(t *testing.T, want []byte, why string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, all := c.sent(); bytes.Equal(all, want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(why)
+		}
+		time.Sleep(statusHold)
+	}
+}
+
 // reply is an SFTP reply of type typ with a body of n bytes, split as
 // pkg/sftp writes it: the header (length, type, id and, for data, the
 // data's length), then the data.
@@ -128,16 +144,7 @@ func TestReplyPacker(t *testing.T) {
 		p := newReplyPacker(ch)
 		h, d := reply(fxpData, 32<<10, 1)
 		want := writeReply(t, p, h, d)
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			if _, all := ch.sent(); bytes.Equal(all, want) {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("the rest of a read's reply was never written")
-			}
-			time.Sleep(holdFor)
-		}
+		ch.awaitSent(t, want, "the rest of a read's reply was never written")
 	})
 
 	t.Run("close writes the rest", func(t *testing.T) {
@@ -180,16 +187,7 @@ func TestReplyPacker(t *testing.T) {
 		p.requests.Store(5)
 		h, d := reply(101, 20, 7)
 		want := writeReply(t, p, h, d)
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			if _, all := ch.sent(); bytes.Equal(all, want) {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("a held answer was never written")
-			}
-			time.Sleep(statusHold)
-		}
+		ch.awaitSent(t, want, "a held answer was never written")
 	})
 
 	t.Run("at most maxHeld answers wait", func(t *testing.T) {
