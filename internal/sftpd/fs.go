@@ -151,11 +151,12 @@ func (s *session) Fileread(r *sftp.Request) (io.ReaderAt, error) {
 	return nil, s.refuse("read", r.Filepath, ErrIsDir)
 }
 
-// Filewrite starts an upload.
+// Filewrite starts an upload. The write lane opens uploads before pkg/sftp
+// sees them; this serves pkg/sftp should one reach it all the same.
 func (s *session) Filewrite(r *sftp.Request) (io.WriterAt, error) {
-	u, err := s.startUpload(r)
+	u, err := s.openUpload(r, "write")
 	if err != nil {
-		return nil, s.refuse("write", r.Filepath, err)
+		return nil, err // not a nil *upload in an interface
 	}
 	return u, nil
 }
@@ -163,9 +164,18 @@ func (s *session) Filewrite(r *sftp.Request) (io.WriterAt, error) {
 // OpenFile serves clients that open for reading and writing at once; the
 // upload then refuses reads.
 func (s *session) OpenFile(r *sftp.Request) (sftp.WriterAtReaderAt, error) {
+	u, err := s.openUpload(r, "open")
+	if err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// openUpload starts an upload for a request named op in refusals.
+func (s *session) openUpload(r *sftp.Request, op string) (*upload, error) {
 	u, err := s.startUpload(r)
 	if err != nil {
-		return nil, s.refuse("open", r.Filepath, err)
+		return nil, s.refuse(op, r.Filepath, err)
 	}
 	return u, nil
 }

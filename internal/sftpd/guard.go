@@ -40,64 +40,108 @@ const (
 // library refuses larger ones anyway.
 const maxPacket = 256*1024 + 1024
 
-// pathGuard sits between the SSH channel and the SFTP server and rewrites
-// escaping paths to escapeMarker. Packets without paths (notably WRITE and
-// READ, the bulk of the traffic) stream through without being buffered.
+// readBuffer is what the guard reads from the channel at once: a whole
+// packet of the largest size, or several of the 32 KiB writes clients send.
+const readBuffer = maxPacket
+
+// An inlineServer answers some requests itself, in the goroutine that reads
+// them, before the SFTP library would see them.
+type inlineServer interface {
+	// serve answers pkt (a whole packet, length included, valid only
+	// during the call) and reports true, or reports false to pass it on.
+	serve(pkt []byte) bool
+	// idle is called before the guard waits for the client, which may be
+	// waiting for an answer held back.
+	idle()
+}
+
+// pathGuard sits between the SSH channel and the SFTP server. It reads the
+// client's requests whole, rewrites escaping paths to escapeMarker, and
+// hands each to the inline server, if any, or on to the SFTP library.
 type pathGuard struct {
 	io.ReadWriteCloser
-	out     []byte // rewritten packet not yet handed to the reader
-	passing int    // bytes of the current packet left to stream through
-	hdr     [5]byte
-	last    atomic.Int64  // UnixNano of the last request, for the idle timeout
+	inline inlineServer // nil: every request goes on
+
+	buf        []byte // read from the channel; buf[start:end] not yet taken
+	start, end int
+	out        []byte // the packet being handed to the SFTP library
+
+	last    atomic.Int64  // UnixNano of the last bytes from the client, for the idle timeout
 	escapes int           // escape attempts rewritten, for the session's log
 	counted *atomic.Int64 // requests read, for the reply packer
 }
 
-func newPathGuard(ch io.ReadWriteCloser, counted *atomic.Int64) *pathGuard {
-	g := &pathGuard{ReadWriteCloser: ch, counted: counted}
+func newPathGuard(ch io.ReadWriteCloser, counted *atomic.Int64, inline inlineServer) *pathGuard {
+	g := &pathGuard{ReadWriteCloser: ch, counted: counted, inline: inline}
 	g.last.Store(time.Now().UnixNano())
 	return g
 }
 
-// lastRequest is when the last request began to arrive.
+// lastRequest is when the client last sent anything.
 func (g *pathGuard) lastRequest() time.Time { return time.Unix(0, g.last.Load()) }
 
 func (g *pathGuard) Read(p []byte) (int, error) {
-	if len(g.out) > 0 {
-		n := copy(p, g.out)
-		g.out = g.out[n:]
-		return n, nil
+	for len(g.out) == 0 {
+		pkt, err := g.next()
+		if err != nil {
+			return 0, err
+		}
+		if carriesPath(pkt[4]) {
+			var rewritten bool
+			if pkt, rewritten = rewriteEscapes(pkt); rewritten {
+				g.escapes++
+			}
+		}
+		if g.inline == nil || !g.inline.serve(pkt) {
+			g.out = pkt
+		}
 	}
-	if g.passing > 0 {
-		n, err := g.ReadWriteCloser.Read(p[:min(len(p), g.passing)])
-		g.passing -= n
-		return n, err
+	n := copy(p, g.out)
+	g.out = g.out[n:]
+	return n, nil
+}
+
+// next returns the next whole packet, valid until the following call.
+func (g *pathGuard) next() ([]byte, error) {
+	if g.buf == nil {
+		g.buf = make([]byte, readBuffer)
 	}
-	if _, err := io.ReadFull(g.ReadWriteCloser, g.hdr[:]); err != nil {
-		return 0, err
+	for {
+		have := g.buf[g.start:g.end]
+		want := 5 // length and type
+		if len(have) >= 4 {
+			length := int(binary.BigEndian.Uint32(have))
+			if length < 1 || length > maxPacket {
+				return nil, fmt.Errorf("sftp packet of %d bytes refused", length)
+			}
+			want = 4 + length
+		}
+		if len(have) >= want {
+			g.start += want
+			g.counted.Add(1)
+			return have[:want:want], nil
+		}
+		if g.start > 0 && len(g.buf)-g.start < want {
+			g.end = copy(g.buf, have)
+			g.start = 0
+		}
+		if g.inline != nil {
+			g.inline.idle()
+		}
+		n, err := g.ReadWriteCloser.Read(g.buf[g.end:])
+		if n > 0 {
+			g.end += n
+			g.last.Store(time.Now().UnixNano())
+			continue
+		}
+		if err == nil {
+			err = io.ErrNoProgress
+		}
+		if errors.Is(err, io.EOF) && g.end > g.start {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
 	}
-	g.last.Store(time.Now().UnixNano())
-	g.counted.Add(1)
-	length := int(binary.BigEndian.Uint32(g.hdr[:4]))
-	if length < 1 || length > maxPacket {
-		return 0, fmt.Errorf("sftp packet of %d bytes refused", length)
-	}
-	if !carriesPath(g.hdr[4]) {
-		g.out = append(g.out[:0], g.hdr[:]...)
-		g.passing = length - 1
-		return g.Read(p)
-	}
-	pkt := make([]byte, 4+length)
-	copy(pkt, g.hdr[:])
-	if _, err := io.ReadFull(g.ReadWriteCloser, pkt[5:]); err != nil {
-		return 0, err
-	}
-	var rewritten bool
-	g.out, rewritten = rewriteEscapes(pkt)
-	if rewritten {
-		g.escapes++
-	}
-	return g.Read(p)
 }
 
 func carriesPath(t byte) bool {

@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"testing/iotest"
-	"time"
 
 	"github.com/airlock-gw/airlock/internal/sftptest"
 )
@@ -17,10 +16,6 @@ import (
 // SFTP packet types the tests send that carry no path.
 const (
 	fxpInit     = 1
-	fxpClose    = 4
-	fxpRead     = 5
-	fxpWrite    = 6
-	fxpFstat    = 8
 	fxpRealpath = 16
 )
 
@@ -162,7 +157,7 @@ func TestRewriteEscapesShortPacket(t *testing.T) {
 			}
 		}()
 		// The same through the guard, as a client would send it.
-		g := newPathGuard(fakeChannel{bytes.NewReader(pkt)}, new(atomic.Int64))
+		g := newPathGuard(fakeChannel{bytes.NewReader(pkt)}, new(atomic.Int64), nil)
 		func() {
 			defer func() {
 				if r := recover(); r != nil {
@@ -230,7 +225,7 @@ func TestPathGuardRead(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			g := newPathGuard(fakeChannel{tt.src(in)}, new(atomic.Int64))
+			g := newPathGuard(fakeChannel{tt.src(in)}, new(atomic.Int64), nil)
 			got, err := tt.read(g)
 			if err != nil {
 				t.Fatalf("read: %v", err)
@@ -257,46 +252,6 @@ func readInPieces(r io.Reader, size int) ([]byte, error) {
 	}
 }
 
-// TestPathGuardStreamsWrites: a WRITE packet is handed on as it arrives,
-// not held until it is complete.
-func TestPathGuardStreamsWrites(t *testing.T) {
-	t.Parallel()
-	pkt := sftptest.Packet(fxpWrite, 1, "h", uint64(0), strings.Repeat("x", 128<<10))
-	first := pkt[:1000]
-	pr, pw := io.Pipe()
-	release := make(chan struct{})
-	go func() {
-		_, _ = pw.Write(first)
-		<-release
-		_, _ = pw.Write(pkt[len(first):])
-		pw.Close()
-	}()
-	g := newPathGuard(fakeChannel{pr}, new(atomic.Int64))
-	got := make(chan []byte, 1)
-	go func() {
-		buf := make([]byte, len(first))
-		_, err := io.ReadFull(g, buf)
-		if err != nil {
-			buf = nil
-		}
-		got <- buf
-	}()
-	select {
-	case b := <-got:
-		if !bytes.Equal(b, first) {
-			t.Fatalf("first bytes of the WRITE differ")
-		}
-	case <-time.After(10 * time.Second):
-		close(release)
-		t.Fatal("the guard held the WRITE packet back until it was complete")
-	}
-	close(release)
-	rest, err := io.ReadAll(g)
-	if err != nil || !bytes.Equal(rest, pkt[len(first):]) {
-		t.Fatalf("rest of the WRITE: %d bytes, err %v", len(rest), err)
-	}
-}
-
 func TestPathGuardErrors(t *testing.T) {
 	t.Parallel()
 	header := func(length uint32, typ byte) []byte {
@@ -319,17 +274,15 @@ func TestPathGuardErrors(t *testing.T) {
 			want: sftptest.Packet(fxpStat, 1, "/ok"), wantErr: "0 bytes refused",
 		},
 		{
-			// A cut-off WRITE streams what there is; the library then sees
-			// the stream end inside a packet.
-			name: "write packet cut short",
-			in:   sftptest.Packet(fxpWrite, 1, "h", uint64(0), "abcdef")[:20],
-			want: sftptest.Packet(fxpWrite, 1, "h", uint64(0), "abcdef")[:20],
+			// Packets are handed on whole or not at all.
+			name: "write packet cut short", in: sftptest.Packet(fxpWrite, 1, "h", uint64(0), "abcdef")[:20],
+			wantErr: io.ErrUnexpectedEOF.Error(),
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			g := newPathGuard(fakeChannel{bytes.NewReader(tt.in)}, new(atomic.Int64))
+			g := newPathGuard(fakeChannel{bytes.NewReader(tt.in)}, new(atomic.Int64), nil)
 			got, err := io.ReadAll(g)
 			if tt.wantErr == "" && err != nil {
 				t.Fatalf("err = %v, want EOF", err)
@@ -346,25 +299,18 @@ func TestPathGuardErrors(t *testing.T) {
 
 // guardReference is the guard's contract, one whole packet at a time: path
 // packets are rewritten by rewriteEscapes, all others pass unchanged, the
-// stream stops at the first malformed header.
+// stream stops at the first malformed header or cut-off packet.
 func guardReference(in []byte) (out []byte, pathPackets int) {
 	for len(in) >= 5 {
 		length := int(binary.BigEndian.Uint32(in))
-		if length < 1 || length > maxPacket {
+		if length < 1 || length > maxPacket || len(in) < 4+length {
 			break
 		}
-		typ := in[4]
-		if !carriesPath(typ) {
-			n := min(len(in), 4+length)
-			out = append(out, in[:n]...)
-			in = in[n:]
-			continue
+		pkt := in[:4+length]
+		if carriesPath(in[4]) {
+			pathPackets++
+			pkt, _ = rewriteEscapes(bytes.Clone(pkt))
 		}
-		if len(in) < 4+length {
-			break
-		}
-		pathPackets++
-		pkt, _ := rewriteEscapes(bytes.Clone(in[:4+length]))
 		out = append(out, pkt...)
 		in = in[4+length:]
 	}
@@ -382,7 +328,7 @@ func FuzzPathGuard(f *testing.F) {
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, fxpOpen}, uint8(5))
 	f.Fuzz(func(t *testing.T, in []byte, readSize uint8) {
 		want, pathPackets := guardReference(in)
-		g := newPathGuard(fakeChannel{iotest.HalfReader(bytes.NewReader(in))}, new(atomic.Int64))
+		g := newPathGuard(fakeChannel{iotest.HalfReader(bytes.NewReader(in))}, new(atomic.Int64), nil)
 		buf := make([]byte, int(readSize)+1)
 		var got []byte
 		for reads := 0; ; reads++ {

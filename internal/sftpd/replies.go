@@ -3,6 +3,7 @@ package sftpd
 import (
 	"encoding/binary"
 	"io"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,6 +40,9 @@ type replyPacker struct {
 	requests atomic.Int64 // requests read from the client, counted by the guard
 	replies  int64        // replies complete in buf or written
 	held     int          // answers held while more are owed
+	answered *sync.Cond   // signalled as replies grow, for awaitEarlier
+	waiting  bool         // someone waits on answered
+	closed   bool
 }
 
 const (
@@ -68,6 +72,7 @@ func newReplyPacker(ch io.ReadWriteCloser) *replyPacker {
 	p := &replyPacker{ReadWriteCloser: ch, buf: make([]byte, 0, 2*packetData), hold: holdFor, answerHold: statusHold}
 	p.timer = time.AfterFunc(time.Hour, p.flushHeld)
 	p.timer.Stop()
+	p.answered = sync.NewCond(&p.mu)
 	return p
 }
 
@@ -94,6 +99,7 @@ func (p *replyPacker) Write(b []byte) (int, error) {
 		return len(b), nil // the rest of this reply is still to come
 	}
 	p.whole = end
+	p.signalAnswered()
 	if !data {
 		if p.requests.Load() > p.replies && p.held < maxHeld {
 			p.held++
@@ -112,6 +118,50 @@ func (p *replyPacker) Write(b []byte) (int, error) {
 		p.timer.Reset(p.hold)
 	}
 	return len(b), nil
+}
+
+// writeLater takes one whole reply, sent by the inline server while the
+// client streams requests: it waits for flushHeld, which the guard calls
+// before it waits for the client, or for maxHeld answers to gather.
+func (p *replyPacker) writeLater(b []byte) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.err != nil {
+		return p.err
+	}
+	p.buf = append(p.buf, b...)
+	p.whole = len(p.buf)
+	p.replies++
+	if p.held++; p.held < maxHeld {
+		return nil
+	}
+	p.held = 0
+	p.timer.Stop()
+	return p.writeLocked(p.whole)
+}
+
+// awaitEarlier waits until every request read before the latest one has
+// its reply: the inline server answers a request only once the SFTP
+// library is done with the ones before it, as a server serving them in
+// order would be.
+func (p *replyPacker) awaitEarlier() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for p.err == nil && !p.closed && p.replies < p.requests.Load()-1 {
+		p.waiting = true
+		p.answered.Wait()
+	}
+	if p.closed {
+		return net.ErrClosed
+	}
+	return p.err
+}
+
+func (p *replyPacker) signalAnswered() {
+	if p.waiting {
+		p.waiting = false
+		p.answered.Broadcast()
+	}
 }
 
 // writeLocked writes buf[:n] and keeps the rest.
@@ -153,5 +203,11 @@ func (p *replyPacker) Close() error {
 	case <-flushed:
 	case <-timer.C:
 	}
-	return p.ReadWriteCloser.Close()
+	// Closing the channel ends a write stuck with the lock held.
+	err := p.ReadWriteCloser.Close()
+	p.mu.Lock()
+	p.closed = true
+	p.answered.Broadcast()
+	p.mu.Unlock()
+	return err
 }

@@ -209,6 +209,44 @@ func TestReplyPacker(t *testing.T) {
 		}
 	})
 
+	t.Run("inline answers wait for a flush", func(t *testing.T) {
+		t.Parallel()
+		ch := &recordingChannel{}
+		p := newReplyPacker(ch)
+		var want []byte
+		for i := range maxHeld - 1 {
+			h, _ := reply(101, 20, byte(i))
+			if err := p.writeLater(h); err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, h...)
+		}
+		if _, all := ch.sent(); len(all) != 0 {
+			t.Fatalf("%d bytes written before the flush", len(all))
+		}
+		p.flushHeld()
+		if writes, all := ch.sent(); len(writes) != 1 || !bytes.Equal(all, want) {
+			t.Errorf("after the flush: %d writes, %d of %d bytes", len(writes), len(all), len(want))
+		}
+	})
+
+	t.Run("at most maxHeld inline answers wait", func(t *testing.T) {
+		t.Parallel()
+		ch := &recordingChannel{}
+		p := newReplyPacker(ch)
+		var want []byte
+		for i := range maxHeld {
+			h, _ := reply(101, 20, byte(i))
+			if err := p.writeLater(h); err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, h...)
+		}
+		if writes, all := ch.sent(); len(writes) != 1 || !bytes.Equal(all, want) {
+			t.Errorf("after %d answers: %d writes, %d of %d bytes", maxHeld, len(writes), len(all), len(want))
+		}
+	})
+
 	t.Run("a failed write is sticky", func(t *testing.T) {
 		t.Parallel()
 		broken := errors.New("channel gone")
@@ -225,6 +263,43 @@ func TestReplyPacker(t *testing.T) {
 			t.Errorf("Write after a failure = %v, want %v", err, broken)
 		}
 	})
+}
+
+func TestReplyPackerAwaitEarlier(t *testing.T) {
+	t.Parallel()
+	ch := &recordingChannel{}
+	p := newReplyPacker(ch)
+	p.requests.Store(3) // two requests owed an answer, then the latest
+	done := make(chan error, 1)
+	go func() { done <- p.awaitEarlier() }()
+	for i := range 2 {
+		select {
+		case err := <-done:
+			t.Fatalf("awaitEarlier returned (%v) with %d earlier requests unanswered", err, 2-i)
+		case <-time.After(20 * time.Millisecond):
+		}
+		h, d := reply(101, 20, byte(i))
+		writeReply(t, p, h, d)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("awaitEarlier = %v once both are answered", err)
+	}
+
+	// Closing releases a waiter: the answers will never come.
+	p.requests.Store(10)
+	go func() { done <- p.awaitEarlier() }()
+	time.Sleep(10 * time.Millisecond)
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("awaitEarlier on a closed packer returned no error")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close left awaitEarlier waiting")
+	}
 }
 
 // blockedChannel is a client that reads nothing more: writes wait until the

@@ -390,7 +390,8 @@ func (s *Server) serveChannel(ctx context.Context, ch ssh.Channel, reqs <-chan *
 
 func (sess *session) serve(ctx context.Context, ch ssh.Channel) {
 	replies := newReplyPacker(ch)
-	guard := newPathGuard(replies, &replies.requests)
+	lane := newWriteLane(sess, replies)
+	guard := newPathGuard(replies, &replies.requests, lane)
 	// No sftp.WithRSAllocator: it saves some garbage collection but keeps a
 	// 256 KiB page per request in flight, 18 MiB per busy session.
 	srv := sftp.NewRequestServer(guard, sess.handlers())
@@ -405,9 +406,11 @@ func (sess *session) serve(ctx context.Context, ch ssh.Channel) {
 		}
 		srv.Close()
 	}()
-	if err := srv.Serve(); err != nil && !errors.Is(err, io.EOF) {
+	err := srv.Serve()
+	if err != nil && !errors.Is(err, io.EOF) {
 		sess.log.Debug("sftp session ended", "err", err)
 	}
+	lane.abort(err)
 	if guard.escapes > 0 {
 		sess.log.Warn("session tried to leave its home directory", "attempts", guard.escapes)
 	}

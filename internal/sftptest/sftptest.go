@@ -33,8 +33,10 @@ const (
 	FXPRename   = 18
 	FXPReadlink = 19
 	FXPSymlink  = 20
+	FXPFsetstat = 10
 	FXPStatus   = 101
 	FXPHandle   = 102
+	FXPAttrs    = 105
 	FXPExtended = 200
 )
 
@@ -44,6 +46,7 @@ const (
 	FXNoSuchFile       = 2
 	FXPermissionDenied = 3
 	FXFailure          = 4
+	FXBadMessage       = 5
 	FXOpUnsupported    = 8
 )
 
@@ -125,12 +128,10 @@ func New(tb testing.TB, conn *ssh.Client) *Client {
 // Any other answer fails the test.
 func (c *Client) Status(typ byte, fields ...any) (code uint32, msg string) {
 	c.tb.Helper()
-	rtyp, body := c.call(typ, fields...)
+	rtyp, body := c.Call(typ, fields...)
 	switch rtyp {
 	case FXPStatus:
-		code, rest := c.uint32(body)
-		msg, _ := c.string(rest)
-		return code, msg
+		return c.StatusOf(body)
 	case FXPHandle:
 		handle, _ := c.string(body)
 		if code, msg := c.Status(FXPClose, handle); code != FXOK {
@@ -149,18 +150,54 @@ func (c *Client) OpenWrite(p string) (code uint32, msg string) {
 	return c.Status(FXPOpen, p, uint32(FXFWrite|FXFCreat|FXFTrunc), uint32(0))
 }
 
-// call sends a request with the next id and returns the type of the
-// answer and its body after the id.
-func (c *Client) call(typ byte, fields ...any) (byte, []byte) {
+// Call sends a request of type typ with fields (see Packet) and returns
+// the type of its answer and the answer's body after the id.
+func (c *Client) Call(typ byte, fields ...any) (byte, []byte) {
+	c.tb.Helper()
+	id := c.Send(typ, fields...)
+	rtyp, got, body := c.Recv()
+	if got != id {
+		c.tb.Fatalf("the answer to request %d carries id %d", id, got)
+	}
+	return rtyp, body
+}
+
+// Send sends a request with the next id without waiting for its answer,
+// and returns the id.
+func (c *Client) Send(typ byte, fields ...any) uint32 {
 	c.tb.Helper()
 	c.id++
 	c.send(Packet(typ, c.id, fields...))
-	rtyp, body := c.recv()
-	id, body := c.uint32(body)
-	if id != c.id {
-		c.tb.Fatalf("the answer to request %d carries id %d", c.id, id)
-	}
-	return rtyp, body
+	return c.id
+}
+
+// SendRaw sends pkt as it is, to send what Packet would not build.
+func (c *Client) SendRaw(pkt []byte) {
+	c.tb.Helper()
+	c.send(pkt)
+}
+
+// Recv returns the next answer: its type, its request id and its body
+// after the id.
+func (c *Client) Recv() (typ byte, id uint32, body []byte) {
+	c.tb.Helper()
+	typ, body = c.recv()
+	id, body = c.uint32(body)
+	return typ, id, body
+}
+
+// StatusOf reads a status answer's code and message from body.
+func (c *Client) StatusOf(body []byte) (code uint32, msg string) {
+	c.tb.Helper()
+	code, body = c.uint32(body)
+	msg, _ = c.string(body)
+	return code, msg
+}
+
+// String reads an SSH string off the front of b, such as a handle.
+func (c *Client) String(b []byte) (string, []byte) {
+	c.tb.Helper()
+	return c.string(b)
 }
 
 func (c *Client) send(pkt []byte) {

@@ -1,0 +1,229 @@
+package sftpd
+
+import (
+	"bytes"
+	"encoding/binary"
+	"strings"
+	"testing"
+
+	"github.com/airlock-gw/airlock/internal/ledger"
+	"github.com/airlock-gw/airlock/internal/sftptest"
+)
+
+// openUpload opens p for writing and returns the handle.
+func openUpload(t *testing.T, c *sftptest.Client, p string) string {
+	t.Helper()
+	typ, body := c.Call(sftptest.FXPOpen, p, uint32(sftptest.FXFWrite|sftptest.FXFCreat|sftptest.FXFTrunc), uint32(0))
+	if typ != sftptest.FXPHandle {
+		code, msg := c.StatusOf(body)
+		t.Fatalf("open %s: status %d %q, want a handle", p, code, msg)
+	}
+	handle, _ := c.String(body)
+	return handle
+}
+
+// TestWriteLanePipelinedWrites: writes sent without waiting, some ahead of
+// the stream, are each answered in the order sent and land in order.
+func TestWriteLanePipelinedWrites(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, serverOptions{})
+	c := ts.rawClient(t, uploader)
+	handle := openUpload(t, c, "/piped.bin")
+	data := source(5*32<<10 + 100)
+	chunk := func(i int) (uint64, string) {
+		off := i * 32 << 10
+		return uint64(off), string(data[off:min(off+32<<10, len(data))])
+	}
+	var ids []uint32
+	for _, i := range []int{1, 0, 3, 2, 5, 4} { // as concurrent writers may send them
+		off, b := chunk(i)
+		ids = append(ids, c.Send(sftptest.FXPWrite, handle, off, b))
+	}
+	for _, want := range ids {
+		typ, id, body := c.Recv()
+		if typ != sftptest.FXPStatus || id != want {
+			t.Fatalf("answer type %d to request %d, want a status to request %d", typ, id, want)
+		}
+		if code, msg := c.StatusOf(body); code != sftptest.FXOK {
+			t.Fatalf("write %d: status %d %q", id, code, msg)
+		}
+	}
+	if code, msg := c.Status(sftptest.FXPClose, handle); code != sftptest.FXOK {
+		t.Fatalf("close: status %d %q", code, msg)
+	}
+	ts.checkReceived(t, ts.onlyTransfer(t, uploader), data)
+}
+
+// TestWriteLaneHandleRequests: the requests a client may send on an open
+// upload, each answered as the session's handlers decide.
+func TestWriteLaneHandleRequests(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, serverOptions{})
+	c := ts.rawClient(t, uploader)
+	handle := openUpload(t, c, "/f.csv")
+	if code, msg := c.Status(sftptest.FXPWrite, handle, uint64(0), "a,b\n"); code != sftptest.FXOK {
+		t.Fatalf("write: status %d %q", code, msg)
+	}
+
+	typ, body := c.Call(sftptest.FXPFstat, handle)
+	if typ != sftptest.FXPAttrs {
+		t.Fatalf("fstat answered with type %d, want ATTRS", typ)
+	}
+	if flags := binary.BigEndian.Uint32(body); flags&(attrSize|attrPermissions) != attrSize|attrPermissions {
+		t.Errorf("fstat attribute flags %#x lack size and permissions", flags)
+	}
+	if mode := binary.BigEndian.Uint32(body[12:]); mode&0o170000 != modeRegular {
+		t.Errorf("fstat mode %o is not a regular file", mode)
+	}
+
+	tests := []struct {
+		name     string
+		typ      byte
+		fields   []any
+		wantCode uint32
+		wantMsg  string
+	}{
+		{"setstat of times", sftptest.FXPFsetstat, []any{handle, uint32(attrTimes), uint32(1), uint32(2)}, sftptest.FXOK, ""},
+		{"setstat of the size", sftptest.FXPFsetstat, []any{handle, uint32(attrSize), uint64(0)}, sftptest.FXOpUnsupported, "size"},
+		{"read", sftptest.FXPRead, []any{handle, uint64(0), uint32(10)}, sftptest.FXPermissionDenied, "write-only"},
+		{"write cut short", sftptest.FXPWrite, []any{handle, uint64(4)}, sftptest.FXBadMessage, "malformed"},
+	}
+	for _, tt := range tests { // one session: in order, not in parallel
+		code, msg := c.Status(tt.typ, tt.fields...)
+		if code != tt.wantCode || !strings.Contains(msg, tt.wantMsg) {
+			t.Errorf("%s: status %d %q, want %d with %q", tt.name, code, msg, tt.wantCode, tt.wantMsg)
+		}
+	}
+
+	if code, msg := c.Status(sftptest.FXPClose, handle); code != sftptest.FXOK {
+		t.Fatalf("close: status %d %q", code, msg)
+	}
+	ts.checkReceived(t, ts.onlyTransfer(t, uploader), []byte("a,b\n"))
+	if code, _ := c.Status(sftptest.FXPWrite, handle, uint64(4), "more"); code == sftptest.FXOK {
+		t.Error("a write on a closed handle succeeded")
+	}
+}
+
+// TestWriteLaneWaitsForEarlierRequests: an upload opened right behind a
+// request pkg/sftp serves sees that request done, and the answers keep
+// the order of the requests.
+func TestWriteLaneWaitsForEarlierRequests(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, serverOptions{})
+	c := ts.rawClient(t, uploader)
+	for i := range 20 {
+		dir := "/d" + string(rune('a'+i))
+		mkdir := c.Send(sftptest.FXPMkdir, dir, uint32(0))
+		open := c.Send(sftptest.FXPOpen, dir+"/f.bin", uint32(sftptest.FXFWrite|sftptest.FXFCreat), uint32(0))
+		typ, id, body := c.Recv()
+		if typ != sftptest.FXPStatus || id != mkdir {
+			t.Fatalf("first answer: type %d to request %d, want the status of mkdir (%d)", typ, id, mkdir)
+		}
+		if code, msg := c.StatusOf(body); code != sftptest.FXOK {
+			t.Fatalf("mkdir %s: status %d %q", dir, code, msg)
+		}
+		typ, id, body = c.Recv()
+		if typ != sftptest.FXPHandle || id != open {
+			code, msg := c.StatusOf(body)
+			t.Fatalf("open in %s: type %d to request %d (%d %q), want a handle to request %d", dir, typ, id, code, msg, open)
+		}
+		handle, _ := c.String(body)
+		if code, msg := c.Status(sftptest.FXPClose, handle); code != sftptest.FXOK {
+			t.Fatalf("close: status %d %q", code, msg)
+		}
+	}
+}
+
+// TestWriteLaneRefusesLikeTheHandlers: an open the session refuses is
+// answered with the handlers' status and message.
+func TestWriteLaneRefusesLikeTheHandlers(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, serverOptions{})
+	c := ts.rawClient(t, uploader)
+	tests := []struct {
+		name     string
+		path     string
+		flags    uint32
+		wantCode uint32
+		wantMsg  string
+	}{
+		{"escape", "../x.csv", sftptest.FXFWrite | sftptest.FXFCreat, sftptest.FXPermissionDenied, "leaves the home directory"},
+		{"missing directory", "/no/x.csv", sftptest.FXFWrite, sftptest.FXNoSuchFile, `"/no"`},
+		{"append", "/x.csv", sftptest.FXFWrite | 0x04, sftptest.FXOpUnsupported, "append"},
+		{"read and write", "/", sftptest.FXFRead | sftptest.FXFWrite, sftptest.FXFailure, "is a directory"},
+	}
+	for _, tt := range tests {
+		code, msg := c.Status(sftptest.FXPOpen, tt.path, tt.flags, uint32(0))
+		if code != tt.wantCode || !strings.Contains(msg, tt.wantMsg) {
+			t.Errorf("%s: status %d %q, want %d with %q", tt.name, code, msg, tt.wantCode, tt.wantMsg)
+		}
+	}
+	if got := ts.refusals(t, "escape"); got != 1 {
+		t.Errorf("%d escape refusals recorded, want 1", got)
+	}
+	ts.assertNothingLanded(t)
+}
+
+// FuzzWriteLane: every request the lane takes is answered exactly once,
+// with its id, whatever its bytes.
+func FuzzWriteLane(f *testing.F) {
+	f.Add(byte(fxpWrite), sftptest.Packet(fxpWrite, 7, "w1", uint64(0), "data")[9:])
+	f.Add(byte(fxpWrite), sftptest.Packet(fxpWrite, 7, "w1", uint64(1<<40), "data")[9:])
+	f.Add(byte(fxpFsetstat), sftptest.Packet(fxpFsetstat, 7, "w1", uint32(attrSize))[9:])
+	f.Add(byte(fxpFstat), sftptest.Packet(fxpFstat, 7, "w1")[9:])
+	f.Add(byte(fxpRead), sftptest.Packet(fxpRead, 7, "w1", uint64(0), uint32(5))[9:])
+	f.Add(byte(fxpOpen), sftptest.Packet(fxpOpen, 7, "/x", uint32(fxfWrite), uint32(0))[9:])
+	f.Add(byte(fxpOpen), sftptest.Packet(fxpOpen, 7, "/x", uint32(fxfRead), uint32(0))[9:])
+	f.Add(byte(fxpClose), sftptest.Packet(fxpClose, 7, "w2")[9:])
+	f.Add(byte(fxpWrite), []byte{0, 0, 0, 2, 'w'})
+
+	ts := newTestServer(f, serverOptions{})
+	ch := &recordingChannel{}
+	replies := newReplyPacker(ch)
+	supplier, ok := ts.srv.suppliers().Lookup(uploader)
+	if !ok {
+		f.Fatal("no test supplier")
+	}
+	sess := &session{
+		srv: ts.srv, ctx: f.Context(), supplier: supplier, connID: "fuzz", remoteIP: "127.0.0.1",
+		log: testLogger(f), held: make(map[string]ledger.Transfer),
+	}
+	lane := newWriteLane(sess, replies)
+	f.Cleanup(func() { lane.abort(nil) })
+	f.Fuzz(func(t *testing.T, typ byte, body []byte) {
+		if len(lane.files) == 0 { // keep one upload open for the handle requests
+			replies.requests.Add(1)
+			lane.serve(sftptest.Packet(fxpOpen, 1, "/open.bin", uint32(fxfWrite), uint32(0)))
+		}
+		pkt := append(binary.BigEndian.AppendUint32(nil, uint32(5+len(body))), typ, 0, 0, 0, 7)
+		pkt = append(pkt, body...)
+		before := replies.replies
+		replies.requests.Add(1)
+		if !lane.serve(pkt) {
+			replies.requests.Add(-1) // pkg/sftp's, which answers it
+			return
+		}
+		lane.idle()
+		if got := replies.replies - before; got != 1 {
+			t.Fatalf("request of type %d answered %d times", typ, got)
+		}
+		_, sent := ch.sent()
+		last := lastReply(sent)
+		if len(last) < 9 || binary.BigEndian.Uint32(last[5:]) != 7 {
+			t.Fatalf("the answer %x does not carry the request's id", last)
+		}
+	})
+}
+
+// lastReply returns the last whole reply of a stream of replies.
+func lastReply(stream []byte) []byte {
+	var last []byte
+	for len(stream) >= 4 {
+		n := 4 + int(binary.BigEndian.Uint32(stream))
+		if n > len(stream) {
+			break
+		}
+		last, stream = stream[:n], stream[n:]
+	}
+	return bytes.Clone(last)
+}
