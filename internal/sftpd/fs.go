@@ -128,7 +128,10 @@ func displayPath(p string) string {
 	return fmt.Sprintf("%q", p)
 }
 
-// Fileread serves downloads: only the egress area is readable.
+// Fileread serves downloads: only the egress area is readable. The file
+// lane opens files before pkg/sftp sees them and calls this, as it calls
+// openUpload; pkg/sftp would call these only for a request the lane
+// declined.
 func (s *session) Fileread(r *sftp.Request) (io.ReaderAt, error) {
 	loc, err := s.resolve(r.Filepath)
 	if err != nil {
@@ -151,8 +154,7 @@ func (s *session) Fileread(r *sftp.Request) (io.ReaderAt, error) {
 	return nil, s.refuse("read", r.Filepath, ErrIsDir)
 }
 
-// Filewrite starts an upload. The write lane opens uploads before pkg/sftp
-// sees them; this serves pkg/sftp should one reach it all the same.
+// Filewrite starts an upload.
 func (s *session) Filewrite(r *sftp.Request) (io.WriterAt, error) {
 	u, err := s.openUpload(r, "write")
 	if err != nil {

@@ -390,7 +390,7 @@ func (s *Server) serveChannel(ctx context.Context, ch ssh.Channel, reqs <-chan *
 
 func (sess *session) serve(ctx context.Context, ch ssh.Channel) {
 	replies := newReplyPacker(ch)
-	lane := newWriteLane(sess, replies)
+	lane := newFileLane(sess, replies)
 	guard := newPathGuard(replies, &replies.requests, lane)
 	// No sftp.WithRSAllocator: it saves some garbage collection but keeps a
 	// 256 KiB page per request in flight, 18 MiB per busy session.

@@ -36,6 +36,7 @@ const (
 	FXPFsetstat = 10
 	FXPStatus   = 101
 	FXPHandle   = 102
+	FXPData     = 103
 	FXPAttrs    = 105
 	FXPExtended = 200
 )
@@ -43,6 +44,7 @@ const (
 // Status codes (SSH_FX_*).
 const (
 	FXOK               = 0
+	FXEOF              = 1
 	FXNoSuchFile       = 2
 	FXPermissionDenied = 3
 	FXFailure          = 4

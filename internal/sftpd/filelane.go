@@ -6,38 +6,51 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/pkg/sftp"
 )
 
-// writeLane serves uploads in the goroutine that reads the client's
+// fileLane serves open files in the goroutine that reads the client's
 // requests, in the order the client sent them.
 //
 // pkg/sftp allocates every request afresh and hands it to one of eight
 // workers, whose replies are put back in order after; an upload's 32 KiB
 // writes then arrive at the file out of order, most of them to be copied
-// into the reorder window. The lane opens uploads itself and takes every
-// request on their handles (write, close, fstat, fsetstat, read) straight
-// from the guard's buffer. Everything else goes on to pkg/sftp, and the
+// into the reorder window, and every read allocates its 32 KiB of data. The
+// lane opens files itself and takes every request on their handles (read,
+// write, close, fstat, fsetstat) straight from the guard's buffer, as
+// OpenSSH's sftp-server does. Everything else goes on to pkg/sftp, and the
 // session's handlers decide alike for both: the lane calls them.
-type writeLane struct {
+//
+// Writes ahead of the stream still pass through the reorder window, but no
+// later request can fill a gap while the lane waits for it: a client that
+// sends writes further out of order than the window holds sees its upload
+// fail after the stall timeout, as with pkg/sftp's workers all waiting.
+type fileLane struct {
 	sess    *session
 	replies *replyPacker
-	files   map[string]*laneFile // open uploads by handle
+	files   map[string]*laneFile // open files by handle
 	opened  uint64               // handles given out
 	held    bool                 // write answers wait in the packer
 	reply   []byte               // the reply being encoded
 }
 
-// laneFile is an upload open on the lane.
+// laneFile is a file open on the lane: an upload or a download.
 type laneFile struct {
-	up   *upload
-	path string // the path it was opened with, cleaned
+	handle string
+	path   string      // the path it was opened with, cleaned
+	up     *upload     // an upload, or
+	rd     io.ReaderAt // a download
 }
 
-var _ inlineServer = (*writeLane)(nil)
+// maxRead bounds the data of one read's reply, as pkg/sftp's default does:
+// clients ask for 32 KiB.
+const maxRead = 32 << 10
+
+var _ inlineServer = (*fileLane)(nil)
 
 // SFTP v3 packet types and flags the lane serves beyond those the guard
 // names (draft-ietf-secsh-filexfer-02).
@@ -50,6 +63,7 @@ const (
 	fxpStatus   = 101
 	fxpHandle   = 102
 	fxpAttrs    = 105
+	// fxpData is SSH_FXP_DATA, in replies.go.
 
 	fxfRead   = 0x01
 	fxfWrite  = 0x02
@@ -67,20 +81,20 @@ const (
 )
 
 // handlePrefix starts the lane's handles; pkg/sftp's are decimal numbers.
-const handlePrefix = "w"
+const handlePrefix = "f"
 
-func newWriteLane(sess *session, replies *replyPacker) *writeLane {
-	return &writeLane{sess: sess, replies: replies, files: make(map[string]*laneFile)}
+func newFileLane(sess *session, replies *replyPacker) *fileLane {
+	return &fileLane{sess: sess, replies: replies, files: make(map[string]*laneFile)}
 }
 
-func (l *writeLane) serve(pkt []byte) bool {
+func (l *fileLane) serve(pkt []byte) bool {
 	req := fields{b: pkt[5:]}
 	id := req.uint32()
 	switch pkt[4] {
 	case fxpOpen:
 		name := req.bytes()
 		pflags := req.uint32()
-		if req.bad || pflags&writeFlags == 0 {
+		if req.bad || pflags&(fxfRead|writeFlags) == 0 {
 			return false
 		}
 		if l.awaitEarlier() {
@@ -94,7 +108,7 @@ func (l *writeLane) serve(pkt []byte) bool {
 			return false
 		}
 		if l.awaitEarlier() {
-			l.onHandle(pkt[4], id, string(handle), f, &req)
+			l.onHandle(pkt[4], id, f, &req)
 		}
 		return true
 	}
@@ -103,44 +117,63 @@ func (l *writeLane) serve(pkt []byte) bool {
 
 // awaitEarlier reports whether the channel is still open once pkg/sftp has
 // answered every earlier request.
-func (l *writeLane) awaitEarlier() bool {
+func (l *fileLane) awaitEarlier() bool {
 	return l.replies.awaitEarlier() == nil
 }
 
-func (l *writeLane) open(id uint32, name string, pflags uint32) {
-	r := sftp.NewRequest("Put", name) // cleans the path as pkg/sftp does
+func (l *fileLane) open(id uint32, name string, pflags uint32) {
+	r := sftp.NewRequest("Get", name) // cleans the path as pkg/sftp does
 	r.Flags = pflags
-	op := "write"
-	if pflags&fxfRead != 0 {
-		op = "open"
+	f := &laneFile{path: r.Filepath}
+	var err error
+	switch {
+	case pflags&writeFlags == 0:
+		f.rd, err = l.sess.Fileread(r)
+	case pflags&fxfRead != 0:
+		r.Method = "Open"
+		f.up, err = l.sess.openUpload(r, "open")
+	default:
+		r.Method = "Put"
+		f.up, err = l.sess.openUpload(r, "write")
 	}
-	up, err := l.sess.openUpload(r, op)
 	if err != nil {
 		l.answer(id, err)
 		return
 	}
 	l.opened++
-	handle := handlePrefix + strconv.FormatUint(l.opened, 10)
-	l.files[handle] = &laneFile{up: up, path: r.Filepath}
-	l.send(l.begin(fxpHandle, id).appendString(handle))
+	f.handle = handlePrefix + strconv.FormatUint(l.opened, 10)
+	l.files[f.handle] = f
+	l.send(l.begin(fxpHandle, id).appendString(f.handle))
 }
 
-func (l *writeLane) onHandle(typ byte, id uint32, handle string, f *laneFile, req *fields) {
+func (l *fileLane) onHandle(typ byte, id uint32, f *laneFile, req *fields) {
 	switch typ {
+	case fxpRead:
+		off := req.uint64()
+		n := req.uint32()
+		switch {
+		case req.bad:
+			l.answer(id, fmt.Errorf("malformed read request: %w", sftp.ErrSSHFxBadMessage))
+		case f.up != nil:
+			l.answer(id, statusError(ErrWriteOnly))
+		default:
+			l.read(id, f.rd, int64(off), min(int(n), maxRead))
+		}
 	case fxpWrite:
 		off := req.uint64()
 		data := req.bytes()
-		if req.bad {
+		switch {
+		case req.bad:
 			l.answer(id, fmt.Errorf("malformed write request: %w", sftp.ErrSSHFxBadMessage))
-			return
+		case f.up == nil:
+			l.answer(id, statusError(fmt.Errorf("downloads: %w", ErrReadOnly)))
+		default:
+			_, err := f.up.WriteAt(data, int64(off))
+			l.answerLater(id, err)
 		}
-		_, err := f.up.WriteAt(data, int64(off))
-		l.answerLater(id, err)
 	case fxpClose:
-		delete(l.files, handle)
-		l.answer(id, f.up.Close())
-	case fxpRead:
-		l.answer(id, statusError(ErrWriteOnly))
+		delete(l.files, f.handle)
+		l.answer(id, f.close())
 	case fxpFstat:
 		l.fstat(id, f)
 	case fxpFsetstat:
@@ -154,7 +187,35 @@ func (l *writeLane) onHandle(typ byte, id uint32, handle string, f *laneFile, re
 	}
 }
 
-func (l *writeLane) fstat(id uint32, f *laneFile) {
+// read answers a read of n bytes at off with the data there, or with EOF
+// when there is none.
+func (l *fileLane) read(id uint32, rd io.ReaderAt, off int64, n int) {
+	r := l.begin(fxpData, id)
+	*r = binary.BigEndian.AppendUint32(*r, 0) // the data's length, below
+	start := len(*r)
+	*r = slices.Grow(*r, n)[:start+n]
+	got, err := rd.ReadAt((*r)[start:], off)
+	if err != nil && (!errors.Is(err, io.EOF) || got == 0) {
+		l.answer(id, err)
+		return
+	}
+	*r = (*r)[:start+got]
+	binary.BigEndian.PutUint32((*r)[start-4:], uint32(got))
+	l.send(r)
+}
+
+// close ends the file: an upload is settled, a download's reader let go.
+func (f *laneFile) close() error {
+	if f.up != nil {
+		return f.up.Close()
+	}
+	if c, ok := f.rd.(io.Closer); ok {
+		return statusError(c.Close())
+	}
+	return nil
+}
+
+func (l *fileLane) fstat(id uint32, f *laneFile) {
 	list, err := l.sess.Filelist(sftp.NewRequest("Stat", f.path))
 	if err != nil {
 		l.answer(id, err)
@@ -169,46 +230,48 @@ func (l *writeLane) fstat(id uint32, f *laneFile) {
 }
 
 // idle sends the write answers held back: the client may wait for them.
-func (l *writeLane) idle() {
+func (l *fileLane) idle() {
 	if l.held {
 		l.held = false
 		l.replies.flushHeld()
 	}
 }
 
-// abort ends the uploads still open when the session ends, as pkg/sftp
-// does with its own handles.
-func (l *writeLane) abort(cause error) {
+// abort ends the files still open when the session ends, as pkg/sftp does
+// with its own handles.
+func (l *fileLane) abort(cause error) {
 	if errors.Is(cause, io.EOF) || cause == nil {
 		cause = io.ErrUnexpectedEOF
 	}
 	for handle, f := range l.files {
 		delete(l.files, handle)
-		f.up.TransferError(cause)
-		_ = f.up.Close() // the upload records its own failure
+		if f.up != nil {
+			f.up.TransferError(cause)
+		}
+		_ = f.close() // an upload records its own failure
 	}
 }
 
 // answer sends the status of a request at once.
-func (l *writeLane) answer(id uint32, err error) {
+func (l *fileLane) answer(id uint32, err error) {
 	l.send(l.begin(fxpStatus, id).appendStatus(err))
 }
 
 // answerLater sends a write's status with the next reply or before the
 // guard waits for the client, whichever comes first.
-func (l *writeLane) answerLater(id uint32, err error) {
+func (l *fileLane) answerLater(id uint32, err error) {
 	l.held = true
 	// A failed write is remembered by the packer and ends the session's
 	// reads too, so its error needs no handling here.
 	_ = l.replies.writeLater(l.begin(fxpStatus, id).appendStatus(err).done())
 }
 
-func (l *writeLane) send(r *replyBuilder) {
+func (l *fileLane) send(r *replyBuilder) {
 	_, _ = l.replies.Write(r.done()) // as in answerLater
 }
 
 // begin starts a reply of type typ to request id in the lane's buffer.
-func (l *writeLane) begin(typ byte, id uint32) *replyBuilder {
+func (l *fileLane) begin(typ byte, id uint32) *replyBuilder {
 	l.reply = append(l.reply[:0], 0, 0, 0, 0, typ)
 	l.reply = binary.BigEndian.AppendUint32(l.reply, id)
 	return (*replyBuilder)(&l.reply)
@@ -230,6 +293,9 @@ func (r *replyBuilder) appendStatus(err error) *replyBuilder {
 		return r.appendString("").appendString("")
 	}
 	code := sftp.ErrSSHFxFailure
+	if errors.Is(err, io.EOF) {
+		code = sftp.ErrSSHFxEOF
+	}
 	errors.As(err, &code)
 	*r = binary.BigEndian.AppendUint32(*r, uint32(code))
 	return r.appendString(err.Error()).appendString("")

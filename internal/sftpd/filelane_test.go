@@ -3,6 +3,7 @@ package sftpd
 import (
 	"bytes"
 	"encoding/binary"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -22,9 +23,9 @@ func openUpload(t *testing.T, c *sftptest.Client, p string) string {
 	return handle
 }
 
-// TestWriteLanePipelinedWrites: writes sent without waiting, some ahead of
+// TestFileLanePipelinedWrites: writes sent without waiting, some ahead of
 // the stream, are each answered in the order sent and land in order.
-func TestWriteLanePipelinedWrites(t *testing.T) {
+func TestFileLanePipelinedWrites(t *testing.T) {
 	t.Parallel()
 	ts := newTestServer(t, serverOptions{})
 	c := ts.rawClient(t, uploader)
@@ -54,9 +55,9 @@ func TestWriteLanePipelinedWrites(t *testing.T) {
 	ts.checkReceived(t, ts.onlyTransfer(t, uploader), data)
 }
 
-// TestWriteLaneHandleRequests: the requests a client may send on an open
+// TestFileLaneHandleRequests: the requests a client may send on an open
 // upload, each answered as the session's handlers decide.
-func TestWriteLaneHandleRequests(t *testing.T) {
+func TestFileLaneHandleRequests(t *testing.T) {
 	t.Parallel()
 	ts := newTestServer(t, serverOptions{})
 	c := ts.rawClient(t, uploader)
@@ -104,10 +105,10 @@ func TestWriteLaneHandleRequests(t *testing.T) {
 	}
 }
 
-// TestWriteLaneWaitsForEarlierRequests: an upload opened right behind a
+// TestFileLaneWaitsForEarlierRequests: an upload opened right behind a
 // request pkg/sftp serves sees that request done, and the answers keep
 // the order of the requests.
-func TestWriteLaneWaitsForEarlierRequests(t *testing.T) {
+func TestFileLaneWaitsForEarlierRequests(t *testing.T) {
 	t.Parallel()
 	ts := newTestServer(t, serverOptions{})
 	c := ts.rawClient(t, uploader)
@@ -134,9 +135,9 @@ func TestWriteLaneWaitsForEarlierRequests(t *testing.T) {
 	}
 }
 
-// TestWriteLaneRefusesLikeTheHandlers: an open the session refuses is
+// TestFileLaneRefusesLikeTheHandlers: an open the session refuses is
 // answered with the handlers' status and message.
-func TestWriteLaneRefusesLikeTheHandlers(t *testing.T) {
+func TestFileLaneRefusesLikeTheHandlers(t *testing.T) {
 	t.Parallel()
 	ts := newTestServer(t, serverOptions{})
 	c := ts.rawClient(t, uploader)
@@ -164,23 +165,70 @@ func TestWriteLaneRefusesLikeTheHandlers(t *testing.T) {
 	ts.assertNothingLanded(t)
 }
 
-// FuzzWriteLane: every request the lane takes is answered exactly once,
-// with its id, whatever its bytes.
-func FuzzWriteLane(f *testing.F) {
-	f.Add(byte(fxpWrite), sftptest.Packet(fxpWrite, 7, "w1", uint64(0), "data")[9:])
-	f.Add(byte(fxpWrite), sftptest.Packet(fxpWrite, 7, "w1", uint64(1<<40), "data")[9:])
-	f.Add(byte(fxpFsetstat), sftptest.Packet(fxpFsetstat, 7, "w1", uint32(attrSize))[9:])
-	f.Add(byte(fxpFstat), sftptest.Packet(fxpFstat, 7, "w1")[9:])
-	f.Add(byte(fxpRead), sftptest.Packet(fxpRead, 7, "w1", uint64(0), uint32(5))[9:])
-	f.Add(byte(fxpOpen), sftptest.Packet(fxpOpen, 7, "/x", uint32(fxfWrite), uint32(0))[9:])
-	f.Add(byte(fxpOpen), sftptest.Packet(fxpOpen, 7, "/x", uint32(fxfRead), uint32(0))[9:])
-	f.Add(byte(fxpClose), sftptest.Packet(fxpClose, 7, "w2")[9:])
-	f.Add(byte(fxpWrite), []byte{0, 0, 0, 2, 'w'})
+// TestFileLaneDownload: the requests a client may send on an open
+// download.
+func TestFileLaneDownload(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, serverOptions{})
+	c := ts.rawClient(t, egresser)
+	want := egressFiles["report.csv"]
+	typ, body := c.Call(sftptest.FXPOpen, "/download/report.csv", uint32(sftptest.FXFRead), uint32(0))
+	if typ != sftptest.FXPHandle {
+		code, msg := c.StatusOf(body)
+		t.Fatalf("open: status %d %q, want a handle", code, msg)
+	}
+	handle, _ := c.String(body)
+
+	typ, body = c.Call(sftptest.FXPFstat, handle)
+	if typ != sftptest.FXPAttrs || binary.BigEndian.Uint64(body[4:]) != uint64(len(want)) {
+		t.Errorf("fstat: type %d, body %x; want ATTRS with size %d", typ, body, len(want))
+	}
+	typ, body = c.Call(sftptest.FXPRead, handle, uint64(3), uint32(1<<20))
+	if got, _ := c.String(body); typ != sftptest.FXPData || got != want[3:] {
+		t.Errorf("read from byte 3: type %d, data %q; want DATA %q", typ, got, want[3:])
+	}
+
+	tests := []struct {
+		name     string
+		typ      byte
+		fields   []any
+		wantCode uint32
+		wantMsg  string
+	}{
+		{"read at the end", sftptest.FXPRead, []any{handle, uint64(len(want)), uint32(10)}, sftptest.FXEOF, ""},
+		{"read cut short", sftptest.FXPRead, []any{handle, uint64(0)}, sftptest.FXBadMessage, "malformed"},
+		{"write", sftptest.FXPWrite, []any{handle, uint64(0), "x"}, sftptest.FXPermissionDenied, "read-only"},
+		{"setstat", sftptest.FXPFsetstat, []any{handle, uint32(attrTimes), uint32(1), uint32(2)}, sftptest.FXPermissionDenied, "read-only"},
+		{"close", sftptest.FXPClose, []any{handle}, sftptest.FXOK, ""},
+	}
+	for _, tt := range tests { // one session: in order, not in parallel
+		code, msg := c.Status(tt.typ, tt.fields...)
+		if code != tt.wantCode || !strings.Contains(msg, tt.wantMsg) {
+			t.Errorf("%s: status %d %q, want %d with %q", tt.name, code, msg, tt.wantCode, tt.wantMsg)
+		}
+	}
+}
+
+// FuzzFileLane: every request the lane takes is answered exactly once,
+// with its id, whatever its bytes. An upload is open as "f1" and a
+// download as "f2".
+func FuzzFileLane(f *testing.F) {
+	f.Add(byte(fxpWrite), sftptest.Packet(fxpWrite, 7, "f1", uint64(0), "data")[9:])
+	f.Add(byte(fxpWrite), sftptest.Packet(fxpWrite, 7, "f1", uint64(1<<40), "data")[9:])
+	f.Add(byte(fxpFsetstat), sftptest.Packet(fxpFsetstat, 7, "f1", uint32(attrSize))[9:])
+	f.Add(byte(fxpFstat), sftptest.Packet(fxpFstat, 7, "f1")[9:])
+	f.Add(byte(fxpRead), sftptest.Packet(fxpRead, 7, "f1", uint64(0), uint32(5))[9:])
+	f.Add(byte(fxpRead), sftptest.Packet(fxpRead, 7, "f2", uint64(2), uint32(1<<31))[9:])
+	f.Add(byte(fxpWrite), sftptest.Packet(fxpWrite, 7, "f2", uint64(0), "data")[9:])
+	f.Add(byte(fxpOpen), sftptest.Packet(fxpOpen, 7, "/upload/x", uint32(fxfWrite), uint32(0))[9:])
+	f.Add(byte(fxpOpen), sftptest.Packet(fxpOpen, 7, "/download/report.csv", uint32(fxfRead), uint32(0))[9:])
+	f.Add(byte(fxpClose), sftptest.Packet(fxpClose, 7, "f2")[9:])
+	f.Add(byte(fxpWrite), []byte{0, 0, 0, 2, 'f'})
 
 	ts := newTestServer(f, serverOptions{})
 	ch := &recordingChannel{}
 	replies := newReplyPacker(ch)
-	supplier, ok := ts.srv.suppliers().Lookup(uploader)
+	supplier, ok := ts.srv.suppliers().Lookup(egresser)
 	if !ok {
 		f.Fatal("no test supplier")
 	}
@@ -188,13 +236,30 @@ func FuzzWriteLane(f *testing.F) {
 		srv: ts.srv, ctx: f.Context(), supplier: supplier, connID: "fuzz", remoteIP: "127.0.0.1",
 		log: testLogger(f), held: make(map[string]ledger.Transfer),
 	}
-	lane := newWriteLane(sess, replies)
+	lane := newFileLane(sess, replies)
 	f.Cleanup(func() { lane.abort(nil) })
-	f.Fuzz(func(t *testing.T, typ byte, body []byte) {
-		if len(lane.files) == 0 { // keep one upload open for the handle requests
-			replies.requests.Add(1)
-			lane.serve(sftptest.Packet(fxpOpen, 1, "/open.bin", uint32(fxfWrite), uint32(0)))
+	// keepOpen opens p as handle unless a file is open there.
+	keepOpen := func(t *testing.T, handle, p string, pflags uint32) {
+		if _, ok := lane.files[handle]; ok {
+			return
 		}
+		replies.requests.Add(1)
+		lane.serve(sftptest.Packet(fxpOpen, 1, p, pflags, uint32(0)))
+		latest := handlePrefix + strconv.FormatUint(lane.opened, 10)
+		file, ok := lane.files[latest]
+		if !ok {
+			t.Fatalf("open %s failed", p)
+		}
+		delete(lane.files, latest)
+		file.handle = handle
+		lane.files[handle] = file
+	}
+	f.Fuzz(func(t *testing.T, typ byte, body []byte) {
+		keepOpen(t, "f1", "/upload/open.bin", fxfWrite)
+		keepOpen(t, "f2", "/download/report.csv", fxfRead)
+		ch.mu.Lock()
+		ch.writes = nil
+		ch.mu.Unlock()
 		pkt := append(binary.BigEndian.AppendUint32(nil, uint32(5+len(body))), typ, 0, 0, 0, 7)
 		pkt = append(pkt, body...)
 		before := replies.replies
@@ -203,7 +268,7 @@ func FuzzWriteLane(f *testing.F) {
 			replies.requests.Add(-1) // pkg/sftp's, which answers it
 			return
 		}
-		lane.idle()
+		replies.flushHeld()
 		if got := replies.replies - before; got != 1 {
 			t.Fatalf("request of type %d answered %d times", typ, got)
 		}
