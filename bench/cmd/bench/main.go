@@ -117,7 +117,7 @@ func (f sizeFlag) Set(s string) error {
 
 func parseFlags() options {
 	o := options{
-		runs: 3, size: 1 << 30, smallFiles: 100, smallSize: 64 << 10, sessions: 50, sessionSize: 20 << 20, latencyFiles: 100,
+		runs: 5, size: 1 << 30, smallFiles: 100, smallSize: 64 << 10, sessions: 50, sessionSize: 20 << 20, latencyFiles: 100,
 		s3Small: 1e9, s3Large: 5e9, micro: true, timeout: 90 * time.Minute, cmdTimeout: 15 * time.Minute, pipelineTimeout: 10 * time.Minute,
 	}
 	flag.IntVar(&o.runs, "runs", o.runs, "runs per scenario and server, alternating OpenSSH and airlock")

@@ -131,16 +131,22 @@ func (b *bench) sftp(ctx context.Context, s *side, as login, cipher, batch strin
 // duration is the session's alone (what a client waits for); the CPU time
 // also covers the work the session left behind, which for airlock is
 // scanning and delivering the uploads.
-func (b *bench) measure(ctx context.Context, s *side, session func() (time.Duration, error)) (time.Duration, float64, error) {
+func (b *bench) measure(ctx context.Context, s *side, session func() (time.Duration, error)) (time.Duration, cpuUse, error) {
 	cpu0 := s.cpu()
 	d, err := session()
+	atEnd := s.cpu()
 	// Waited for even after a failed session: whatever it did upload is
 	// still being delivered.
 	if ierr := s.idle(ctx); ierr != nil {
 		err = errors.Join(err, ierr)
 	}
-	return d, s.cpu() - cpu0, err
+	return d, cpuUse{session: atEnd - cpu0, total: s.cpu() - cpu0}, err
 }
+
+// cpuUse is a server's CPU time (user + system seconds) for one run: up to
+// the end of the sftp session, and in all once the server is idle again
+// (for airlock, once its pipeline has delivered the run's files).
+type cpuUse struct{ session, total float64 }
 
 func lastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
@@ -173,21 +179,23 @@ func (b *bench) settle() error {
 
 // result collects the samples of one measure for both sides.
 type result struct {
-	samples map[string][]float64 // by side name
-	cpu     map[string][]float64 // server CPU seconds per run, by side name
+	samples    map[string][]float64 // by side name
+	cpu        map[string][]float64 // server CPU seconds per run, by side name
+	sessionCPU map[string][]float64 // the same, up to the end of the session
 	errors  map[string]int
 	notes   []string
 }
 
 func newResult() *result {
-	return &result{samples: map[string][]float64{}, cpu: map[string][]float64{}, errors: map[string]int{}}
+	return &result{samples: map[string][]float64{}, cpu: map[string][]float64{}, sessionCPU: map[string][]float64{}, errors: map[string]int{}}
 }
 
 // add records one run's value (in unit) and server CPU seconds for s.
-func (r *result) add(s *side, run int, v float64, unit string, d time.Duration, cpu float64) {
+func (r *result) add(s *side, run int, v float64, unit string, d time.Duration, cpu cpuUse) {
 	r.samples[s.name] = append(r.samples[s.name], v)
-	r.cpu[s.name] = append(r.cpu[s.name], cpu)
-	logf("  run %d %-7s %8.1f %s (%s, server CPU %.2fs)", run, s.name, v, unit, d.Round(time.Millisecond), cpu)
+	r.cpu[s.name] = append(r.cpu[s.name], cpu.total)
+	r.sessionCPU[s.name] = append(r.sessionCPU[s.name], cpu.session)
+	logf("  run %d %-7s %8.1f %s (%s, server CPU %.2fs, %.2fs of it by the session's end)", run, s.name, v, unit, d.Round(time.Millisecond), cpu.total, cpu.session)
 }
 
 func (r *result) fail(s *side, err error) {
