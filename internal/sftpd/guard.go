@@ -41,8 +41,9 @@ const (
 const maxPacket = 256*1024 + 1024
 
 // readBuffer is what the guard reads from the channel at once: a whole
-// packet of the largest size, or several of the 32 KiB writes clients send.
-const readBuffer = maxPacket
+// packet of the largest size with its length, or several of the 32 KiB
+// writes clients send.
+const readBuffer = 4 + maxPacket
 
 // An inlineServer answers some requests itself, in the goroutine that reads
 // them, before the SFTP library would see them.
@@ -50,8 +51,9 @@ type inlineServer interface {
 	// serve answers pkt (a whole packet, length included, valid only
 	// during the call) and reports true, or reports false to pass it on.
 	serve(pkt []byte) bool
-	// idle is called before the guard waits for the client, which may be
-	// waiting for an answer held back.
+	// idle is called before the guard waits for the client's next
+	// request: the client may be waiting for an answer held back. A
+	// request begun is finished without answers.
 	idle()
 }
 
@@ -121,12 +123,16 @@ func (g *pathGuard) next() ([]byte, error) {
 			g.counted.Add(1)
 			return have[:want:want], nil
 		}
-		if g.start > 0 && len(g.buf)-g.start < want {
+		switch {
+		case len(have) == 0:
+			g.start, g.end = 0, 0
+			// Between requests: the client may wait for an answer.
+			if g.inline != nil {
+				g.inline.idle()
+			}
+		case len(g.buf)-g.start < want:
 			g.end = copy(g.buf, have)
 			g.start = 0
-		}
-		if g.inline != nil {
-			g.inline.idle()
 		}
 		n, err := g.ReadWriteCloser.Read(g.buf[g.end:])
 		if n > 0 {

@@ -252,6 +252,23 @@ func readInPieces(r io.Reader, size int) ([]byte, error) {
 	}
 }
 
+// TestPathGuardLargestPacket: a packet of the largest size the guard
+// takes passes whole, after the buffer held others.
+func TestPathGuardLargestPacket(t *testing.T) {
+	t.Parallel()
+	small := sftptest.Packet(fxpStat, 1, "/ok")
+	largest := sftptest.Packet(fxpWrite, 2, "h", uint64(0), strings.Repeat("x", maxPacket-22)) // type, id, handle, offset, length
+	if got := len(largest); got != 4+maxPacket {
+		t.Fatalf("test packet of %d bytes, want %d", got, 4+maxPacket)
+	}
+	in := append(append(bytes.Clone(small), largest...), small...)
+	g := newPathGuard(fakeChannel{iotest.HalfReader(bytes.NewReader(in))}, new(atomic.Int64), nil)
+	got, err := io.ReadAll(g)
+	if err != nil || !bytes.Equal(got, in) {
+		t.Fatalf("guard passed %d of %d bytes, err %v", len(got), len(in), err)
+	}
+}
+
 func TestPathGuardErrors(t *testing.T) {
 	t.Parallel()
 	header := func(length uint32, typ byte) []byte {
