@@ -172,7 +172,9 @@ func parseFlags() options {
 }
 
 func logf(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, format+"\n", args...)
+	// format goes to Fprintf as it is, so that vet checks logf's callers.
+	fmt.Fprintf(os.Stderr, format, args...)
+	fmt.Fprintln(os.Stderr)
 }
 
 // toolset is the programs the bench runs.

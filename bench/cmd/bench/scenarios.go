@@ -182,8 +182,8 @@ type result struct {
 	samples    map[string][]float64 // by side name
 	cpu        map[string][]float64 // server CPU seconds per run, by side name
 	sessionCPU map[string][]float64 // the same, up to the end of the session
-	errors  map[string]int
-	notes   []string
+	errors     map[string]int
+	notes      []string
 }
 
 func newResult() *result {
@@ -516,8 +516,8 @@ func (b *bench) scenarioS3(ctx context.Context) (*s3Result, error) {
 				v := float64(size) / mb / d.Seconds()
 				res.mbps[size] = append(res.mbps[size], v)
 				res.rss[size] = append(res.rss[size], float64(rss)/(1<<20))
-				logf("  run %d %-7s %8.1f MB/s, peak RSS %.1f MiB (%.1f MiB when the upload ended) (%s, server CPU %.2fs)",
-					run, humanSize(size), v, float64(rss)/(1<<20), float64(upRSS)/(1<<20), d.Round(time.Millisecond), cpu)
+				logf("  run %d %-7s %8.1f MB/s, peak RSS %.1f MiB (%.1f MiB when the upload ended) (%s, server CPU %.2fs, %.2fs of it by the session's end)",
+					run, humanSize(size), v, float64(rss)/(1<<20), float64(upRSS)/(1<<20), d.Round(time.Millisecond), cpu.total, cpu.session)
 			}
 			if err := errors.Join(s.clean(), removeFiles(filepath.Join(vg.root, bucket))); err != nil {
 				return nil, err
