@@ -331,34 +331,32 @@ type fields struct {
 	bad bool
 }
 
-func (f *fields) uint32() uint32 {
-	if len(f.b) < 4 {
-		f.bad = true
-		return 0
-	}
-	v := binary.BigEndian.Uint32(f.b)
-	f.b = f.b[4:]
-	return v
-}
-
-func (f *fields) uint64() uint64 {
-	if len(f.b) < 8 {
-		f.bad = true
-		return 0
-	}
-	v := binary.BigEndian.Uint64(f.b)
-	f.b = f.b[8:]
-	return v
-}
-
-// bytes returns a string field without copying it.
-func (f *fields) bytes() []byte {
-	n := f.uint32()
-	if f.bad || uint64(n) > uint64(len(f.b)) {
+// take returns the next n bytes, or nil when fewer are left.
+func (f *fields) take(n uint64) []byte {
+	if f.bad || n > uint64(len(f.b)) {
 		f.bad = true
 		return nil
 	}
 	v := f.b[:n]
 	f.b = f.b[n:]
 	return v
+}
+
+func (f *fields) uint32() uint32 {
+	if b := f.take(4); b != nil {
+		return binary.BigEndian.Uint32(b)
+	}
+	return 0
+}
+
+func (f *fields) uint64() uint64 {
+	if b := f.take(8); b != nil {
+		return binary.BigEndian.Uint64(b)
+	}
+	return 0
+}
+
+// bytes returns a string field without copying it.
+func (f *fields) bytes() []byte {
+	return f.take(uint64(f.uint32()))
 }

@@ -11,6 +11,26 @@ import (
 	"github.com/airlock-gw/airlock/internal/sftptest"
 )
 
+// statusCase is a request and the status it must be answered with.
+type statusCase struct {
+	name     string
+	typ      byte
+	fields   []any
+	wantCode uint32
+	wantMsg  string // part of the message
+}
+
+// checkStatuses sends each request in turn on c.
+func checkStatuses(t *testing.T, c *sftptest.Client, cases []statusCase) {
+	t.Helper()
+	for _, tt := range cases { // one session: in order, not in parallel
+		code, msg := c.Status(tt.typ, tt.fields...)
+		if code != tt.wantCode || !strings.Contains(msg, tt.wantMsg) {
+			t.Errorf("%s: status %d %q, want %d with %q", tt.name, code, msg, tt.wantCode, tt.wantMsg)
+		}
+	}
+}
+
 // openUpload opens p for writing and returns the handle.
 func openUpload(t *testing.T, c *sftptest.Client, p string) string {
 	t.Helper()
@@ -77,24 +97,12 @@ func TestFileLaneHandleRequests(t *testing.T) {
 		t.Errorf("fstat mode %o is not a regular file", mode)
 	}
 
-	tests := []struct {
-		name     string
-		typ      byte
-		fields   []any
-		wantCode uint32
-		wantMsg  string
-	}{
+	checkStatuses(t, c, []statusCase{
 		{"setstat of times", sftptest.FXPFsetstat, []any{handle, uint32(attrTimes), uint32(1), uint32(2)}, sftptest.FXOK, ""},
 		{"setstat of the size", sftptest.FXPFsetstat, []any{handle, uint32(attrSize), uint64(0)}, sftptest.FXOpUnsupported, "size"},
 		{"read", sftptest.FXPRead, []any{handle, uint64(0), uint32(10)}, sftptest.FXPermissionDenied, "write-only"},
 		{"write cut short", sftptest.FXPWrite, []any{handle, uint64(4)}, sftptest.FXBadMessage, "malformed"},
-	}
-	for _, tt := range tests { // one session: in order, not in parallel
-		code, msg := c.Status(tt.typ, tt.fields...)
-		if code != tt.wantCode || !strings.Contains(msg, tt.wantMsg) {
-			t.Errorf("%s: status %d %q, want %d with %q", tt.name, code, msg, tt.wantCode, tt.wantMsg)
-		}
-	}
+	})
 
 	if code, msg := c.Status(sftptest.FXPClose, handle); code != sftptest.FXOK {
 		t.Fatalf("close: status %d %q", code, msg)
@@ -141,24 +149,13 @@ func TestFileLaneRefusesLikeTheHandlers(t *testing.T) {
 	t.Parallel()
 	ts := newTestServer(t, serverOptions{})
 	c := ts.rawClient(t, uploader)
-	tests := []struct {
-		name     string
-		path     string
-		flags    uint32
-		wantCode uint32
-		wantMsg  string
-	}{
-		{"escape", "../x.csv", sftptest.FXFWrite | sftptest.FXFCreat, sftptest.FXPermissionDenied, "leaves the home directory"},
-		{"missing directory", "/no/x.csv", sftptest.FXFWrite, sftptest.FXNoSuchFile, `"/no"`},
-		{"append", "/x.csv", sftptest.FXFWrite | 0x04, sftptest.FXOpUnsupported, "append"},
-		{"read and write", "/", sftptest.FXFRead | sftptest.FXFWrite, sftptest.FXFailure, "is a directory"},
-	}
-	for _, tt := range tests {
-		code, msg := c.Status(sftptest.FXPOpen, tt.path, tt.flags, uint32(0))
-		if code != tt.wantCode || !strings.Contains(msg, tt.wantMsg) {
-			t.Errorf("%s: status %d %q, want %d with %q", tt.name, code, msg, tt.wantCode, tt.wantMsg)
-		}
-	}
+	open := func(p string, flags uint32) []any { return []any{p, flags, uint32(0)} }
+	checkStatuses(t, c, []statusCase{
+		{"escape", sftptest.FXPOpen, open("../x.csv", sftptest.FXFWrite|sftptest.FXFCreat), sftptest.FXPermissionDenied, "leaves the home directory"},
+		{"missing directory", sftptest.FXPOpen, open("/no/x.csv", sftptest.FXFWrite), sftptest.FXNoSuchFile, `"/no"`},
+		{"append", sftptest.FXPOpen, open("/x.csv", sftptest.FXFWrite|0x04), sftptest.FXOpUnsupported, "append"},
+		{"read and write", sftptest.FXPOpen, open("/", sftptest.FXFRead|sftptest.FXFWrite), sftptest.FXFailure, "is a directory"},
+	})
 	if got := ts.refusals(t, "escape"); got != 1 {
 		t.Errorf("%d escape refusals recorded, want 1", got)
 	}
@@ -188,25 +185,13 @@ func TestFileLaneDownload(t *testing.T) {
 		t.Errorf("read from byte 3: type %d, data %q; want DATA %q", typ, got, want[3:])
 	}
 
-	tests := []struct {
-		name     string
-		typ      byte
-		fields   []any
-		wantCode uint32
-		wantMsg  string
-	}{
+	checkStatuses(t, c, []statusCase{
 		{"read at the end", sftptest.FXPRead, []any{handle, uint64(len(want)), uint32(10)}, sftptest.FXEOF, ""},
 		{"read cut short", sftptest.FXPRead, []any{handle, uint64(0)}, sftptest.FXBadMessage, "malformed"},
 		{"write", sftptest.FXPWrite, []any{handle, uint64(0), "x"}, sftptest.FXPermissionDenied, "read-only"},
 		{"setstat", sftptest.FXPFsetstat, []any{handle, uint32(attrTimes), uint32(1), uint32(2)}, sftptest.FXPermissionDenied, "read-only"},
 		{"close", sftptest.FXPClose, []any{handle}, sftptest.FXOK, ""},
-	}
-	for _, tt := range tests { // one session: in order, not in parallel
-		code, msg := c.Status(tt.typ, tt.fields...)
-		if code != tt.wantCode || !strings.Contains(msg, tt.wantMsg) {
-			t.Errorf("%s: status %d %q, want %d with %q", tt.name, code, msg, tt.wantCode, tt.wantMsg)
-		}
-	}
+	})
 }
 
 // FuzzFileLane: every request the lane takes is answered exactly once,
