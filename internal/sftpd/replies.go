@@ -9,23 +9,27 @@ import (
 	"time"
 )
 
-// replyPacker sits between the SFTP server and the SSH channel and packs
-// replies into SSH packets.
+// replyPacker sits between the SSH channel and the two writers of replies,
+// pkg/sftp and the file lane, and packs replies into SSH packets.
 //
 // Every channel write is at least one SSH packet, encrypted and sent with a
 // system call of its own, and SSH clients take at most 32 KiB in a packet.
 // OpenSSH's server streams replies through a buffer and sends full packets;
-// pkg/sftp writes each reply, even each reply's header and data, apart:
+// replies written one by one would not:
 //
 //   - A reply to a 32 KiB read is 13 bytes longer, so every read cost two
 //     packets, one of them of 13 bytes. Of a read's reply the packer writes
 //     whole packets and keeps the rest, under 32 KiB, to go in front of the
 //     next reply, or alone when none follows within the hold time (holdFor).
 //   - Every write of an upload is acknowledged by a status of 28 bytes, a
-//     packet each. While the client has more requests in flight (the guard
-//     counts them), an answer waits for the next ones, up to maxHeld of
-//     them or statusHold. An answer the client waits for with nothing else
-//     in flight, as in an interactive session, goes at once.
+//     packet each. The lane's write answers wait (writeLater) until the
+//     guard is about to wait for the client, or maxHeld have gathered. Of
+//     pkg/sftp's answers, one waits while the client has more requests in
+//     flight (the guard counts them), up to maxHeld or statusHold; an answer
+//     the client waits for with nothing else in flight goes at once.
+//
+// Counting requests and replies also lets the lane wait until pkg/sftp has
+// answered every earlier request (awaitEarlier).
 type replyPacker struct {
 	io.ReadWriteCloser // the channel
 
