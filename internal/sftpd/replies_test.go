@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 	"testing"
@@ -58,6 +59,29 @@ func (c *recordingChannel) awaitSent(t *testing.T, want []byte, why string) {
 		}
 		time.Sleep(statusHold)
 	}
+}
+
+// checkOneWrite fails the test unless want went out in one write, saying
+// after what.
+func (c *recordingChannel) checkOneWrite(t *testing.T, want []byte, after string) {
+	t.Helper()
+	if writes, all := c.sent(); len(writes) != 1 || !bytes.Equal(all, want) {
+		t.Errorf("after %s: %d writes, %d of %d bytes", after, len(writes), len(all), len(want))
+	}
+}
+
+// writeLaterAnswers hands n statuses to writeLater and returns their bytes.
+func writeLaterAnswers(t *testing.T, p *replyPacker, n int) []byte {
+	t.Helper()
+	var want []byte
+	for i := range n {
+		h, _ := reply(101, 20, byte(i))
+		if err := p.writeLater(h); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, h...)
+	}
+	return want
 }
 
 // reply is an SFTP reply of type typ with a body of n bytes, split as
@@ -175,9 +199,7 @@ func TestReplyPacker(t *testing.T) {
 			h, d := reply(101, 20, byte(i))
 			want = append(want, writeReply(t, p, h, d)...)
 		}
-		if writes, all := ch.sent(); len(writes) != 1 || !bytes.Equal(all, want) {
-			t.Errorf("after the last owed answer: %d writes, %d of %d bytes", len(writes), len(all), len(want))
-		}
+		ch.checkOneWrite(t, want, "the last owed answer")
 	})
 
 	t.Run("held answers go after the hold", func(t *testing.T) {
@@ -204,47 +226,27 @@ func TestReplyPacker(t *testing.T) {
 			h, d := reply(101, 20, byte(i))
 			want = append(want, writeReply(t, p, h, d)...)
 		}
-		if writes, all := ch.sent(); len(writes) != 1 || !bytes.Equal(all, want) {
-			t.Errorf("after %d answers: %d writes, %d of %d bytes", maxHeld+1, len(writes), len(all), len(want))
-		}
+		ch.checkOneWrite(t, want, fmt.Sprintf("%d answers", maxHeld+1))
 	})
 
 	t.Run("inline answers wait for a flush", func(t *testing.T) {
 		t.Parallel()
 		ch := &recordingChannel{}
 		p := newReplyPacker(ch)
-		var want []byte
-		for i := range maxHeld - 1 {
-			h, _ := reply(101, 20, byte(i))
-			if err := p.writeLater(h); err != nil {
-				t.Fatal(err)
-			}
-			want = append(want, h...)
-		}
+		want := writeLaterAnswers(t, p, maxHeld-1)
 		if _, all := ch.sent(); len(all) != 0 {
 			t.Fatalf("%d bytes written before the flush", len(all))
 		}
 		p.flushHeld()
-		if writes, all := ch.sent(); len(writes) != 1 || !bytes.Equal(all, want) {
-			t.Errorf("after the flush: %d writes, %d of %d bytes", len(writes), len(all), len(want))
-		}
+		ch.checkOneWrite(t, want, "the flush")
 	})
 
 	t.Run("at most maxHeld inline answers wait", func(t *testing.T) {
 		t.Parallel()
 		ch := &recordingChannel{}
 		p := newReplyPacker(ch)
-		var want []byte
-		for i := range maxHeld {
-			h, _ := reply(101, 20, byte(i))
-			if err := p.writeLater(h); err != nil {
-				t.Fatal(err)
-			}
-			want = append(want, h...)
-		}
-		if writes, all := ch.sent(); len(writes) != 1 || !bytes.Equal(all, want) {
-			t.Errorf("after %d answers: %d writes, %d of %d bytes", maxHeld, len(writes), len(all), len(want))
-		}
+		want := writeLaterAnswers(t, p, maxHeld)
+		ch.checkOneWrite(t, want, fmt.Sprintf("%d answers", maxHeld))
 	})
 
 	t.Run("a failed write is sticky", func(t *testing.T) {
