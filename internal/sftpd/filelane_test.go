@@ -3,6 +3,7 @@ package sftpd
 import (
 	"bytes"
 	"encoding/binary"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -194,6 +195,50 @@ func TestFileLaneDownload(t *testing.T) {
 	})
 }
 
+// TestFileLaneLimits: the version announces limits@openssh.com, the lane
+// answers it, and keeps to what it said: a write of the most data a request
+// may carry lands whole, and a read of more is answered with that much.
+func TestFileLaneLimits(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, serverOptions{})
+	data := source(maxData + 100)
+	writeFile(t, filepath.Join(ts.egressDir, "big.bin"), string(data))
+	c := ts.rawClient(t, egresser)
+	if got, ok := c.Extensions[limitsExtension]; !ok || got != "1" {
+		t.Fatalf("extensions %v, want %s revision 1", c.Extensions, limitsExtension)
+	}
+
+	typ, body := c.Call(sftptest.FXPExtended, limitsExtension)
+	if typ != sftptest.FXPExtendedReply || len(body) != 4*8 {
+		t.Fatalf("limits: answer of type %d with %d bytes, want an extended reply of four integers", typ, len(body))
+	}
+	for i, want := range []uint64{maxPacketLength, maxData, maxData, maxOpenHandles} {
+		if got := binary.BigEndian.Uint64(body[8*i:]); got != want {
+			t.Errorf("limit %d is %d, want %d", i, got, want)
+		}
+	}
+
+	handle := openUpload(t, c, "/upload/whole.bin")
+	if code, msg := c.Status(sftptest.FXPWrite, handle, uint64(0), string(data[:maxData])); code != sftptest.FXOK {
+		t.Fatalf("write of %d bytes: status %d %q", maxData, code, msg)
+	}
+	if code, msg := c.Status(sftptest.FXPClose, handle); code != sftptest.FXOK {
+		t.Fatalf("close: status %d %q", code, msg)
+	}
+	ts.checkReceived(t, ts.onlyTransfer(t, egresser), data[:maxData])
+
+	typ, body = c.Call(sftptest.FXPOpen, "/download/big.bin", uint32(sftptest.FXFRead), uint32(0))
+	if typ != sftptest.FXPHandle {
+		code, msg := c.StatusOf(body)
+		t.Fatalf("open for reading: status %d %q, want a handle", code, msg)
+	}
+	handle, _ = c.String(body)
+	typ, body = c.Call(sftptest.FXPRead, handle, uint64(0), uint32(1<<20))
+	if got, _ := c.String(body); typ != sftptest.FXPData || got != string(data[:maxData]) {
+		t.Errorf("read of 1 MiB: type %d with %d bytes, want DATA of the first %d bytes", typ, len(got), maxData)
+	}
+}
+
 // FuzzFileLane: every request the lane takes is answered exactly once,
 // with its id, whatever its bytes. An upload is open as "f1" and a
 // download as "f2".
@@ -209,6 +254,8 @@ func FuzzFileLane(f *testing.F) {
 	f.Add(byte(fxpOpen), sftptest.Packet(fxpOpen, 7, "/download/report.csv", uint32(fxfRead), uint32(0))[9:])
 	f.Add(byte(fxpClose), sftptest.Packet(fxpClose, 7, "f2")[9:])
 	f.Add(byte(fxpWrite), []byte{0, 0, 0, 2, 'f'})
+	f.Add(byte(fxpInit), []byte{})
+	f.Add(byte(fxpExtended), sftptest.Packet(fxpExtended, 7, limitsExtension)[9:])
 
 	ts := newTestServer(f, serverOptions{})
 	ch := &recordingChannel{}
@@ -259,8 +306,12 @@ func FuzzFileLane(f *testing.F) {
 		}
 		_, sent := ch.sent()
 		last := lastReply(sent)
-		if len(last) < 9 || binary.BigEndian.Uint32(last[5:]) != 7 {
-			t.Fatalf("the answer %x does not carry the request's id", last)
+		want := uint32(7)
+		if typ == fxpInit {
+			want = sftpVersion // where other answers carry the id
+		}
+		if len(last) < 9 || binary.BigEndian.Uint32(last[5:]) != want {
+			t.Fatalf("the answer %x does not carry %d", last, want)
 		}
 	})
 }

@@ -13,11 +13,8 @@ import (
 	"github.com/airlock-gw/airlock/internal/sftptest"
 )
 
-// SFTP packet types the tests send that carry no path.
-const (
-	fxpInit     = 1
-	fxpRealpath = 16
-)
+// fxpRealpath is a request whose path pkg/sftp confines itself.
+const fxpRealpath = 16
 
 func TestEscapes(t *testing.T) {
 	t.Parallel()

@@ -15,30 +15,31 @@ import (
 
 // Packet types (SSH_FXP_*).
 const (
-	FXPInit     = 1
-	FXPVersion  = 2
-	FXPOpen     = 3
-	FXPClose    = 4
-	FXPRead     = 5
-	FXPWrite    = 6
-	FXPLstat    = 7
-	FXPFstat    = 8
-	FXPSetstat  = 9
-	FXPOpendir  = 11
-	FXPRemove   = 13
-	FXPMkdir    = 14
-	FXPRmdir    = 15
-	FXPRealpath = 16
-	FXPStat     = 17
-	FXPRename   = 18
-	FXPReadlink = 19
-	FXPSymlink  = 20
-	FXPFsetstat = 10
-	FXPStatus   = 101
-	FXPHandle   = 102
-	FXPData     = 103
-	FXPAttrs    = 105
-	FXPExtended = 200
+	FXPInit          = 1
+	FXPVersion       = 2
+	FXPOpen          = 3
+	FXPClose         = 4
+	FXPRead          = 5
+	FXPWrite         = 6
+	FXPLstat         = 7
+	FXPFstat         = 8
+	FXPSetstat       = 9
+	FXPOpendir       = 11
+	FXPRemove        = 13
+	FXPMkdir         = 14
+	FXPRmdir         = 15
+	FXPRealpath      = 16
+	FXPStat          = 17
+	FXPRename        = 18
+	FXPReadlink      = 19
+	FXPSymlink       = 20
+	FXPFsetstat      = 10
+	FXPStatus        = 101
+	FXPHandle        = 102
+	FXPData          = 103
+	FXPAttrs         = 105
+	FXPExtended      = 200
+	FXPExtendedReply = 201
 )
 
 // Status codes (SSH_FX_*).
@@ -89,6 +90,10 @@ func Packet(typ byte, id uint32, fields ...any) []byte {
 // Client is an SFTP session driven packet by packet. Its methods fail the
 // test on a broken session or an answer that is not SFTP.
 type Client struct {
+	// Extensions are those the server announced with its version, by
+	// name.
+	Extensions map[string]string
+
 	tb  testing.TB
 	in  io.Writer
 	out io.Reader
@@ -115,10 +120,17 @@ func New(tb testing.TB, conn *ssh.Client) *Client {
 	if err := sess.RequestSubsystem("sftp"); err != nil {
 		tb.Fatalf("sftp subsystem: %v", err)
 	}
-	c := &Client{tb: tb, in: in, out: out}
+	c := &Client{tb: tb, in: in, out: out, Extensions: make(map[string]string)}
 	c.send(Packet(FXPInit, 3))
-	if typ, _ := c.recv(); typ != FXPVersion {
+	typ, body := c.recv()
+	if typ != FXPVersion {
 		tb.Fatalf("answer to INIT has type %d, want VERSION", typ)
+	}
+	for _, rest := c.uint32(body); len(rest) > 0; {
+		var name, data string
+		name, rest = c.string(rest)
+		data, rest = c.string(rest)
+		c.Extensions[name] = data
 	}
 	return c
 }

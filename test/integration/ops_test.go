@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -46,6 +47,42 @@ func TestEgressSupplier(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(egress, "x.bin")); !os.IsNotExist(err) {
 		t.Fatal("a write reached the egress store")
+	}
+}
+
+// TestOpenSSHLargeRequests: OpenSSH's client learns airlock's limits
+// (limits@openssh.com) and moves a file in requests of up to 255 KiB each
+// way, where it would otherwise send 32 KiB.
+func TestOpenSSHLargeRequests(t *testing.T) {
+	t.Parallel()
+	key := newClientKey(t)
+	egress := t.TempDir()
+	src, sha := randomFile(t, smallSize)
+	content, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(egress, "extract.bin"), string(content))
+	g := newGateway(t, gatewayOpts{suppliers: []supplierSpec{{name: "partner", keys: []clientKey{key}, egress: egress}}})
+	g.start()
+	got := filepath.Join(t.TempDir(), "extract.bin")
+
+	out, err := g.sftpBatch("partner", key, fmt.Sprintf("put %s /upload/in.bin\nget /download/extract.bin %s\n", src, got), "-vvv")
+	if err != nil {
+		t.Fatalf("sftp: %v\n%s", err, out)
+	}
+	const most = 256<<10 - 1024 // a request's data, as airlock announces it
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(fmt.Sprintf(`buffer sizes .*; using %d / %d`, most, most)), // upload / download
+		regexp.MustCompile(fmt.Sprintf(`SSH2_FXP_WRITE I:\d+ O:\d+ S:%d`, most)),
+	} {
+		if !want.MatchString(out) {
+			t.Fatalf("the client's log does not match %s:\n%s", want, out)
+		}
+	}
+	assertArrived(t, g, "partner", "/in.bin", sha, smallSize)
+	if b, err := os.ReadFile(got); err != nil || string(b) != string(content) {
+		t.Fatalf("downloaded %d bytes (%v), want the %d of the egress file", len(b), err, len(content))
 	}
 }
 
