@@ -382,13 +382,18 @@ func (s *Server) serveChannel(ctx context.Context, ch ssh.Channel, reqs <-chan *
 		started = true
 		// Requests after the subsystem starts are refused by the loop.
 		serving.Go(func() {
-			sess.serve(ctx, ch)
+			status := sess.serve(ctx, ch)
+			// As OpenSSH's server does; without it, clients log the
+			// status as missing.
+			_, _ = ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{status}))
 			ch.Close()
 		})
 	}
 }
 
-func (sess *session) serve(ctx context.Context, ch ssh.Channel) {
+// serve runs the SFTP session on ch and returns its exit status: 0 when
+// the client ended it, 1 when the server did.
+func (sess *session) serve(ctx context.Context, ch ssh.Channel) (exitStatus uint32) {
 	replies := newReplyPacker(ch)
 	lane := newFileLane(sess, replies)
 	guard := newPathGuard(replies, &replies.requests, lane)
@@ -407,14 +412,17 @@ func (sess *session) serve(ctx context.Context, ch ssh.Channel) {
 		srv.Close()
 	}()
 	err := srv.Serve()
-	if err != nil && !errors.Is(err, io.EOF) {
+	clientEnded := (err == nil || errors.Is(err, io.EOF)) && !sess.idledOut.Load()
+	if !clientEnded {
 		sess.log.Debug("sftp session ended", "err", err)
+		exitStatus = 1
 	}
 	lane.abort(err)
 	if guard.escapes > 0 {
 		sess.log.Warn("session tried to leave its home directory", "attempts", guard.escapes)
 	}
 	sess.releaseHeld()
+	return exitStatus
 }
 
 func subsystemName(payload []byte) string {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"io"
@@ -735,6 +736,52 @@ func TestAuthRefused(t *testing.T) {
 
 	ts.connect(t, uploader)
 	eventually(t, "an auth.ok event", func() bool { return len(ts.events(t, "auth.ok")) == 1 })
+}
+
+// TestSessionExitStatus: the subsystem ends with an exit status, as
+// OpenSSH's does: 0 when the client ends the session, 1 when airlock ends
+// it.
+func TestSessionExitStatus(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, serverOptions{})
+	conn := ts.connect(t, uploader)
+	for _, tt := range []struct {
+		name string
+		send []byte
+		want int
+	}{
+		{"the client ends it", sftptest.Packet(sftptest.FXPInit, 3), 0},
+		{"a packet too long ends it", binary.BigEndian.AppendUint32(nil, maxPacket+1), 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ch, reqs, err := conn.OpenChannel("session", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ch.Close()
+			if ok, err := ch.SendRequest("subsystem", true, ssh.Marshal(struct{ Name string }{"sftp"})); !ok || err != nil {
+				t.Fatalf("sftp subsystem refused: %v", err)
+			}
+			go func() { _, _ = io.Copy(io.Discard, ch) }()
+			if _, err := ch.Write(tt.send); err != nil {
+				t.Fatal(err)
+			}
+			if err := ch.CloseWrite(); err != nil {
+				t.Fatal(err)
+			}
+			for req := range reqs {
+				var exit struct{ Status uint32 }
+				if req.Type != "exit-status" || ssh.Unmarshal(req.Payload, &exit) != nil {
+					continue
+				}
+				if int(exit.Status) != tt.want {
+					t.Fatalf("exit status %d, want %d", exit.Status, tt.want)
+				}
+				return
+			}
+			t.Fatal("the channel closed without an exit status")
+		})
+	}
 }
 
 func TestSessionRequestsRefused(t *testing.T) {
