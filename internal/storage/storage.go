@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
@@ -111,6 +112,14 @@ type Staged struct {
 // Object stores buffer whole parts themselves.
 const localWriteBuffer = 1 << 20
 
+// writeBuffers hold the buffers of local staged writes between writes: a
+// buffer allocated for each file made a MiB of garbage per upload, most of
+// the garbage collector's work with many small files.
+var writeBuffers = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, localWriteBuffer) }}
+
+// errWriteEnded is what a staged write returns once committed or aborted.
+var errWriteEnded = errors.New("the staged write has ended")
+
 // Stage starts writing key, an object of at most maxSize bytes.
 func (s *Store) Stage(ctx context.Context, key string, maxSize int64) (*Staged, error) {
 	return s.stage(ctx, key, maxSize, WriteOptions{})
@@ -148,7 +157,8 @@ func (s *Store) stage(ctx context.Context, key string, maxSize int64, opts Write
 			cancel()
 			return nil, fmt.Errorf("stage %s: %w", key, err)
 		}
-		st.buf = bufio.NewWriterSize(l.f, localWriteBuffer)
+		st.buf = writeBuffers.Get().(*bufio.Writer)
+		st.buf.Reset(l.f)
 		st.w, st.close, st.abort = st.buf, l.commit, l.abort
 		return st, nil
 	}
@@ -263,6 +273,7 @@ func (st *Staged) Commit() error {
 			st.Abort()
 			return fmt.Errorf("commit: %w", err)
 		}
+		st.release()
 	}
 	if err := st.close(); err != nil {
 		return fmt.Errorf("commit: %w", err)
@@ -273,10 +284,27 @@ func (st *Staged) Commit() error {
 // Abort discards the staged bytes.
 func (st *Staged) Abort() {
 	st.abort()
+	st.release()
 	// After abort, close only waits for the discard; its error says so.
 	_ = st.close()
 	st.cancel()
 }
+
+// release gives a local write's buffer back for another; the write takes
+// no more bytes.
+func (st *Staged) release() {
+	if st.buf == nil {
+		return
+	}
+	st.buf.Reset(nil)
+	writeBuffers.Put(st.buf)
+	st.buf = nil
+	st.w = endedWriter{}
+}
+
+type endedWriter struct{}
+
+func (endedWriter) Write([]byte) (int, error) { return 0, errWriteEnded }
 
 // Attributes describes a stored object.
 type Attributes struct {

@@ -116,6 +116,55 @@ func TestAbortLeavesNothing(t *testing.T) {
 	}
 }
 
+// TestStagedWriteEnds: a local write's buffer goes on to the next write
+// once the write is committed or aborted; nothing of one write reaches
+// another, and a write that has ended takes no more bytes.
+func TestStagedWriteEnds(t *testing.T) {
+	t.Parallel()
+	st, err := Open(t.Context(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, end := range []string{"abort", "commit"} {
+		t.Run(end, func(t *testing.T) {
+			first, err := st.Stage(t.Context(), "acme/"+end, 1<<20)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := first.Write([]byte("unflushed bytes of the first write")); err != nil {
+				t.Fatal(err)
+			}
+			if end == "abort" {
+				first.Abort()
+			} else if err := first.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := first.Write([]byte("late")); !errors.Is(err, errWriteEnded) {
+				t.Errorf("write after %s: %v, want errWriteEnded", end, err)
+			}
+
+			next, err := st.Stage(t.Context(), "acme/next-"+end, 1<<20)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := next.Write([]byte("next")); err != nil {
+				t.Fatal(err)
+			}
+			if err := next.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			r, err := st.NewRangeReader(t.Context(), "acme/next-"+end, 0, -1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			if b, err := io.ReadAll(r); err != nil || string(b) != "next" {
+				t.Errorf("the next write stored %q, %v; want only its own bytes", b, err)
+			}
+		})
+	}
+}
+
 func TestDeletePrefix(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
