@@ -118,7 +118,9 @@ func (b *Builtin) Scan(ctx context.Context, r io.Reader) (Result, error) {
 	// test file: past eicarMaxSize it is not.
 	var head [eicarMaxSize + 1]byte
 	headLen := 0
-	buf := make([]byte, chunkSize)
+	chunk := chunkBuffers.Get().(*[4 + chunkSize]byte)
+	defer chunkBuffers.Put(chunk)
+	buf := chunk[4:]
 	for {
 		if err := ctx.Err(); err != nil {
 			return Result{}, fmt.Errorf("builtin scan: %w", err)
