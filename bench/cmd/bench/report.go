@@ -245,7 +245,7 @@ func (rep *report) markdown() string {
 	b.WriteString("\nServer CPU time per run (user + system seconds, median (min–max); sshd's includes its per-connection\n" +
 		"processes). airlock's is given twice: up to the end of the sftp session, which compares with OpenSSH's,\n" +
 		"and once its pipeline has delivered the run's files (the builtin scanner reads each file, the delivery\n" +
-		"copies it to the destination directory and reads the copy back to verify its sha256), work OpenSSH does\n" +
+		"copies it to the destination directory, hashing it on the way, and syncs the copy to disk), work OpenSSH does\n" +
 		"not do. The pipeline may start before the session ends. CPU time moves less than throughput when other\n" +
 		"work shares the machine; less is better.\n\n" +
 		"| scenario | OpenSSH | airlock, session | airlock, with its pipeline | session / OpenSSH |\n|---|---|---|---|---|\n")
@@ -309,10 +309,11 @@ and what was tried: [performance.md](performance.md).
   scanner (no clamd) and no SMTP or webhook; uploads go to an upload-only supplier whose destination is a
   local directory on the same filesystem, downloads come from an egress supplier's ` + "`/download`" + ` (a
   directory holding the same file, hard-linked, as sshd's ` + "`/download`" + `).
-- **Client**: the OpenSSH ` + "`sftp`" + ` client in batch mode (` + "`-b`" + `) with its defaults (32 KiB requests, 64 in
-  flight), compression off, ` + "`-c aes128-gcm@openssh.com`" + ` in every scenario but 1b. A figure is the wall
-  time of one ` + "`sftp`" + ` process from start to exit, so it includes starting ` + "`ssh`" + `, key exchange and login
-  (tens of milliseconds; noticeable only in scenario 3, and paid by both sides). Key exchange differs:
+- **Client**: the OpenSSH ` + "`sftp`" + ` client in batch mode (` + "`-b`" + `) with its defaults (64 requests in flight, each
+  as large as the server announces with limits@openssh.com: 255 KiB from both servers), compression off,
+  ` + "`-c aes128-gcm@openssh.com`" + ` in every scenario but 1b. A figure is the wall time of one ` + "`sftp`" + ` process
+  from start to exit, so it includes starting ` + "`ssh`" + `, key exchange and login: about 120 ms with sshd, which
+  starts processes for each connection, and 10 ms with airlock; it counts only in scenario 3. Key exchange differs:
   this client agrees sntrup761x25519 with sshd and curve25519 with airlock (it predates ML-KEM).
 - **Units**: MB = 10^6 bytes, MiB = 2^20. Files are pseudo-random (incompressible).
 - **Order**: every run measures both servers back to back, OpenSSH first in odd runs and airlock first
