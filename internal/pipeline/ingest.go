@@ -118,9 +118,7 @@ func (in *ingestion) scan(ctx context.Context) error {
 		return fmt.Errorf("scan: %w", err)
 	}
 	defer r.Close()
-	h := sha256.New()
-	counted := &countingWriter{w: h}
-	res, err := in.Scanner.Scan(ctx, io.TeeReader(r, counted))
+	res, read, err := in.scanDigest(ctx, r)
 	if err != nil {
 		return fmt.Errorf("scan: %w", err)
 	}
@@ -130,14 +128,14 @@ func (in *ingestion) scan(ctx context.Context) error {
 
 	// What was read, when the scanner read it all (it stops early only on
 	// a file too large for it): the bytes as they are now.
-	got := hex.EncodeToString(h.Sum(nil))
+	got := hex.EncodeToString(read.SHA256[:])
 	whole := res.Verdict != scan.TooLarge
 	switch {
-	case whole && (counted.n != in.tr.Size || got != in.tr.SHA256):
+	case whole && (read.Size != in.tr.Size || got != in.tr.SHA256):
 		// The bytes changed after the upload was acknowledged: they are
 		// not what the supplier sent, so they go nowhere but quarantine.
 		return in.quarantine(ctx, fmt.Sprintf("checksum-mismatch: %d bytes with sha256 %s, uploaded %d bytes with sha256 %s (%s)",
-			counted.n, got, in.tr.Size, in.tr.SHA256, verdict), counted.n, got)
+			read.Size, got, in.tr.Size, in.tr.SHA256, verdict), read.Size, got)
 	case res.Verdict == scan.Clean:
 		return in.toDelivery(ctx, verdict)
 	case res.Verdict == scan.TooLarge && in.TooLarge == config.TooLargeDeliver:
@@ -145,6 +143,20 @@ func (in *ingestion) scan(ctx context.Context) error {
 	default:
 		return in.quarantine(ctx, verdict, in.tr.Size, in.tr.SHA256)
 	}
+}
+
+// scanDigest scans r and returns the digest of what the scanner read: the
+// scanner's own when it hashes anyway, else hashed on the way.
+func (in *ingestion) scanDigest(ctx context.Context, r io.Reader) (scan.Result, scan.Digest, error) {
+	if d, ok := in.Scanner.(digestScanner); ok {
+		return d.ScanDigest(ctx, r)
+	}
+	h := sha256.New()
+	counted := &countingWriter{w: h}
+	res, err := in.Scanner.Scan(ctx, io.TeeReader(r, counted))
+	read := scan.Digest{Size: counted.n}
+	h.Sum(read.SHA256[:0])
+	return res, read, err
 }
 
 type countingWriter struct {

@@ -387,24 +387,45 @@ func TestInfectedFileIsQuarantined(t *testing.T) {
 	})
 }
 
+// hashlessScanner hides the builtin scanner's digest: the ingestion hashes
+// the stream itself, as it does for clamd.
+type hashlessScanner struct{ Scanner }
+
+// TestChangedLandingBytesAreQuarantined, whether the scanner's digest or
+// the ingestion's own hash finds the change.
 func TestChangedLandingBytesAreQuarantined(t *testing.T) {
 	t.Parallel()
-	ledgertest.ForEachBackend(t, func(t *testing.T, dsn string) {
-		f := newFixture(t, dsn, fixtureOptions{})
-		tr := f.land("/data.csv", []byte("what the supplier sent\n"))
-		// Someone with access to landing swaps the bytes before the scan.
-		if err := os.WriteFile(filepath.Join(f.root, "landing", filepath.FromSlash(tr.LandingKey)), []byte("not that\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		f.run()
-		got := f.waitState(tr.ID, ledger.Quarantined)
-		if !strings.HasPrefix(got.ScanResult, "checksum-mismatch") {
-			t.Errorf("scan result %q", got.ScanResult)
-		}
-		if d := f.files(f.destDir); len(d) > 0 {
-			t.Errorf("changed bytes reached the destination: %v", d)
-		}
-	})
+	builtin, err := scan.NewBuiltin("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sc := range []struct {
+		name    string
+		scanner Scanner
+	}{
+		{"the scanner's digest", builtin},
+		{"hashed on the way", hashlessScanner{builtin}},
+	} {
+		t.Run(sc.name, func(t *testing.T) {
+			t.Parallel()
+			ledgertest.ForEachBackend(t, func(t *testing.T, dsn string) {
+				f := newFixture(t, dsn, fixtureOptions{scanner: sc.scanner})
+				tr := f.land("/data.csv", []byte("what the supplier sent\n"))
+				// Someone with access to landing swaps the bytes before the scan.
+				if err := os.WriteFile(filepath.Join(f.root, "landing", filepath.FromSlash(tr.LandingKey)), []byte("not that\n"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				f.run()
+				got := f.waitState(tr.ID, ledger.Quarantined)
+				if !strings.HasPrefix(got.ScanResult, "checksum-mismatch") {
+					t.Errorf("scan result %q", got.ScanResult)
+				}
+				if d := f.files(f.destDir); len(d) > 0 {
+					t.Errorf("changed bytes reached the destination: %v", d)
+				}
+			})
+		})
+	}
 }
 
 func TestChangedInfectedBytesAreQuarantinedAsTheyAre(t *testing.T) {

@@ -25,6 +25,15 @@ type Scanner interface {
 	Scan(ctx context.Context, r io.Reader) (scan.Result, error)
 }
 
+// digestScanner is a scanner that hashes what it reads anyway
+// (*scan.Builtin): an ingestion takes its digest rather than hash the file
+// a second time.
+type digestScanner interface {
+	ScanDigest(ctx context.Context, r io.Reader) (scan.Result, scan.Digest, error)
+}
+
+var _ digestScanner = (*scan.Builtin)(nil)
+
 // Mailer sends one email; *notify.Mailer is one.
 type Mailer interface {
 	Send(ctx context.Context, msg notify.Message) error

@@ -113,6 +113,20 @@ func (b *Builtin) Ping(context.Context) error { return nil }
 // EICAR test file or a file on the deny-list, else Clean. It stops with
 // ctx's error when ctx is done.
 func (b *Builtin) Scan(ctx context.Context, r io.Reader) (Result, error) {
+	res, _, err := b.ScanDigest(ctx, r)
+	return res, err
+}
+
+// Digest is the sha256 and length of a whole stream.
+type Digest struct {
+	SHA256 [sha256.Size]byte
+	Size   int64
+}
+
+// ScanDigest scans as Scan does and also returns the digest of what it
+// read, which it computes for the deny-list anyway: a caller that needs
+// one need not hash the stream a second time.
+func (b *Builtin) ScanDigest(ctx context.Context, r io.Reader) (Result, Digest, error) {
 	h := sha256.New()
 	// The first eicarMaxSize+1 bytes tell whether the file is the EICAR
 	// test file: past eicarMaxSize it is not.
@@ -121,33 +135,34 @@ func (b *Builtin) Scan(ctx context.Context, r io.Reader) (Result, error) {
 	chunk := chunkBuffers.Get().(*[4 + chunkSize]byte)
 	defer chunkBuffers.Put(chunk)
 	buf := chunk[4:]
+	var d Digest
 	for {
 		if err := ctx.Err(); err != nil {
-			return Result{}, fmt.Errorf("builtin scan: %w", err)
+			return Result{}, Digest{}, fmt.Errorf("builtin scan: %w", err)
 		}
 		n, err := r.Read(buf)
 		headLen += copy(head[headLen:], buf[:n])
 		h.Write(buf[:n])
+		d.Size += int64(n)
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return Result{}, fmt.Errorf("builtin scan: read input: %w", err)
+			return Result{}, Digest{}, fmt.Errorf("builtin scan: read input: %w", err)
 		}
 	}
+	h.Sum(d.SHA256[:0])
 	if isEICAR(head[:headLen]) {
-		return Result{Verdict: Infected, Signature: eicarSignature, Engine: "builtin"}, nil
+		return Result{Verdict: Infected, Signature: eicarSignature, Engine: "builtin"}, d, nil
 	}
-	var sum [sha256.Size]byte
-	h.Sum(sum[:0])
-	if comment, ok := b.deny[sum]; ok {
+	if comment, ok := b.deny[d.SHA256]; ok {
 		sig := denyListSignature
 		if comment != "" {
 			sig += ": " + comment
 		}
-		return Result{Verdict: Infected, Signature: sig, Engine: "builtin"}, nil
+		return Result{Verdict: Infected, Signature: sig, Engine: "builtin"}, d, nil
 	}
-	return Result{Verdict: Clean, Engine: "builtin"}, nil
+	return Result{Verdict: Clean, Engine: "builtin"}, d, nil
 }
 
 // isEICAR reports whether the whole file is the EICAR test file: the

@@ -243,6 +243,25 @@ func TestBuiltinLargeStream(t *testing.T) {
 	}
 }
 
+// TestBuiltinDigest: the digest is the sha256 and length of all that was
+// read, whatever the verdict.
+func TestBuiltinDigest(t *testing.T) {
+	t.Parallel()
+	b, err := NewBuiltin("testdata/deny-list.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, content := range []string{"", eicar, "ordinary,csv\n", strings.Repeat("x", 3*chunkSize+7)} {
+		res, d, err := b.ScanDigest(t.Context(), strings.NewReader(content))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.SHA256 != sha256.Sum256([]byte(content)) || d.Size != int64(len(content)) {
+			t.Errorf("%d bytes (%s): digest %x of %d bytes, want their sha256", len(content), res.Verdict, d.SHA256, d.Size)
+		}
+	}
+}
+
 type zeros struct{}
 
 func (zeros) Read(p []byte) (int, error) {
