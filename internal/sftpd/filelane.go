@@ -199,7 +199,7 @@ func (l *fileLane) onHandle(typ byte, id uint32, f *laneFile, req *fields) {
 		n := req.uint32()
 		switch {
 		case req.bad:
-			l.answer(id, fmt.Errorf("malformed read request: %w", sftp.ErrSSHFxBadMessage))
+			l.answer(id, malformed("read"))
 		case f.up != nil:
 			l.answer(id, statusError(ErrWriteOnly))
 		default:
@@ -210,7 +210,7 @@ func (l *fileLane) onHandle(typ byte, id uint32, f *laneFile, req *fields) {
 		data := req.bytes()
 		switch {
 		case req.bad:
-			l.answer(id, fmt.Errorf("malformed write request: %w", sftp.ErrSSHFxBadMessage))
+			l.answer(id, malformed("write"))
 		case f.up == nil:
 			l.answer(id, statusError(fmt.Errorf("downloads: %w", ErrReadOnly)))
 		default:
@@ -226,11 +226,16 @@ func (l *fileLane) onHandle(typ byte, id uint32, f *laneFile, req *fields) {
 		r := sftp.NewRequest("Setstat", f.path)
 		r.Flags = req.uint32()
 		if req.bad {
-			l.answer(id, fmt.Errorf("malformed setstat request: %w", sftp.ErrSSHFxBadMessage))
+			l.answer(id, malformed("setstat"))
 			return
 		}
 		l.answer(id, l.sess.Filecmd(r))
 	}
+}
+
+// malformed is the answer to a request on a handle cut short.
+func malformed(request string) error {
+	return fmt.Errorf("malformed %s request: %w", request, sftp.ErrSSHFxBadMessage)
 }
 
 // read answers a read of n bytes at off with the data there, or with EOF

@@ -36,13 +36,13 @@ const (
 	fxpExtended = 200
 )
 
-// maxPacket bounds a request the guard will hold in memory; the SFTP
-// library refuses larger ones anyway.
-const maxPacket = 256*1024 + 1024
+// maxPacket bounds a request the guard will hold in memory, a little over
+// the longest the SFTP library takes (maxPacketLength), which refuses the
+// rest anyway.
+const maxPacket = maxPacketLength + 1024
 
 // readBuffer is what the guard reads from the channel at once: a whole
-// packet of the largest size with its length, or several of the 32 KiB
-// writes clients send.
+// packet of the largest size with its length, or several smaller ones.
 const readBuffer = 4 + maxPacket
 
 // An inlineServer answers some requests itself, in the goroutine that reads
