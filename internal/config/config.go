@@ -15,6 +15,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 	"unicode"
@@ -174,7 +175,6 @@ const (
 	defaultKeyExpiryNotice     = 14 * 24 * time.Hour
 	defaultReceiptRetention    = 30 * 24 * time.Hour
 
-	defaultWorkers      = 4
 	defaultMaxAttempts  = 20
 	defaultRetryBackoff = time.Second
 	defaultMaxBackoff   = 5 * time.Minute
@@ -381,10 +381,15 @@ func parseScanner(c *checker, scanner map[string]field, root string) Scanner {
 	return s
 }
 
+// defaultWorkers gives the pipeline half of the CPUs this process may use.
+// Its scans and copies are CPU-bound: with more jobs at once, the files that
+// finished first take the cores that the sessions still receiving need.
+func defaultWorkers() int { return max(1, runtime.GOMAXPROCS(0)/2) }
+
 // parsePipeline reads the pipeline section.
 func parsePipeline(c *checker, pipeline map[string]field) Pipeline {
 	p := Pipeline{
-		Workers:     c.integer(pipeline["workers"], defaultWorkers, 1, 64),
+		Workers:     c.integer(pipeline["workers"], defaultWorkers(), 1, 64),
 		MaxAttempts: c.integer(pipeline["max_attempts"], defaultMaxAttempts, 1, 1000),
 		RescueAfter: c.duration(pipeline["rescue_after"], defaultRescueAfter, false),
 	}
