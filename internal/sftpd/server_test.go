@@ -997,3 +997,59 @@ func TestRemoveAreaRoot(t *testing.T) {
 		})
 	}
 }
+
+// TestUploadOpenFails covers the two halves of opening an upload, the
+// ledger row and the staging file, each failing while the other succeeds:
+// the client is refused, and neither half is left behind.
+func TestUploadOpenFails(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		breakIt func(t *testing.T, ts *testServer)
+		// wantFailed: the ledger row was written, so it must say why the
+		// upload failed; otherwise there must be no row at all.
+		wantFailed bool
+	}{
+		{
+			name: "landing refuses",
+			breakIt: func(t *testing.T, ts *testServer) {
+				// A file where the staging directory belongs.
+				writeFile(t, filepath.Join(ts.landingDir, storage.StagingDir), "in the way")
+			},
+			wantFailed: true,
+		},
+		{
+			name: "ledger refuses",
+			breakIt: func(t *testing.T, ts *testServer) {
+				if _, err := ts.ledger.DB().ExecContext(t.Context(),
+					`CREATE TRIGGER refuse_transfers BEFORE INSERT ON transfers BEGIN SELECT RAISE(ABORT, 'refused by the test'); END`); err != nil {
+					t.Fatal(err)
+				}
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ts := newTestServer(t, serverOptions{})
+			c := ts.sftpClient(t, uploader)
+			tt.breakIt(t, ts)
+
+			if err := putFile(c, "/data.csv", []byte("a,b\n")); err == nil {
+				t.Fatal("upload succeeded")
+			}
+			trs := ts.transfers(t, uploader)
+			switch {
+			case tt.wantFailed && (len(trs) != 1 || trs[0].State != ledger.Failed || !strings.Contains(trs[0].Error, "stage")):
+				t.Errorf("transfers %+v, want one failed with the staging error", trs)
+			case !tt.wantFailed && len(trs) != 0:
+				t.Errorf("transfers %+v, want none", trs)
+			}
+			for key := range ts.landed(t) {
+				if key != storage.StagingDir {
+					t.Errorf("landing holds %s after a refused open", key)
+				}
+			}
+		})
+	}
+}

@@ -80,28 +80,44 @@ func (s *session) startUpload(r *sftp.Request) (*upload, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The staging file and the ledger row need nothing from each other, and
+	// the client waits for both: make the file while the row is written.
+	landingKey := s.supplier.Name + "/" + rand.Text()
+	staging := make(chan stageResult, 1)
+	go func() {
+		staged, err := s.srv.landing.Stage(s.ctx, landingKey, s.srv.maxFileSize)
+		staging <- stageResult{staged, err}
+	}()
 	tr, err := s.srv.ledger.Begin(s.ctx, ledger.Transfer{
 		Direction:  ledger.Ingress,
 		Supplier:   s.supplier.Name,
 		Path:       loc.rel,
-		LandingKey: s.supplier.Name + "/" + rand.Text(),
+		LandingKey: landingKey,
 		Node:       s.srv.node,
 		RemoteIP:   s.remoteIP,
 	}, s.event("upload.start", nil))
+	stage := <-staging
 	if err != nil {
+		if stage.err == nil {
+			stage.staged.Abort()
+		}
 		release()
 		return nil, fmt.Errorf("record upload: %w", err)
 	}
-	u := &upload{s: s, tr: tr, sum: sha256.New(), release: release}
-	u.staged, err = s.srv.landing.Stage(s.ctx, tr.LandingKey, s.srv.maxFileSize)
-	if err != nil {
-		u.fail(err)
+	u := &upload{s: s, tr: tr, staged: stage.staged, sum: sha256.New(), release: release}
+	if stage.err != nil {
+		u.fail(stage.err)
 		release()
-		return nil, err
+		return nil, stage.err
 	}
 	u.win = newReorderWindow(u, s.srv.maxFileSize, s.srv.reorderWindow, s.srv.reorderStall)
 	s.log.Info("upload started", "transfer_id", tr.ID, "path", tr.Path)
 	return u, nil
+}
+
+type stageResult struct {
+	staged *storage.Staged
+	err    error
 }
 
 // maxSessionUploads bounds the uploads one session may have open at once;
@@ -240,8 +256,6 @@ func (u *upload) discard(ctx context.Context) {
 	}
 }
 
-// bookkeepingContext outlives the connection: an upload cut off by a
-// dropped connection must still be recorded.
 // handoffIf returns the hook that hands a received upload on, or nil when
 // the upload is not received yet (it is held under a temporary name).
 func (srv *Server) handoffIf(received bool) func(context.Context, *sql.Tx, ledger.Transfer) error {
@@ -251,6 +265,8 @@ func (srv *Server) handoffIf(received bool) func(context.Context, *sql.Tx, ledge
 	return srv.handoff
 }
 
+// bookkeepingContext outlives the connection: an upload cut off by a
+// dropped connection must still be recorded.
 func (s *session) bookkeepingContext() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(s.ctx), bookkeepingTimeout)
 }
