@@ -381,10 +381,12 @@ func parseScanner(c *checker, scanner map[string]field, root string) Scanner {
 	return s
 }
 
-// defaultWorkers gives the pipeline half of the CPUs this process may use.
-// Its scans and copies are CPU-bound: with more jobs at once, the files that
-// finished first take the cores that the sessions still receiving need.
-func defaultWorkers() int { return max(1, runtime.GOMAXPROCS(0)/2) }
+// defaultWorkers gives the pipeline half of the CPUs this process may use:
+// its scans and copies are CPU-bound, and with more jobs at once the files
+// that finished first take the cores that sessions still receiving need.
+// It takes two at least, so that one long delivery does not hold up every
+// other file.
+func defaultWorkers() int { return max(2, runtime.GOMAXPROCS(0)/2) }
 
 // parsePipeline reads the pipeline section.
 func parsePipeline(c *checker, pipeline map[string]field) Pipeline {
