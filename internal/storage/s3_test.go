@@ -3,6 +3,7 @@ package storage
 import (
 	"bytes"
 	"errors"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -32,9 +33,49 @@ func startVersity(t *testing.T, buckets ...string) *testpeer.Versity {
 	return v
 }
 
-// multipartData is larger than the S3 transfer manager's 16 MiB threshold,
-// so it is uploaded in parts.
+// multipartData is larger than two parts, so it is uploaded in parts.
 func multipartData() []byte { return testData(17 << 20) }
+
+// TestS3UploadParts checks that a staged write goes in parts as soon as it
+// is larger than one: the transfer manager reads its whole threshold
+// before it sends anything, so a threshold above the part size (the SDK's
+// default is 16 MiB) would hold that much of every upload in memory.
+func TestS3UploadParts(t *testing.T) {
+	v := startVersity(t, "landing")
+	proxy := testpeer.StartRecordingProxy(t, v.Addr)
+	landing := openStore(t, testpeer.S3URL(proxy.Addr, "landing", "in"))
+
+	tests := []struct {
+		name      string
+		size      int
+		wantParts int // 0: one PutObject
+	}{
+		{"under a part", minPartSize - 1, 0},
+		{"one part", minPartSize, 1},
+		{"a byte more", minPartSize + 1, 2},
+		{"between part and SDK threshold", 12 << 20, 2},
+	}
+	for _, tt := range tests {
+		data := testData(tt.size)
+		before := len(proxy.Requests())
+		put(t, landing, tt.name, data)
+		ops := map[string]int{}
+		for _, r := range proxy.Requests()[before:] {
+			ops[s3Op(r)]++
+		}
+		want := map[string]int{"PutObject": 1}
+		if tt.wantParts > 0 {
+			want = map[string]int{"CreateMultipartUpload": 1, "UploadPart": tt.wantParts}
+		}
+		delete(ops, "") // reads and the completion
+		if !maps.Equal(ops, want) {
+			t.Errorf("%s (%d bytes): requests %v, want %v", tt.name, tt.size, ops, want)
+		}
+		if !bytes.Equal(readAll(t, landing, tt.name), data) {
+			t.Errorf("%s: the object holds other bytes than were written", tt.name)
+		}
+	}
+}
 
 func TestS3Copy(t *testing.T) {
 	v := startVersity(t, "landing", "dest")

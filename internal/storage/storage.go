@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
 	tmtypes "github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"gocloud.dev/blob"
 	"gocloud.dev/blob/fileblob"
 	"gocloud.dev/blob/s3blob"
@@ -163,6 +164,7 @@ func (s *Store) stage(ctx context.Context, key string, maxSize int64, opts Write
 		return st, nil
 	}
 	if s.scheme == s3blob.Scheme {
+		wopts.BeforeWrite = s.tuneS3Upload(wopts.BufferSize, wopts.BeforeWrite)
 		st.w, st.close, st.abort = s3Upload(ctx, s.bucket, key, wopts)
 		return st, nil
 	}
@@ -213,6 +215,37 @@ func (o WriteOptions) check(s *Store) error {
 		}
 	}
 	return nil
+}
+
+// tuneS3Upload returns a BeforeWrite that sets up the S3 transfer manager
+// of an upload in parts of partSize, then runs next, if any.
+//
+// gocloud leaves the manager's threshold for a multipart upload at the SDK's
+// 16 MiB, and the manager reads that much of the stream with io.ReadAll
+// before it sends anything: 16 MiB held, and as much again while it is read,
+// beside the parts WriteBuffer counts. With the threshold at one part, the
+// first read is one part, and an upload's peak RSS fell by about 20 MiB.
+// gocloud gives BeforeWrite its manager to change; the manager's options
+// are set only by New, so a new one replaces it, with the checksum setting
+// gocloud gave it, which comes from the bucket's client.
+func (s *Store) tuneS3Upload(partSize int, next func(as func(any) bool) error) func(as func(any) bool) error {
+	return func(as func(any) bool) error {
+		var tm *transfermanager.Client
+		var client *s3.Client
+		if !as(&tm) || !s.bucket.As(&client) {
+			return fmt.Errorf("%s: not an S3 bucket", s)
+		}
+		*tm = *transfermanager.New(client, func(o *transfermanager.Options) {
+			o.RequestChecksumCalculation = client.Options().RequestChecksumCalculation
+			o.PartSizeBytes = int64(partSize)
+			o.MultipartUploadThreshold = int64(partSize)
+			o.Concurrency = stagePartsInFlight
+		})
+		if next == nil {
+			return nil
+		}
+		return next(as)
+	}
 }
 
 // beforeWrite sets SSE-KMS on the upload: on its PutObject, or on the
