@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -281,23 +282,32 @@ func TestClamdInputError(t *testing.T) {
 	}
 }
 
-// TestClamdScanAllocates: a scan allocates as much for eleven chunks as
-// for one. Not parallel: AllocsPerRun refuses to be.
+// TestClamdScanAllocates: a scan allocates no more for eleven chunks than
+// for one. Not parallel: AllocsPerRun refuses to be. AllocsPerRun counts the
+// whole process's allocations, and a goroutine of the runtime or of the
+// test's clamd process can add a few now and then, so each size takes the
+// least of three counts, and the two may differ by less than the ten that
+// one allocation per chunk would add.
 func TestClamdScanAllocates(t *testing.T) {
 	srv := sharedClamd(t)
+	const extraChunks = 10
 	for _, addr := range []string{srv.unix, srv.tcp} {
 		c := newClamd(t, addr)
 		var allocs []float64
-		for _, size := range []int{100, 10*chunkSize + 100} {
+		for _, size := range []int{100, extraChunks*chunkSize + 100} {
 			data := randomBytes(size)
-			allocs = append(allocs, testing.AllocsPerRun(10, func() {
-				if got, err := c.Scan(t.Context(), bytes.NewReader(data)); err != nil || got.Verdict != Clean {
-					t.Fatalf("Scan: %v, %v", got, err)
-				}
-			}))
+			least := math.Inf(1)
+			for range 3 {
+				least = min(least, testing.AllocsPerRun(10, func() {
+					if got, err := c.Scan(t.Context(), bytes.NewReader(data)); err != nil || got.Verdict != Clean {
+						t.Fatalf("Scan: %v, %v", got, err)
+					}
+				}))
+			}
+			allocs = append(allocs, least)
 		}
-		if allocs[0] != allocs[1] {
-			t.Errorf("via %s: %v allocations for one chunk, %v for eleven", addr, allocs[0], allocs[1])
+		if allocs[1]-allocs[0] >= extraChunks/2 {
+			t.Errorf("via %s: %v allocations for one chunk, %v for %d", addr, allocs[0], allocs[1], 1+extraChunks)
 		}
 	}
 }
