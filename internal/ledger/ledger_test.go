@@ -11,7 +11,7 @@ import (
 	"github.com/airlock-gw/airlock/internal/ledger/ledgertest"
 )
 
-func openLedger(t *testing.T, dsn string) *Ledger {
+func openLedger(t testing.TB, dsn string) *Ledger {
 	t.Helper()
 	l, err := Open(t.Context(), dsn)
 	if err != nil {
