@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -47,7 +46,7 @@ func TestLoadValid(t *testing.T) {
 		Limits:       Limits{MaxFileSize: 5_000_000_000, UploadMemory: 512 << 20},
 		SuppliersDir: filepath.Join(root, "suppliers"),
 		Notify:       Notify{KeyExpiryNotice: 14 * 24 * time.Hour},
-		Pipeline:     Pipeline{Workers: max(2, runtime.GOMAXPROCS(0)/2), MaxAttempts: 20, RetryBackoff: time.Second, MaxBackoff: 5 * time.Minute, RescueAfter: time.Hour},
+		Pipeline:     Pipeline{Workers: defaultWorkers(), MaxAttempts: 20, RetryBackoff: time.Second, MaxBackoff: 5 * time.Minute, RescueAfter: time.Hour},
 	}
 	got := *cfg
 	got.Suppliers = nil
@@ -151,7 +150,7 @@ func TestConfigRules(t *testing.T) {
 					c.Quarantine != filepath.Join(root, "state/quarantine") ||
 					c.Scanner != (Scanner{TooLarge: TooLargeQuarantine}) || c.Limits.MaxFileSize != 5e9 ||
 					c.SFTP.ReceiptRetention != 30*24*time.Hour || c.Notify.Webhook != nil ||
-					c.Pipeline != (Pipeline{Workers: max(2, runtime.GOMAXPROCS(0)/2), MaxAttempts: 20, RetryBackoff: time.Second, MaxBackoff: 5 * time.Minute, RescueAfter: time.Hour}) ||
+					c.Pipeline != (Pipeline{Workers: defaultWorkers(), MaxAttempts: 20, RetryBackoff: time.Second, MaxBackoff: 5 * time.Minute, RescueAfter: time.Hour}) ||
 					!reflect.DeepEqual(c.SFTP.HostKeys, []string{filepath.Join(root, "state/ssh_host_ed25519_key")}) ||
 					c.SuppliersDir != filepath.Join(root, "suppliers") || c.Suppliers.Len() != 0 {
 					t.Errorf("defaults not applied: %+v", c)
