@@ -48,6 +48,14 @@ type Queue struct {
 // waiting for the next poll is latency a supplier sees.
 const pollInterval = 100 * time.Millisecond
 
+// fetchCooldown is the least time between two fetches. A busy node fetches
+// only as many jobs as it has idle workers, so it runs at most
+// pipeline.workers jobs per cooldown: with River's default of 100 ms, or
+// the 20 ms used before, two workers delivered at most 100 small files a
+// second, and a session uploading faster left them queueing. A fetch is
+// one small write.
+const fetchCooldown = 2 * time.Millisecond
+
 // Open brings River's tables in led's database up to date and returns a
 // queue that can insert jobs. When w is not nil the queue also runs them
 // once Run is called; settings are the node's pipeline configuration.
@@ -77,7 +85,7 @@ func Open(ctx context.Context, led *ledger.Ledger, node string, settings config.
 		RescueStuckJobsAfter: settings.RescueAfter,
 		PollOnly:             true,
 		FetchPollInterval:    pollInterval,
-		FetchCooldown:        pollInterval / 5,
+		FetchCooldown:        fetchCooldown,
 	}
 	if w != nil {
 		cfg.Workers = w.river
