@@ -150,7 +150,7 @@ func TestCommitInto(t *testing.T) {
 	t.Parallel()
 	want := map[State]commitMode{
 		Receiving: relaxed, Received: durable, Scanning: relaxed, Delivering: relaxed,
-		Delivered: durable, Quarantined: durable, Failed: durable,
+		Delivered: relaxed, Quarantined: durable, Failed: durable,
 	}
 	for _, st := range states {
 		m, ok := want[st]

@@ -196,12 +196,16 @@ func (l *Ledger) Advance(ctx context.Context, id string, from []State, to State,
 
 // commitInto is how a change into state to commits. A transfer passing
 // through receiving, scanning or delivering is worked on again from its
-// previous state if a crash of the machine undoes the change. Received is
-// what a client is told its upload became, and a settled transfer's
-// landing copy is deleted once it is recorded: those must be on disk.
+// previous state if a crash of the machine undoes the change. So is a
+// delivery: its copy is on disk at the destination before it is recorded,
+// and the pipeline's re-run records it again from that copy, which it
+// verifies, even when the landing copy is gone. Received is what a client
+// is told its upload became, a quarantined transfer's landing copy is
+// deleted once it is recorded, and a failed one waits for an operator:
+// those must be on disk.
 func commitInto(to State) commitMode {
 	switch to {
-	case Receiving, Scanning, Delivering:
+	case Receiving, Scanning, Delivering, Delivered:
 		return relaxed
 	}
 	return durable

@@ -112,7 +112,7 @@ func (in *ingestion) scan(ctx context.Context) error {
 	src, key := in.source()
 	r, err := src.NewRangeReader(ctx, key, 0, -1)
 	if errors.Is(err, storage.ErrNotFound) {
-		return permanent("the file is gone from %s: %v", src, err)
+		return in.sourceGone(ctx, src, err)
 	}
 	if err != nil {
 		return fmt.Errorf("scan: %w", err)
@@ -143,6 +143,30 @@ func (in *ingestion) scan(ctx context.Context) error {
 	default:
 		return in.quarantine(ctx, verdict, in.tr.Size, in.tr.SHA256)
 	}
+}
+
+// sourceGone settles a transfer whose bytes are gone from where the scan
+// reads them. A delivery is recorded with a relaxed commit and its source
+// removed right after (see ledger.commitInto), so a crash of the machine
+// can undo the record of a delivery that did happen, and its re-run finds
+// the source gone. The file was delivered if the destination holds exactly
+// the uploaded bytes, which the delivery then verifies again and records;
+// otherwise the file is lost, and no retry can bring it back.
+func (in *ingestion) sourceGone(ctx context.Context, src *storage.Store, cause error) error {
+	dst, _, err := in.destination(ctx)
+	if err != nil {
+		return err
+	}
+	delivered, err := dst.Verify(ctx, destinationKey(in.tr), in.tr.Size, in.tr.SHA256)
+	if err != nil {
+		return fmt.Errorf("scan: %w", err)
+	}
+	if !delivered {
+		return permanent("the file is gone from %s: %v", src, cause)
+	}
+	in.Log.Warn("source gone, but the destination holds the file: recording its delivery",
+		"transfer_id", in.tr.ID, "supplier", in.tr.Supplier, "path", in.tr.Path)
+	return in.toDelivery(ctx, "not scanned again: gone from "+src.String()+", delivered before")
 }
 
 // scanDigest scans r and returns the digest of what the scanner read: the

@@ -670,6 +670,56 @@ func TestRerunAfterDeliveryCopiesNothing(t *testing.T) {
 	})
 }
 
+// TestRerunWithLandingGone is the re-run of a delivery whose record a
+// crash of the machine undid (it is committed relaxed) after its landing
+// copy was removed: the transfer is back at received with its bytes gone
+// from landing. It is delivered only if the destination holds exactly the
+// uploaded bytes; otherwise nothing can bring the file back.
+func TestRerunWithLandingGone(t *testing.T) {
+	t.Parallel()
+	data := []byte("delivered before the crash\n")
+	tests := []struct {
+		name        string
+		destination []byte // nil: none
+		want        ledger.State
+		wantResult  string
+		wantError   string
+	}{
+		{"the destination holds it", data, ledger.Delivered, "not scanned again", ""},
+		{"the destination holds other bytes", []byte("an older upload\n"), ledger.Failed, "", "the file is gone"},
+		{"nothing at the destination", nil, ledger.Failed, "", "the file is gone"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ledgertest.ForEachBackend(t, func(t *testing.T, dsn string) {
+				f := newFixture(t, dsn, fixtureOptions{})
+				tr := f.land("/report.csv", data)
+				if err := os.Remove(filepath.Join(f.root, "landing", filepath.FromSlash(tr.LandingKey))); err != nil {
+					t.Fatal(err)
+				}
+				dest := filepath.Join(f.destDir, supplier, "report.csv")
+				if tt.destination != nil {
+					if err := os.MkdirAll(filepath.Dir(dest), 0o750); err != nil {
+						t.Fatal(err)
+					}
+					if err := os.WriteFile(dest, tt.destination, 0o600); err != nil {
+						t.Fatal(err)
+					}
+				}
+				f.run()
+				got := f.waitState(tr.ID, tt.want)
+				if !strings.HasPrefix(got.ScanResult, tt.wantResult) || !strings.Contains(got.Error, tt.wantError) {
+					t.Errorf("transfer settled with scan result %q, error %q", got.ScanResult, got.Error)
+				}
+				if b, _ := os.ReadFile(dest); string(b) != string(tt.destination) {
+					t.Errorf("destination holds %q, want it left as it was (%q)", b, tt.destination)
+				}
+			})
+		})
+	}
+}
+
 func TestNotificationsRetryWithoutRepeating(t *testing.T) {
 	t.Parallel()
 	ledgertest.ForEachBackend(t, func(t *testing.T, dsn string) {
