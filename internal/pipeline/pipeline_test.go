@@ -221,6 +221,22 @@ func (f *fixture) files(dir string) []string {
 	return out
 }
 
+// landingFile is where tr's bytes are in the landing directory.
+func (f *fixture) landingFile(tr ledger.Transfer) string {
+	return filepath.Join(f.root, "landing", filepath.FromSlash(tr.LandingKey))
+}
+
+// writeFile writes data to p, making its directory first.
+func writeFile(t *testing.T, p string, data []byte) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func (f *fixture) eventKinds(id string) []string {
 	f.t.Helper()
 	evs, err := f.ledger.Events(f.t.Context(), id, 0)
@@ -412,9 +428,7 @@ func TestChangedLandingBytesAreQuarantined(t *testing.T) {
 				f := newFixture(t, dsn, fixtureOptions{scanner: sc.scanner})
 				tr := f.land("/data.csv", []byte("what the supplier sent\n"))
 				// Someone with access to landing swaps the bytes before the scan.
-				if err := os.WriteFile(filepath.Join(f.root, "landing", filepath.FromSlash(tr.LandingKey)), []byte("not that\n"), 0o600); err != nil {
-					t.Fatal(err)
-				}
+				writeFile(t, f.landingFile(tr), []byte("not that\n"))
 				f.run()
 				got := f.waitState(tr.ID, ledger.Quarantined)
 				if !strings.HasPrefix(got.ScanResult, "checksum-mismatch") {
@@ -435,9 +449,7 @@ func TestChangedInfectedBytesAreQuarantinedAsTheyAre(t *testing.T) {
 		tr := f.land("/data.com", []byte("harmless\n"))
 		// Swapped for malware after the upload: the quarantine keeps what
 		// is there now, and says it changed.
-		if err := os.WriteFile(filepath.Join(f.root, "landing", filepath.FromSlash(tr.LandingKey)), []byte(eicar), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		writeFile(t, f.landingFile(tr), []byte(eicar))
 		f.run()
 		got := f.waitState(tr.ID, ledger.Quarantined)
 		if !strings.HasPrefix(got.ScanResult, "checksum-mismatch") || !strings.Contains(got.ScanResult, "Eicar") {
@@ -546,12 +558,7 @@ func TestExhaustedRetriesFailThenOperatorRetries(t *testing.T) {
 		f := newFixture(t, dsn, fixtureOptions{maxAttempts: 2})
 		// A file where the destination directory should be makes every
 		// delivery fail.
-		if err := os.MkdirAll(f.destDir, 0o750); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(f.destDir, supplier), []byte("in the way"), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		writeFile(t, filepath.Join(f.destDir, supplier), []byte("in the way"))
 		f.run()
 		tr := f.land("/data.csv", []byte("data\n"))
 		failed := f.waitState(tr.ID, ledger.Failed)
@@ -646,13 +653,8 @@ func TestRerunAfterDeliveryCopiesNothing(t *testing.T) {
 		tr := f.land("/once.csv", data)
 		// A run that copied the file and then died before recording it: the
 		// destination already holds the right bytes.
-		if err := os.MkdirAll(filepath.Join(f.destDir, supplier), 0o750); err != nil {
-			t.Fatal(err)
-		}
 		dest := filepath.Join(f.destDir, supplier, "once.csv")
-		if err := os.WriteFile(dest, data, 0o600); err != nil {
-			t.Fatal(err)
-		}
+		writeFile(t, dest, data)
 		before, err := os.Stat(dest)
 		if err != nil {
 			t.Fatal(err)
@@ -695,17 +697,12 @@ func TestRerunWithLandingGone(t *testing.T) {
 			ledgertest.ForEachBackend(t, func(t *testing.T, dsn string) {
 				f := newFixture(t, dsn, fixtureOptions{})
 				tr := f.land("/report.csv", data)
-				if err := os.Remove(filepath.Join(f.root, "landing", filepath.FromSlash(tr.LandingKey))); err != nil {
+				if err := os.Remove(f.landingFile(tr)); err != nil {
 					t.Fatal(err)
 				}
 				dest := filepath.Join(f.destDir, supplier, "report.csv")
 				if tt.destination != nil {
-					if err := os.MkdirAll(filepath.Dir(dest), 0o750); err != nil {
-						t.Fatal(err)
-					}
-					if err := os.WriteFile(dest, tt.destination, 0o600); err != nil {
-						t.Fatal(err)
-					}
+					writeFile(t, dest, tt.destination)
 				}
 				f.run()
 				got := f.waitState(tr.ID, tt.want)
