@@ -49,11 +49,10 @@ type Queue struct {
 const pollInterval = 100 * time.Millisecond
 
 // fetchCooldown is the least time between two fetches. A busy node fetches
-// only as many jobs as it has idle workers, so it runs at most
-// pipeline.workers jobs per cooldown: with River's default of 100 ms, or
-// the 20 ms used before, two workers delivered at most 100 small files a
-// second, and a session uploading faster left them queueing. A fetch is
-// one small write.
+// only as many jobs as it has idle workers, so it starts at most
+// pipeline.workers jobs per cooldown, however short they are: at 20 ms,
+// two workers would deliver at most 100 small files a second, fewer than
+// one session uploads. A fetch is one small write.
 const fetchCooldown = 2 * time.Millisecond
 
 // Open brings River's tables in led's database up to date and returns a
