@@ -205,9 +205,12 @@ func (q *Queue) Process(ctx context.Context, tx *sql.Tx, tr ledger.Transfer) err
 }
 
 // insert queues a job in tx. Workers pass the client River gives them in
-// their context, everyone else the Queue's.
+// their context, everyone else the Queue's. River's fast insert does not
+// read the job back: on SQLite a transaction queueing one job takes about
+// 100 µs instead of 135 (BenchmarkProcess). It cannot insert unique jobs,
+// and none here is.
 func insert(ctx context.Context, client *river.Client[*sql.Tx], tx *sql.Tx, args river.JobArgs) error {
-	if _, err := client.InsertTx(ctx, tx, args, nil); err != nil {
+	if _, err := client.InsertManyFastTx(ctx, tx, []river.InsertManyParams{{Args: args}}); err != nil {
 		return fmt.Errorf("queue %s job: %w", args.Kind(), err)
 	}
 	return nil

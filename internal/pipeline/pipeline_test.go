@@ -292,7 +292,7 @@ func (s *flakyScanner) Scan(ctx context.Context, r io.Reader) (scan.Result, erro
 	return s.inner.Scan(ctx, r)
 }
 
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	if os.Getenv("AIRLOCK_TEST_LOG") != "" {
 		return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
