@@ -37,9 +37,10 @@ func (l *Ledger) Append(ctx context.Context, ev Event) (Event, error) {
 	return ev, nil
 }
 
-// The statements of an append. The first takes the chain head's lock.
+// The statements of an append. The first takes the chain head's lock and
+// reserves the sequence numbers of the events appended.
 const (
-	sqlLockHead       = `UPDATE audit_head SET seq = seq + 1 WHERE id = 1`
+	sqlLockHead       = `UPDATE audit_head SET seq = seq + $1 WHERE id = 1`
 	sqlReadHead       = `SELECT seq, hash FROM audit_head WHERE id = 1`
 	sqlInsertEvent    = `INSERT INTO audit_events (` + eventColumns + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`
 	sqlUpdateHeadHash = `UPDATE audit_head SET hash = $1 WHERE id = 1`
@@ -47,24 +48,32 @@ const (
 
 // withEvent runs fn (if not nil) and then appends ev as the next link of the
 // chain, in one transaction, filling in ev's Seq, PrevHash and Hash.
+func (l *Ledger) withEvent(ctx context.Context, mode commitMode, ev *Event, fn func(*sql.Tx) error) error {
+	return l.withEvents(ctx, mode, []*Event{ev}, fn)
+}
+
+// withEvents is withEvent for several events, appended in order.
 //
 // The transaction's first statement bumps the one-row chain head: that takes
 // the row lock on Postgres and the write lock on SQLite, so appends from all
 // connections and nodes take turns, and since every writer takes this lock
 // before any other, writers cannot deadlock.
-func (l *Ledger) withEvent(ctx context.Context, mode commitMode, ev *Event, fn func(*sql.Tx) error) error {
-	if ev.Kind == "" {
-		return errors.New("event kind is required")
-	}
-	if ev.Actor == "" {
-		ev.Actor = "system"
+func (l *Ledger) withEvents(ctx context.Context, mode commitMode, evs []*Event, fn func(*sql.Tx) error) error {
+	for _, ev := range evs {
+		if ev.Kind == "" {
+			return errors.New("event kind is required")
+		}
+		if ev.Actor == "" {
+			ev.Actor = "system"
+		}
 	}
 	return l.inTx(ctx, mode, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, sqlLockHead); err != nil {
+		if _, err := tx.ExecContext(ctx, sqlLockHead, len(evs)); err != nil {
 			return err
 		}
-		if err := tx.QueryRowContext(ctx, sqlReadHead).
-			Scan(&ev.Seq, &ev.PrevHash); err != nil {
+		var last int64
+		var prev string
+		if err := tx.QueryRowContext(ctx, sqlReadHead).Scan(&last, &prev); err != nil {
 			return err
 		}
 		if fn != nil {
@@ -72,16 +81,20 @@ func (l *Ledger) withEvent(ctx context.Context, mode commitMode, ev *Event, fn f
 				return err
 			}
 		}
-		r, err := storedForm(*ev)
-		if err != nil {
-			return err
+		for i, ev := range evs {
+			ev.Seq, ev.PrevHash = last-int64(len(evs)-1-i), prev
+			r, err := storedForm(*ev)
+			if err != nil {
+				return err
+			}
+			ev.Hash = r.chainHash()
+			if _, err := tx.ExecContext(ctx, sqlInsertEvent,
+				r.Seq, r.At, r.Kind, r.Actor, r.RemoteIP, r.ConnID, r.TransferID, r.Detail, r.PrevHash, ev.Hash); err != nil {
+				return err
+			}
+			prev = ev.Hash
 		}
-		ev.Hash = r.chainHash()
-		if _, err := tx.ExecContext(ctx, sqlInsertEvent,
-			r.Seq, r.At, r.Kind, r.Actor, r.RemoteIP, r.ConnID, r.TransferID, r.Detail, r.PrevHash, ev.Hash); err != nil {
-			return err
-		}
-		_, err = tx.ExecContext(ctx, sqlUpdateHeadHash, ev.Hash)
+		_, err := tx.ExecContext(ctx, sqlUpdateHeadHash, prev)
 		return err
 	})
 }

@@ -78,13 +78,10 @@ var (
 	ErrStateConflict = errors.New("transfer state conflict")
 )
 
-// Begin records a new transfer in state Receiving, with a fresh ID and
-// timestamps, and appends ev (kind "upload.start" unless set; actor and
-// remote IP default to the transfer's) in the same transaction.
-func (l *Ledger) Begin(ctx context.Context, t Transfer, ev Event) (Transfer, error) {
-	if t.Supplier == "" || t.Path == "" {
-		return Transfer{}, errors.New("begin transfer: supplier and path are required")
-	}
+// NewTransfer returns t as a new transfer in state Receiving, with a fresh
+// ID and timestamps. Nothing is recorded yet: Begin records it as it is,
+// Record together with its outcome.
+func NewTransfer(t Transfer) Transfer {
 	at := now()
 	t.ID = newID(at)
 	t.State = Receiving
@@ -92,6 +89,70 @@ func (l *Ledger) Begin(ctx context.Context, t Transfer, ev Event) (Transfer, err
 	if t.Direction == "" {
 		t.Direction = Ingress
 	}
+	return t
+}
+
+// Begin records a new transfer, made by NewTransfer or (without an ID)
+// made by Begin, and appends ev (kind "upload.start" unless set; actor and
+// remote IP default to the transfer's) in the same transaction.
+func (l *Ledger) Begin(ctx context.Context, t Transfer, ev Event) (Transfer, error) {
+	if t.ID == "" {
+		t = NewTransfer(t)
+	}
+	if err := checkNew(t); err != nil {
+		return Transfer{}, fmt.Errorf("begin transfer: %w", err)
+	}
+	startEvent(t, &ev)
+	// Relaxed: a transfer lost with its Begin was never acknowledged, and
+	// the commit that settles the upload makes this one durable too.
+	err := l.withEvent(ctx, relaxed, &ev, func(tx *sql.Tx) error { return insertTransfer(ctx, tx, t) })
+	if err != nil {
+		return Transfer{}, fmt.Errorf("begin transfer %s: %w", t.ID, err)
+	}
+	return t, nil
+}
+
+// Record records t, made by NewTransfer and not begun, together with its
+// move into state to: what Begin with start and then Advance with ch and
+// ev would record, in one transaction, committed as a change into to is.
+// It is for a transfer that is over as soon as it has begun.
+func (l *Ledger) Record(ctx context.Context, t Transfer, start Event, to State, ch Change, ev Event) (Transfer, error) {
+	if err := checkNew(t); err != nil {
+		return Transfer{}, fmt.Errorf("record transfer: %w", err)
+	}
+	if !slices.Contains(states, to) {
+		return Transfer{}, fmt.Errorf("record transfer %s: unknown state %q", t.ID, to)
+	}
+	startEvent(t, &start)
+	changeEvent(t.ID, to, &ev)
+	moved(&ev, t.State, to)
+	ch.apply(&t)
+	t.State, t.UpdatedAt = to, ev.At
+	err := l.withEvents(ctx, commitInto(to), []*Event{&start, &ev}, func(tx *sql.Tx) error {
+		if err := insertTransfer(ctx, tx, t); err != nil || ch.InTx == nil {
+			return err
+		}
+		return ch.InTx(ctx, tx, t)
+	})
+	if err != nil {
+		return Transfer{}, fmt.Errorf("record transfer %s: %w", t.ID, err)
+	}
+	return t, nil
+}
+
+func checkNew(t Transfer) error {
+	switch {
+	case t.Supplier == "" || t.Path == "":
+		return errors.New("supplier and path are required")
+	case t.ID == "" || t.State != Receiving:
+		return errors.New("not a new transfer: make it with NewTransfer")
+	}
+	return nil
+}
+
+// startEvent fills in what the event beginning t is: kind "upload.start"
+// unless set, actor and remote IP the transfer's unless set, and t's time.
+func startEvent(t Transfer, ev *Event) {
 	if ev.Kind == "" {
 		ev.Kind = "upload.start"
 	}
@@ -102,20 +163,15 @@ func (l *Ledger) Begin(ctx context.Context, t Transfer, ev Event) (Transfer, err
 		ev.RemoteIP = t.RemoteIP
 	}
 	ev.TransferID = t.ID
-	ev.At = at
-	// Relaxed: a transfer lost with its Begin was never acknowledged, and
-	// the commit that settles the upload makes this one durable too.
-	err := l.withEvent(ctx, relaxed, &ev, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, sqlInsertTransfer,
-			t.ID, string(t.Direction), t.Supplier, t.Path, t.Size, t.SHA256, string(t.State),
-			t.ScanResult, t.Destination, t.Error, t.Attempts, t.LandingKey, t.Node, t.RemoteIP,
-			formatTime(t.CreatedAt), formatTime(t.UpdatedAt))
-		return err
-	})
-	if err != nil {
-		return Transfer{}, fmt.Errorf("begin transfer: %w", err)
-	}
-	return t, nil
+	ev.At = t.CreatedAt
+}
+
+func insertTransfer(ctx context.Context, tx *sql.Tx, t Transfer) error {
+	_, err := tx.ExecContext(ctx, sqlInsertTransfer,
+		t.ID, string(t.Direction), t.Supplier, t.Path, t.Size, t.SHA256, string(t.State),
+		t.ScanResult, t.Destination, t.Error, t.Attempts, t.LandingKey, t.Node, t.RemoteIP,
+		formatTime(t.CreatedAt), formatTime(t.UpdatedAt))
+	return err
 }
 
 // Change lists the fields an Advance may set; nil means unchanged.
@@ -157,11 +213,7 @@ func (l *Ledger) Advance(ctx context.Context, id string, from []State, to State,
 	if !slices.Contains(states, to) {
 		return Transfer{}, fmt.Errorf("advance transfer %s: unknown state %q", id, to)
 	}
-	if ev.Kind == "" {
-		ev.Kind = "transfer." + string(to)
-	}
-	ev.TransferID = id
-	ev.At = now()
+	changeEvent(id, to, &ev)
 	var t Transfer
 	err := l.withEvent(ctx, commitInto(to), &ev, func(tx *sql.Tx) error {
 		// withEvent holds the chain head lock, which every writer takes
@@ -173,11 +225,7 @@ func (l *Ledger) Advance(ctx context.Context, id string, from []State, to State,
 		if !slices.Contains(from, t.State) {
 			return fmt.Errorf("%w: state is %s, not %v", ErrStateConflict, t.State, from)
 		}
-		ev.Detail = maps.Clone(ev.Detail)
-		if ev.Detail == nil {
-			ev.Detail = map[string]string{}
-		}
-		ev.Detail["from"], ev.Detail["to"] = string(t.State), string(to)
+		moved(&ev, t.State, to)
 		ch.apply(&t)
 		t.State, t.UpdatedAt = to, ev.At
 		_, err = tx.ExecContext(ctx, sqlUpdateTransfer,
@@ -192,6 +240,26 @@ func (l *Ledger) Advance(ctx context.Context, id string, from []State, to State,
 		return Transfer{}, fmt.Errorf("advance transfer %s: %w", id, err)
 	}
 	return t, nil
+}
+
+// changeEvent fills in what the event of transfer id's move into state to
+// is: kind "transfer.<to>" unless set, and the transfer.
+func changeEvent(id string, to State, ev *Event) {
+	if ev.Kind == "" {
+		ev.Kind = "transfer." + string(to)
+	}
+	ev.TransferID = id
+}
+
+// moved fills in the rest of a move's event once the state it leaves is
+// known: the detail keys "from" and "to", and the time now.
+func moved(ev *Event, from, to State) {
+	ev.At = now()
+	ev.Detail = maps.Clone(ev.Detail)
+	if ev.Detail == nil {
+		ev.Detail = map[string]string{}
+	}
+	ev.Detail["from"], ev.Detail["to"] = string(from), string(to)
 }
 
 // commitInto is how a change into state to commits. A transfer passing

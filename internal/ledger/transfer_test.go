@@ -160,6 +160,70 @@ func TestAdvanceFailureChangesNothing(t *testing.T) {
 	})
 }
 
+// TestRecord: a transfer recorded with its outcome reads back as Begin and
+// Advance would have left it, its two events chained in order, and a
+// failing hook leaves nothing behind.
+func TestRecord(t *testing.T) {
+	t.Parallel()
+	ledgertest.ForEachBackend(t, func(t *testing.T, dsn string) {
+		ctx := t.Context()
+		l := openLedger(t, dsn)
+		if _, err := l.Append(ctx, Event{Kind: "connect"}); err != nil {
+			t.Fatal(err)
+		}
+		fresh := NewTransfer(Transfer{Supplier: "acme", Path: "/a.csv", RemoteIP: "203.0.113.7", LandingKey: "acme/K"})
+		finish := Event{Kind: "upload.finish", Detail: map[string]string{"size": "3"}}
+
+		boom := errors.New("queue full")
+		_, err := l.Record(ctx, fresh, Event{ConnID: "c1"}, Received, Change{Size: ptr(int64(3)),
+			InTx: func(context.Context, *sql.Tx, Transfer) error { return boom }}, finish)
+		if !errors.Is(err, boom) {
+			t.Fatalf("Record with a failing hook = %v, want %v", err, boom)
+		}
+		if _, err := l.Get(ctx, fresh.ID); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("after a failed Record, Get = %v; want ErrNotFound", err)
+		}
+
+		var hooked Transfer
+		tr, err := l.Record(ctx, fresh, Event{ConnID: "c1"}, Received, Change{Size: ptr(int64(3)), SHA256: ptr("ab"),
+			InTx: func(_ context.Context, _ *sql.Tx, got Transfer) error { hooked = got; return nil }}, finish)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tr.ID != fresh.ID || tr.State != Received || tr.Size != 3 || tr.SHA256 != "ab" || !tr.CreatedAt.Equal(fresh.CreatedAt) || tr.UpdatedAt.Before(tr.CreatedAt) {
+			t.Errorf("Record returned %+v", tr)
+		}
+		if hooked != tr {
+			t.Errorf("hook saw %+v, want %+v", hooked, tr)
+		}
+		if got, err := l.Get(ctx, fresh.ID); err != nil || got != tr {
+			t.Errorf("Get = %+v, %v; want %+v", got, err, tr)
+		}
+		evs, err := l.Events(ctx, fresh.ID, 0)
+		if err != nil || len(evs) != 2 {
+			t.Fatalf("events = %+v, %v; want two", evs, err)
+		}
+		start, end := evs[0], evs[1]
+		if start.Kind != "upload.start" || start.Actor != "acme" || start.RemoteIP != "203.0.113.7" || start.ConnID != "c1" || !start.At.Equal(fresh.CreatedAt) {
+			t.Errorf("start event = %+v", start)
+		}
+		if end.Kind != "upload.finish" || !maps.Equal(end.Detail, map[string]string{"size": "3", "from": "receiving", "to": "received"}) || !end.At.Equal(tr.UpdatedAt) {
+			t.Errorf("finish event = %+v", end)
+		}
+		if start.Seq != 2 || end.Seq != 3 || end.PrevHash != start.Hash {
+			t.Errorf("events at seq %d and %d, linked %v; want 2 and 3, linked", start.Seq, end.Seq, end.PrevHash == start.Hash)
+		}
+		checkChain(t, l, 3, 0)
+
+		if _, err := l.Record(ctx, fresh, Event{}, Received, Change{}, Event{}); err == nil {
+			t.Error("a second Record of the same transfer succeeded")
+		}
+		if _, err := l.Record(ctx, tr, Event{}, Failed, Change{}, Event{}); err == nil || !strings.Contains(err.Error(), "NewTransfer") {
+			t.Errorf("Record of a transfer not new = %v; want an error naming NewTransfer", err)
+		}
+	})
+}
+
 func TestAdvanceInTx(t *testing.T) {
 	t.Parallel()
 	ledgertest.ForEachBackend(t, func(t *testing.T, dsn string) {
