@@ -55,9 +55,13 @@ type session struct {
 	remoteIP string
 	log      *slog.Logger
 
-	mu      sync.Mutex
-	held    map[string]ledger.Transfer // complete uploads under a temporary name, by transfer id
-	uploads int                        // uploads open now
+	mu         sync.Mutex
+	held       map[string]ledger.Transfer // complete uploads under a temporary name, by transfer id
+	uploads    int                        // uploads open now
+	unrecorded map[*upload]bool           // open uploads the ledger does not know of yet
+
+	uploadsMu     sync.Mutex
+	uploadSession ledger.UploadSession // recorded at the session's first upload
 
 	idledOut atomic.Bool // the session was closed for want of requests
 }
@@ -209,6 +213,7 @@ func (s *session) Filecmd(r *sftp.Request) error {
 }
 
 func (s *session) uploadCmd(r *sftp.Request, loc location) error {
+	s.recordOwn()
 	switch r.Method {
 	case "Setstat":
 		return s.setstat(r, loc)
@@ -242,6 +247,9 @@ func (s *session) Filelist(r *sftp.Request) (sftp.ListerAt, error) {
 	loc, err := s.resolve(r.Filepath)
 	if err != nil {
 		return nil, s.refuse(op, r.Filepath, err)
+	}
+	if loc.area == areaUpload {
+		s.recordOwn()
 	}
 	var infos []os.FileInfo
 	switch r.Method {

@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/netip"
 	"path"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,6 +30,11 @@ import (
 // Ledger is what the SFTP server records transfers and audit events in.
 type Ledger interface {
 	Begin(ctx context.Context, t ledger.Transfer, ev ledger.Event) (ledger.Transfer, error)
+	Record(ctx context.Context, t ledger.Transfer, start ledger.Event, to ledger.State, ch ledger.Change, ev ledger.Event) (ledger.Transfer, error)
+	Get(ctx context.Context, id string) (ledger.Transfer, error)
+	StartUploads(ctx context.Context, node, supplier string) (ledger.UploadSession, error)
+	EndUploads(ctx context.Context, id string) error
+	UploadSessions(ctx context.Context, node string) ([]ledger.UploadSession, error)
 	Advance(ctx context.Context, id string, from []ledger.State, to ledger.State, ch ledger.Change, ev ledger.Event) (ledger.Transfer, error)
 	List(ctx context.Context, f ledger.Filter) ([]ledger.Transfer, error)
 	Append(ctx context.Context, ev ledger.Event) (ledger.Event, error)
@@ -79,6 +85,7 @@ type Server struct {
 	keepalive        time.Duration
 	maxAuthTries     int
 	now              func() time.Time
+	recordAfter      time.Duration // see the constant
 	admission        *admission
 
 	memory *memoryBudget // for upload buffers
@@ -114,6 +121,7 @@ func New(opts Options) (*Server, error) {
 		keepalive:        sc.KeepaliveInterval,
 		maxAuthTries:     cmp.Or(sc.MaxAuthTries, 6),
 		now:              time.Now,
+		recordAfter:      recordAfter,
 		admission: newAdmission(sc.Ban.Threshold, cmp.Or(sc.Ban.Window, 10*time.Minute), cmp.Or(sc.Ban.Duration, 15*time.Minute),
 			cmp.Or(sc.MaxConnectionsPerIP, 20), cmp.Or(sc.MaxUnauthenticated, 64)),
 		closing: make(chan struct{}),
@@ -174,6 +182,49 @@ func (s *Server) RecoverInterrupted(ctx context.Context) error {
 			return fmt.Errorf("recover upload %s: %w", tr.ID, err)
 		}
 		s.log.Warn("interrupted upload failed", "transfer_id", tr.ID, "user", tr.Supplier, "path", tr.Path)
+	}
+	sessions, err := s.ledger.UploadSessions(ctx, s.node)
+	if err != nil {
+		return fmt.Errorf("recover interrupted uploads: %w", err)
+	}
+	for _, us := range sessions {
+		if err := s.removeUnrecorded(ctx, us); err != nil {
+			return fmt.Errorf("recover upload session %s: %w", us.ID, err)
+		}
+		if err := s.ledger.EndUploads(ctx, us.ID); err != nil {
+			return fmt.Errorf("recover upload session %s: %w", us.ID, err)
+		}
+	}
+	return nil
+}
+
+// removeUnrecorded deletes what an upload session left in landing that no
+// transfer accounts for: uploads whose bytes had landed when the process
+// stopped, a moment before they were to be recorded, and which their
+// clients were never told had arrived.
+func (s *Server) removeUnrecorded(ctx context.Context, us ledger.UploadSession) error {
+	prefix := us.LandingPrefix()
+	entries, err := s.landing.List(ctx, prefix)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.IsDir {
+			continue
+		}
+		_, err := s.ledger.Get(ctx, strings.TrimPrefix(e.Key, prefix))
+		if !errors.Is(err, ledger.ErrNotFound) {
+			if err != nil {
+				return err
+			}
+			continue // recorded: the pipeline or the recovery above has it
+		}
+		if err := s.landing.Delete(ctx, e.Key); err != nil {
+			return err
+		}
+		s.log.Warn("interrupted upload removed: it had landed but was not recorded", "user", us.Supplier, "landing_key", e.Key, "size", e.Size)
+		s.audit(ctx, ledger.Event{Kind: "upload.discard", Actor: "system",
+			Detail: map[string]string{"reason": "interrupted", "supplier": us.Supplier, "landing_key": e.Key, "size": fmt.Sprint(e.Size)}})
 	}
 	return nil
 }
@@ -422,6 +473,7 @@ func (sess *session) serve(ctx context.Context, ch ssh.Channel) (exitStatus uint
 		sess.log.Warn("session tried to leave its home directory", "attempts", guard.escapes)
 	}
 	sess.releaseHeld()
+	sess.endUploads()
 	return exitStatus
 }
 

@@ -852,6 +852,74 @@ func TestSessionRequestsRefused(t *testing.T) {
 	}
 }
 
+// TestUploadRecorded: the ledger hears of an upload when it ends, or once
+// it has run recordAfter; either way its events are the same.
+func TestUploadRecorded(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name        string
+		recordAfter time.Duration
+		whileOpen   ledger.State // "": not recorded while the file is open
+	}{
+		{"ends first", time.Hour, ""},
+		{"runs long", 50 * time.Millisecond, ledger.Receiving},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ts := newTestServer(t, serverOptions{recordAfter: tt.recordAfter})
+			c := ts.sftpClient(t, uploader)
+			f, err := c.Create("/data.csv")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.Write([]byte("a,b\n")); err != nil {
+				t.Fatal(err)
+			}
+			recorded := func() []ledger.Transfer {
+				trs, err := ts.ledger.List(t.Context(), ledger.Filter{Supplier: uploader})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return trs
+			}
+			if tt.whileOpen == "" {
+				if trs := recorded(); len(trs) != 0 {
+					t.Fatalf("recorded while open: %+v", trs)
+				}
+			} else {
+				eventually(t, "the open upload to be recorded", func() bool { return len(recorded()) == 1 })
+				if got := recorded()[0].State; got != tt.whileOpen {
+					t.Errorf("while open: state %s, want %s", got, tt.whileOpen)
+				}
+			}
+			if err := f.Close(); err != nil {
+				t.Fatal(err)
+			}
+			tr := ts.onlyTransfer(t, uploader)
+			ts.checkReceived(t, tr, []byte("a,b\n"))
+			evs, err := ts.ledger.Events(t.Context(), tr.ID, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(evs) != 2 || evs[0].Kind != "upload.start" || evs[1].Kind != "upload.finish" || !evs[0].At.Equal(tr.CreatedAt) {
+				t.Errorf("events of the transfer: %+v", evs)
+			}
+			// It landed under its session's prefix, and the session is
+			// forgotten when it ends.
+			sessions, err := ts.ledger.UploadSessions(t.Context(), "test")
+			if err != nil || len(sessions) != 1 || tr.LandingKey != sessions[0].LandingPrefix()+tr.ID {
+				t.Errorf("landing key %q, open sessions %+v, %v", tr.LandingKey, sessions, err)
+			}
+			c.Close()
+			eventually(t, "the upload session to end", func() bool {
+				sessions, err := ts.ledger.UploadSessions(t.Context(), "test")
+				return err == nil && len(sessions) == 0
+			})
+		})
+	}
+}
+
 func TestConnectionDroppedMidUpload(t *testing.T) {
 	t.Parallel()
 	ts := newTestServer(t, serverOptions{maxFileSize: 1 << 40})
@@ -873,6 +941,11 @@ func TestConnectionDroppedMidUpload(t *testing.T) {
 		_, err := io.Copy(f, endless{})
 		writeErr <- err
 	}()
+	// The ledger hears of an upload when the session that makes it asks
+	// about it, or after recordAfter.
+	if _, err := c.Stat("/dropped.bin"); err != nil {
+		t.Fatal(err)
+	}
 	tr := ts.transferAt(t, uploader, "/dropped.bin")
 	eventually(t, "the upload to stream into landing", func() bool {
 		for key, b := range ts.landed(t) {
@@ -951,6 +1024,67 @@ func TestRecoverInterrupted(t *testing.T) {
 	}
 }
 
+// TestRecoverUnrecorded: at restart a node removes what its upload
+// sessions left in landing that no transfer accounts for, keeps what one
+// does, and leaves other nodes' sessions alone.
+func TestRecoverUnrecorded(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, serverOptions{})
+	ctx := t.Context()
+	session := func(node string) ledger.UploadSession {
+		us, err := ts.ledger.StartUploads(ctx, node, uploader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return us
+	}
+	landed := func(key string) string {
+		p := filepath.Join(ts.landingDir, filepath.FromSlash(key))
+		writeFile(t, p, "bytes of "+key)
+		return p
+	}
+	mine, theirs := session("test"), session("other")
+	orphan := landed(mine.LandingPrefix() + ledger.NewTransfer(ledger.Transfer{}).ID)
+	theirOrphan := landed(theirs.LandingPrefix() + ledger.NewTransfer(ledger.Transfer{}).ID)
+	kept := ledger.NewTransfer(ledger.Transfer{Supplier: uploader, Path: "/kept.csv", Node: "test"})
+	kept.LandingKey = mine.LandingPrefix() + kept.ID
+	if _, err := ts.ledger.Record(ctx, kept, ledger.Event{}, ledger.Received, ledger.Change{}, ledger.Event{Kind: "upload.finish"}); err != nil {
+		t.Fatal(err)
+	}
+	keptFile := landed(kept.LandingKey)
+
+	if err := ts.srv.RecoverInterrupted(ctx); err != nil {
+		t.Fatalf("RecoverInterrupted: %v", err)
+	}
+	if _, err := os.Stat(orphan); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("an unrecorded upload is still in landing: %v", err)
+	}
+	for _, p := range []string{keptFile, theirOrphan} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("removed %s: %v", p, err)
+		}
+	}
+	if got, err := ts.ledger.UploadSessions(ctx, "test"); err != nil || len(got) != 0 {
+		t.Errorf("this node's sessions after recovery: %+v, %v; want none", got, err)
+	}
+	if got, err := ts.ledger.UploadSessions(ctx, "other"); err != nil || len(got) != 1 {
+		t.Errorf("the other node's sessions after recovery: %+v, %v; want its one", got, err)
+	}
+	evs, err := ts.ledger.Events(ctx, "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	discarded := 0
+	for _, ev := range evs {
+		if ev.Kind == "upload.discard" && ev.Detail["reason"] == "interrupted" {
+			discarded++
+		}
+	}
+	if discarded != 1 {
+		t.Errorf("%d upload.discard events, want 1", discarded)
+	}
+}
+
 // TestServeWaitsForBookkeeping: Serve returns only once the sessions it
 // ended have recorded what became of their uploads.
 func TestServeWaitsForBookkeeping(t *testing.T) {
@@ -962,6 +1096,9 @@ func TestServeWaitsForBookkeeping(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := f.Write(source(100_000)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Stat("/cut.bin"); err != nil {
 		t.Fatal(err)
 	}
 	tr := ts.transferAt(t, uploader, "/cut.bin")

@@ -1,6 +1,7 @@
 package sftpd
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -50,6 +51,7 @@ type serverOptions struct {
 	// receiptRetention turns receipts on; handoff is Options.Handoff.
 	receiptRetention time.Duration
 	handoff          func(ctx context.Context, tx *sql.Tx, tr ledger.Transfer) error
+	recordAfter      time.Duration // default: the server's
 }
 
 // testServer is a real Server on a loopback port with a temporary SQLite
@@ -145,6 +147,7 @@ func newTestServer(t testing.TB, opts serverOptions) *testServer {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
+	ts.srv.recordAfter = cmp.Or(opts.recordAfter, ts.srv.recordAfter)
 	signers, err := LoadHostKeys(cfg.SFTP.HostKeys)
 	if err != nil {
 		t.Fatalf("host key: %v", err)

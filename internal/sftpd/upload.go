@@ -3,15 +3,16 @@ package sftpd
 import (
 	"cmp"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
 	"fmt"
 	"hash"
 	"io"
+	"maps"
 	"os"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -37,9 +38,22 @@ type upload struct {
 
 	release func() // gives back the upload's memory reservation
 
+	// The ledger learns of an upload when it ends, or recordAfter after it
+	// began if it has not ended by then: most files take less, and one
+	// transaction then records the whole upload.
+	mu       sync.Mutex
+	start    ledger.Event // the upload.start event
+	begun    bool         // the transfer is recorded, in state receiving
+	settled  bool         // the upload's outcome is recorded, or being recorded
+	recorder *time.Timer
+
 	closeOnce sync.Once
 	closeErr  error
 }
+
+// recordAfter is how long an upload runs before it is recorded as
+// receiving: until then only its session knows of it.
+const recordAfter = time.Second
 
 var (
 	_ io.WriterAt        = (*upload)(nil)
@@ -76,48 +90,33 @@ func (s *session) startUpload(r *sftp.Request) (*upload, error) {
 		}
 	}
 
+	prefix, err := s.landingPrefix()
+	if err != nil {
+		return nil, err
+	}
 	release, err := s.reserveMemory()
 	if err != nil {
 		return nil, err
 	}
-	// The staging file and the ledger row need nothing from each other, and
-	// the client waits for both: make the file while the row is written.
-	landingKey := s.supplier.Name + "/" + rand.Text()
-	staging := make(chan stageResult, 1)
-	go func() {
-		staged, err := s.srv.landing.Stage(s.ctx, landingKey, s.srv.maxFileSize)
-		staging <- stageResult{staged, err}
-	}()
-	tr, err := s.srv.ledger.Begin(s.ctx, ledger.Transfer{
-		Direction:  ledger.Ingress,
-		Supplier:   s.supplier.Name,
-		Path:       loc.rel,
-		LandingKey: landingKey,
-		Node:       s.srv.node,
-		RemoteIP:   s.remoteIP,
-	}, s.event("upload.start", nil))
-	stage := <-staging
-	if err != nil {
-		if stage.err == nil {
-			stage.staged.Abort()
-		}
+	u := &upload{s: s, sum: sha256.New(), release: release, start: s.event("upload.start", nil)}
+	u.tr = ledger.NewTransfer(ledger.Transfer{
+		Direction: ledger.Ingress,
+		Supplier:  s.supplier.Name,
+		Path:      loc.rel,
+		Node:      s.srv.node,
+		RemoteIP:  s.remoteIP,
+	})
+	u.tr.LandingKey = prefix + u.tr.ID
+	if u.staged, err = s.srv.landing.Stage(s.ctx, u.tr.LandingKey, s.srv.maxFileSize); err != nil {
+		u.fail(err)
 		release()
-		return nil, fmt.Errorf("record upload: %w", err)
+		return nil, err
 	}
-	u := &upload{s: s, tr: tr, staged: stage.staged, sum: sha256.New(), release: release}
-	if stage.err != nil {
-		u.fail(stage.err)
-		release()
-		return nil, stage.err
-	}
+	s.track(u)
+	u.recorder = time.AfterFunc(s.srv.recordAfter, u.begin)
 	u.win = newReorderWindow(u, s.srv.maxFileSize, s.srv.reorderWindow, s.srv.reorderStall)
-	s.log.Info("upload started", "transfer_id", tr.ID, "path", tr.Path)
+	s.log.Info("upload started", "transfer_id", u.tr.ID, "path", u.tr.Path)
 	return u, nil
-}
-
-type stageResult struct {
-	staged *storage.Staged
-	err    error
 }
 
 // maxSessionUploads bounds the uploads one session may have open at once;
@@ -218,8 +217,7 @@ func (u *upload) finish() error {
 	if held {
 		to = ledger.Receiving
 	}
-	tr, err := s.srv.ledger.Advance(ctx, u.tr.ID, []ledger.State{ledger.Receiving}, to,
-		ledger.Change{Size: &size, SHA256: &sha, InTx: s.srv.handoffIf(!held)},
+	tr, err := u.settle(ctx, to, ledger.Change{Size: &size, SHA256: &sha, InTx: s.srv.handoffIf(!held)},
 		s.event("upload.finish", map[string]string{"size": fmt.Sprint(size), "sha256": sha, "held": fmt.Sprint(held)}))
 	if err != nil {
 		err = fmt.Errorf("record finished upload: %w", err)
@@ -242,12 +240,104 @@ func (u *upload) fail(cause error) {
 	defer cancel()
 	u.discard(ctx)
 	reason := cause.Error()
-	if _, err := s.srv.ledger.Advance(ctx, u.tr.ID, []ledger.State{ledger.Receiving}, ledger.Failed,
-		ledger.Change{Error: &reason}, s.event("upload.fail", map[string]string{"reason": refusalReason(cause), "error": reason})); err != nil {
+	if _, err := u.settle(ctx, ledger.Failed, ledger.Change{Error: &reason}, s.event("upload.fail", map[string]string{"reason": refusalReason(cause), "error": reason})); err != nil {
 		s.log.Error("record failed upload", "transfer_id", u.tr.ID, "err", err)
 	}
 	s.srv.metrics.uploads.WithLabelValues("failed").Inc()
 	s.log.Warn("upload failed", "transfer_id", u.tr.ID, "path", u.tr.Path, "reason", refusalReason(cause), "err", cause)
+}
+
+// begin records the upload as receiving, unless it is settled already.
+func (u *upload) begin() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.settled || u.begun {
+		return
+	}
+	ctx, cancel := u.s.bookkeepingContext()
+	defer cancel()
+	if _, err := u.s.srv.ledger.Begin(ctx, u.tr, u.start); err != nil {
+		// Not fatal: settling the upload records it whole instead.
+		u.s.log.Error("record upload", "transfer_id", u.tr.ID, "err", err)
+		return
+	}
+	u.begun = true
+	u.s.forget(u)
+}
+
+// settle records the upload's move from receiving into state to, and the
+// upload itself with it if begin has not.
+func (u *upload) settle(ctx context.Context, to ledger.State, ch ledger.Change, ev ledger.Event) (ledger.Transfer, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.recorder != nil {
+		u.recorder.Stop()
+	}
+	u.settled = true
+	u.s.forget(u)
+	if u.begun {
+		return u.s.srv.ledger.Advance(ctx, u.tr.ID, []ledger.State{ledger.Receiving}, to, ch, ev)
+	}
+	tr, err := u.s.srv.ledger.Record(ctx, u.tr, u.start, to, ch, ev)
+	u.begun = err == nil
+	return tr, err
+}
+
+// recordOwn records the session's open uploads that the ledger does not
+// know of yet, so that the session finds them in what it asks next.
+func (s *session) recordOwn() {
+	s.mu.Lock()
+	us := slices.Collect(maps.Keys(s.unrecorded))
+	s.mu.Unlock()
+	for _, u := range us {
+		u.begin()
+	}
+}
+
+// landingPrefix is where the session's uploads land. The session's first
+// upload records the session, so that a crash cannot leave what lands there
+// unaccounted for (see ledger.UploadSession).
+func (s *session) landingPrefix() (string, error) {
+	s.uploadsMu.Lock()
+	defer s.uploadsMu.Unlock()
+	if s.uploadSession.ID == "" {
+		us, err := s.srv.ledger.StartUploads(s.ctx, s.srv.node, s.supplier.Name)
+		if err != nil {
+			return "", fmt.Errorf("record upload session: %w", err)
+		}
+		s.uploadSession = us
+	}
+	return s.uploadSession.LandingPrefix(), nil
+}
+
+// endUploads forgets the session's uploads once all are recorded.
+func (s *session) endUploads() {
+	s.uploadsMu.Lock()
+	defer s.uploadsMu.Unlock()
+	if s.uploadSession.ID == "" {
+		return
+	}
+	ctx, cancel := s.bookkeepingContext()
+	defer cancel()
+	if err := s.srv.ledger.EndUploads(ctx, s.uploadSession.ID); err != nil {
+		// Harmless: the next restart finds every upload of it recorded.
+		s.log.Error("end upload session", "err", err)
+	}
+}
+
+func (s *session) track(u *upload) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.unrecorded == nil {
+		s.unrecorded = make(map[*upload]bool)
+	}
+	s.unrecorded[u] = true
+}
+
+func (s *session) forget(u *upload) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.unrecorded, u)
 }
 
 func (u *upload) discard(ctx context.Context) {

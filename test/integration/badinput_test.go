@@ -395,8 +395,9 @@ func wantFailed(t *testing.T, g *gateway, supplier, p, reason string) ledger.Tra
 	t.Helper()
 	var tr ledger.Transfer
 	eventually(t, 15*time.Second, "the transfer of "+p+" to fail", func() bool {
-		tr = newestAt(t, g, supplier, p)
-		return tr.State != ledger.Receiving
+		var recorded bool
+		tr, recorded = transferAt(g.transfers(), supplier, p)
+		return recorded && tr.State != ledger.Receiving
 	})
 	if tr.State != ledger.Failed || !strings.Contains(tr.Error, reason) {
 		t.Errorf("transfer %s: state %s, error %q; want failed with %q", p, tr.State, tr.Error, reason)
@@ -1095,7 +1096,12 @@ func TestBadInputAbandonedHandles(t *testing.T) {
 		return g.metric("airlock_sftp_upload_bytes_total") >= 100<<10
 	})
 	// Streamed, not yet visible: the bytes sit in a staged object, never
-	// under the transfer's landing key while the upload is open.
+	// under the transfer's landing key while the upload is open. The upload
+	// is recorded once it has run a second.
+	eventually(t, 10*time.Second, "the open upload to be recorded", func() bool {
+		_, ok := transferAt(g.transfers(), "acme", "/open.bin")
+		return ok
+	})
 	if tr := newestAt(t, g, "acme", "/open.bin"); tr.State != ledger.Receiving {
 		t.Fatalf("the open upload is %s, want receiving", tr.State)
 	} else if _, err := os.Stat(filepath.Join(g.landing, filepath.FromSlash(tr.LandingKey))); !os.IsNotExist(err) {

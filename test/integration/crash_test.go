@@ -13,8 +13,9 @@ import (
 	"github.com/airlock-gw/airlock/internal/ledger"
 )
 
-// TestKillDuringUpload: SIGKILL of airlock mid-upload leaves nothing landed
-// and, after restart, the transfer failed; the supplier can upload again.
+// TestKillDuringUpload: SIGKILL of airlock mid-upload, once the upload is
+// recorded (it has run a second), leaves nothing landed and, after restart,
+// the transfer failed; the supplier can upload again.
 func TestKillDuringUpload(t *testing.T) {
 	t.Parallel()
 	g, key := startAcme(t, gatewayOpts{}, supplierSpec{})
@@ -25,8 +26,9 @@ func TestKillDuringUpload(t *testing.T) {
 	if err := client.Start(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 20*time.Second, "20 MB to arrive", func() bool {
-		return g.metric("airlock_sftp_upload_bytes_total") > 20e6
+	eventually(t, 20*time.Second, "20 MB to arrive and the upload to be recorded", func() bool {
+		_, recorded := transferAt(g.transfers(), "acme", "/big.bin")
+		return recorded && g.metric("airlock_sftp_upload_bytes_total") > 20e6
 	})
 	g.kill()
 	if err := client.Wait(); err == nil {
