@@ -218,7 +218,7 @@ func TestConcurrentWriters(t *testing.T) {
 func concurrentOp(ctx context.Context, l *Ledger, worker, i int, id *string) error {
 	switch i % 3 {
 	case 0:
-		tr, err := l.Begin(ctx, Transfer{Supplier: "s" + strconv.Itoa(worker), Path: "/f" + strconv.Itoa(i)}, Event{})
+		tr, err := l.Begin(ctx, NewTransfer(Transfer{Supplier: "s" + strconv.Itoa(worker), Path: "/f" + strconv.Itoa(i)}), Event{})
 		*id = tr.ID
 		return err
 	case 1:

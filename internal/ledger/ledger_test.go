@@ -33,7 +33,7 @@ func TestReopen(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tr, err := first.Begin(ctx, Transfer{Supplier: "acme", Path: "/a.csv"}, Event{})
+		tr, err := first.Begin(ctx, NewTransfer(Transfer{Supplier: "acme", Path: "/a.csv"}), Event{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -92,13 +92,10 @@ func NewTransfer(t Transfer) Transfer {
 	return t
 }
 
-// Begin records a new transfer, made by NewTransfer or (without an ID)
-// made by Begin, and appends ev (kind "upload.start" unless set; actor and
-// remote IP default to the transfer's) in the same transaction.
+// Begin records t, made by NewTransfer, in state Receiving and appends ev
+// (kind "upload.start" unless set; actor and remote IP default to the
+// transfer's) in the same transaction.
 func (l *Ledger) Begin(ctx context.Context, t Transfer, ev Event) (Transfer, error) {
-	if t.ID == "" {
-		t = NewTransfer(t)
-	}
 	if err := checkNew(t); err != nil {
 		return Transfer{}, fmt.Errorf("begin transfer: %w", err)
 	}

@@ -22,9 +22,9 @@ func TestTransferLifecycle(t *testing.T) {
 	ledgertest.ForEachBackend(t, func(t *testing.T, dsn string) {
 		ctx := t.Context()
 		l := openLedger(t, dsn)
-		begun, err := l.Begin(ctx, Transfer{
+		begun, err := l.Begin(ctx, NewTransfer(Transfer{
 			Supplier: "acme", Path: "/2026/data.tmp", Node: "node-a", RemoteIP: "203.0.113.7", LandingKey: "landing/x",
-		}, Event{ConnID: "c1"})
+		}), Event{ConnID: "c1"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -115,7 +115,7 @@ func TestAdvanceFailureChangesNothing(t *testing.T) {
 	ledgertest.ForEachBackend(t, func(t *testing.T, dsn string) {
 		ctx := t.Context()
 		l := openLedger(t, dsn)
-		tr, err := l.Begin(ctx, Transfer{Supplier: "acme", Path: "/a.csv"}, Event{})
+		tr, err := l.Begin(ctx, NewTransfer(Transfer{Supplier: "acme", Path: "/a.csv"}), Event{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -229,7 +229,7 @@ func TestAdvanceInTx(t *testing.T) {
 	ledgertest.ForEachBackend(t, func(t *testing.T, dsn string) {
 		ctx := t.Context()
 		l := openLedger(t, dsn)
-		tr, err := l.Begin(ctx, Transfer{Supplier: "acme", Path: "/a.csv"}, Event{})
+		tr, err := l.Begin(ctx, NewTransfer(Transfer{Supplier: "acme", Path: "/a.csv"}), Event{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -296,7 +296,7 @@ func TestList(t *testing.T) {
 		}
 		ids := make([]string, len(seed))
 		for i, s := range seed {
-			tr, err := l.Begin(ctx, Transfer{Supplier: s.supplier, Path: s.path, Node: s.node}, Event{})
+			tr, err := l.Begin(ctx, NewTransfer(Transfer{Supplier: s.supplier, Path: s.path, Node: s.node}), Event{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -430,7 +430,7 @@ func TestListPathPrefix(t *testing.T) {
 		}
 		defer l.Close()
 		for _, p := range []string{"/dir/a.csv", "/dir/sub/b.csv", "/DIR/c.csv", "/dirx/d.csv", "/d_r/e.csv", "/dir", "/dir0", "/dir.csv"} {
-			if _, err := l.Begin(ctx, Transfer{Supplier: "acme", Path: p}, Event{}); err != nil {
+			if _, err := l.Begin(ctx, NewTransfer(Transfer{Supplier: "acme", Path: p}), Event{}); err != nil {
 				t.Fatal(err)
 			}
 		}

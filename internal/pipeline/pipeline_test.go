@@ -144,7 +144,7 @@ func loadSuppliers(t *testing.T, root, destDir string) *config.Suppliers {
 func (f *fixture) land(p string, data []byte) ledger.Transfer {
 	f.t.Helper()
 	ctx := f.t.Context()
-	tr, err := f.ledger.Begin(ctx, ledger.Transfer{Supplier: supplier, Path: p, LandingKey: supplier + "/" + hexSum(data)[:16] + filepath.Base(p)}, ledger.Event{})
+	tr, err := f.ledger.Begin(ctx, ledger.NewTransfer(ledger.Transfer{Supplier: supplier, Path: p, LandingKey: supplier + "/" + hexSum(data)[:16] + filepath.Base(p)}), ledger.Event{})
 	if err != nil {
 		f.t.Fatal(err)
 	}

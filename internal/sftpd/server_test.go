@@ -987,9 +987,9 @@ func TestRecoverInterrupted(t *testing.T) {
 	ts := newTestServer(t, serverOptions{})
 	ctx := context.Background()
 	begin := func(node, key string) ledger.Transfer {
-		tr, err := ts.ledger.Begin(ctx, ledger.Transfer{
+		tr, err := ts.ledger.Begin(ctx, ledger.NewTransfer(ledger.Transfer{
 			Supplier: uploader, Path: "/" + node + ".csv", LandingKey: key, Node: node, RemoteIP: "127.0.0.1",
-		}, ledger.Event{})
+		}), ledger.Event{})
 		if err != nil {
 			t.Fatal(err)
 		}
