@@ -212,12 +212,11 @@ func (s *Server) removeUnrecorded(ctx context.Context, us ledger.UploadSession) 
 		if e.IsDir {
 			continue
 		}
-		_, err := s.ledger.Get(ctx, strings.TrimPrefix(e.Key, prefix))
-		if !errors.Is(err, ledger.ErrNotFound) {
-			if err != nil {
-				return err
-			}
+		switch _, err := s.ledger.Get(ctx, strings.TrimPrefix(e.Key, prefix)); {
+		case err == nil:
 			continue // recorded: the pipeline or the recovery above has it
+		case !errors.Is(err, ledger.ErrNotFound):
+			return err
 		}
 		if err := s.landing.Delete(ctx, e.Key); err != nil {
 			return err

@@ -1098,11 +1098,13 @@ func TestBadInputAbandonedHandles(t *testing.T) {
 	// Streamed, not yet visible: the bytes sit in a staged object, never
 	// under the transfer's landing key while the upload is open. The upload
 	// is recorded once it has run a second.
+	var tr ledger.Transfer
 	eventually(t, 10*time.Second, "the open upload to be recorded", func() bool {
-		_, ok := transferAt(g.transfers(), "acme", "/open.bin")
+		var ok bool
+		tr, ok = transferAt(g.transfers(), "acme", "/open.bin")
 		return ok
 	})
-	if tr := newestAt(t, g, "acme", "/open.bin"); tr.State != ledger.Receiving {
+	if tr.State != ledger.Receiving {
 		t.Fatalf("the open upload is %s, want receiving", tr.State)
 	} else if _, err := os.Stat(filepath.Join(g.landing, filepath.FromSlash(tr.LandingKey))); !os.IsNotExist(err) {
 		t.Errorf("the open upload is visible under its landing key: %v", err)
