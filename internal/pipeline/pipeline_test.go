@@ -374,6 +374,25 @@ func TestWithoutChannelsNoNotifyJob(t *testing.T) {
 	})
 }
 
+// TestJobsSendNoNotifications: every node polls, so a job's insert writes
+// no notification for a listener there is not (with SQLite, a row and its
+// index entries in the commit of every upload).
+func TestJobsSendNoNotifications(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, "sqlite:"+filepath.Join(t.TempDir(), "ledger.db"), fixtureOptions{})
+	f.run()
+	for _, name := range []string{"/a.csv", "/b.csv"} {
+		f.waitState(f.land(name, []byte("data\n")).ID, ledger.Delivered)
+	}
+	var n int
+	if err := f.ledger.DB().QueryRowContext(t.Context(), `SELECT COUNT(*) FROM river_notification`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Errorf("%d notifications written", n)
+	}
+}
+
 func TestInfectedFileIsQuarantined(t *testing.T) {
 	t.Parallel()
 	ledgertest.ForEachBackend(t, func(t *testing.T, dsn string) {
