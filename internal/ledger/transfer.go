@@ -226,8 +226,11 @@ func (l *Ledger) Advance(ctx context.Context, id string, from []State, to State,
 		ch.apply(&t)
 		t.State, t.UpdatedAt = to, ev.At
 		_, err = tx.ExecContext(ctx, sqlUpdateTransfer,
-			t.Path, t.Size, t.SHA256, string(t.State), t.ScanResult, t.Destination, t.Error, t.Attempts,
+			t.Size, t.SHA256, string(t.State), t.ScanResult, t.Destination, t.Error, t.Attempts,
 			formatTime(t.UpdatedAt), t.ID)
+		if err == nil && ch.Path != nil {
+			_, err = tx.ExecContext(ctx, sqlRenameTransfer, t.Path, t.ID)
+		}
 		if err != nil || ch.InTx == nil {
 			return err
 		}
@@ -401,9 +404,13 @@ const transferColumns = `id, direction, supplier, path, size, sha256, state, sca
 const (
 	sqlInsertTransfer = `INSERT INTO transfers (` + transferColumns + `)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`
-	sqlUpdateTransfer = `UPDATE transfers SET path = $1, size = $2, sha256 = $3, state = $4,
-		scan_result = $5, destination = $6, error = $7, attempts = $8, updated_at = $9 WHERE id = $10`
-	sqlGetTransfer = `SELECT ` + transferColumns + ` FROM transfers WHERE id = $1`
+	// The path is set apart, by renames only: SQLite rewrites the entry of
+	// every index on a column an UPDATE sets, changed or not, and each
+	// entry rewritten is another page in the commit.
+	sqlUpdateTransfer = `UPDATE transfers SET size = $1, sha256 = $2, state = $3,
+		scan_result = $4, destination = $5, error = $6, attempts = $7, updated_at = $8 WHERE id = $9`
+	sqlRenameTransfer = `UPDATE transfers SET path = $1 WHERE id = $2`
+	sqlGetTransfer    = `SELECT ` + transferColumns + ` FROM transfers WHERE id = $1`
 )
 
 func (l *Ledger) getTransfer(ctx context.Context, tx *sql.Tx, id string) (Transfer, error) {
