@@ -187,7 +187,9 @@ func (l *Ledger) Postgres() bool { return l.postgres }
 var migrations embed.FS
 
 // migrate applies, in name order, each migrations/NNNN_name.sql not yet
-// recorded in schema_migrations, one transaction per file.
+// recorded in schema_migrations, one transaction per file. A file named
+// NNNN_name.sqlite.sql changes what is SQLite's alone: Postgres records it
+// without running it.
 func (l *Ledger) migrate(ctx context.Context) error {
 	names, err := fs.Glob(migrations, "migrations/*.sql")
 	if err != nil {
@@ -233,8 +235,10 @@ func (l *Ledger) applyMigration(ctx context.Context, name string) error {
 		if n > 0 {
 			return nil // applied before
 		}
-		if _, err := tx.ExecContext(ctx, string(body)); err != nil {
-			return err
+		if !l.postgres || !strings.HasSuffix(name, ".sqlite.sql") {
+			if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+				return err
+			}
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)`,
 			version, formatTime(now()))

@@ -163,3 +163,56 @@ func TestCommitInto(t *testing.T) {
 		}
 	}
 }
+
+// TestAuditRowidMigration upgrades a SQLite ledger whose audit events are
+// keyed by a BIGINT, as before migration 0006: the chain keeps every event
+// and still verifies, and the sequence number is the rowid, with no index
+// of its own.
+func TestAuditRowidMigration(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	l := openLedger(t, "sqlite:"+filepath.Join(t.TempDir(), "a.db"))
+	exec := func(q string) {
+		t.Helper()
+		if _, err := l.DB().ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	exec(`DROP TABLE audit_events`)
+	exec(`CREATE TABLE audit_events (seq BIGINT PRIMARY KEY, at TEXT NOT NULL, kind TEXT NOT NULL, actor TEXT NOT NULL,
+		remote_ip TEXT NOT NULL, conn_id TEXT NOT NULL, transfer_id TEXT NOT NULL, detail TEXT NOT NULL,
+		prev_hash TEXT NOT NULL, hash TEXT NOT NULL)`)
+	exec(`CREATE INDEX audit_events_transfer ON audit_events (transfer_id, seq)`)
+	exec(`UPDATE audit_head SET seq = 0, hash = ''`)
+	exec(`DELETE FROM schema_migrations WHERE version = 6`)
+
+	tr, err := l.Begin(ctx, NewTransfer(Transfer{Supplier: "acme", Path: "/a.csv"}), Event{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Advance(ctx, tr.ID, []State{Receiving}, Received, Change{}, Event{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.migrate(ctx); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+
+	if n, err := l.VerifyAudit(ctx); err != nil || n != 2 {
+		t.Errorf("VerifyAudit = %d, %v; want 2, nil", n, err)
+	}
+	if evs, err := l.Events(ctx, tr.ID, 0); err != nil || len(evs) != 2 {
+		t.Errorf("events of the transfer = %d, %v; want 2", len(evs), err)
+	}
+	var autoIndexes int
+	if err := l.DB().QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master
+		WHERE type = 'index' AND tbl_name = 'audit_events' AND name LIKE 'sqlite_autoindex%'`).Scan(&autoIndexes); err != nil {
+		t.Fatal(err)
+	}
+	if autoIndexes != 0 {
+		t.Errorf("audit_events has %d automatic indexes after the migration, want none", autoIndexes)
+	}
+	if _, err := l.Append(ctx, Event{Kind: "after"}); err != nil {
+		t.Fatalf("append after the migration: %v", err)
+	}
+	checkChain(t, l, 3, 0)
+}
