@@ -58,8 +58,8 @@ const fetchCooldown = 2 * time.Millisecond
 // pollOnly is River's driver for a cluster of nodes that all poll
 // (Config.PollOnly): nothing listens, so River is told it can neither
 // listen nor notify. Otherwise it writes a notification with most job
-// inserts, which with SQLite is a row and three index entries more in
-// every upload's commit, for no reader.
+// inserts, for no reader: with SQLite a row and two index entries, three
+// pages more in every upload's commit.
 type pollOnly struct{ riverdriver.Driver[*sql.Tx] }
 
 var _ riverdriver.Driver[*sql.Tx] = pollOnly{}
