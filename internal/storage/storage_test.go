@@ -119,6 +119,32 @@ func TestAbortLeavesNothing(t *testing.T) {
 // TestStagedWriteEnds: a local write's buffer goes on to the next write
 // once the write is committed or aborted; nothing of one write reaches
 // another, and a write that has ended takes no more bytes.
+// TestLargeWritesSkipTheBuffer: an upload's largest requests (255 KiB, the
+// data the SFTP server's limits allow) and a copy's reads (256 KiB) reach
+// the file straight from the caller's buffer; smaller ones are batched.
+func TestLargeWritesSkipTheBuffer(t *testing.T) {
+	t.Parallel()
+	st, err := Open(t.Context(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := st.Stage(t.Context(), "acme/big", 1<<30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Abort()
+	for _, tt := range []struct {
+		size, buffered int
+	}{{255 << 10, 0}, {256 << 10, 0}, {32 << 10, 32 << 10}, {32 << 10, 64 << 10}} {
+		if _, err := w.Write(make([]byte, tt.size)); err != nil {
+			t.Fatal(err)
+		}
+		if got := w.buf.Buffered(); got != tt.buffered {
+			t.Errorf("after a write of %d bytes, %d are buffered, want %d", tt.size, got, tt.buffered)
+		}
+	}
+}
+
 func TestStagedWriteEnds(t *testing.T) {
 	t.Parallel()
 	st, err := Open(t.Context(), t.TempDir())
