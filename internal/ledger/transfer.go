@@ -122,9 +122,7 @@ func (l *Ledger) Record(ctx context.Context, t Transfer, start Event, to State, 
 	}
 	startEvent(t, &start)
 	changeEvent(t.ID, to, &ev)
-	moved(&ev, t.State, to)
-	ch.apply(&t)
-	t.State, t.UpdatedAt = to, ev.At
+	move(&t, to, ch, &ev)
 	err := l.withEvents(ctx, commitInto(to), []*Event{&start, &ev}, func(tx *sql.Tx) error {
 		if err := insertTransfer(ctx, tx, t); err != nil || ch.InTx == nil {
 			return err
@@ -222,9 +220,7 @@ func (l *Ledger) Advance(ctx context.Context, id string, from []State, to State,
 		if !slices.Contains(from, t.State) {
 			return fmt.Errorf("%w: state is %s, not %v", ErrStateConflict, t.State, from)
 		}
-		moved(&ev, t.State, to)
-		ch.apply(&t)
-		t.State, t.UpdatedAt = to, ev.At
+		move(&t, to, ch, &ev)
 		_, err = tx.ExecContext(ctx, sqlUpdateTransfer,
 			t.Size, t.SHA256, string(t.State), t.ScanResult, t.Destination, t.Error, t.Attempts,
 			formatTime(t.UpdatedAt), t.ID)
@@ -251,15 +247,18 @@ func changeEvent(id string, to State, ev *Event) {
 	ev.TransferID = id
 }
 
-// moved fills in the rest of a move's event once the state it leaves is
-// known: the detail keys "from" and "to", and the time now.
-func moved(ev *Event, from, to State) {
+// move moves t into state to with ch applied, and fills in the rest of
+// the move's event: the detail keys "from" and "to", and the time now,
+// which is also t's UpdatedAt.
+func move(t *Transfer, to State, ch Change, ev *Event) {
 	ev.At = now()
 	ev.Detail = maps.Clone(ev.Detail)
 	if ev.Detail == nil {
 		ev.Detail = map[string]string{}
 	}
-	ev.Detail["from"], ev.Detail["to"] = string(from), string(to)
+	ev.Detail["from"], ev.Detail["to"] = string(t.State), string(to)
+	ch.apply(t)
+	t.State, t.UpdatedAt = to, ev.At
 }
 
 // commitInto is how a change into state to commits. A transfer passing
