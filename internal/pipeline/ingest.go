@@ -257,7 +257,7 @@ func (in *ingestion) deliver(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("deliver: %w", err)
 		}
-		in.Log.Debug("copied", "transfer_id", in.tr.ID, "server_side", res.ServerSide)
+		in.Log.Debug("copied", "transfer_id", in.tr.ID, "server_side", res.ServerSide, "linked", res.Linked)
 	}
 	where := objectLocation(dst.String(), key)
 	if err := in.settleOutcome(ctx, ledger.Delivering, ledger.Delivered, ledger.Change{Destination: &where}, nil); err != nil {

@@ -9,13 +9,17 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"gocloud.dev/blob/s3blob"
+	"golang.org/x/sys/unix"
 )
 
 // ErrChecksumMismatch reports copied bytes that are not the expected ones.
@@ -32,7 +36,10 @@ type CopyOptions struct {
 }
 
 // CopyResult says how Copy delivered.
-type CopyResult struct{ ServerSide bool }
+type CopyResult struct {
+	ServerSide bool // S3 copied the object itself
+	Linked     bool // a hard link on one filesystem: no bytes were written
+}
 
 // sha256Metadata names the metadata that lets Verify check a delivered
 // object with a HEAD instead of reading it back.
@@ -48,30 +55,42 @@ const maxCopyObjectSize = 5 << 30
 //     parameters (endpoint, region, credentials) and the object is at most
 //     5 GiB; the store's own sha256 of the copy must match, or the copy is
 //     deleted again and the error wraps ErrChecksumMismatch;
-//   - otherwise streamed through a staged object on dst, hashed on the way;
-//     bytes that do not match opts leave nothing at dstKey and an error
-//     wrapping ErrChecksumMismatch.
+//   - by a hard link when both stores are local directories on one
+//     filesystem (and no KMS key is asked for): the source is hashed, the
+//     file and its new name synced, and no bytes are written;
+//   - otherwise streamed through a staged object on dst, hashed on the way.
+//
+// Bytes that do not match opts leave nothing at dstKey and an error
+// wrapping ErrChecksumMismatch.
 //
 // Every delivered object carries metadata "airlock-sha256" (object stores
 // only; local directories keep no metadata). Copy then verifies dstKey
 // (see verifyCopy) and returns an error wrapping ErrVerify if it does not.
 func Copy(ctx context.Context, dst *Store, dstKey string, src *Store, srcKey string, opts CopyOptions) (CopyResult, error) {
-	res := CopyResult{ServerSide: copiesServerSide(dst, dstKey, src, srcKey, opts.Size)}
-	if err := deliver(ctx, dst, dstKey, src, srcKey, opts, res.ServerSide); err != nil {
+	var res CopyResult
+	if err := deliver(ctx, dst, dstKey, src, srcKey, opts, &res); err != nil {
 		return res, fmt.Errorf("copy %s to %s: %w", srcKey, dstKey, err)
 	}
 	return res, nil
 }
 
-func deliver(ctx context.Context, dst *Store, dstKey string, src *Store, srcKey string, opts CopyOptions, serverSide bool) error {
+func deliver(ctx context.Context, dst *Store, dstKey string, src *Store, srcKey string, opts CopyOptions, res *CopyResult) error {
 	if err := opts.check(); err != nil {
 		return err
 	}
-	copyObject := copyStreamed
-	if serverSide {
-		copyObject = copyServerSide
+	var err error
+	switch {
+	case copiesServerSide(dst, dstKey, src, srcKey, opts.Size):
+		res.ServerSide = true
+		err = copyServerSide(ctx, dst, dstKey, src, srcKey, opts)
+	case dst.local() && src.local() && opts.KMSKey == "":
+		if res.Linked, err = linkLocal(dst, dstKey, src, srcKey, opts); err == nil && !res.Linked {
+			err = copyStreamed(ctx, dst, dstKey, src, srcKey, opts)
+		}
+	default:
+		err = copyStreamed(ctx, dst, dstKey, src, srcKey, opts)
 	}
-	if err := copyObject(ctx, dst, dstKey, src, srcKey, opts); err != nil {
+	if err != nil {
 		return err
 	}
 	ok, err := dst.verifyCopy(ctx, dstKey, opts)
@@ -198,16 +217,116 @@ func copyStreamed(ctx context.Context, dst *Store, dstKey string, src *Store, sr
 	if err != nil {
 		return err
 	}
-	n, sum, err := hashCopy(st, r, opts.Size)
-	if err == nil && (n != opts.Size || sum != opts.SHA256) {
-		err = fmt.Errorf("%w: read %d bytes with sha256 %s, want %d bytes with sha256 %s",
-			ErrChecksumMismatch, n, sum, opts.Size, opts.SHA256)
-	}
-	if err != nil {
+	if err := opts.match(hashCopy(st, r, opts.Size)); err != nil {
 		st.Abort()
 		return err
 	}
 	return st.Commit()
+}
+
+// match returns what hashCopy returned as an error, or one wrapping
+// ErrChecksumMismatch if the bytes it read are not those opts describe.
+func (o CopyOptions) match(n int64, sum string, err error) error {
+	if err == nil && (n != o.Size || sum != o.SHA256) {
+		err = fmt.Errorf("%w: read %d bytes with sha256 %s, want %d bytes with sha256 %s",
+			ErrChecksumMismatch, n, sum, o.Size, o.SHA256)
+	}
+	return err
+}
+
+// link is os.Link; tests replace it to stand for filesystems that cannot
+// link.
+var link = os.Link
+
+// linkLocal delivers a file of one local store to another by a hard link,
+// as S3 copies an object within itself: between directories of one
+// filesystem a copy would only write the same bytes a second time, most
+// of a delivery's CPU. The source is still hashed, the check a
+// streamed copy makes on the way, and synced with the new name's
+// directory before Copy returns, since the source is deleted once the
+// delivery is recorded. It reports false, having done nothing, when a
+// link would not do: the filesystem cannot link the two (another device,
+// no hard links, no permission to link a file of another owner), the
+// source is not a regular file, or the link would not get the group or
+// permissions a copy would (see linksLikeCopies).
+func linkLocal(dst *Store, dstKey string, src *Store, srcKey string, opts CopyOptions) (bool, error) {
+	from, err := localPath(src.open, srcKey)
+	if err != nil {
+		return false, err
+	}
+	to, err := localPath(dst.open, dstKey)
+	if err != nil {
+		return false, err
+	}
+	fi, err := os.Lstat(from)
+	if err != nil {
+		return false, wrapNotFound(err)
+	}
+	if !fi.Mode().IsRegular() {
+		return false, nil
+	}
+	staged, err := stagingPath(dst.open)
+	if err != nil {
+		return false, err
+	}
+	if like, err := linksLikeCopies(filepath.Dir(staged), fi); err != nil || !like {
+		return false, err
+	}
+	if err := link(from, staged); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return false, wrapNotFound(err)
+		}
+		if cannotLink(err) {
+			return false, nil
+		}
+		return false, err
+	}
+	f, err := os.Open(staged)
+	if err != nil {
+		_ = os.Remove(staged) // the error from Open is the one worth reporting
+		return false, err
+	}
+	l := &localStaged{f: f, final: to, durable: true}
+	if err := opts.match(hashCopy(io.Discard, f, opts.Size)); err != nil {
+		l.abort()
+		return false, err
+	}
+	return true, l.commit()
+}
+
+// linksLikeCopies reports whether file, linked into dir, would look as a
+// copy made there would. A copy is created in dir, so it takes the group
+// of a set-group-ID directory and the permissions of a default ACL, as an
+// operator may have set up for those who read the deliveries; a link keeps
+// the source's own.
+func linksLikeCopies(dir string, file os.FileInfo) (bool, error) {
+	di, err := os.Stat(dir)
+	if err != nil {
+		return false, err
+	}
+	dirStat, ok1 := di.Sys().(*syscall.Stat_t)
+	fileStat, ok2 := file.Sys().(*syscall.Stat_t)
+	if !ok1 || !ok2 {
+		return false, nil
+	}
+	if di.Mode()&os.ModeSetgid != 0 && dirStat.Gid != fileStat.Gid {
+		return false, nil
+	}
+	// Any answer but "here is one" means no default ACL: none set, or a
+	// filesystem without ACLs.
+	n, err := unix.Getxattr(dir, "system.posix_acl_default", nil)
+	return err != nil || n == 0, nil
+}
+
+// cannotLink reports whether a link failed for want of support rather
+// than for something a copy would trip on too.
+func cannotLink(err error) bool {
+	for _, errno := range []syscall.Errno{syscall.EXDEV, syscall.EPERM, syscall.EMLINK, syscall.EOPNOTSUPP} {
+		if errors.Is(err, errno) {
+			return true
+		}
+	}
+	return false
 }
 
 // Verify reports whether key holds exactly the expected object: for object

@@ -11,7 +11,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func sha256Hex(b []byte) string {
@@ -85,7 +88,7 @@ func TestStreamedCopy(t *testing.T) {
 			t.Run(srcName+"-to-"+dstName, func(t *testing.T) {
 				t.Parallel()
 				res, err := Copy(t.Context(), dst, "acme/f.csv", src, "landing/f.csv", opts)
-				if err != nil || res.ServerSide {
+				if err != nil || res.ServerSide || res.Linked != (src.local() && dst.local()) {
 					t.Fatalf("Copy = %+v, %v", res, err)
 				}
 				if !bytes.Equal(readAll(t, dst, "acme/f.csv"), data) {
@@ -103,6 +106,166 @@ func TestStreamedCopy(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// localPair is two local stores on one filesystem, with data at
+// landing/f.csv of the first.
+func localPair(t *testing.T, data []byte) (src, dst *Store) {
+	t.Helper()
+	root := t.TempDir()
+	src, dst = openStore(t, filepath.Join(root, "landing")), openStore(t, filepath.Join(root, "dest"))
+	put(t, src, "landing/f.csv", data)
+	return src, dst
+}
+
+func sameFile(t *testing.T, a, b string) bool {
+	t.Helper()
+	ai, err := os.Stat(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bi, err := os.Stat(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return os.SameFile(ai, bi)
+}
+
+// assertNoneStaged fails when st's staging directory holds anything.
+func assertNoneStaged(t *testing.T, st *Store) {
+	t.Helper()
+	entries, err := os.ReadDir(filepath.Join(st.open, StagingDir))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+	if len(entries) != 0 {
+		t.Fatalf("staging holds %d entries", len(entries))
+	}
+}
+
+func TestLocalCopyLinks(t *testing.T) {
+	t.Parallel()
+	data := testData(300 << 10)
+	src, dst := localPair(t, data)
+	res, err := Copy(t.Context(), dst, "acme/f.csv", src, "landing/f.csv", CopyOptions{Size: int64(len(data)), SHA256: sha256Hex(data)})
+	if err != nil || !res.Linked {
+		t.Fatalf("Copy = %+v, %v; want it linked", res, err)
+	}
+	if !sameFile(t, filepath.Join(src.open, "landing", "f.csv"), filepath.Join(dst.open, "acme", "f.csv")) {
+		t.Error("the delivered file is not the source's")
+	}
+	assertNoneStaged(t, dst)
+
+	// A link is checked like a copy: other bytes than expected leave
+	// nothing behind.
+	_, err = Copy(t.Context(), dst, "acme/g.csv", src, "landing/f.csv", CopyOptions{Size: int64(len(data)), SHA256: sha256Hex([]byte("other"))})
+	if !errors.Is(err, ErrChecksumMismatch) {
+		t.Fatalf("Copy with another sha256: %v, want ErrChecksumMismatch", err)
+	}
+	assertEmpty(t, dst, "acme/g.csv")
+	assertNoneStaged(t, dst)
+}
+
+// TestLocalCopyKeepsWhatDirectoriesGive: a staging directory that gives
+// new files its group or a default ACL gets copies, which take them, not
+// links, which would not.
+func TestLocalCopyKeepsWhatDirectoriesGive(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, dir string, fileGid uint32)
+	}{
+		{"set-group-ID with another group", func(t *testing.T, dir string, fileGid uint32) {
+			if err := os.Chown(dir, -1, int(otherGroup(t, fileGid))); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(dir, 0o750|os.ModeSetgid); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"default ACL", func(t *testing.T, dir string, _ uint32) {
+			// user::rwx, group::r-x, other::--- in the kernel's encoding:
+			// a version, then (tag, permissions, id) entries.
+			acl := []byte{2, 0, 0, 0,
+				0x01, 0, 7, 0, 0xff, 0xff, 0xff, 0xff,
+				0x04, 0, 5, 0, 0xff, 0xff, 0xff, 0xff,
+				0x20, 0, 0, 0, 0xff, 0xff, 0xff, 0xff}
+			err := unix.Setxattr(dir, "system.posix_acl_default", acl, 0)
+			if errors.Is(err, unix.ENOTSUP) {
+				t.Skip("the filesystem has no ACLs")
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			data := testData(100 << 10)
+			src, dst := localPair(t, data)
+			staging := filepath.Join(dst.open, StagingDir)
+			if err := os.MkdirAll(staging, 0o750); err != nil {
+				t.Fatal(err)
+			}
+			fi, err := os.Stat(filepath.Join(src.open, "landing", "f.csv"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.setup(t, staging, fi.Sys().(*syscall.Stat_t).Gid)
+			res, err := Copy(t.Context(), dst, "acme/f.csv", src, "landing/f.csv", CopyOptions{Size: int64(len(data)), SHA256: sha256Hex(data)})
+			if err != nil || res.Linked {
+				t.Fatalf("Copy = %+v, %v; want it copied", res, err)
+			}
+			if !bytes.Equal(readAll(t, dst, "acme/f.csv"), data) {
+				t.Fatal("delivered bytes differ")
+			}
+		})
+	}
+}
+
+// otherGroup returns a group other than gid that this process may give a
+// directory it owns: any group for root, else one of its own.
+func otherGroup(t *testing.T, gid uint32) uint32 {
+	t.Helper()
+	if os.Getuid() == 0 {
+		return gid + 1
+	}
+	groups, err := os.Getgroups()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range groups {
+		if uint32(g) != gid {
+			return uint32(g)
+		}
+	}
+	t.Skip("this user belongs to no second group")
+	return 0
+}
+
+// TestLocalCopyWithoutLinks replaces link, so it does not run in parallel
+// with the tests that copy.
+func TestLocalCopyWithoutLinks(t *testing.T) {
+	for _, errno := range []syscall.Errno{syscall.EXDEV, syscall.EPERM, syscall.EMLINK, syscall.EOPNOTSUPP} {
+		t.Run(errno.Error(), func(t *testing.T) {
+			link = func(from, to string) error { return &os.LinkError{Op: "link", Old: from, New: to, Err: errno} }
+			t.Cleanup(func() { link = os.Link })
+			data := testData(300 << 10)
+			src, dst := localPair(t, data)
+			res, err := Copy(t.Context(), dst, "acme/f.csv", src, "landing/f.csv", CopyOptions{Size: int64(len(data)), SHA256: sha256Hex(data)})
+			if err != nil || res.Linked {
+				t.Fatalf("Copy = %+v, %v; want it copied", res, err)
+			}
+			if !bytes.Equal(readAll(t, dst, "acme/f.csv"), data) {
+				t.Fatal("delivered bytes differ")
+			}
+			if sameFile(t, filepath.Join(src.open, "landing", "f.csv"), filepath.Join(dst.open, "acme", "f.csv")) {
+				t.Error("the delivered file is the source's")
+			}
+			assertNoneStaged(t, dst)
+		})
 	}
 }
 

@@ -49,15 +49,25 @@ func createLocal(root, key string, durable bool) (*localStaged, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir := filepath.Join(root, StagingDir)
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	staged, err := stagingPath(root)
+	if err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(filepath.Join(dir, rand.Text()), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+	f, err := os.OpenFile(staged, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
 	if err != nil {
 		return nil, err
 	}
 	return &localStaged{f: f, final: final, durable: durable}, nil
+}
+
+// stagingPath returns a fresh name in the staging directory of the store
+// at root, creating the directory if need be.
+func stagingPath(root string) (string, error) {
+	dir := filepath.Join(root, StagingDir)
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, rand.Text()), nil
 }
 
 // errAbortedWrite is what committing an aborted write returns.
