@@ -245,9 +245,9 @@ func (rep *report) markdown() string {
 	b.WriteString("\nServer CPU time per run (user + system seconds, median (min–max); sshd's includes its per-connection\n" +
 		"processes). airlock's is given twice: up to the end of the sftp session, which compares with OpenSSH's,\n" +
 		"and once its pipeline has delivered the run's files (the builtin scanner reads each file, the delivery\n" +
-		"copies it to the destination directory, hashing it on the way, and syncs the copy to disk), work OpenSSH does\n" +
-		"not do. The pipeline may start before the session ends. CPU time moves less than throughput when other\n" +
-		"work shares the machine; less is better.\n\n" +
+		"links it into the destination directory, which is on the same filesystem, hashes it once more and syncs it\n" +
+		"to disk), work OpenSSH does not do. The pipeline may start before the session ends. CPU time moves less\n" +
+		"than throughput when other work shares the machine; less is better.\n\n" +
 		"| scenario | OpenSSH | airlock, session | airlock, with its pipeline | session / OpenSSH |\n|---|---|---|---|---|\n")
 	for _, m := range rep.measured() {
 		r := m.r
