@@ -297,6 +297,7 @@ func putBatch(s *side, src srcFile, prefix string, n int) ([]string, string) {
 func (b *bench) scenarioSmallFiles(ctx context.Context) (*result, error) {
 	res := newResult()
 	n := b.opts.smallFiles
+	sessions, logins := map[string][]float64{}, map[string][]float64{}
 	for run := 1; run <= b.opts.runs; run++ {
 		for _, s := range b.order(run) {
 			names, batch := putBatch(s, b.small, fmt.Sprintf("small-%d", run), n)
@@ -306,6 +307,10 @@ func (b *bench) scenarioSmallFiles(ctx context.Context) (*result, error) {
 			if err == nil {
 				err = b.verifyAll(ctx, s, names, b.small)
 			}
+			var login time.Duration
+			if err == nil {
+				login, err = b.sftp(ctx, s, s.up, aesGCM, "pwd\n")
+			}
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
@@ -314,13 +319,32 @@ func (b *bench) scenarioSmallFiles(ctx context.Context) (*result, error) {
 			} else {
 				v := float64(n) / d.Seconds()
 				res.add(s, run, v, "files/s", d, cpu)
+				sessions[s.name] = append(sessions[s.name], d.Seconds())
+				logins[s.name] = append(logins[s.name], login.Seconds())
 			}
 			if err := b.settle(); err != nil {
 				return nil, err
 			}
 		}
 	}
+	res.notes = append(res.notes, perFileNote(n, sessions, logins, b.openssh.name, b.airlock.name))
 	return res, nil
+}
+
+// perFileNote splits the small-file sessions into the login, timed by a
+// session that only logs in and runs pwd, and the files: a slow login
+// hides what each file costs.
+func perFileNote(n int, sessions, logins map[string][]float64, sides ...string) string {
+	parts := make([]string, 0, len(sides))
+	for _, side := range sides {
+		if len(sessions[side]) == 0 {
+			continue
+		}
+		login := median(logins[side])
+		parts = append(parts, fmt.Sprintf("%s: login and exit %.0f ms, then %.2f ms a file", side,
+			1000*login, 1000*(median(sessions[side])-login)/float64(n)))
+	}
+	return "3. per file, without the login (medians; the login timed by a session that runs only `pwd`): " + strings.Join(parts, "; ") + "."
 }
 
 // concurrent: many sessions at once, each uploading one file; aggregate
