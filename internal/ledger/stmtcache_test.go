@@ -3,9 +3,11 @@ package ledger
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 func openCachingDB(t *testing.T) *sql.DB {
@@ -166,6 +168,42 @@ func TestStatementCache(t *testing.T) {
 		}
 		if got := columns(); got != 2 {
 			t.Errorf("after ALTER TABLE the kept statement gives %d columns, want 2", got)
+		}
+	})
+}
+
+// TestStatementsRunToTheirEnd: a context's end keeps a statement from
+// starting, but does not interrupt one that runs (see runToEnd).
+func TestStatementsRunToTheirEnd(t *testing.T) {
+	t.Parallel()
+	const rows = 300000
+	slow := fmt.Sprintf(`WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < %d) SELECT count(*) FROM c`, rows)
+	db := openCachingDB(t)
+
+	t.Run("ended before", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		var n int
+		if err := db.QueryRowContext(ctx, slow).Scan(&n); !errors.Is(err, context.Canceled) {
+			t.Fatalf("query = %d, %v; want context.Canceled", n, err)
+		}
+	})
+	t.Run("ended while it runs", func(t *testing.T) {
+		conn, err := db.Conn(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		time.AfterFunc(5*time.Millisecond, cancel)
+		var n int
+		start := time.Now()
+		if err := conn.QueryRowContext(ctx, slow).Scan(&n); err != nil || n != rows {
+			t.Fatalf("query = %d, %v; want %d", n, err, rows)
+		}
+		if took := time.Since(start); took < 10*time.Millisecond {
+			t.Skipf("the query took %s, too short to be cancelled while it ran", took)
 		}
 	})
 }
