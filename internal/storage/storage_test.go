@@ -116,18 +116,12 @@ func TestAbortLeavesNothing(t *testing.T) {
 	}
 }
 
-// TestStagedWriteEnds: a local write's buffer goes on to the next write
-// once the write is committed or aborted; nothing of one write reaches
-// another, and a write that has ended takes no more bytes.
 // TestLargeWritesSkipTheBuffer: an upload's largest requests (255 KiB, the
 // data the SFTP server's limits allow) and a copy's reads (256 KiB) reach
 // the file straight from the caller's buffer; smaller ones are batched.
 func TestLargeWritesSkipTheBuffer(t *testing.T) {
 	t.Parallel()
-	st, err := Open(t.Context(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := openStore(t, t.TempDir())
 	w, err := st.Stage(t.Context(), "acme/big", 1<<30)
 	if err != nil {
 		t.Fatal(err)
@@ -145,6 +139,9 @@ func TestLargeWritesSkipTheBuffer(t *testing.T) {
 	}
 }
 
+// TestStagedWriteEnds: a local write's buffer goes on to the next write
+// once the write is committed or aborted; nothing of one write reaches
+// another, and a write that has ended takes no more bytes.
 func TestStagedWriteEnds(t *testing.T) {
 	t.Parallel()
 	st, err := Open(t.Context(), t.TempDir())
