@@ -113,6 +113,10 @@ func openSQLite(ctx context.Context, file string) (writes, reads *sql.DB, err er
 		return nil, nil, err
 	}
 	r.SetMaxOpenConns(sqliteReaders)
+	// database/sql keeps two idle connections unless told: a third read at
+	// once would open a connection, parse the schema and prepare its
+	// statements, and then close it again.
+	r.SetMaxIdleConns(sqliteReaders)
 	return w, r, nil
 }
 

@@ -144,6 +144,29 @@ func TestCommitModes(t *testing.T) {
 	}
 }
 
+// TestReadersStayOpen: connections of the read pool that were all busy at
+// once are kept when they are done, not closed and opened again next time.
+func TestReadersStayOpen(t *testing.T) {
+	t.Parallel()
+	l := openLedger(t, "sqlite:"+filepath.Join(t.TempDir(), "a.db"))
+	conns := make([]*sql.Conn, sqliteReaders)
+	for i := range conns {
+		c, err := l.reads.Conn(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns[i] = c
+	}
+	for _, c := range conns {
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := l.reads.Stats(); st.Idle != sqliteReaders || st.MaxIdleClosed != 0 {
+		t.Errorf("after %d reads at once: %d idle, %d closed; want all %[1]d idle", sqliteReaders, st.Idle, st.MaxIdleClosed)
+	}
+}
+
 // TestCommitInto pins which states must be on disk before Advance returns;
 // a new state fails here until it is placed.
 func TestCommitInto(t *testing.T) {
