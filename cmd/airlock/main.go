@@ -12,6 +12,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/airlock-gw/airlock/internal/clip"
 )
 
 // exitError carries a process exit code for an error already reported.
@@ -68,7 +70,9 @@ func (g *globals) logger() (*slog.Logger, error) {
 	if err := level.UnmarshalText([]byte(g.logLevel)); err != nil {
 		return nil, fmt.Errorf("--log-level: %w", err)
 	}
-	opts := &slog.HandlerOptions{Level: level}
+	// Clipped: a client chooses many of the strings logged (user names,
+	// paths), and must not be able to make a line much longer than that.
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: clip.Attr}
 	switch g.logFormat {
 	case "json":
 		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil

@@ -8,8 +8,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 	"time"
+
+	"github.com/airlock-gw/airlock/internal/clip"
 )
 
 // Event is one entry of the audit log. Seq, At, PrevHash and Hash are set
@@ -25,6 +28,25 @@ type Event struct {
 	Detail     map[string]string `json:"detail,omitempty"`
 	PrevHash   string            `json:"prev_hash"`
 	Hash       string            `json:"hash"`
+}
+
+// clip bounds the strings of ev a client may have chosen, so that no
+// request can make the audit trail grow much more than it sent: callers
+// clip what they know to be untrusted, and this is the net under them.
+func (ev *Event) clip() {
+	ev.Actor = clip.String(ev.Actor, clip.Name)
+	ev.RemoteIP = clip.String(ev.RemoteIP, clip.Name)
+	ev.ConnID = clip.String(ev.ConnID, clip.Name)
+	cloned := false
+	for k, v := range ev.Detail {
+		if len(v) <= clip.Text {
+			continue
+		}
+		if !cloned { // the caller's map is left alone
+			ev.Detail, cloned = maps.Clone(ev.Detail), true
+		}
+		ev.Detail[k] = clip.String(v, clip.Text)
+	}
 }
 
 // Append adds ev to the audit log on its own; Kind is required and Actor
@@ -66,6 +88,7 @@ func (l *Ledger) withEvents(ctx context.Context, mode commitMode, evs []*Event, 
 		if ev.Actor == "" {
 			ev.Actor = "system"
 		}
+		ev.clip()
 	}
 	return l.inTx(ctx, mode, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, sqlLockHead, len(evs)); err != nil {

@@ -7,6 +7,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/airlock-gw/airlock/internal/clip"
 	"github.com/airlock-gw/airlock/internal/ledger"
 )
 
@@ -96,8 +97,10 @@ func (s *Server) connConfig(ctx context.Context, connID string, log *slog.Logger
 
 func (s *Server) logAuth(ctx context.Context, meta ssh.ConnMetadata, connID string, log *slog.Logger, method string, err error) {
 	ip := remoteIP(meta.RemoteAddr()).String()
-	log = log.With("user", meta.User(), "method", method)
-	ev := ledger.Event{Actor: meta.User(), RemoteIP: ip, ConnID: connID, Detail: map[string]string{"method": method}}
+	// Before authentication the user name is whatever the client sent.
+	user, method := clip.String(meta.User(), clip.Name), clip.String(method, clip.Name)
+	log = log.With("user", user, "method", method)
+	ev := ledger.Event{Actor: user, RemoteIP: ip, ConnID: connID, Detail: map[string]string{"method": method}}
 	if err == nil {
 		log.Info("authentication accepted")
 		ev.Kind = "auth.ok"

@@ -268,6 +268,7 @@ func FuzzFileLane(f *testing.F) {
 		srv: ts.srv, ctx: f.Context(), supplier: supplier, connID: "fuzz", remoteIP: "127.0.0.1",
 		log: testLogger(f), held: make(map[string]ledger.Transfer),
 	}
+	sess.refusals = newRefusals(ts.srv, sess.log, egresser, sess.remoteIP, sess.connID)
 	lane := newFileLane(sess, replies)
 	f.Cleanup(func() { lane.abort(nil) })
 	// keepOpen opens p as handle unless a file is open there.

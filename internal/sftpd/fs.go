@@ -15,6 +15,7 @@ import (
 
 	"github.com/pkg/sftp"
 
+	"github.com/airlock-gw/airlock/internal/clip"
 	"github.com/airlock-gw/airlock/internal/config"
 	"github.com/airlock-gw/airlock/internal/ledger"
 )
@@ -54,6 +55,7 @@ type session struct {
 	connID   string
 	remoteIP string
 	log      *slog.Logger
+	refusals *refusals // the connection's
 
 	mu         sync.Mutex
 	held       map[string]ledger.Transfer // complete uploads under a temporary name, by transfer id
@@ -116,20 +118,17 @@ func (s *session) refuse(op, p string, err error) error {
 		s.log.Debug("request failed", "op", op, "path", displayPath(p), "reason", reason, "err", err)
 		return status
 	}
-	s.log.Warn("request refused", "op", op, "path", displayPath(p), "reason", reason, "err", err)
-	s.srv.metrics.refused.WithLabelValues(reason).Inc()
-	s.srv.audit(s.ctx, ledger.Event{
-		Kind: "request.refused", Actor: s.supplier.Name, RemoteIP: s.remoteIP, ConnID: s.connID,
-		Detail: map[string]string{"op": op, "path": displayPath(p), "reason": reason, "error": err.Error()},
-	})
+	s.refusals.record(s.ctx, "request refused", map[string]string{"op": op, "path": displayPath(p), "reason": reason, "error": err.Error()})
 	return status
 }
 
+// displayPath quotes a request path for messages, clipped: a client may
+// send a path of up to the packet size, which the name policy refuses.
 func displayPath(p string) string {
 	if p == escapeMarker {
 		return "(outside the home directory)"
 	}
-	return fmt.Sprintf("%q", p)
+	return fmt.Sprintf("%q", clip.String(p, maxPathBytes))
 }
 
 // Fileread serves downloads: only the egress area is readable. The file

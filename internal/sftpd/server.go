@@ -22,6 +22,7 @@ import (
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/airlock-gw/airlock/internal/clip"
 	"github.com/airlock-gw/airlock/internal/config"
 	"github.com/airlock-gw/airlock/internal/ledger"
 	"github.com/airlock-gw/airlock/internal/storage"
@@ -279,7 +280,9 @@ func (s *Server) handleConn(ctx context.Context, nc net.Conn) {
 		}
 		sconn.Close()
 	}()
-	go ssh.DiscardRequests(reqs)
+	refused := newRefusals(s, log, supplier.Name, remote.String(), connID)
+	defer refused.close(ctx)
+	go refused.serveGlobalRequests(connCtx, reqs)
 	if s.keepalive > 0 {
 		go s.keepAlive(connCtx, sconn, log)
 	}
@@ -290,8 +293,8 @@ func (s *Server) handleConn(ctx context.Context, nc net.Conn) {
 	var sessions sync.WaitGroup
 	for nch := range chans {
 		if nch.ChannelType() != "session" {
-			log.Warn("channel refused", "type", nch.ChannelType())
 			_ = nch.Reject(ssh.Prohibited, "only SFTP sessions are allowed")
+			refused.sshRequest(connCtx, "channel", nch.ChannelType())
 			continue
 		}
 		ch, chReqs, err := nch.Accept()
@@ -306,7 +309,7 @@ func (s *Server) handleConn(ctx context.Context, nc net.Conn) {
 			defer idle.closed(s.now())
 			s.serveChannel(connCtx, ch, chReqs, &session{
 				srv: s, ctx: connCtx, supplier: supplier, connID: connID, remoteIP: remote.String(), log: log,
-				held: make(map[string]ledger.Transfer),
+				refusals: refused, held: make(map[string]ledger.Transfer),
 			})
 		}()
 	}
@@ -423,10 +426,10 @@ func (s *Server) serveChannel(ctx context.Context, ch ssh.Channel, reqs <-chan *
 		switch {
 		case ok:
 		case req.Type == "env": // clients pass their locale; harmless to ignore
-			sess.log.Debug("session request ignored", "type", req.Type)
+			sess.log.Debug("session request ignored", "type", clip.String(req.Type, clip.Name))
 			continue
 		default:
-			sess.log.Warn("session request refused", "type", req.Type)
+			sess.refusals.sshRequest(ctx, "session-request", req.Type)
 			continue
 		}
 		started = true

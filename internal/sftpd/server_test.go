@@ -256,42 +256,48 @@ func TestUploadSizeLimit(t *testing.T) {
 func TestTraversal(t *testing.T) {
 	t.Parallel()
 	ts := newTestServer(t, serverOptions{})
-	c := ts.sftpClient(t, uploader)
 	now := time.Now()
 	ops := []struct {
 		name string
-		do   func(p string) error
+		do   func(c *sftp.Client, p string) error
 	}{
-		{"Create", func(p string) error { _, err := c.Create(p); return err }},
-		{"OpenFile write-only", func(p string) error { _, err := c.OpenFile(p, os.O_WRONLY|os.O_CREATE); return err }},
-		{"Open", func(p string) error { _, err := c.Open(p); return err }},
-		{"ReadDir", func(p string) error { _, err := c.ReadDir(p); return err }},
-		{"Stat", func(p string) error { _, err := c.Stat(p); return err }},
-		{"Lstat", func(p string) error { _, err := c.Lstat(p); return err }},
-		{"Chmod", func(p string) error { return c.Chmod(p, 0o644) }},
-		{"Chtimes", func(p string) error { return c.Chtimes(p, now, now) }},
-		{"Truncate", func(p string) error { return c.Truncate(p, 0) }},
-		{"Rename from", func(p string) error { return c.Rename(p, "/y.csv") }},
-		{"Rename to", func(p string) error { return c.Rename("/y.csv", p) }},
-		{"Rename both", func(p string) error { return c.Rename(p, p) }},
-		{"PosixRename from", func(p string) error { return c.PosixRename(p, "/y.csv") }},
-		{"PosixRename to", func(p string) error { return c.PosixRename("/y.csv", p) }},
-		{"Remove", func(p string) error { return c.Remove(p) }},
-		{"RemoveDirectory", func(p string) error { return c.RemoveDirectory(p) }},
-		{"Mkdir", func(p string) error { return c.Mkdir(p) }},
-		{"Symlink target", func(p string) error { return c.Symlink(p, "/link") }},
-		{"Symlink link", func(p string) error { return c.Symlink("/y.csv", p) }},
-		{"ReadLink", func(p string) error { _, err := c.ReadLink(p); return err }},
-		{"Link from", func(p string) error { return c.Link(p, "/link") }},
-		{"Link to", func(p string) error { return c.Link("/y.csv", p) }},
-		{"StatVFS", func(p string) error { _, err := c.StatVFS(p); return err }},
+		{"Create", func(c *sftp.Client, p string) error { _, err := c.Create(p); return err }},
+		{"OpenFile write-only", func(c *sftp.Client, p string) error { _, err := c.OpenFile(p, os.O_WRONLY|os.O_CREATE); return err }},
+		{"Open", func(c *sftp.Client, p string) error { _, err := c.Open(p); return err }},
+		{"ReadDir", func(c *sftp.Client, p string) error { _, err := c.ReadDir(p); return err }},
+		{"Stat", func(c *sftp.Client, p string) error { _, err := c.Stat(p); return err }},
+		{"Lstat", func(c *sftp.Client, p string) error { _, err := c.Lstat(p); return err }},
+		{"Chmod", func(c *sftp.Client, p string) error { return c.Chmod(p, 0o644) }},
+		{"Chtimes", func(c *sftp.Client, p string) error { return c.Chtimes(p, now, now) }},
+		{"Truncate", func(c *sftp.Client, p string) error { return c.Truncate(p, 0) }},
+		{"Rename from", func(c *sftp.Client, p string) error { return c.Rename(p, "/y.csv") }},
+		{"Rename to", func(c *sftp.Client, p string) error { return c.Rename("/y.csv", p) }},
+		{"Rename both", func(c *sftp.Client, p string) error { return c.Rename(p, p) }},
+		{"PosixRename from", func(c *sftp.Client, p string) error { return c.PosixRename(p, "/y.csv") }},
+		{"PosixRename to", func(c *sftp.Client, p string) error { return c.PosixRename("/y.csv", p) }},
+		{"Remove", func(c *sftp.Client, p string) error { return c.Remove(p) }},
+		{"RemoveDirectory", func(c *sftp.Client, p string) error { return c.RemoveDirectory(p) }},
+		{"Mkdir", func(c *sftp.Client, p string) error { return c.Mkdir(p) }},
+		{"Symlink target", func(c *sftp.Client, p string) error { return c.Symlink(p, "/link") }},
+		{"Symlink link", func(c *sftp.Client, p string) error { return c.Symlink("/y.csv", p) }},
+		{"ReadLink", func(c *sftp.Client, p string) error { _, err := c.ReadLink(p); return err }},
+		{"Link from", func(c *sftp.Client, p string) error { return c.Link(p, "/link") }},
+		{"Link to", func(c *sftp.Client, p string) error { return c.Link("/y.csv", p) }},
+		{"StatVFS", func(c *sftp.Client, p string) error { _, err := c.StatVFS(p); return err }},
 	}
 	paths := []string{"../x", "../../etc/passwd", "/../x", "/a/../../x", "./../x"}
 	for _, op := range ops {
+		// A client per operation keeps each connection's refusals within
+		// what it may have recorded one by one.
+		conn := ts.connect(t, uploader)
+		c, err := sftp.NewClient(conn)
+		if err != nil {
+			t.Fatal(err)
+		}
 		for _, p := range paths {
 			t.Run(op.name+" "+p, func(t *testing.T) {
 				before := ts.refusals(t, "escape")
-				if err := op.do(p); err == nil {
+				if err := op.do(c, p); err == nil {
 					t.Fatalf("%s(%q) succeeded", op.name, p)
 				}
 				if after := ts.refusals(t, "escape"); after <= before {
@@ -299,9 +305,12 @@ func TestTraversal(t *testing.T) {
 				}
 			})
 		}
+		c.Close()
+		conn.Close()
 	}
 
 	t.Run("RealPath confines to the home", func(t *testing.T) {
+		c := ts.sftpClient(t, uploader)
 		for p, want := range map[string]string{
 			"../x": "/x", "../../etc/passwd": "/etc/passwd", "/../x": "/x", "..": "/", ".": "/", "/a/../../b": "/b",
 		} {
