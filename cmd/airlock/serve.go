@@ -58,6 +58,7 @@ type serveOptions struct {
 
 // serve runs until ctx ends.
 func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opts serveOptions) error {
+	logWarnings(log, cfg.Warnings)
 	led, err := ledger.Open(ctx, cfg.Database)
 	if err != nil {
 		return err
@@ -99,6 +100,10 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opts serve
 			} else {
 				log.Info("suppliers reloaded", "suppliers", s.Len())
 				ev.Detail["suppliers"] = fmt.Sprint(s.Len())
+				if w := s.Warnings(); len(w) > 0 {
+					logWarnings(log, w)
+					ev.Detail["warnings"] = w.Error()
+				}
 			}
 			if _, aerr := led.Append(ctx, ev); aerr != nil {
 				log.Error("append audit event", "kind", ev.Kind, "err", aerr)
@@ -256,5 +261,13 @@ func reloadOnHangup(ctx context.Context, r *config.Reloader) error {
 			// The outcome is logged and audited by the reload callback.
 			_ = r.Reload(ctx)
 		}
+	}
+}
+
+// logWarnings logs the risky but legal settings of a configuration, such
+// as a supplier open to every address, each with its file and line.
+func logWarnings(log *slog.Logger, warnings config.Errors) {
+	for _, w := range warnings {
+		log.Warn("risky configuration", "file", w.File, "line", w.Line, "warning", w.Msg)
 	}
 }

@@ -20,6 +20,7 @@ var (
 	ErrNotEmpty    = errors.New("directory not empty")
 	ErrIsDir       = errors.New("is a directory")
 	ErrProcessing  = errors.New("already received and handed on for processing")
+	ErrTooManyDirs = errors.New("too many directories")
 )
 
 // codedError carries the message of err and the SFTP status code of code.
@@ -49,6 +50,7 @@ var errorClasses = []struct {
 	{[]error{ErrReadOnly, ErrWriteOnly, ErrProcessing}, "permission", sftp.ErrSSHFxPermissionDenied, true},
 	{[]error{ErrUnsupported}, "unsupported", sftp.ErrSSHFxOpUnsupported, true},
 	{[]error{ErrBusy}, "busy", sftp.ErrSSHFxFailure, true},
+	{[]error{ErrTooManyDirs}, "too-many-directories", sftp.ErrSSHFxFailure, true},
 	{[]error{ErrNotFound, storage.ErrNotFound}, "not-found", sftp.ErrSSHFxNoSuchFile, false},
 	{[]error{ErrExists, ErrNotEmpty, ErrIsDir}, "conflict", sftp.ErrSSHFxFailure, false},
 }

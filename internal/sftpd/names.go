@@ -45,6 +45,12 @@ func CheckName(name string) error {
 		return refuse("starts with '.'")
 	case name[0] == '-':
 		return refuse("starts with '-'")
+	case name[len(name)-1] == '.':
+		// Windows drops a trailing dot, so such a file cannot be opened
+		// by its name on a Windows share.
+		return refuse("ends with '.'")
+	case isWindowsDevice(name):
+		return refuse("a device name on Windows")
 	}
 	for _, r := range name {
 		if isSafeRune(r) {
@@ -62,6 +68,18 @@ func CheckName(name string) error {
 		}
 	}
 	return nil
+}
+
+// isWindowsDevice reports whether name is one that Windows takes for a
+// device whatever its extension: "NUL" and "con.csv" open no file there.
+func isWindowsDevice(name string) bool {
+	stem, _, _ := strings.Cut(strings.ToUpper(name), ".")
+	switch stem {
+	case "CON", "PRN", "AUX", "NUL":
+		return true
+	}
+	return len(stem) == 4 && (strings.HasPrefix(stem, "COM") || strings.HasPrefix(stem, "LPT")) &&
+		stem[3] >= '0' && stem[3] <= '9'
 }
 
 func isSafeRune(r rune) bool {

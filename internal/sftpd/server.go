@@ -39,6 +39,9 @@ type Ledger interface {
 	Advance(ctx context.Context, id string, from []ledger.State, to ledger.State, ch ledger.Change, ev ledger.Event) (ledger.Transfer, error)
 	List(ctx context.Context, f ledger.Filter) ([]ledger.Transfer, error)
 	Append(ctx context.Context, ev ledger.Event) (ledger.Event, error)
+	MakeDir(ctx context.Context, supplier, p string, ev ledger.Event) error
+	RemoveDir(ctx context.Context, supplier, p string, ev ledger.Event) error
+	Dirs(ctx context.Context, supplier string, limit int) ([]string, error)
 }
 
 var _ Ledger = (*ledger.Ledger)(nil)
@@ -265,6 +268,10 @@ func (s *Server) handleConn(ctx context.Context, nc net.Conn) {
 	supplier, ok := s.suppliers().Lookup(user)
 	if !ok { // removed by a reload between authentication and now
 		log.Warn("supplier no longer configured; closing")
+		return
+	}
+	if err := s.dirs.load(ctx, s.ledger, user); err != nil {
+		log.Error("closing: cannot read the supplier's directories", "err", err)
 		return
 	}
 	s.metrics.sessions.Inc()
@@ -507,11 +514,44 @@ func (s *Server) audit(ctx context.Context, ev ledger.Event) {
 	}
 }
 
-// dirSet remembers the directories suppliers made that hold no upload yet;
-// directories with uploads in them are derived from the ledger.
+// maxDirs bounds the directories a supplier may make that hold no upload:
+// each is a row in the ledger and an entry in every node's memory.
+const maxDirs = 10000
+
+// dirSet caches, per supplier, the directories the ledger records as made
+// and holding no upload yet; directories with uploads in them are derived
+// from the transfers. A supplier's set is loaded on its first login on this
+// node and written through after; a directory another node makes later is
+// seen here after a restart.
 type dirSet struct {
 	mu   sync.Mutex
 	dirs map[string]map[string]bool // supplier → path → made
+}
+
+// load reads supplier's directories from the ledger unless already loaded.
+func (d *dirSet) load(ctx context.Context, l Ledger, supplier string) error {
+	d.mu.Lock()
+	_, loaded := d.dirs[supplier]
+	d.mu.Unlock()
+	if loaded {
+		return nil
+	}
+	ps, err := l.Dirs(ctx, supplier, maxDirs)
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.dirs == nil {
+		d.dirs = make(map[string]map[string]bool)
+	}
+	if _, loaded := d.dirs[supplier]; !loaded {
+		d.dirs[supplier] = make(map[string]bool, len(ps))
+		for _, p := range ps {
+			d.dirs[supplier][p] = true
+		}
+	}
+	return nil
 }
 
 func (d *dirSet) add(supplier, p string) {
@@ -536,6 +576,13 @@ func (d *dirSet) has(supplier, p string) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.dirs[supplier][p]
+}
+
+// full reports whether supplier has made as many directories as it may.
+func (d *dirSet) full(supplier string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.dirs[supplier]) >= maxDirs
 }
 
 // below returns the made directories directly below dir.

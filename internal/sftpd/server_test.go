@@ -182,6 +182,43 @@ func TestUploadIntoDirectories(t *testing.T) {
 	}
 }
 
+// TestDirectoriesRecorded checks that a directory made with MKDIR is in the
+// ledger, audited, and seen by a node that starts afresh.
+func TestDirectoriesRecorded(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, serverOptions{})
+	c := ts.sftpClient(t, uploader)
+	for _, d := range []string{"/kept", "/gone"} {
+		if err := c.Mkdir(d); err != nil {
+			t.Fatalf("Mkdir %s: %v", d, err)
+		}
+	}
+	if err := c.RemoveDirectory("/gone"); err != nil {
+		t.Fatal(err)
+	}
+	if dirs, err := ts.ledger.Dirs(t.Context(), uploader, 10); err != nil || !slices.Equal(dirs, []string{"/kept"}) {
+		t.Errorf("ledger directories %q, %v; want /kept", dirs, err)
+	}
+	var kinds []string
+	for _, ev := range ts.events(t, "") {
+		if strings.HasPrefix(ev.Kind, "dir.") {
+			kinds = append(kinds, ev.Kind+" "+ev.Detail["path"])
+		}
+	}
+	if want := []string{"dir.create /kept", "dir.create /gone", "dir.remove /gone"}; !slices.Equal(kinds, want) {
+		t.Errorf("events %q, want %q", kinds, want)
+	}
+
+	// A node that has not seen this supplier yet (here: its cache cleared).
+	ts.srv.dirs.mu.Lock()
+	ts.srv.dirs.dirs = nil
+	ts.srv.dirs.mu.Unlock()
+	c2 := ts.sftpClient(t, uploader)
+	if fi, err := c2.Stat("/kept"); err != nil || !fi.IsDir() {
+		t.Errorf("Stat(/kept) on a fresh node = %v, %v", fi, err)
+	}
+}
+
 func TestUploadConcurrentOutOfOrderWrites(t *testing.T) {
 	t.Parallel()
 	for _, tt := range []struct {

@@ -486,8 +486,19 @@ func (s *session) mkdir(p string) error {
 	if isDir, err := s.isDir(p); err != nil || isDir {
 		return cmp.Or(err, ErrExists)
 	}
+	if s.srv.dirs.full(s.supplier.Name) {
+		return fmt.Errorf("%w: at most %d empty directories", ErrTooManyDirs, maxDirs)
+	}
+	if err := s.srv.ledger.MakeDir(s.ctx, s.supplier.Name, p, s.dirEvent(p)); err != nil {
+		return err
+	}
 	s.srv.dirs.add(s.supplier.Name, p)
 	return nil
+}
+
+// dirEvent is the audit event of the supplier making or removing dir p.
+func (s *session) dirEvent(p string) ledger.Event {
+	return ledger.Event{Actor: s.supplier.Name, RemoteIP: s.remoteIP, ConnID: s.connID, Detail: map[string]string{"path": p}}
 }
 
 func (s *session) rmdir(p string) error {
@@ -503,6 +514,9 @@ func (s *session) rmdir(p string) error {
 	}
 	if len(children) > 0 {
 		return ErrNotEmpty
+	}
+	if err := s.srv.ledger.RemoveDir(s.ctx, s.supplier.Name, p, s.dirEvent(p)); err != nil {
+		return err
 	}
 	s.srv.dirs.remove(s.supplier.Name, p)
 	return nil
