@@ -37,7 +37,12 @@ type fileLane struct {
 	opened  uint64               // handles given out
 	held    bool                 // write answers wait in the packer
 	reply   []byte               // the reply being encoded
+	started bool                 // the client has sent INIT
 }
+
+// ErrBeforeInit ends a session whose client sends a request before INIT,
+// the version exchange, as OpenSSH's server does.
+var ErrBeforeInit = errors.New("request before the SFTP version exchange")
 
 // laneFile is a file open on the lane: an upload or a download.
 type laneFile struct {
@@ -89,6 +94,8 @@ const (
 	fxpWrite    = 6
 	fxpFstat    = 8
 	fxpFsetstat = 10
+	fxpReaddir  = 12
+	fxpRealpath = 16
 	fxpStatus   = 101
 	fxpHandle   = 102
 	fxpAttrs    = 105
@@ -118,47 +125,67 @@ func newFileLane(sess *session, replies *replyPacker) *fileLane {
 	return &fileLane{sess: sess, replies: replies, files: make(map[string]*laneFile)}
 }
 
-func (l *fileLane) serve(pkt []byte) bool {
+func (l *fileLane) serve(pkt []byte) (bool, error) {
+	if !l.started && pkt[4] != fxpInit {
+		return false, fmt.Errorf("%w: packet type %d", ErrBeforeInit, pkt[4])
+	}
 	req := fields{b: pkt[5:]}
 	id := req.uint32() // the client's version, in an INIT
 	switch pkt[4] {
 	case fxpInit:
+		l.started = true
 		// The first request: pkg/sftp keeps nothing from it, and its
 		// answer cannot announce the limits.
 		if l.awaitEarlier() {
 			l.send(l.begin(fxpVersion, sftpVersion).appendExtensions())
 		}
-		return true
+		return true, nil
 	case fxpExtended:
 		if name := req.bytes(); req.bad || string(name) != limitsExtension {
-			return false
+			return false, nil
 		}
 		if l.awaitEarlier() {
 			l.send(l.begin(fxpExtendedReply, id).appendUint64s(maxPacketLength, maxData, maxData, maxOpenHandles))
 		}
-		return true
+		return true, nil
 	case fxpOpen:
 		name := req.bytes()
 		pflags := req.uint32()
 		if req.bad || pflags&(fxfRead|writeFlags) == 0 {
-			return false
+			return false, nil
 		}
 		if l.awaitEarlier() {
 			l.open(id, string(name), pflags)
 		}
-		return true
+		return true, nil
 	case fxpClose, fxpRead, fxpWrite, fxpFstat, fxpFsetstat:
 		handle := req.bytes()
 		f, mine := l.files[string(handle)]
 		if req.bad || !mine {
-			return false
+			return false, nil
 		}
 		if l.awaitEarlier() {
 			l.onHandle(pkt[4], id, f, &req)
 		}
-		return true
+		return true, nil
+	case fxpLstat, fxpSetstat, fxpOpendir, fxpReaddir, fxpRemove, fxpMkdir, fxpRmdir, fxpRealpath,
+		fxpStat, fxpRename, fxpReadlink, fxpSymlink:
+		return false, nil // pkg/sftp's
 	}
-	return false
+	return l.unknown(id, pkt[4], req.bad)
+}
+
+// unknown answers a packet of a type that is no request of SFTP v3, which
+// pkg/sftp would answer by ending the session, with an unsupported status;
+// one too short to carry a request id ends the session.
+func (l *fileLane) unknown(id uint32, typ byte, bad bool) (bool, error) {
+	if bad {
+		return false, fmt.Errorf("packet of unknown type %d without a request id: %w", typ, sftp.ErrSSHFxBadMessage)
+	}
+	if l.awaitEarlier() {
+		l.answer(id, fmt.Errorf("packet type %d: %w", typ, sftp.ErrSSHFxOpUnsupported))
+	}
+	return true, nil
 }
 
 // awaitEarlier reports whether the channel is still open once pkg/sftp has

@@ -270,6 +270,7 @@ func FuzzFileLane(f *testing.F) {
 	}
 	sess.refusals = newRefusals(ts.srv, sess.log, egresser, sess.remoteIP, sess.connID)
 	lane := newFileLane(sess, replies)
+	lane.started = true // each input is one request of a session past INIT
 	f.Cleanup(func() { lane.abort(nil) })
 	// keepOpen opens p as handle unless a file is open there.
 	keepOpen := func(t *testing.T, handle, p string, pflags uint32) {
@@ -297,8 +298,9 @@ func FuzzFileLane(f *testing.F) {
 		pkt = append(pkt, body...)
 		before := replies.replies
 		replies.requests.Add(1)
-		if !lane.serve(pkt) {
-			replies.requests.Add(-1) // pkg/sftp's, which answers it
+		served, err := lane.serve(pkt)
+		if err != nil || !served {
+			replies.requests.Add(-1) // pkg/sftp's, which answers it, or the end of the session
 			return
 		}
 		replies.flushHeld()

@@ -50,7 +50,8 @@ const readBuffer = 4 + maxPacket
 type inlineServer interface {
 	// serve answers pkt (a whole packet, length included, valid only
 	// during the call) and reports true, or reports false to pass it on.
-	serve(pkt []byte) bool
+	// An error ends the session.
+	serve(pkt []byte) (bool, error)
 	// idle is called before the guard waits for the client's next
 	// request: the client may be waiting for an answer held back. A
 	// request begun is finished without answers.
@@ -94,7 +95,15 @@ func (g *pathGuard) Read(p []byte) (int, error) {
 				g.escapes++
 			}
 		}
-		if g.inline == nil || !g.inline.serve(pkt) {
+		if g.inline == nil {
+			g.out = pkt
+			continue
+		}
+		served, err := g.inline.serve(pkt)
+		if err != nil {
+			return 0, err
+		}
+		if !served {
 			g.out = pkt
 		}
 	}

@@ -13,9 +13,6 @@ import (
 	"github.com/airlock-gw/airlock/internal/sftptest"
 )
 
-// fxpRealpath is a request whose path pkg/sftp confines itself.
-const fxpRealpath = 16
-
 func TestEscapes(t *testing.T) {
 	t.Parallel()
 	tests := []struct {

@@ -1,6 +1,7 @@
 package sftpd
 
 import (
+	"io"
 	"strconv"
 	"strings"
 	"testing"
@@ -55,4 +56,43 @@ func TestRefusalsBounded(t *testing.T) {
 	if bytes > recorded*3<<10 {
 		t.Errorf("%d bytes of detail for %d events: paths are not clipped", bytes, recorded)
 	}
+}
+
+// TestProtocolOrder checks that a request before INIT ends the session, as
+// OpenSSH's server does, and is recorded; and that a packet of a type SFTP
+// v3 does not have is answered as unsupported, the session going on.
+func TestProtocolOrder(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, serverOptions{})
+
+	t.Run("request before INIT", func(t *testing.T) {
+		sess, err := ts.connect(t, uploader).NewSession()
+		if err != nil {
+			t.Fatal(err)
+		}
+		in, _ := sess.StdinPipe()
+		out, _ := sess.StdoutPipe()
+		if err := sess.RequestSubsystem("sftp"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := in.Write(sftptest.Packet(fxpStat, 1, "/")); err != nil {
+			t.Fatal(err)
+		}
+		if b, err := io.ReadAll(out); len(b) > 0 || err != nil {
+			t.Errorf("answered %x, %v; want the session closed without an answer", b, err)
+		}
+		eventually(t, "a refusal with reason protocol", func() bool { return ts.refusals(t, "protocol") > 0 })
+	})
+
+	t.Run("unknown packet types", func(t *testing.T) {
+		r := ts.rawClient(t, uploader)
+		for _, typ := range []byte{2, 21, 99, 101, 105, 199, 201, 255} {
+			if code, msg := r.Status(typ, "/x"); code != sftptest.FXOpUnsupported {
+				t.Errorf("packet type %d: status %d %q, want unsupported", typ, code, msg)
+			}
+		}
+		if typ, _ := r.Call(fxpStat, "/"); typ != fxpAttrs {
+			t.Errorf("STAT / after unknown packets answered with type %d, want the session still serving", typ)
+		}
+	})
 }

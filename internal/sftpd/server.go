@@ -473,6 +473,9 @@ func (sess *session) serve(ctx context.Context, ch ssh.Channel) (exitStatus uint
 	}()
 	err := srv.Serve()
 	clientEnded := (err == nil || errors.Is(err, io.EOF)) && !sess.idledOut.Load()
+	if errors.Is(err, ErrBeforeInit) || errors.Is(err, sftp.ErrSSHFxBadMessage) {
+		sess.refusals.record(ctx, "session ended: protocol violation", map[string]string{"op": "sftp", "reason": "protocol", "error": err.Error()})
+	}
 	if !clientEnded {
 		sess.log.Debug("sftp session ended", "err", err)
 		exitStatus = 1
