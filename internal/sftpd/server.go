@@ -17,6 +17,7 @@ import (
 	"path"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pkg/sftp"
@@ -122,9 +123,8 @@ func New(opts Options) (*Server, error) {
 		maxAuthTries:     cmp.Or(sc.MaxAuthTries, 6),
 		now:              time.Now,
 		recordAfter:      recordAfter,
-		admission: newAdmission(sc.Ban.Threshold, cmp.Or(sc.Ban.Window, 10*time.Minute), cmp.Or(sc.Ban.Duration, 15*time.Minute),
-			cmp.Or(sc.MaxConnectionsPerIP, 20), cmp.Or(sc.MaxUnauthenticated, 64)),
-		closing: make(chan struct{}),
+		admission:        newAdmission(admissionLimitsOf(sc)),
+		closing:          make(chan struct{}),
 	}
 	s.memory = newMemoryBudget(int64(cmp.Or(opts.Config.Limits.UploadMemory, 512<<20)),
 		int64(s.reorderWindow)+s.landing.WriteBuffer(s.maxFileSize), cmp.Or(opts.MemoryWait, time.Minute))
@@ -234,7 +234,8 @@ func (s *Server) handleConn(ctx context.Context, nc net.Conn) {
 	remote := remoteIP(nc.RemoteAddr())
 	log := s.log.With("conn_id", connID, "remote_ip", remote.String())
 	s.metrics.connections.Inc()
-	if reason, ok := s.admission.admit(remote); !ok {
+	reason, pressured, ok := s.admission.admit(remote)
+	if !ok {
 		// Not audited: a banned address could otherwise flood the ledger.
 		log.Warn("connection refused", "reason", reason)
 		s.metrics.connectionsRefused.WithLabelValues(reason).Inc()
@@ -243,17 +244,13 @@ func (s *Server) handleConn(ctx context.Context, nc net.Conn) {
 	defer s.admission.release(remote)
 	s.audit(ctx, ledger.Event{Kind: "connect", Actor: "anonymous", RemoteIP: remote.String(), ConnID: connID})
 
-	_ = nc.SetDeadline(s.now().Add(s.handshakeTimeout))
-	sconn, chans, reqs, err := ssh.NewServerConn(nc, s.connConfig(ctx, connID, log))
-	s.admission.authenticated()
+	deadline := handshakeDeadline(s.handshakeTimeout, pressured)
+	_ = nc.SetDeadline(s.now().Add(deadline))
+	var tried atomic.Bool
+	sconn, chans, reqs, err := ssh.NewServerConn(nc, s.connConfig(ctx, connID, log, &tried))
+	s.admission.authenticated(remote)
 	if err != nil {
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			log.Warn("connection dropped", "reason", reasonHandshakeTimedOut, "after", s.handshakeTimeout)
-			s.metrics.connectionsRefused.WithLabelValues(reasonHandshakeTimedOut).Inc()
-			return
-		}
-		log.Info("connection closed before login", "err", err)
+		s.droppedBeforeLogin(ctx, remote, connID, log, err, deadline, pressured, tried.Load())
 		return
 	}
 	defer sconn.Close()
