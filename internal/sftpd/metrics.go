@@ -14,6 +14,7 @@ type Metrics struct {
 	uploads            *prometheus.CounterVec
 	authFailures       *prometheus.CounterVec
 	refused            *prometheus.CounterVec
+	revoked            *prometheus.CounterVec
 }
 
 // NewMetrics registers the collectors with reg.
@@ -49,7 +50,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "airlock_sftp_requests_refused_total", Help: "Refused SFTP requests by reason.",
 		}, []string{"reason"}),
+		revoked: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "airlock_sftp_sessions_revoked_total", Help: "Live sessions closed because a reload or key expiry no longer allows them, by reason.",
+		}, []string{"reason"}),
 	}
-	reg.MustRegister(m.connections, m.connectionsRefused, m.bans, m.memoryWaits, m.sessions, m.uploadBytes, m.downloadBytes, m.uploads, m.authFailures, m.refused)
+	reg.MustRegister(m.connections, m.connectionsRefused, m.bans, m.memoryWaits, m.sessions, m.uploadBytes, m.downloadBytes, m.uploads, m.authFailures, m.refused, m.revoked)
 	return m
 }

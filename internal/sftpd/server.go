@@ -91,6 +91,7 @@ type Server struct {
 
 	memory *memoryBudget // for upload buffers
 
+	live    liveConns // authenticated connections, for revocation
 	dirs    dirSet
 	egress  storage.Cache // egress stores, open across sessions
 	wg      sync.WaitGroup
@@ -140,6 +141,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		close(s.closing)
 		ln.Close()
 	}()
+	go s.revalidateEvery(ctx, revalidateInterval)
 	s.log.Info("sftp listening", "addr", ln.Addr().String())
 	for {
 		nc, err := ln.Accept()
@@ -258,14 +260,15 @@ func (s *Server) handleConn(ctx context.Context, nc net.Conn) {
 
 	user := sconn.User()
 	log = log.With("user", user)
-	supplier, ok := s.suppliers().Lookup(user)
-	if !ok { // removed by a reload between authentication and now
-		log.Warn("supplier no longer configured; closing")
+	live := &liveConn{supplier: user, fingerprint: sconn.Permissions.Extensions[extFingerprint], ip: remote, log: log, close: sconn.Close}
+	defer s.live.remove(connID)
+	supplier, ok := s.login(ctx, connID, live)
+	if !ok { // changed by a reload since authentication
 		return
 	}
 	s.metrics.sessions.Inc()
 	defer s.metrics.sessions.Dec()
-	log.Info("logged in", "key", sconn.Permissions.Extensions[extFingerprint])
+	log.Info("logged in", "key", live.fingerprint)
 
 	connCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -297,13 +300,11 @@ func (s *Server) handleConn(ctx context.Context, nc net.Conn) {
 			continue
 		}
 		sessions.Add(1)
-		idle.opened()
 		go func() {
 			defer sessions.Done()
-			defer idle.closed(s.now())
-			s.serveChannel(connCtx, ch, chReqs, &session{
+			s.serveChannel(connCtx, ch, chReqs, idle, &session{
 				srv: s, ctx: connCtx, supplier: supplier, connID: connID, remoteIP: remote.String(), log: log,
-				held: make(map[string]ledger.Transfer),
+				held: make(map[string]ledger.Transfer), live: live,
 			})
 		}()
 	}
@@ -311,8 +312,8 @@ func (s *Server) handleConn(ctx context.Context, nc net.Conn) {
 	log.Info("connection closed")
 }
 
-// connIdle tracks whether a connection has any session open, and since when
-// it has had none.
+// connIdle tracks whether a connection has any SFTP session running, and
+// since when it has had none.
 type connIdle struct {
 	mu       sync.Mutex
 	sessions int
@@ -333,7 +334,8 @@ func (c *connIdle) closed(now time.Time) {
 	}
 }
 
-// idleFor is how long the connection has had no session, 0 while it has.
+// idleFor is how long the connection has had no SFTP session, 0 while it
+// has.
 func (c *connIdle) idleFor(now time.Time) time.Duration {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -343,8 +345,8 @@ func (c *connIdle) idleFor(now time.Time) time.Duration {
 	return now.Sub(c.since)
 }
 
-// closeIdleConn closes a connection that has had no session for the idle
-// timeout: a login that never opens one, or a client that keeps its
+// closeIdleConn closes a connection that has had no SFTP session for the
+// idle timeout: a login that never starts one, or a client that keeps its
 // connection after its session idled out, must not hold a connection slot.
 func (s *Server) closeIdleConn(ctx context.Context, conn ssh.Conn, idle *connIdle, log *slog.Logger) {
 	if idleFor, ok := waitIdle(ctx, s.idleTimeout, func() time.Duration { return idle.idleFor(s.now()) }); ok {
@@ -404,16 +406,24 @@ func (s *Server) keepAlive(ctx context.Context, conn ssh.Conn, log *slog.Logger)
 }
 
 // serveChannel answers a session channel's requests: the sftp subsystem is
-// served, anything else (shell, exec, pty, forwarding) is refused.
-func (s *Server) serveChannel(ctx context.Context, ch ssh.Channel, reqs <-chan *ssh.Request, sess *session) {
+// served, anything else (shell, exec, pty, forwarding) is refused. A
+// channel that has not started sftp within the idle timeout is closed.
+func (s *Server) serveChannel(ctx context.Context, ch ssh.Channel, reqs <-chan *ssh.Request, idle *connIdle, sess *session) {
 	defer ch.Close()
 	// The subsystem's bookkeeping (settling cut-off uploads) must finish
 	// before the connection counts as closed.
 	var serving sync.WaitGroup
 	defer serving.Wait()
-	started := false
+	var started atomic.Bool
+	notStarted := time.AfterFunc(s.idleTimeout, func() {
+		if !started.Load() {
+			sess.log.Info("closing session that never started sftp", "idle", s.idleTimeout)
+			ch.Close()
+		}
+	})
+	defer notStarted.Stop()
 	for req := range reqs {
-		ok := !started && req.Type == "subsystem" && subsystemName(req.Payload) == "sftp"
+		ok := !started.Load() && req.Type == "subsystem" && subsystemName(req.Payload) == "sftp"
 		if req.WantReply {
 			_ = req.Reply(ok, nil)
 		}
@@ -426,9 +436,11 @@ func (s *Server) serveChannel(ctx context.Context, ch ssh.Channel, reqs <-chan *
 			sess.log.Warn("session request refused", "type", req.Type)
 			continue
 		}
-		started = true
+		started.Store(true)
+		idle.opened()
 		// Requests after the subsystem starts are refused by the loop.
 		serving.Go(func() {
+			defer idle.closed(s.now())
 			status := sess.serve(ctx, ch)
 			// As OpenSSH's server does; without it, clients log the
 			// status as missing.
