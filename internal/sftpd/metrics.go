@@ -27,7 +27,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "airlock_sftp_connections_refused_total", Help: "Connections dropped before login by reason (banned, caps, handshake timeout).",
 		}, []string{"reason"}),
 		bans: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "airlock_sftp_bans_total", Help: "Addresses banned for too many failed logins.",
+			Name: "airlock_sftp_bans_total", Help: "Addresses banned for too many failed logins or slots held without logging in.",
 		}),
 		memoryWaits: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "airlock_sftp_upload_memory_waits_total", Help: "Uploads that waited for the upload memory budget (limits.upload_memory).",
