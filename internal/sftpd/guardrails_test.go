@@ -1,8 +1,11 @@
 package sftpd
 
 import (
+	"io"
 	"math"
+	"net"
 	"net/netip"
+	"os"
 	"slices"
 	"testing"
 	"time"
@@ -227,5 +230,42 @@ func TestHandshakeDeadline(t *testing.T) {
 		if got := handshakeDeadline(tc.timeout, tc.pressured); got != tc.want {
 			t.Errorf("handshakeDeadline(%s, %v) = %s, want %s", tc.timeout, tc.pressured, got, tc.want)
 		}
+	}
+}
+
+// TestDroppedBeforeLoginStrikes: which handshakes that end without a login
+// count towards a ban.
+func TestDroppedBeforeLoginStrikes(t *testing.T) {
+	t.Parallel()
+	timeout := &net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded}
+	for _, tc := range []struct {
+		name             string
+		err              error
+		pressured, tried bool
+		strike           bool
+	}{
+		{"held to the deadline", timeout, false, false, true},
+		{"held to the shortened deadline", timeout, true, false, true},
+		{"closed at once, quiet times", io.EOF, false, false, false},
+		{"closed at once, under pressure", io.EOF, true, false, true},
+		{"gave up after a refused key, under pressure", io.EOF, true, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ts := newTestServer(t, serverOptions{})
+			ts.srv.admission = newAdmission(admissionLimits{banThreshold: 2, banWindow: time.Minute, banFor: time.Minute,
+				perIP: 10, unauth: 10, unauthPerIP: 10, unauthPerNet: 10})
+			ip := netip.MustParseAddr("192.0.2.9")
+			for range 2 {
+				ts.srv.droppedBeforeLogin(t.Context(), ip, "c1", testLogger(t), tc.err, time.Second, tc.pressured, tc.tried)
+			}
+			_, _, admitted := ts.srv.admission.admit(ip)
+			if banned := !admitted; banned != tc.strike {
+				t.Fatalf("banned after two: %v, want %v", banned, tc.strike)
+			}
+			if evs := ts.events(t, "ip.banned"); tc.strike && (len(evs) != 1 || evs[0].Detail["reason"] != "held connections without logging in" || evs[0].RemoteIP != ip.String()) {
+				t.Fatalf("ip.banned events: %+v", evs)
+			}
+		})
 	}
 }
