@@ -141,7 +141,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		close(s.closing)
 		ln.Close()
 	}()
-	go s.revalidateEvery(ctx, revalidateInterval)
+	s.wg.Go(func() { s.revalidateEvery(ctx, revalidateInterval) })
 	s.log.Info("sftp listening", "addr", ln.Addr().String())
 	for {
 		nc, err := ln.Accept()

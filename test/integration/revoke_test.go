@@ -45,7 +45,7 @@ func TestRevokeLiveSession(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		name    string
-		expires bool // the key expires 15s after the start; no reload
+		expires bool // the key expires 25s after the start; no reload
 		change  func(t *testing.T, file string, key, next clientKey)
 		reason  string
 		within  time.Duration // from the change to the session's end
@@ -67,7 +67,7 @@ func TestRevokeLiveSession(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			key, next := newClientKey(t), newClientKey(t)
-			expiry := time.Now().Add(15 * time.Second)
+			expiry := time.Now().Add(25 * time.Second)
 			if tc.expires {
 				key.expires = expiry.UTC().Format(time.RFC3339)
 			}
@@ -95,6 +95,11 @@ func TestRevokeLiveSession(t *testing.T) {
 			ev := g.waitEvent(t, 0, "session.revoked", "", map[string]string{"supplier": "acme", "reason": tc.reason})
 			if ev.RemoteIP != "127.0.0.1" || ev.ConnID == "" {
 				t.Errorf("session.revoked event: %+v", ev)
+			}
+			// The watcher reloads too, after SIGHUP: one revocation still.
+			time.Sleep(time.Second)
+			if n := countEvents(g.events(), "session.revoked"); n != 1 {
+				t.Errorf("%d session.revoked events, want 1", n)
 			}
 			tr := g.waitTransfer(t, "acme", "/slow.bin", 10*time.Second, "the cut upload to fail",
 				func(tr ledger.Transfer) bool { return tr.State != ledger.Receiving })
