@@ -128,8 +128,14 @@ func (s *Server) logAuth(ctx context.Context, meta ssh.ConnMetadata, connID stri
 	ev.Kind = "auth.fail"
 	ev.Detail["reason"] = reason
 	s.audit(ctx, ev)
-	s.strike(ctx, remoteIP(meta.RemoteAddr()), connID, log, "too many failed logins")
+	s.strike(ctx, remoteIP(meta.RemoteAddr()), connID, log, banFailedLogins)
 }
+
+// Why an address is banned, in the log and the ip.banned event.
+const (
+	banFailedLogins = "too many failed logins"
+	banHeldSlots    = "held connections without logging in"
+)
 
 // strike counts a strike against ip, and bans it when that makes too many
 // (sftp.ban), saying why in the log and the audit trail.
@@ -154,11 +160,11 @@ func (s *Server) droppedBeforeLogin(ctx context.Context, ip netip.Addr, connID s
 	case errors.As(err, &ne) && ne.Timeout():
 		log.Warn("connection dropped", "reason", reasonHandshakeTimedOut, "after", deadline, "pressured", pressured)
 		s.metrics.connectionsRefused.WithLabelValues(reasonHandshakeTimedOut).Inc()
-		s.strike(ctx, ip, connID, log, "held connections without logging in")
+		s.strike(ctx, ip, connID, log, banHeldSlots)
 	case pressured && !tried:
 		log.Warn("connection closed before login while the pool was under pressure", "err", err)
 		s.metrics.connectionsRefused.WithLabelValues(reasonClosedUnderPressure).Inc()
-		s.strike(ctx, ip, connID, log, "held connections without logging in")
+		s.strike(ctx, ip, connID, log, banHeldSlots)
 	default:
 		log.Info("connection closed before login", "err", err)
 	}

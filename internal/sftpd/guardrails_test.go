@@ -263,7 +263,7 @@ func TestDroppedBeforeLoginStrikes(t *testing.T) {
 			if banned := !admitted; banned != tc.strike {
 				t.Fatalf("banned after two: %v, want %v", banned, tc.strike)
 			}
-			if evs := ts.events(t, "ip.banned"); tc.strike && (len(evs) != 1 || evs[0].Detail["reason"] != "held connections without logging in" || evs[0].RemoteIP != ip.String()) {
+			if evs := ts.events(t, "ip.banned"); tc.strike && (len(evs) != 1 || evs[0].Detail["reason"] != banHeldSlots || evs[0].RemoteIP != ip.String()) {
 				t.Fatalf("ip.banned events: %+v", evs)
 			}
 		})
