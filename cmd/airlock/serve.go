@@ -91,6 +91,9 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opts serve
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
+	// Set before the reloads start (Watch and SIGHUP, below): a reload
+	// re-checks the live sessions against the new set.
+	var srv *sftpd.Server
 	suppliers := config.NewReloader(cfg.SuppliersDir, filepath.Dir(cfg.File), cfg.Suppliers,
 		func(ctx context.Context, s *config.Suppliers, err error) {
 			ev := ledger.Event{Kind: "config.reload", Actor: "system", Detail: map[string]string{"suppliers_dir": cfg.SuppliersDir}}
@@ -107,6 +110,11 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opts serve
 			}
 			if _, aerr := led.Append(ctx, ev); aerr != nil {
 				log.Error("append audit event", "kind", ev.Kind, "err", aerr)
+			}
+			if err == nil {
+				if n := srv.Revalidate(ctx, s); n > 0 {
+					log.Warn("sessions the reload no longer allows were closed", "sessions", n)
+				}
 			}
 		})
 
@@ -151,7 +159,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opts serve
 		return err
 	}
 
-	srv, err := sftpd.New(sftpd.Options{
+	srv, err = sftpd.New(sftpd.Options{
 		Config:    cfg,
 		Suppliers: suppliers.Current,
 		Ledger:    led,

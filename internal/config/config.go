@@ -59,7 +59,13 @@ type SFTP struct {
 	KeepaliveInterval   time.Duration
 	MaxConnectionsPerIP int // open connections from one address, >= 1
 	MaxUnauthenticated  int // connections not yet authenticated, in total, >= 1
-	Ban                 Ban
+	// MaxUnauthenticatedPerIP and MaxUnauthenticatedPerNetwork cap the
+	// connections not yet authenticated from one address and from one /24
+	// (IPv4) or /64 (IPv6) network, so that a few addresses cannot fill
+	// MaxUnauthenticated.
+	MaxUnauthenticatedPerIP      int
+	MaxUnauthenticatedPerNetwork int
+	Ban                          Ban
 	// ReceiptRetention is how long <name>.receipt.json stays in the
 	// supplier's home after the outcome; 0 disables receipts.
 	ReceiptRetention time.Duration
@@ -169,11 +175,14 @@ const (
 	defaultKeepaliveInterval   = 30 * time.Second
 	defaultMaxConnectionsPerIP = 20
 	defaultMaxUnauthenticated  = 64
-	defaultBanThreshold        = 10
-	defaultBanWindow           = 10 * time.Minute
-	defaultBanDuration         = 15 * time.Minute
-	defaultKeyExpiryNotice     = 14 * 24 * time.Hour
-	defaultReceiptRetention    = 30 * 24 * time.Hour
+	// Real clients open a few connections at once (rclone: one per
+	// transfer and checker); a handshake takes well under a second.
+	defaultMaxUnauthenticatedPerIP = 10
+	defaultBanThreshold            = 10
+	defaultBanWindow               = 10 * time.Minute
+	defaultBanDuration             = 15 * time.Minute
+	defaultKeyExpiryNotice         = 14 * 24 * time.Hour
+	defaultReceiptRetention        = 30 * 24 * time.Hour
 
 	defaultMaxAttempts  = 20
 	defaultRetryBackoff = time.Second
@@ -195,6 +204,7 @@ var airlockKeys = keySet{
 		"listen": nil, "host_keys": nil, "temp_patterns": nil,
 		"max_auth_tries": nil, "handshake_timeout": nil, "idle_timeout": nil, "keepalive_interval": nil,
 		"max_connections_per_ip": nil, "max_unauthenticated": nil,
+		"max_unauthenticated_per_ip": nil, "max_unauthenticated_per_network": nil,
 		"ban":               {"threshold": nil, "window": nil, "duration": nil},
 		"receipt_retention": nil,
 	},
@@ -359,6 +369,9 @@ func parseSFTPLimits(c *checker, sftp map[string]field, s *SFTP) {
 	s.KeepaliveInterval = c.duration(sftp["keepalive_interval"], defaultKeepaliveInterval, true)
 	s.MaxConnectionsPerIP = c.integer(sftp["max_connections_per_ip"], defaultMaxConnectionsPerIP, 1, 0)
 	s.MaxUnauthenticated = c.integer(sftp["max_unauthenticated"], defaultMaxUnauthenticated, 1, 0)
+	s.MaxUnauthenticatedPerIP = c.integer(sftp["max_unauthenticated_per_ip"], defaultMaxUnauthenticatedPerIP, 1, 0)
+	// By default no network holds more than a quarter of the pool.
+	s.MaxUnauthenticatedPerNetwork = c.integer(sftp["max_unauthenticated_per_network"], max(1, s.MaxUnauthenticated/4), 1, 0)
 	ban := c.mapping(sftp["ban"], airlockKeys["sftp"]["ban"])
 	s.Ban.Threshold = c.integer(ban["threshold"], defaultBanThreshold, 0, -1)
 	s.Ban.Window = c.duration(ban["window"], defaultBanWindow, false)

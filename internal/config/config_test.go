@@ -29,14 +29,15 @@ func TestLoadValid(t *testing.T) {
 			HostKeys:     []string{filepath.Join(root, "state/ssh_host_ed25519_key"), "/etc/airlock/ssh_host_ecdsa_key"},
 			TempPatterns: []string{"*.filepart", "*.partial", "*.part", "*.tmp"},
 			// The defaults of the connection limits:
-			MaxAuthTries:        6,
-			HandshakeTimeout:    30 * time.Second,
-			IdleTimeout:         15 * time.Minute,
-			KeepaliveInterval:   30 * time.Second,
-			MaxConnectionsPerIP: 20,
-			MaxUnauthenticated:  64,
-			Ban:                 Ban{Threshold: 10, Window: 10 * time.Minute, Duration: 15 * time.Minute},
-			ReceiptRetention:    30 * 24 * time.Hour,
+			MaxAuthTries:            6,
+			HandshakeTimeout:        30 * time.Second,
+			IdleTimeout:             15 * time.Minute,
+			KeepaliveInterval:       30 * time.Second,
+			MaxConnectionsPerIP:     20,
+			MaxUnauthenticated:      64,
+			MaxUnauthenticatedPerIP: 10, MaxUnauthenticatedPerNetwork: 16,
+			Ban:              Ban{Threshold: 10, Window: 10 * time.Minute, Duration: 15 * time.Minute},
+			ReceiptRetention: 30 * 24 * time.Hour,
 		},
 		HTTP:         HTTP{Listen: "127.0.0.1:8080"},
 		Database:     "sqlite:" + filepath.Join(root, "state/airlock.db"),
@@ -249,7 +250,7 @@ func TestConfigRules(t *testing.T) {
 			check: func(t *testing.T, c *Config, _ string) {
 				want := SFTP{Listen: c.SFTP.Listen, HostKeys: c.SFTP.HostKeys, TempPatterns: c.SFTP.TempPatterns,
 					MaxAuthTries: 3, HandshakeTimeout: 10 * time.Second, IdleTimeout: 90 * time.Minute, KeepaliveInterval: 0,
-					MaxConnectionsPerIP: 2, MaxUnauthenticated: 1, Ban: Ban{Threshold: 0, Window: 24 * time.Hour, Duration: 7 * 24 * time.Hour},
+					MaxConnectionsPerIP: 2, MaxUnauthenticated: 1, MaxUnauthenticatedPerIP: 10, MaxUnauthenticatedPerNetwork: 1, Ban: Ban{Threshold: 0, Window: 24 * time.Hour, Duration: 7 * 24 * time.Hour},
 					ReceiptRetention: 30 * 24 * time.Hour}
 				if !reflect.DeepEqual(c.SFTP, want) {
 					t.Errorf("sftp %+v\nwant %+v", c.SFTP, want)

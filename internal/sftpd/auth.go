@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
+	"net/netip"
+	"sync/atomic"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 
@@ -64,8 +68,9 @@ func (s *Server) sshConfig(signers []ssh.Signer) *ssh.ServerConfig {
 }
 
 // connConfig is the server config for one connection: its callbacks know
-// the connection's id for the log and audit trail.
-func (s *Server) connConfig(ctx context.Context, connID string, log *slog.Logger) *ssh.ServerConfig {
+// the connection's id for the log and audit trail, and set tried once the
+// client attempts a real login (its failures are then counted already).
+func (s *Server) connConfig(ctx context.Context, connID string, log *slog.Logger, tried *atomic.Bool) *ssh.ServerConfig {
 	cfg := *s.cfg
 	cfg.PublicKeyCallback = func(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
 		supplier, ok := s.suppliers().Lookup(meta.User())
@@ -90,6 +95,9 @@ func (s *Server) connConfig(ctx context.Context, connID string, log *slog.Logger
 		return perms, nil
 	}
 	cfg.AuthLogCallback = func(meta ssh.ConnMetadata, method string, err error) {
+		if method != "none" {
+			tried.Store(true)
+		}
 		s.logAuth(ctx, meta, connID, log, method, err)
 	}
 	return &cfg
@@ -123,10 +131,44 @@ func (s *Server) logAuth(ctx context.Context, meta ssh.ConnMetadata, connID stri
 	ev.Kind = "auth.fail"
 	ev.Detail["reason"] = reason
 	s.audit(ctx, ev)
-	if addr := remoteIP(meta.RemoteAddr()); s.admission.failed(addr) {
-		log.Warn("address banned for too many failed logins", "for", s.admission.banFor)
-		s.metrics.bans.Inc()
-		s.audit(ctx, ledger.Event{Kind: "ip.banned", Actor: "system", RemoteIP: ip, ConnID: connID,
-			Detail: map[string]string{"reason": "too many failed logins", "duration": s.admission.banFor.String()}})
+	s.strike(ctx, remoteIP(meta.RemoteAddr()), connID, log, banFailedLogins)
+}
+
+// Why an address is banned, in the log and the ip.banned event.
+const (
+	banFailedLogins = "too many failed logins"
+	banHeldSlots    = "held connections without logging in"
+)
+
+// strike counts a strike against ip, and bans it when that makes too many
+// (sftp.ban), saying why in the log and the audit trail.
+func (s *Server) strike(ctx context.Context, ip netip.Addr, connID string, log *slog.Logger, why string) {
+	if !s.admission.failed(ip) {
+		return
+	}
+	log.Warn("address banned", "reason", why, "for", s.admission.banFor)
+	s.metrics.bans.Inc()
+	s.audit(ctx, ledger.Event{Kind: "ip.banned", Actor: "system", RemoteIP: ip.String(), ConnID: connID,
+		Detail: map[string]string{"reason": why, "duration": s.admission.banFor.String()}})
+}
+
+// droppedBeforeLogin handles a connection whose handshake ended without a
+// login. A slot held to the deadline is a strike against the address, and
+// so is one given up without trying a key while the pool is under
+// pressure: holding slots is how a handful of addresses lock suppliers
+// out. (A health check that connects and closes, at quiet times, is not.)
+func (s *Server) droppedBeforeLogin(ctx context.Context, ip netip.Addr, connID string, log *slog.Logger, err error, deadline time.Duration, pressured, tried bool) {
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+		log.Warn("connection dropped", "reason", reasonHandshakeTimedOut, "after", deadline, "pressured", pressured)
+		s.metrics.connectionsRefused.WithLabelValues(reasonHandshakeTimedOut).Inc()
+		s.strike(ctx, ip, connID, log, banHeldSlots)
+	case pressured && !tried:
+		log.Warn("connection closed before login while the pool was under pressure", "err", err)
+		s.metrics.connectionsRefused.WithLabelValues(reasonClosedUnderPressure).Inc()
+		s.strike(ctx, ip, connID, log, banHeldSlots)
+	default:
+		log.Info("connection closed before login", "err", err)
 	}
 }

@@ -266,7 +266,7 @@ func FuzzFileLane(f *testing.F) {
 	}
 	sess := &session{
 		srv: ts.srv, ctx: f.Context(), supplier: supplier, connID: "fuzz", remoteIP: "127.0.0.1",
-		log: testLogger(f), held: make(map[string]ledger.Transfer),
+		log: testLogger(f), held: make(map[string]ledger.Transfer), live: &liveConn{},
 	}
 	sess.refusals = newRefusals(ts.srv, sess.log, egresser, sess.remoteIP, sess.connID)
 	lane := newFileLane(sess, replies)

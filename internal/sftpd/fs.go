@@ -66,6 +66,7 @@ type session struct {
 	uploadSession ledger.UploadSession // recorded at the session's first upload
 
 	idledOut atomic.Bool // the session was closed for want of requests
+	live     *liveConn   // its connection, revoked or not
 }
 
 var (

@@ -14,6 +14,7 @@ type Metrics struct {
 	uploads            *prometheus.CounterVec
 	authFailures       *prometheus.CounterVec
 	refused            *prometheus.CounterVec
+	revoked            *prometheus.CounterVec
 }
 
 // NewMetrics registers the collectors with reg.
@@ -26,7 +27,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "airlock_sftp_connections_refused_total", Help: "Connections dropped before login by reason (banned, caps, handshake timeout).",
 		}, []string{"reason"}),
 		bans: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "airlock_sftp_bans_total", Help: "Addresses banned for too many failed logins.",
+			Name: "airlock_sftp_bans_total", Help: "Addresses banned for too many failed logins or slots held without logging in.",
 		}),
 		memoryWaits: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "airlock_sftp_upload_memory_waits_total", Help: "Uploads that waited for the upload memory budget (limits.upload_memory).",
@@ -49,7 +50,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "airlock_sftp_requests_refused_total", Help: "Refused SFTP requests by reason.",
 		}, []string{"reason"}),
+		revoked: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "airlock_sftp_sessions_revoked_total", Help: "Live sessions closed because a reload or key expiry no longer allows them, by reason.",
+		}, []string{"reason"}),
 	}
-	reg.MustRegister(m.connections, m.connectionsRefused, m.bans, m.memoryWaits, m.sessions, m.uploadBytes, m.downloadBytes, m.uploads, m.authFailures, m.refused)
+	reg.MustRegister(m.connections, m.connectionsRefused, m.bans, m.memoryWaits, m.sessions, m.uploadBytes, m.downloadBytes, m.uploads, m.authFailures, m.refused, m.revoked)
 	return m
 }

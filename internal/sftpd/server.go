@@ -17,6 +17,7 @@ import (
 	"path"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pkg/sftp"
@@ -94,6 +95,7 @@ type Server struct {
 
 	memory *memoryBudget // for upload buffers
 
+	live    liveConns // authenticated connections, for revocation
 	dirs    dirSet
 	egress  storage.Cache // egress stores, open across sessions
 	wg      sync.WaitGroup
@@ -126,9 +128,8 @@ func New(opts Options) (*Server, error) {
 		maxAuthTries:     cmp.Or(sc.MaxAuthTries, 6),
 		now:              time.Now,
 		recordAfter:      recordAfter,
-		admission: newAdmission(sc.Ban.Threshold, cmp.Or(sc.Ban.Window, 10*time.Minute), cmp.Or(sc.Ban.Duration, 15*time.Minute),
-			cmp.Or(sc.MaxConnectionsPerIP, 20), cmp.Or(sc.MaxUnauthenticated, 64)),
-		closing: make(chan struct{}),
+		admission:        newAdmission(admissionLimitsOf(sc)),
+		closing:          make(chan struct{}),
 	}
 	s.memory = newMemoryBudget(int64(cmp.Or(opts.Config.Limits.UploadMemory, 512<<20)),
 		int64(s.reorderWindow)+s.landing.WriteBuffer(s.maxFileSize), cmp.Or(opts.MemoryWait, time.Minute))
@@ -144,6 +145,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		close(s.closing)
 		ln.Close()
 	}()
+	s.wg.Go(func() { s.revalidateEvery(ctx, revalidateInterval) })
 	s.log.Info("sftp listening", "addr", ln.Addr().String())
 	for {
 		nc, err := ln.Accept()
@@ -238,7 +240,8 @@ func (s *Server) handleConn(ctx context.Context, nc net.Conn) {
 	remote := remoteIP(nc.RemoteAddr())
 	log := s.log.With("conn_id", connID, "remote_ip", remote.String())
 	s.metrics.connections.Inc()
-	if reason, ok := s.admission.admit(remote); !ok {
+	reason, pressured, ok := s.admission.admit(remote)
+	if !ok {
 		// Not audited: a banned address could otherwise flood the ledger.
 		log.Warn("connection refused", "reason", reason)
 		s.metrics.connectionsRefused.WithLabelValues(reason).Inc()
@@ -247,17 +250,13 @@ func (s *Server) handleConn(ctx context.Context, nc net.Conn) {
 	defer s.admission.release(remote)
 	s.audit(ctx, ledger.Event{Kind: "connect", Actor: "anonymous", RemoteIP: remote.String(), ConnID: connID})
 
-	_ = nc.SetDeadline(s.now().Add(s.handshakeTimeout))
-	sconn, chans, reqs, err := ssh.NewServerConn(nc, s.connConfig(ctx, connID, log))
-	s.admission.authenticated()
+	deadline := handshakeDeadline(s.handshakeTimeout, pressured)
+	_ = nc.SetDeadline(s.now().Add(deadline))
+	var tried atomic.Bool
+	sconn, chans, reqs, err := ssh.NewServerConn(nc, s.connConfig(ctx, connID, log, &tried))
+	s.admission.authenticated(remote)
 	if err != nil {
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			log.Warn("connection dropped", "reason", reasonHandshakeTimedOut, "after", s.handshakeTimeout)
-			s.metrics.connectionsRefused.WithLabelValues(reasonHandshakeTimedOut).Inc()
-			return
-		}
-		log.Info("connection closed before login", "err", err)
+		s.droppedBeforeLogin(ctx, remote, connID, log, err, deadline, pressured, tried.Load())
 		return
 	}
 	defer sconn.Close()
@@ -265,9 +264,10 @@ func (s *Server) handleConn(ctx context.Context, nc net.Conn) {
 
 	user := sconn.User()
 	log = log.With("user", user)
-	supplier, ok := s.suppliers().Lookup(user)
-	if !ok { // removed by a reload between authentication and now
-		log.Warn("supplier no longer configured; closing")
+	live := &liveConn{supplier: user, fingerprint: sconn.Permissions.Extensions[extFingerprint], ip: remote, log: log, close: sconn.Close}
+	defer s.live.remove(connID)
+	supplier, ok := s.login(ctx, connID, live)
+	if !ok { // changed by a reload since authentication
 		return
 	}
 	if err := s.dirs.load(ctx, s.ledger, user); err != nil {
@@ -276,7 +276,7 @@ func (s *Server) handleConn(ctx context.Context, nc net.Conn) {
 	}
 	s.metrics.sessions.Inc()
 	defer s.metrics.sessions.Dec()
-	log.Info("logged in", "key", sconn.Permissions.Extensions[extFingerprint])
+	log.Info("logged in", "key", live.fingerprint)
 
 	connCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -310,13 +310,11 @@ func (s *Server) handleConn(ctx context.Context, nc net.Conn) {
 			continue
 		}
 		sessions.Add(1)
-		idle.opened()
 		go func() {
 			defer sessions.Done()
-			defer idle.closed(s.now())
-			s.serveChannel(connCtx, ch, chReqs, &session{
+			s.serveChannel(connCtx, ch, chReqs, idle, &session{
 				srv: s, ctx: connCtx, supplier: supplier, connID: connID, remoteIP: remote.String(), log: log,
-				refusals: refused, held: make(map[string]ledger.Transfer),
+				refusals: refused, held: make(map[string]ledger.Transfer), live: live,
 			})
 		}()
 	}
@@ -324,8 +322,8 @@ func (s *Server) handleConn(ctx context.Context, nc net.Conn) {
 	log.Info("connection closed")
 }
 
-// connIdle tracks whether a connection has any session open, and since when
-// it has had none.
+// connIdle tracks whether a connection has any SFTP session running, and
+// since when it has had none.
 type connIdle struct {
 	mu       sync.Mutex
 	sessions int
@@ -346,7 +344,8 @@ func (c *connIdle) closed(now time.Time) {
 	}
 }
 
-// idleFor is how long the connection has had no session, 0 while it has.
+// idleFor is how long the connection has had no SFTP session, 0 while it
+// has.
 func (c *connIdle) idleFor(now time.Time) time.Duration {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -356,8 +355,8 @@ func (c *connIdle) idleFor(now time.Time) time.Duration {
 	return now.Sub(c.since)
 }
 
-// closeIdleConn closes a connection that has had no session for the idle
-// timeout: a login that never opens one, or a client that keeps its
+// closeIdleConn closes a connection that has had no SFTP session for the
+// idle timeout: a login that never starts one, or a client that keeps its
 // connection after its session idled out, must not hold a connection slot.
 func (s *Server) closeIdleConn(ctx context.Context, conn ssh.Conn, idle *connIdle, log *slog.Logger) {
 	if idleFor, ok := waitIdle(ctx, s.idleTimeout, func() time.Duration { return idle.idleFor(s.now()) }); ok {
@@ -417,16 +416,24 @@ func (s *Server) keepAlive(ctx context.Context, conn ssh.Conn, log *slog.Logger)
 }
 
 // serveChannel answers a session channel's requests: the sftp subsystem is
-// served, anything else (shell, exec, pty, forwarding) is refused.
-func (s *Server) serveChannel(ctx context.Context, ch ssh.Channel, reqs <-chan *ssh.Request, sess *session) {
+// served, anything else (shell, exec, pty, forwarding) is refused. A
+// channel that has not started sftp within the idle timeout is closed.
+func (s *Server) serveChannel(ctx context.Context, ch ssh.Channel, reqs <-chan *ssh.Request, idle *connIdle, sess *session) {
 	defer ch.Close()
 	// The subsystem's bookkeeping (settling cut-off uploads) must finish
 	// before the connection counts as closed.
 	var serving sync.WaitGroup
 	defer serving.Wait()
-	started := false
+	var started atomic.Bool
+	notStarted := time.AfterFunc(s.idleTimeout, func() {
+		if !started.Load() {
+			sess.log.Info("closing session that never started sftp", "idle", s.idleTimeout)
+			ch.Close()
+		}
+	})
+	defer notStarted.Stop()
 	for req := range reqs {
-		ok := !started && req.Type == "subsystem" && subsystemName(req.Payload) == "sftp"
+		ok := !started.Load() && req.Type == "subsystem" && subsystemName(req.Payload) == "sftp"
 		if req.WantReply {
 			_ = req.Reply(ok, nil)
 		}
@@ -439,9 +446,11 @@ func (s *Server) serveChannel(ctx context.Context, ch ssh.Channel, reqs <-chan *
 			sess.refusals.sshRequest(ctx, "session-request", req.Type)
 			continue
 		}
-		started = true
+		started.Store(true)
+		idle.opened()
 		// Requests after the subsystem starts are refused by the loop.
 		serving.Go(func() {
+			defer idle.closed(s.now())
 			status := sess.serve(ctx, ch)
 			// As OpenSSH's server does; without it, clients log the
 			// status as missing.

@@ -180,6 +180,10 @@ func (u *upload) ReadAt([]byte, int64) (int, error) { return 0, statusError(ErrW
 // TransferError is called by pkg/sftp when the connection ends with the
 // file still open.
 func (u *upload) TransferError(err error) {
+	if why := u.s.live.revokedFor(); why != "" {
+		u.win.Abort(fmt.Errorf("session revoked (%s) during the upload", why))
+		return
+	}
 	if u.s.idledOut.Load() {
 		u.win.Abort(fmt.Errorf("session closed: no request for %s (idle timeout)", u.s.srv.idleTimeout))
 		return

@@ -351,6 +351,8 @@ sftp:
   listen: %q
   max_connections_per_ip: 64
   max_unauthenticated: 128
+  max_unauthenticated_per_ip: 128
+  max_unauthenticated_per_network: 128
 http:
   listen: %q
 database: %q
