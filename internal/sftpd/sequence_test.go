@@ -67,7 +67,7 @@ func FuzzPacketSequence(f *testing.F) {
 	f.Fuzz(func(t *testing.T, stream []byte) {
 		ch := &pipeChannel{in: io.MultiReader(bytes.NewReader(P(fxpInit, 3)), bytes.NewReader(stream))}
 		sess := &session{srv: ts.srv, ctx: t.Context(), supplier: supplier, connID: "fuzz", remoteIP: "127.0.0.1",
-			log: testLogger(t), held: make(map[string]ledger.Transfer)}
+			log: testLogger(t), held: make(map[string]ledger.Transfer), live: &liveConn{}}
 		sess.refusals = newRefusals(ts.srv, sess.log, egresser, sess.remoteIP, sess.connID)
 		sess.serve(t.Context(), ch)
 
