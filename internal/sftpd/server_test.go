@@ -612,6 +612,38 @@ func TestUploadOnlyPermissions(t *testing.T) {
 		})
 	}
 
+	// WinSCP resumes a temporary file by reopening it and writing from
+	// where it stopped. Until resume exists that write is refused as a gap,
+	// and the half held before must not be renamed into place after it.
+	t.Run("a reopened temporary name cannot be renamed with its first part", func(t *testing.T) {
+		tmp := "/resumed.csv.filepart"
+		first := source(2 << 10)
+		if err := putFile(c, tmp, first); err != nil {
+			t.Fatal(err)
+		}
+		held := ts.transferAt(t, uploader, tmp)
+		f, err := c.OpenFile(tmp, os.O_RDWR)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, werr := f.WriteAt(source(2<<10), 2<<10)
+		cerr := f.Close()
+		if werr == nil && cerr == nil {
+			t.Fatal("the write past a fresh upload's start was accepted")
+		}
+		if err := c.Rename(tmp, "/resumed.csv"); err == nil {
+			t.Error("renamed the temporary name after its rewrite failed")
+		}
+		if got := ts.get(t, held.ID); got.State != ledger.Failed {
+			t.Errorf("the first part is %s, want failed", got.State)
+		}
+		for _, tr := range ts.transfers(t, uploader) {
+			if tr.Path == "/resumed.csv" {
+				t.Errorf("a transfer at the final name: %+v", tr)
+			}
+		}
+	})
+
 	t.Run("Remove drops a held upload", func(t *testing.T) {
 		if err := putFile(c, "/drop.csv.filepart", []byte("x")); err != nil {
 			t.Fatal(err)

@@ -112,6 +112,12 @@ func (s *session) startUpload(r *sftp.Request) (*upload, error) {
 		release()
 		return nil, err
 	}
+	if tr, ok := s.heldAt(loc.rel); ok {
+		// Opened again before it was renamed: the client rewrites or
+		// resumes it, so the bytes held are not the file. Only an upload
+		// that completes may be renamed into place.
+		s.discardHeld(tr, "opened for writing again before it was renamed")
+	}
 	s.track(u)
 	u.recorder = time.AfterFunc(s.srv.recordAfter, u.begin)
 	u.win = newReorderWindow(u, s.srv.maxFileSize, s.srv.reorderWindow, s.srv.reorderStall)
@@ -400,6 +406,14 @@ func (s *session) releaseHeld() {
 	}
 }
 
+// discardHeld stops holding tr and drops it.
+func (s *session) discardHeld(tr ledger.Transfer, reason string) {
+	s.mu.Lock()
+	delete(s.held, tr.ID)
+	s.mu.Unlock()
+	s.dropHeld(tr, reason)
+}
+
 func (s *session) dropHeld(tr ledger.Transfer, reason string) {
 	ctx, cancel := s.bookkeepingContext()
 	defer cancel()
@@ -452,10 +466,7 @@ func (s *session) rename(from, to string) error {
 // name; anything already handed on stays.
 func (s *session) remove(p string) error {
 	if tr, ok := s.heldAt(p); ok {
-		s.mu.Lock()
-		delete(s.held, tr.ID)
-		s.mu.Unlock()
-		s.dropHeld(tr, "removed by the supplier before it was renamed")
+		s.discardHeld(tr, "removed by the supplier before it was renamed")
 		return nil
 	}
 	if _, ok, err := s.receiptAt(p); err != nil || ok {
