@@ -47,6 +47,7 @@ var errorClasses = []struct {
 	{[]error{ErrTooLarge}, "too-large", sftp.ErrSSHFxFailure, true},
 	{[]error{ErrNotSequential}, "not-sequential", sftp.ErrSSHFxFailure, true},
 	{[]error{ErrReadOnly, ErrWriteOnly, ErrProcessing}, "permission", sftp.ErrSSHFxPermissionDenied, true},
+	{[]error{ErrOverwriteDenied}, "overwrite-denied", sftp.ErrSSHFxPermissionDenied, true},
 	{[]error{ErrUnsupported}, "unsupported", sftp.ErrSSHFxOpUnsupported, true},
 	{[]error{ErrBusy}, "busy", sftp.ErrSSHFxFailure, true},
 	{[]error{ErrNotFound, storage.ErrNotFound}, "not-found", sftp.ErrSSHFxNoSuchFile, false},
