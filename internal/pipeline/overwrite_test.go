@@ -93,7 +93,16 @@ func (f *fixture) checkOverwriteRecord(policy string, a, b ledger.Transfer, want
 		if _, err := os.Stat(f.landingFile(b)); err != nil {
 			t.Errorf("the refused upload's landed bytes are gone: %v", err)
 		}
-		f.waitMails(4) // a delivered, b failed: supplier and operators
+		// a delivered, b failed: each to the supplier and the operators.
+		failed := 0
+		for _, m := range f.waitMails(4) {
+			if strings.Contains(m.Subject, "failed") {
+				failed++
+			}
+		}
+		if failed != 2 {
+			t.Errorf("%d emails tell of the failure, want 2 (supplier and operators)", failed)
+		}
 	case ledger.Delivered:
 		if want := strings.TrimSuffix(a.Destination, "report.csv") + versionedKey("report.csv", b.ID); policy == config.OverwriteVersion && b.Destination != want {
 			t.Errorf("destination %q, want %q", b.Destination, want)
