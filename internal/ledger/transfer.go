@@ -457,6 +457,15 @@ func scanTransfer(row interface{ Scan(...any) error }) (Transfer, error) {
 // ids sort as their bytes do.
 var idEncoding = base32.NewEncoding("0123456789abcdefghijklmnopqrstuv").WithPadding(base32.NoPadding)
 
+// IsID reports whether s has the form of a transfer id.
+func IsID(s string) bool {
+	if len(s) != 26 {
+		return false
+	}
+	_, err := idEncoding.DecodeString(s)
+	return err == nil
+}
+
 // newID returns a 26-character id that sorts by creation time: 48 bits of
 // Unix milliseconds followed by 80 random bits.
 func newID(at time.Time) string {

@@ -447,13 +447,30 @@ func TestNewID(t *testing.T) {
 	seen := map[string]bool{}
 	for i := range 1000 {
 		id := newID(base.Add(time.Duration(i) * time.Millisecond))
-		if len(id) != 26 || strings.ToLower(id) != id {
+		if len(id) != 26 || strings.ToLower(id) != id || !IsID(id) {
 			t.Fatalf("id %q: want 26 lowercase characters", id)
 		}
 		if id <= prev || seen[id] {
 			t.Fatalf("id %q does not sort after %q", id, prev)
 		}
 		prev, seen[id] = id, true
+	}
+}
+
+func TestIsID(t *testing.T) {
+	t.Parallel()
+	for s, want := range map[string]bool{
+		"06h52sm7r3kgn5tghjrt71on5c":  true,
+		"06H52SM7R3KGN5TGHJRT71ON5C":  false, // ids are lower case
+		"06h52sm7r3kgn5tghjrt71on5w":  false, // w is not in the alphabet
+		"06h52sm7r3kgn5tghjrt71on5":   false,
+		"06h52sm7r3kgn5tghjrt71on5cc": false,
+		"csv":                         false,
+		"":                            false,
+	} {
+		if got := IsID(s); got != want {
+			t.Errorf("IsID(%q) = %v, want %v", s, got, want)
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"path"
 	"strings"
@@ -31,17 +32,10 @@ type destPlace struct {
 // (awaitTurn), and later ones wait for this one.
 func (in *ingestion) place(ctx context.Context, dst *storage.Store, policy string) (destPlace, error) {
 	pl := destPlace{key: destinationKey(in.tr), policy: cmp.Or(policy, config.OverwriteAllow)}
-	trs, err := in.Ledger.List(ctx, ledger.Filter{
-		Supplier: in.tr.Supplier, Path: in.tr.Path, Destination: objectLocation(dst.String(), pl.key),
-		States: []ledger.State{ledger.Delivered}, Limit: 1,
-	})
-	if err != nil {
-		return destPlace{}, fmt.Errorf("deliver: %w", err)
+	var err error
+	if pl.earlier, err = in.deliveredAt(ctx, objectLocation(dst.String(), pl.key)); err != nil || pl.earlier == nil {
+		return pl, err
 	}
-	if len(trs) == 0 {
-		return pl, nil
-	}
-	pl.earlier = &trs[0]
 	in.Log.Info("a file was delivered under this name before", "transfer_id", in.tr.ID, "path", in.tr.Path,
 		"earlier_transfer_id", pl.earlier.ID, "overwrite", pl.policy)
 	switch pl.policy {
@@ -53,6 +47,38 @@ func (in *ingestion) place(ctx context.Context, dst *storage.Store, policy strin
 		pl.key = versionedKey(pl.key, in.tr.ID)
 	}
 	return pl, nil
+}
+
+// deliveredAt returns the transfer of this supplier delivered at where,
+// the location of the file's own name, or nil: an earlier upload of the
+// path, or the one whose versioned copy the name spells (report.<id>.csv),
+// which would otherwise be replaced unseen.
+func (in *ingestion) deliveredAt(ctx context.Context, where string) (*ledger.Transfer, error) {
+	trs, err := in.Ledger.List(ctx, ledger.Filter{
+		Supplier: in.tr.Supplier, Path: in.tr.Path, Destination: where, States: []ledger.State{ledger.Delivered}, Limit: 1,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("deliver: %w", err)
+	}
+	if len(trs) > 0 {
+		return &trs[0], nil
+	}
+	for _, part := range strings.Split(path.Base(in.tr.Path), ".") {
+		if !ledger.IsID(part) {
+			continue
+		}
+		tr, err := in.Ledger.Get(ctx, part)
+		if errors.Is(err, ledger.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("deliver: %w", err)
+		}
+		if tr.Supplier == in.tr.Supplier && tr.State == ledger.Delivered && tr.Destination == where {
+			return &tr, nil
+		}
+	}
+	return nil, nil
 }
 
 // events are the audit events of a delivery that replaced a file, or was

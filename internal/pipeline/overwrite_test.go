@@ -104,7 +104,7 @@ func (f *fixture) checkOverwriteRecord(policy string, a, b ledger.Transfer, want
 			t.Errorf("%d emails tell of the failure, want 2 (supplier and operators)", failed)
 		}
 	case ledger.Delivered:
-		if want := strings.TrimSuffix(a.Destination, "report.csv") + versionedKey("report.csv", b.ID); policy == config.OverwriteVersion && b.Destination != want {
+		if want := versionedKey(a.Destination, b.ID); policy == config.OverwriteVersion && b.Destination != want {
 			t.Errorf("destination %q, want %q", b.Destination, want)
 		} else if policy == config.OverwriteAllow && b.Destination != a.Destination {
 			t.Errorf("destination %q, want %q", b.Destination, a.Destination)
@@ -149,5 +149,48 @@ func TestVersionedKey(t *testing.T) {
 		if got := versionedKey(key, "ID"); got != want {
 			t.Errorf("versionedKey(%q) = %q, want %q", key, got, want)
 		}
+	}
+}
+
+// TestUploadNamedAsAVersion uploads a name that spells another transfer's
+// versioned copy (report.<id>.csv): the copy is treated as delivered at that
+// name, so the policy applies to it as to any delivered file.
+func TestUploadNamedAsAVersion(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		policy string
+		want   ledger.State
+	}{
+		{config.OverwriteAllow, ledger.Delivered},
+		{config.OverwriteDeny, ledger.Failed},
+		{config.OverwriteVersion, ledger.Delivered},
+	}
+	for _, tt := range tests {
+		t.Run(tt.policy, func(t *testing.T) {
+			t.Parallel()
+			ledgertest.ForEachBackend(t, func(t *testing.T, dsn string) {
+				f := newFixture(t, dsn, fixtureOptions{overwrite: tt.policy})
+				f.run()
+				// A versioned copy, as a version policy in force earlier made it.
+				a := f.waitState(f.land("/report.csv", []byte("a")).ID, ledger.Delivered)
+				b := ledger.NewTransfer(ledger.Transfer{Supplier: supplier, Path: "/report.csv"})
+				versioned := "report." + b.ID + ".csv"
+				where, size, sum := versionedKey(a.Destination, b.ID), int64(1), hexSum([]byte("b"))
+				writeFile(t, filepath.Join(f.destDir, supplier, versioned), []byte("b"))
+				b, err := f.ledger.Record(t.Context(), b, ledger.Event{}, ledger.Delivered,
+					ledger.Change{Destination: &where, Size: &size, SHA256: &sum}, ledger.Event{})
+				if err != nil {
+					t.Fatal(err)
+				}
+
+				c := f.waitState(f.land("/"+versioned, []byte("c")).ID, tt.want)
+				kept := map[string]string{config.OverwriteAllow: "c", config.OverwriteDeny: "b", config.OverwriteVersion: "b"}[tt.policy]
+				if got, err := os.ReadFile(filepath.Join(f.destDir, supplier, versioned)); err != nil || string(got) != kept {
+					t.Errorf("%s holds %q (%v), want %q", versioned, got, err, kept)
+				}
+				wantKind := map[string]string{config.OverwriteAllow: "transfer.overwrite", config.OverwriteVersion: "transfer.version"}[tt.policy]
+				f.checkOverwriteRecord(tt.policy, b, c, wantKind)
+			})
+		})
 	}
 }
