@@ -25,8 +25,18 @@ type Supplier struct {
 	SSHKeys     []AuthorizedKey
 	Destination Target
 	Egress      *Target // nil when the supplier has no egress
-	File        string  // absolute path of the supplier file
+	// Overwrite is what a second upload of a path already delivered
+	// does: OverwriteAllow, OverwriteDeny or OverwriteVersion.
+	Overwrite string
+	File      string // absolute path of the supplier file
 }
+
+// The values of Supplier.Overwrite.
+const (
+	OverwriteAllow   = "allow"   // the later upload replaces the delivered copy, audited
+	OverwriteDeny    = "deny"    // the later upload is refused
+	OverwriteVersion = "version" // the later upload is delivered beside it, under a name of its own
+)
 
 // Target is where files go. URL is an absolute path, or a store URL as
 // written; relative paths resolve against the config root (the directory
@@ -161,6 +171,7 @@ var supplierKeys = keySet{
 	"ssh_keys":    nil,
 	"destination": targetKeys,
 	"egress":      targetKeys,
+	"overwrite":   nil,
 }
 
 // LoadSuppliers reads every dir/*.yaml and dir/*.yml except dot files.
@@ -339,6 +350,7 @@ func parseSupplier(c *checker, data []byte, stem, root string, now time.Time) *p
 		t := c.target(f, root)
 		p.Egress = &t
 	}
+	p.Overwrite = c.oneOf(doc["overwrite"], OverwriteAllow, OverwriteAllow, OverwriteDeny, OverwriteVersion)
 	return p
 }
 

@@ -217,6 +217,14 @@ func TestSupplierRules(t *testing.T) {
 			name:  "null egress means none",
 			files: map[string]string{"acme.yaml": acmeYAML + "egress:\n"},
 		},
+		{
+			name:  "unknown overwrite policy",
+			files: map[string]string{"acme.yaml": acmeYAML + "overwrite: Deny\n", "globex.yml": globexYAML + "overwrite: [allow]\n"},
+			want: []string{
+				`suppliers/acme.yaml:7: overwrite: "Deny" must be allow, deny or version`,
+				`suppliers/globex.yml:7: overwrite: expected a string, got a list`,
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -228,6 +236,31 @@ func TestSupplierRules(t *testing.T) {
 			dir := writeTree(t, files)
 			_, err := Load(filepath.Join(dir, "airlock.yaml"))
 			diffLines(t, messages(t, err, dir), tt.want)
+		})
+	}
+}
+
+// TestSupplierOverwrite checks the overwrite policy a supplier file sets,
+// and its default.
+func TestSupplierOverwrite(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct{ yaml, want string }{
+		{"", OverwriteAllow},
+		{"overwrite:\n", OverwriteAllow},
+		{"overwrite: allow\n", OverwriteAllow},
+		{"overwrite: deny\n", OverwriteDeny},
+		{"overwrite: version\n", OverwriteVersion},
+	} {
+		t.Run(tt.want+"/"+strings.TrimSpace(tt.yaml), func(t *testing.T) {
+			t.Parallel()
+			dir := writeTree(t, map[string]string{"airlock.yaml": "node: test\n", "suppliers/acme.yaml": acmeYAML + tt.yaml})
+			c, err := Load(filepath.Join(dir, "airlock.yaml"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s, _ := c.Suppliers.Lookup("acme"); s.Overwrite != tt.want {
+				t.Errorf("overwrite %q, want %q", s.Overwrite, tt.want)
+			}
 		})
 	}
 }

@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"fmt"
 	"path/filepath"
 	"testing"
 )
@@ -36,4 +37,37 @@ func BenchmarkSmallUpload(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkNameTaken is the read an SFTP open of a name makes when it must
+// know whether the name is taken (CREAT|EXCL, or the overwrite policy
+// deny): the supplier's newest transfer of the path in the given states,
+// on a ledger of 20,000 transfers of 2,000 names, 10 uploads each.
+func BenchmarkNameTaken(b *testing.B) {
+	l := openLedger(b, "sqlite:"+filepath.Join(b.TempDir(), "airlock.db"))
+	ctx := b.Context()
+	tx, err := l.DB().BeginTx(ctx, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range 20_000 {
+		tr := NewTransfer(Transfer{Supplier: "acme", Path: fmt.Sprintf("/daily/report-%d.csv", i%2000)})
+		tr.State = Delivered
+		if err := insertTransfer(ctx, tx, tr); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		b.Fatal(err)
+	}
+	states := []State{Received, Scanning, Delivering, Delivered}
+	for _, bb := range []struct{ name, path string }{{"taken", "/daily/report-7.csv"}, {"free", "/daily/new.csv"}} {
+		b.Run(bb.name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := l.List(ctx, Filter{Supplier: "acme", Path: bb.path, States: states, Limit: 1}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

@@ -174,6 +174,9 @@ type Change struct {
 	Path, SHA256, ScanResult, Destination, Error *string
 	Size                                         *int64
 	IncAttempts                                  bool
+	// Also are more events of the transfer, appended after the move's
+	// own in the same transaction, e.g. that a delivery replaced a file.
+	Also []Event
 	// InTx, when set, runs inside Advance's transaction after the row is
 	// updated, with the transfer as it now is; its error undoes the whole
 	// Advance. The job queue inserts the next job here, so that a state
@@ -209,8 +212,13 @@ func (l *Ledger) Advance(ctx context.Context, id string, from []State, to State,
 		return Transfer{}, fmt.Errorf("advance transfer %s: unknown state %q", id, to)
 	}
 	changeEvent(id, to, &ev)
+	evs := []*Event{&ev}
+	for _, also := range ch.Also {
+		also.TransferID = id
+		evs = append(evs, &also)
+	}
 	var t Transfer
-	err := l.withEvent(ctx, commitInto(to), &ev, func(tx *sql.Tx) error {
+	err := l.withEvents(ctx, commitInto(to), evs, func(tx *sql.Tx) error {
 		// withEvent holds the chain head lock, which every writer takes
 		// first, so the row cannot change between this read and the update.
 		var err error
@@ -221,6 +229,9 @@ func (l *Ledger) Advance(ctx context.Context, id string, from []State, to State,
 			return fmt.Errorf("%w: state is %s, not %v", ErrStateConflict, t.State, from)
 		}
 		move(&t, to, ch, &ev)
+		for _, also := range evs[1:] {
+			also.At = ev.At
+		}
 		_, err = tx.ExecContext(ctx, sqlUpdateTransfer,
 			t.Size, t.SHA256, string(t.State), t.ScanResult, t.Destination, t.Error, t.Attempts,
 			formatTime(t.UpdatedAt), t.ID)
@@ -292,7 +303,9 @@ type Filter struct {
 	Supplier   string
 	Path       string
 	PathPrefix string // paths that start with it
-	States     []State
+	// Destination selects transfers delivered or quarantined there.
+	Destination string
+	States      []State
 	// Recent, when it has states, widens States: transfers in one of
 	// Recent.States changed at or after Recent.Since match as well, so
 	// that one query asks "pending, or settled lately".
@@ -335,6 +348,9 @@ func (l *Ledger) List(ctx context.Context, f Filter) ([]Transfer, error) {
 	}
 	if f.Path != "" {
 		where = append(where, "path = "+arg(f.Path))
+	}
+	if f.Destination != "" {
+		where = append(where, "destination = "+arg(f.Destination))
 	}
 	if f.PathPrefix != "" {
 		// A byte-order range rather than LIKE (which folds case in SQLite
@@ -440,6 +456,15 @@ func scanTransfer(row interface{ Scan(...any) error }) (Transfer, error) {
 // idEncoding is base32hex in lower case: its alphabet is in ASCII order, so
 // ids sort as their bytes do.
 var idEncoding = base32.NewEncoding("0123456789abcdefghijklmnopqrstuv").WithPadding(base32.NoPadding)
+
+// IsID reports whether s has the form of a transfer id.
+func IsID(s string) bool {
+	if len(s) != 26 {
+		return false
+	}
+	_, err := idEncoding.DecodeString(s)
+	return err == nil
+}
 
 // newID returns a 26-character id that sorts by creation time: 48 bits of
 // Unix milliseconds followed by 80 random bits.

@@ -278,6 +278,44 @@ func TestAdvanceInTx(t *testing.T) {
 	})
 }
 
+// TestAdvanceAlso checks that the events a change brings along are the
+// transfer's, follow the move's own, and are undone with it.
+func TestAdvanceAlso(t *testing.T) {
+	t.Parallel()
+	ledgertest.ForEachBackend(t, func(t *testing.T, dsn string) {
+		ctx := t.Context()
+		l := openLedger(t, dsn)
+		tr, err := l.Begin(ctx, NewTransfer(Transfer{Supplier: "acme", Path: "/a.csv"}), Event{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		also := []Event{{Kind: "transfer.overwrite", Detail: map[string]string{"replaced_sha256": "ab"}}}
+		if _, err := l.Advance(ctx, tr.ID, []State{Delivering}, Delivered, Change{Also: also}, Event{}); !errors.Is(err, ErrStateConflict) {
+			t.Fatalf("Advance from the wrong state = %v, want %v", err, ErrStateConflict)
+		}
+		if _, err := l.Advance(ctx, tr.ID, []State{Receiving}, Delivered, Change{Also: also}, Event{}); err != nil {
+			t.Fatal(err)
+		}
+		evs, err := l.Events(ctx, tr.ID, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var kinds []string
+		for _, ev := range evs {
+			kinds = append(kinds, ev.Kind)
+		}
+		if want := []string{"upload.start", "transfer.delivered", "transfer.overwrite"}; !slices.Equal(kinds, want) {
+			t.Fatalf("events %v, want %v", kinds, want)
+		}
+		if last := evs[2]; last.At != evs[1].At || last.Detail["replaced_sha256"] != "ab" || last.Actor != "system" {
+			t.Errorf("overwrite event %+v", last)
+		}
+		if n, err := l.VerifyAudit(ctx); err != nil || n != 3 {
+			t.Errorf("VerifyAudit = %d, %v; want 3, nil", n, err)
+		}
+	})
+}
+
 func TestList(t *testing.T) {
 	t.Parallel()
 	ledgertest.ForEachBackend(t, func(t *testing.T, dsn string) {
@@ -301,7 +339,7 @@ func TestList(t *testing.T) {
 				t.Fatal(err)
 			}
 			if s.state != Receiving {
-				if _, err := l.Advance(ctx, tr.ID, []State{Receiving}, s.state, Change{}, Event{}); err != nil {
+				if _, err := l.Advance(ctx, tr.ID, []State{Receiving}, s.state, Change{Destination: ptr("dest" + s.path)}, Event{}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -324,6 +362,7 @@ func TestList(t *testing.T) {
 			{"all, newest first", Filter{}, []int{4, 3, 2, 1, 0}},
 			{"supplier", Filter{Supplier: "acme"}, []int{3, 1, 0}},
 			{"path", Filter{Path: "/a.csv"}, []int{2, 0}},
+			{"destination", Filter{Path: "/a.csv", Destination: "dest/a.csv"}, []int{2}},
 			{"one state", Filter{States: []State{Receiving}}, []int{4, 0}},
 			{"several states", Filter{States: []State{Delivered, Quarantined, Received}}, []int{3, 2, 1}},
 			{"node and state (crash recovery)", Filter{Node: "n1", States: []State{Receiving}}, []int{4, 0}},
@@ -408,13 +447,30 @@ func TestNewID(t *testing.T) {
 	seen := map[string]bool{}
 	for i := range 1000 {
 		id := newID(base.Add(time.Duration(i) * time.Millisecond))
-		if len(id) != 26 || strings.ToLower(id) != id {
+		if len(id) != 26 || strings.ToLower(id) != id || !IsID(id) {
 			t.Fatalf("id %q: want 26 lowercase characters", id)
 		}
 		if id <= prev || seen[id] {
 			t.Fatalf("id %q does not sort after %q", id, prev)
 		}
 		prev, seen[id] = id, true
+	}
+}
+
+func TestIsID(t *testing.T) {
+	t.Parallel()
+	for s, want := range map[string]bool{
+		"06h52sm7r3kgn5tghjrt71on5c":  true,
+		"06H52SM7R3KGN5TGHJRT71ON5C":  false, // ids are lower case
+		"06h52sm7r3kgn5tghjrt71on5w":  false, // w is not in the alphabet
+		"06h52sm7r3kgn5tghjrt71on5":   false,
+		"06h52sm7r3kgn5tghjrt71on5cc": false,
+		"csv":                         false,
+		"":                            false,
+	} {
+		if got := IsID(s); got != want {
+			t.Errorf("IsID(%q) = %v, want %v", s, got, want)
+		}
 	}
 }
 

@@ -153,11 +153,15 @@ func (in *ingestion) scan(ctx context.Context) error {
 // the uploaded bytes, which the delivery then verifies again and records;
 // otherwise the file is lost, and no retry can bring it back.
 func (in *ingestion) sourceGone(ctx context.Context, src *storage.Store, cause error) error {
-	dst, _, err := in.destination(ctx)
+	dst, sup, err := in.destination(ctx)
 	if err != nil {
 		return err
 	}
-	delivered, err := dst.Verify(ctx, destinationKey(in.tr), in.tr.Size, in.tr.SHA256)
+	pl, err := in.place(ctx, dst, sup.Overwrite)
+	if err != nil {
+		return err
+	}
+	delivered, err := dst.Verify(ctx, pl.key, in.tr.Size, in.tr.SHA256)
 	if err != nil {
 		return fmt.Errorf("scan: %w", err)
 	}
@@ -216,18 +220,19 @@ func (in *ingestion) toDelivery(ctx context.Context, scanResult string) error {
 // destinationKey is the path as uploaded, below the destination's prefix.
 func destinationKey(tr ledger.Transfer) string { return strings.TrimPrefix(tr.Path, "/") }
 
-// destination opens the supplier's destination as configured now: a
-// changed destination applies to files not yet delivered.
-func (in *ingestion) destination(ctx context.Context) (*storage.Store, config.Target, error) {
+// destination opens the supplier's destination as configured now, and
+// returns the supplier with it: a changed destination or overwrite policy
+// applies to files not yet delivered.
+func (in *ingestion) destination(ctx context.Context) (*storage.Store, *config.Supplier, error) {
 	s, ok := in.Suppliers().Lookup(in.tr.Supplier)
 	if !ok {
-		return nil, config.Target{}, fmt.Errorf("supplier %s is no longer configured: its destination is unknown", in.tr.Supplier)
+		return nil, nil, fmt.Errorf("supplier %s is no longer configured: its destination is unknown", in.tr.Supplier)
 	}
 	st, err := in.stores.Open(ctx, s.Destination.URL)
 	if err != nil {
-		return nil, config.Target{}, fmt.Errorf("open destination: %w", err)
+		return nil, nil, fmt.Errorf("open destination: %w", err)
 	}
-	return st, s.Destination, nil
+	return st, s, nil
 }
 
 // deliver copies the file to its supplier's destination unless it is
@@ -237,11 +242,15 @@ func (in *ingestion) deliver(ctx context.Context) error {
 	if err := in.awaitTurn(ctx); err != nil {
 		return err
 	}
-	dst, target, err := in.destination(ctx)
+	dst, sup, err := in.destination(ctx)
 	if err != nil {
 		return err
 	}
-	key := destinationKey(in.tr)
+	pl, err := in.place(ctx, dst, sup.Overwrite)
+	if err != nil {
+		return err
+	}
+	key := pl.key
 	there, err := dst.Verify(ctx, key, in.tr.Size, in.tr.SHA256)
 	if err != nil {
 		return fmt.Errorf("deliver: %w", err)
@@ -249,7 +258,7 @@ func (in *ingestion) deliver(ctx context.Context) error {
 	if !there {
 		src, srcKey := in.source()
 		res, err := storage.Copy(ctx, dst, key, src, srcKey, storage.CopyOptions{
-			Size: in.tr.Size, SHA256: in.tr.SHA256, KMSKey: target.KMSKey,
+			Size: in.tr.Size, SHA256: in.tr.SHA256, KMSKey: sup.Destination.KMSKey,
 		})
 		if errors.Is(err, storage.ErrChecksumMismatch) {
 			return permanent("deliver: the stored bytes no longer match the upload: %v", err)
@@ -260,8 +269,11 @@ func (in *ingestion) deliver(ctx context.Context) error {
 		in.Log.Debug("copied", "transfer_id", in.tr.ID, "server_side", res.ServerSide, "linked", res.Linked)
 	}
 	where := objectLocation(dst.String(), key)
-	if err := in.settleOutcome(ctx, ledger.Delivering, ledger.Delivered, ledger.Change{Destination: &where}, nil); err != nil {
+	if err := in.settleOutcome(ctx, ledger.Delivering, ledger.Delivered, ledger.Change{Destination: &where, Also: pl.events(in.tr, where)}, nil); err != nil {
 		return err
+	}
+	if pl.earlier != nil {
+		in.Metrics.overwrites.WithLabelValues(pl.policy).Inc()
 	}
 	in.Metrics.latency.Observe(time.Since(in.landed).Seconds())
 	in.Log.Info("delivered", "transfer_id", in.tr.ID, "supplier", in.tr.Supplier, "path", in.tr.Path,

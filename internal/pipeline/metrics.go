@@ -9,6 +9,7 @@ type Metrics struct {
 	retries    *prometheus.CounterVec
 	latency    prometheus.Histogram
 	queueDepth prometheus.Gauge
+	overwrites *prometheus.CounterVec
 }
 
 // NewMetrics registers the collectors with reg.
@@ -31,7 +32,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		queueDepth: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "airlock_job_queue_depth", Help: "Jobs waiting, scheduled for a retry or running (counted up to 10000).",
 		}),
+		overwrites: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "airlock_delivery_overwrites_total",
+			Help: "Deliveries to a name another transfer delivered before, by the supplier's overwrite policy (allow: replaced, version: set beside, deny: failed).",
+		}, []string{"policy"}),
 	}
-	reg.MustRegister(m.scans, m.outcomes, m.retries, m.latency, m.queueDepth)
+	reg.MustRegister(m.scans, m.outcomes, m.retries, m.latency, m.queueDepth, m.overwrites)
 	return m
 }

@@ -53,6 +53,7 @@ type fixtureOptions struct {
 	scanner     Scanner // default: the builtin scanner
 	maxAttempts int     // default 5
 	noMailer    bool    // nobody to notify but the log
+	overwrite   string  // the supplier's overwrite policy; default: config's
 }
 
 func newFixture(t *testing.T, dsn string, opts fixtureOptions) *fixture {
@@ -76,7 +77,7 @@ func newFixture(t *testing.T, dsn string, opts fixtureOptions) *fixture {
 			t.Fatal(err)
 		}
 	}
-	suppliers := loadSuppliers(t, root, f.destDir)
+	suppliers := loadSuppliers(t, root, f.destDir, opts.overwrite)
 	f.metrics = NewMetrics(prometheus.NewRegistry())
 	deps := Deps{
 		Ledger: f.ledger, Landing: f.landing, Quarantine: f.quarantine,
@@ -120,7 +121,7 @@ func (f *fixture) run() {
 	})
 }
 
-func loadSuppliers(t *testing.T, root, destDir string) *config.Suppliers {
+func loadSuppliers(t *testing.T, root, destDir, overwrite string) *config.Suppliers {
 	t.Helper()
 	dir := filepath.Join(root, "suppliers")
 	if err := os.MkdirAll(dir, 0o750); err != nil {
@@ -129,6 +130,9 @@ func loadSuppliers(t *testing.T, root, destDir string) *config.Suppliers {
 	yaml := fmt.Sprintf("name: %s\nemail: data@acme.example\nallowed_ips: [\"127.0.0.1/32\"]\n"+
 		"ssh_keys: [\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGHRg4xxtZVaC0wTvFOxFwZ9MxrTArwvqGRmw8MQNVWG test\"]\n"+
 		"destination:\n  url: %q\n", supplier, filepath.Join(destDir, supplier))
+	if overwrite != "" {
+		yaml += "overwrite: " + overwrite + "\n"
+	}
 	if err := os.WriteFile(filepath.Join(dir, supplier+".yaml"), []byte(yaml), 0o640); err != nil {
 		t.Fatal(err)
 	}

@@ -48,6 +48,7 @@ var errorClasses = []struct {
 	{[]error{ErrTooLarge}, "too-large", sftp.ErrSSHFxFailure, true},
 	{[]error{ErrNotSequential}, "not-sequential", sftp.ErrSSHFxFailure, true},
 	{[]error{ErrReadOnly, ErrWriteOnly, ErrProcessing}, "permission", sftp.ErrSSHFxPermissionDenied, true},
+	{[]error{ErrOverwriteDenied}, "overwrite-denied", sftp.ErrSSHFxPermissionDenied, true},
 	{[]error{ErrUnsupported}, "unsupported", sftp.ErrSSHFxOpUnsupported, true},
 	{[]error{ErrBusy}, "busy", sftp.ErrSSHFxFailure, true},
 	{[]error{ErrTooManyDirs}, "too-many-directories", sftp.ErrSSHFxFailure, true},

@@ -52,6 +52,7 @@ type serverOptions struct {
 	receiptRetention time.Duration
 	handoff          func(ctx context.Context, tx *sql.Tx, tr ledger.Transfer) error
 	recordAfter      time.Duration // default: the server's
+	overwrite        string        // every supplier's overwrite policy; default: config's
 }
 
 // testServer is a real Server on a loopback port with a temporary SQLite
@@ -102,6 +103,9 @@ func newTestServer(t testing.TB, opts serverOptions) *testServer {
 			s.name, s.name, s.ips, authorized+" "+s.name+" test key", filepath.Join(root, "dest", s.name))
 		if s.egress {
 			yaml += fmt.Sprintf("egress:\n  url: %q\n", ts.egressDir)
+		}
+		if opts.overwrite != "" {
+			yaml += "overwrite: " + opts.overwrite + "\n"
 		}
 		writeFile(t, filepath.Join(suppliersDir, s.name+".yaml"), yaml)
 	}

@@ -11,6 +11,8 @@ import (
 
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/airlock-gw/airlock/internal/config"
 )
 
 // benchClient opens an SFTP session on the in-process test server (the
@@ -69,6 +71,33 @@ func BenchmarkUpload(b *testing.B) {
 					b.Fatal(err)
 				}
 				b.StartTimer()
+			}
+		})
+	}
+}
+
+// BenchmarkSmallUpload is one 1 KiB upload per op, opened as the OpenSSH
+// client opens (WRITE|CREAT|TRUNC), under each overwrite policy: what an
+// upload's open, writes and close cost the server.
+func BenchmarkSmallUpload(b *testing.B) {
+	src := make([]byte, 1<<10)
+	for _, policy := range []string{config.OverwriteAllow, config.OverwriteDeny, config.OverwriteVersion} {
+		b.Run(policy, func(b *testing.B) {
+			ts := newTestServer(b, serverOptions{overwrite: policy})
+			c := benchClient(b, ts, ssh.CipherAES128GCM)
+			i := 0
+			for b.Loop() {
+				i++
+				f, err := c.OpenFile(fmt.Sprintf("/upload/s%d.bin", i), os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := f.Write(src); err != nil {
+					b.Fatal(err)
+				}
+				if err := f.Close(); err != nil {
+					b.Fatal(err)
+				}
 			}
 		})
 	}

@@ -84,10 +84,8 @@ func (s *session) startUpload(r *sftp.Request) (*upload, error) {
 	if isDir, err := s.isDir(loc.rel); err != nil || isDir {
 		return nil, cmp.Or(err, ErrIsDir)
 	}
-	if r.Pflags().Excl {
-		if _, exists, err := s.fileAt(loc.rel); err != nil || exists {
-			return nil, cmp.Or(err, ErrExists)
-		}
+	if err := s.checkOverwrite(loc.rel, r.Pflags().Excl); err != nil {
+		return nil, err
 	}
 
 	prefix, err := s.landingPrefix()
@@ -441,6 +439,9 @@ func (s *session) rename(from, to string) error {
 	}
 	if isDir, err := s.isDir(to); err != nil || isDir {
 		return cmp.Or(err, ErrIsDir)
+	}
+	if err := s.checkOverwrite(to, false); err != nil {
+		return err
 	}
 	held := s.srv.isTempName(to)
 	state := ledger.Received

@@ -55,10 +55,12 @@ const (
 
 // Flags of an OPEN request (SSH_FXF_*).
 const (
-	FXFRead  = 0x01
-	FXFWrite = 0x02
-	FXFCreat = 0x08
-	FXFTrunc = 0x10
+	FXFRead   = 0x01
+	FXFWrite  = 0x02
+	FXFAppend = 0x04
+	FXFCreat  = 0x08
+	FXFTrunc  = 0x10
+	FXFExcl   = 0x20
 )
 
 // Packet builds a length-prefixed SFTP packet: type, request id (or the
