@@ -100,6 +100,8 @@ func (l *Ledger) Begin(ctx context.Context, t Transfer, ev Event) (Transfer, err
 		return Transfer{}, fmt.Errorf("begin transfer: %w", err)
 	}
 	startEvent(t, &ev)
+	ev.Detail = maps.Clone(ev.Detail) // the caller's map is not ours to add to
+	anchorRow(&ev, t)
 	// Relaxed: a transfer lost with its Begin was never acknowledged, and
 	// the commit that settles the upload makes this one durable too.
 	err := l.withEvent(ctx, relaxed, &ev, func(tx *sql.Tx) error { return insertTransfer(ctx, tx, t) })
@@ -123,6 +125,7 @@ func (l *Ledger) Record(ctx context.Context, t Transfer, start Event, to State, 
 	startEvent(t, &start)
 	changeEvent(t.ID, to, &ev)
 	move(&t, to, ch, &ev)
+	anchorRow(&ev, t)
 	err := l.withEvents(ctx, commitInto(to), []*Event{&start, &ev}, func(tx *sql.Tx) error {
 		if err := insertTransfer(ctx, tx, t); err != nil || ch.InTx == nil {
 			return err
@@ -221,6 +224,7 @@ func (l *Ledger) Advance(ctx context.Context, id string, from []State, to State,
 			return fmt.Errorf("%w: state is %s, not %v", ErrStateConflict, t.State, from)
 		}
 		move(&t, to, ch, &ev)
+		anchorRow(&ev, t)
 		_, err = tx.ExecContext(ctx, sqlUpdateTransfer,
 			t.Size, t.SHA256, string(t.State), t.ScanResult, t.Destination, t.Error, t.Attempts,
 			formatTime(t.UpdatedAt), t.ID)
