@@ -4,8 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"hash"
-	"io"
 	"strconv"
 	"strings"
 )
@@ -35,23 +33,27 @@ func anchorRow(ev *Event, t Transfer) {
 // injective for any bytes, which JSON, replacing invalid UTF-8, is not.
 // created and updated are the timestamps' stored text.
 func rowDigest(t Transfer, created, updated string) string {
-	h := sha256.New()
-	io.WriteString(h, "airlock transfer row "+rowVersion+"\n")
+	// One buffer, on the stack for the usual row, and one hash of it: this
+	// runs in every transaction that writes a row.
+	b := make([]byte, 0, 512)
+	b = append(b, "airlock transfer row "+rowVersion+"\n"...)
+	var num [20]byte
 	for _, f := range [...]string{
-		t.ID, string(t.Direction), t.Supplier, t.Path, strconv.FormatInt(t.Size, 10), t.SHA256,
-		string(t.State), t.ScanResult, t.Destination, t.Error, strconv.Itoa(t.Attempts),
+		t.ID, string(t.Direction), t.Supplier, t.Path, string(strconv.AppendInt(num[:0], t.Size, 10)), t.SHA256,
+		string(t.State), t.ScanResult, t.Destination, t.Error, string(strconv.AppendInt(num[:0], int64(t.Attempts), 10)),
 		t.LandingKey, t.Node, t.RemoteIP, created, updated,
 	} {
-		writeField(h, f)
+		b = appendField(b, f)
 	}
-	var sum [sha256.Size]byte
-	return rowVersion + ":" + hex.EncodeToString(h.Sum(sum[:0]))
+	sum := sha256.Sum256(b)
+	var out [len(rowVersion) + 1 + 2*sha256.Size]byte
+	copy(out[:], rowVersion+":")
+	hex.Encode(out[len(rowVersion)+1:], sum[:])
+	return string(out[:])
 }
 
-func writeField(h hash.Hash, f string) {
-	var n [binary.MaxVarintLen64]byte
-	h.Write(n[:binary.PutUvarint(n[:], uint64(len(f)))])
-	io.WriteString(h, f)
+func appendField(b []byte, f string) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(f))), f...)
 }
 
 // knownRowDigest reports whether d is a digest this version of airlock
