@@ -90,6 +90,12 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opts serve
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
+	checkpointer, err := newCheckpointer(ctx, cfg, led, log, reg)
+	if err != nil {
+		return err
+	}
+	defer checkpointer.Store.Close()
+
 	suppliers := config.NewReloader(cfg.SuppliersDir, filepath.Dir(cfg.File), cfg.Suppliers,
 		func(ctx context.Context, s *config.Suppliers, err error) {
 			ev := ledger.Event{Kind: "config.reload", Actor: "system", Detail: map[string]string{"suppliers_dir": cfg.SuppliersDir}}
@@ -206,7 +212,12 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opts serve
 	grp.Go(func() error { return notifier.Run(ctx) })
 	grp.Go(func() error { return queue.Run(ctx) })
 	grp.Go(func() error { return reloadOnHangup(ctx, suppliers) })
+	grp.Go(func() error { return checkpointer.Run(ctx) })
 	err = grp.Wait()
+	// Everything has stopped appending: the last checkpoint covers it all.
+	finalCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	_ = checkpointer.Checkpoint(finalCtx) // logged there
+	cancel()
 	log.Info("airlock stopped")
 	return err
 }
