@@ -63,6 +63,17 @@ func verifyAudit(ctx context.Context, cfg *config.Config, l *ledger.Ledger, publ
 		if anchors, problems, err = audit.Load(ctx, store, pub); err != nil {
 			return err
 		}
+		if len(anchors)+len(problems) == 0 {
+			// An auditor who names the key expects its series: an empty
+			// one may have been emptied.
+			p := ledger.Problem{Anchor: audit.KeyID(pub) + "/", Reason: fmt.Sprintf(
+				"no checkpoints of this key in %s: the chain head is not anchored, so a rewrite of the chain would go unnoticed", store)}
+			if publicKey != "" {
+				problems = append(problems, p)
+			} else {
+				fmt.Fprintf(stderr, "WARNING: %s\n", p)
+			}
+		}
 	}
 	v, err := l.Verify(ctx, anchors)
 	if err != nil {

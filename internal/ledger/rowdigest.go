@@ -37,12 +37,15 @@ func rowDigest(t Transfer, created, updated string) string {
 	// runs in every transaction that writes a row.
 	b := make([]byte, 0, 512)
 	b = append(b, "airlock transfer row "+rowVersion+"\n"...)
-	var num [20]byte
-	for _, f := range [...]string{
-		t.ID, string(t.Direction), t.Supplier, t.Path, string(strconv.AppendInt(num[:0], t.Size, 10)), t.SHA256,
-		string(t.State), t.ScanResult, t.Destination, t.Error, string(strconv.AppendInt(num[:0], int64(t.Attempts), 10)),
-		t.LandingKey, t.Node, t.RemoteIP, created, updated,
-	} {
+	for _, f := range [...]string{t.ID, string(t.Direction), t.Supplier, t.Path} {
+		b = appendField(b, f)
+	}
+	b = appendInt(b, t.Size)
+	for _, f := range [...]string{t.SHA256, string(t.State), t.ScanResult, t.Destination, t.Error} {
+		b = appendField(b, f)
+	}
+	b = appendInt(b, int64(t.Attempts))
+	for _, f := range [...]string{t.LandingKey, t.Node, t.RemoteIP, created, updated} {
 		b = appendField(b, f)
 	}
 	sum := sha256.Sum256(b)
@@ -54,6 +57,14 @@ func rowDigest(t Transfer, created, updated string) string {
 
 func appendField(b []byte, f string) []byte {
 	return append(binary.AppendUvarint(b, uint64(len(f))), f...)
+}
+
+// appendInt appends n as a field of its decimal digits. (Not through a
+// string of a shared buffer: the compiler may let such strings alias it.)
+func appendInt(b []byte, n int64) []byte {
+	var digits [20]byte
+	d := strconv.AppendInt(digits[:0], n, 10)
+	return append(binary.AppendUvarint(b, uint64(len(d))), d...)
 }
 
 // knownRowDigest reports whether d is a digest this version of airlock

@@ -20,6 +20,18 @@ func withoutRow(d map[string]string) map[string]string {
 	return d
 }
 
+// TestRowDigest pins the encoding docs/security.md describes: a digest
+// computed outside airlock, from the columns as text, must match.
+func TestRowDigest(t *testing.T) {
+	t.Parallel()
+	tr := Transfer{ID: "a", Direction: "ingress", Supplier: "acme", Path: "/x", Size: 68, SHA256: "s", State: "delivered",
+		ScanResult: "clean", Destination: "d", Attempts: 3, LandingKey: "k", Node: "vm", RemoteIP: "127.0.0.1"}
+	const want = "v1:b7d8849fcd762654677d0de753232a7ed5b4b090574a1dc108dc11a4c0e6b54b"
+	if got := rowDigest(tr, "c", "u"); got != want {
+		t.Errorf("rowDigest = %s, want %s", got, want)
+	}
+}
+
 // tamperFixture is a ledger with a delivered transfer, a quarantined one
 // and one still receiving, as the gateway records them.
 type tamperFixture struct {
