@@ -54,26 +54,8 @@ func verifyAudit(ctx context.Context, cfg *config.Config, l *ledger.Ledger, publ
 	var problems []ledger.Problem
 	if pub == nil {
 		fmt.Fprintf(stderr, "no audit key at %s: the chain is not checked against checkpoints (--public-key FILE names one)\n", cfg.Audit.SigningKey)
-	} else {
-		store, err := storage.Open(ctx, cfg.Audit.Checkpoints)
-		if err != nil {
-			return err
-		}
-		defer store.Close()
-		if anchors, problems, err = audit.Load(ctx, store, pub); err != nil {
-			return err
-		}
-		if len(anchors)+len(problems) == 0 {
-			// An auditor who names the key expects its series: an empty
-			// one may have been emptied.
-			p := ledger.Problem{Anchor: audit.KeyID(pub) + "/", Reason: fmt.Sprintf(
-				"no checkpoints of this key in %s: the chain head is not anchored, so a rewrite of the chain would go unnoticed", store)}
-			if publicKey != "" {
-				problems = append(problems, p)
-			} else {
-				fmt.Fprintf(stderr, "WARNING: %s\n", p)
-			}
-		}
+	} else if anchors, problems, err = loadAnchors(ctx, cfg.Audit.Checkpoints, pub, publicKey != "", stderr); err != nil {
+		return err
 	}
 	v, err := l.Verify(ctx, anchors)
 	if err != nil {
@@ -81,7 +63,7 @@ func verifyAudit(ctx context.Context, cfg *config.Config, l *ledger.Ledger, publ
 	}
 	for i, p := range v.Problems {
 		if i == 0 && v.Broken {
-			fmt.Fprintf(stderr, "audit chain BROKEN at event %d: %s\n", p.Seq, p.Reason)
+			fmt.Fprintf(stderr, "audit chain BROKEN at event %d: %s (the events after it and the transfer rows were not checked)\n", p.Seq, p.Reason)
 			continue
 		}
 		problems = append(problems, p)
@@ -108,6 +90,29 @@ func verifyAudit(ctx context.Context, cfg *config.Config, l *ledger.Ledger, publ
 	}
 	fmt.Fprintln(stdout)
 	return nil
+}
+
+// loadAnchors reads pub's checkpoints from the store at location. No
+// checkpoint at all is a problem when required (an auditor named the key
+// and expects its series: an empty one may have been emptied), else a
+// warning.
+func loadAnchors(ctx context.Context, location string, pub ed25519.PublicKey, required bool, stderr io.Writer) ([]ledger.Anchor, []ledger.Problem, error) {
+	store, err := storage.Open(ctx, location)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer store.Close()
+	anchors, problems, err := audit.Load(ctx, store, pub)
+	if err != nil || len(anchors)+len(problems) > 0 {
+		return anchors, problems, err
+	}
+	p := ledger.Problem{Anchor: audit.KeyID(pub) + "/", Reason: fmt.Sprintf(
+		"no checkpoints of this key in %s: the chain head is not anchored, so a rewrite of the chain would go unnoticed", store)}
+	if required {
+		return nil, []ledger.Problem{p}, nil
+	}
+	fmt.Fprintf(stderr, "WARNING: %s\n", p)
+	return nil, nil, nil
 }
 
 // checkpointKey is the public key checkpoints are checked with: the file

@@ -71,9 +71,10 @@ func (c *Checkpointer) Checkpoint(ctx context.Context) error {
 	if err == nil && (seq == 0 || seq == c.last) {
 		return nil
 	}
+	var cp Checkpoint
 	wrote := false
-	cp := Sign(c.Key, c.Node, seq, hash, time.Now())
 	if err == nil {
+		cp = Sign(c.Key, c.Node, seq, hash, time.Now())
 		wrote, err = Put(ctx, c.Store, cp)
 	}
 	if err != nil {
