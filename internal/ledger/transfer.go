@@ -404,6 +404,9 @@ func (l *Ledger) List(ctx context.Context, f Filter) ([]Transfer, error) {
 const transferColumns = `id, direction, supplier, path, size, sha256, state, scan_result, destination,
 	error, attempts, landing_key, node, remote_ip, created_at, updated_at`
 
+// Every statement that writes a transfer row runs in the transaction of an
+// event that carries the row's digest as it leaves it (anchorRow): audit
+// verify reports a row that disagrees with its latest digest as edited.
 const (
 	sqlInsertTransfer = `INSERT INTO transfers (` + transferColumns + `)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`
