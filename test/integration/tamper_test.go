@@ -7,13 +7,16 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/airlock-gw/airlock/internal/ledger"
+	"github.com/airlock-gw/airlock/internal/testpeer"
 )
 
 // TestTamperedLedgerIsReported: after a delivered upload and a quarantined
@@ -67,7 +70,7 @@ func TestTamperedLedgerIsReported(t *testing.T) {
 			if err := db.Close(); err != nil {
 				t.Fatal(err)
 			}
-			out, err := airlockAt(cfg, "audit", "verify")
+			out, err := airlockAt(cfg, nil, "audit", "verify")
 			switch {
 			case tt.want == nil:
 				if err != nil || !strings.Contains(out, "audit chain intact") || strings.Contains(out, " 0 checkpoints") ||
@@ -90,13 +93,13 @@ func TestTamperedLedgerIsReported(t *testing.T) {
 			if err := os.RemoveAll(filepath.Join(filepath.Dir(cfg), "state", "checkpoints")); err != nil {
 				t.Fatal(err)
 			}
-			out, err = airlockAt(cfg, "audit", "verify")
+			out, err = airlockAt(cfg, nil, "audit", "verify")
 			if intact := err == nil && strings.Contains(out, "audit chain intact") && strings.Contains(out, "WARNING: checkpoint ") &&
 				strings.Contains(out, "no checkpoints of this key"); intact != tt.passesUnanchored {
 				t.Errorf("without checkpoints: audit verify: %v; want intact with a warning: %v\n%s", err, tt.passesUnanchored, out)
 			}
 			pub := filepath.Join(filepath.Dir(cfg), "state", "audit_ed25519.pub")
-			out, err = airlockAt(cfg, "audit", "verify", "--public-key", pub)
+			out, err = airlockAt(cfg, nil, "audit", "verify", "--public-key", pub)
 			if !exitedWith(err, 1) || !strings.Contains(out, "no checkpoints of this key") {
 				t.Errorf("without checkpoints: audit verify --public-key: %v; want exit 1, the series reported missing\n%s", err, out)
 			}
@@ -127,12 +130,13 @@ func copyGatewayTree(t *testing.T, g *gateway) string {
 	return filepath.Join(dir, filepath.Base(g.cfg))
 }
 
-// airlockAt runs the airlock CLI against the configuration at cfg and
-// returns its stdout and stderr together.
-func airlockAt(cfg string, args ...string) (string, error) {
-	g := &gateway{cfg: cfg}
-	out, errOut, err := g.airlock(args...)
-	return out + errOut, err
+// airlockAt runs the airlock CLI against the configuration at cfg, with
+// env added to the environment, and returns its stdout and stderr together.
+func airlockAt(cfg string, env []string, args ...string) (string, error) {
+	cmd := exec.Command(airlockBin, append(args, "--config", cfg)...)
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
 }
 
 // forgeDelivery does what one with the database but not the checkpoint
@@ -209,4 +213,54 @@ func rowDigest(cols []string) string {
 	}
 	sum := sha256.Sum256(b)
 	return "v1:" + hex.EncodeToString(sum[:])
+}
+
+// TestCheckpointsInS3: with the checkpoints in an S3 bucket and the key
+// outside the state directory, the gateway writes a checkpoint every
+// interval; an auditor with only the public half verifies the chain
+// against them, and finds a chain cut short of the latest.
+func TestCheckpointsInS3(t *testing.T) {
+	t.Parallel()
+	s3 := startVersity(t, "audit")
+	keyFile := filepath.Join(t.TempDir(), "secrets", "audit_ed25519")
+	g, key := startAcme(t, gatewayOpts{env: s3.Env(), extra: fmt.Sprintf(
+		"audit:\n  checkpoints: %q\n  signing_key: %q\n  checkpoint_interval: 1s\n",
+		testpeer.S3URL(s3.Addr, "audit", "airlock"), keyFile)}, supplierSpec{})
+	dataFile, dataSHA := sourceFile(t, "data.csv", "id,value\n1,42\n")
+	g.put(t, "acme", key, map[string]string{"data.csv": dataFile})
+	assertArrived(t, g, "acme", "/data.csv", dataSHA, int64(len("id,value\n1,42\n")))
+	bucket := filepath.Join(s3.Root, "audit", "airlock")
+	eventually(t, 30*time.Second, "a checkpoint in the bucket", func() bool { return len(objects(t, bucket)) > 0 })
+	g.stop()
+
+	// The auditor has the public half and the gateway's configuration.
+	pub := filepath.Join(t.TempDir(), "audit.pub")
+	if err := os.Rename(keyFile+".pub", pub); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(keyFile); err != nil {
+		t.Fatal(err)
+	}
+	out, err := airlockAt(g.cfg, s3.Env(), "audit", "verify", "--public-key", pub)
+	if err != nil || !strings.Contains(out, "audit chain intact") || strings.Contains(out, " 0 checkpoints") {
+		t.Fatalf("audit verify --public-key: %v; want intact, checkpoints agreeing\n%s", err, out)
+	}
+
+	// Cut the chain's last event, and the head back to the one before.
+	db, err := sql.Open("sqlite", filepath.Join(g.dir, "state", "airlock.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var last int64
+	var prev string
+	if err := db.QueryRowContext(t.Context(), `SELECT seq, prev_hash FROM audit_events ORDER BY seq DESC LIMIT 1`).Scan(&last, &prev); err != nil {
+		t.Fatal(err)
+	}
+	execSQL(t, db, `DELETE FROM audit_events WHERE seq = ?`, last)
+	execSQL(t, db, `UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1`, last-1, prev)
+	out, err = airlockAt(g.cfg, s3.Env(), "audit", "verify", "--public-key", pub)
+	if !exitedWith(err, 1) || !strings.Contains(out, fmt.Sprintf("the chain ends at seq %d", last-1)) {
+		t.Errorf("audit verify of a chain cut short: %v; want exit 1, a checkpoint past its end\n%s", err, out)
+	}
 }
