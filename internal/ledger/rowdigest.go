@@ -59,8 +59,9 @@ func appendField(b []byte, f string) []byte {
 	return append(binary.AppendUvarint(b, uint64(len(f))), f...)
 }
 
-// appendInt appends n as a field of its decimal digits. (Not through a
-// string of a shared buffer: the compiler may let such strings alias it.)
+// appendInt appends n as a field of its decimal digits. (Not as strings
+// converted from one buffer in one expression: Go may run every call in an
+// expression before its conversions, so each would see the last digits.)
 func appendInt(b []byte, n int64) []byte {
 	var digits [20]byte
 	d := strconv.AppendInt(digits[:0], n, 10)
