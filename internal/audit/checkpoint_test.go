@@ -4,15 +4,18 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/airlock-gw/airlock/internal/ledger"
 	"github.com/airlock-gw/airlock/internal/ledger/ledgertest"
@@ -235,4 +238,54 @@ func TestCheckpointsCatchARewrittenChain(t *testing.T) {
 			}
 		}
 	})
+}
+
+// flakyChain fails its first fails reads of the head.
+type flakyChain struct {
+	mu    sync.Mutex
+	fails int
+}
+
+func (c *flakyChain) Head(context.Context) (int64, string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.fails > 0 {
+		c.fails--
+		return 0, "", errors.New("database unavailable")
+	}
+	return 7, strings.Repeat("a", 64), nil
+}
+
+// A checkpoint that cannot be written is counted and tried again at the
+// next tick; Run goes on.
+func TestCheckpointerRetries(t *testing.T) {
+	t.Parallel()
+	key, st := newKey(t), openStore(t)
+	m := NewMetrics(prometheus.NewRegistry())
+	cp := &Checkpointer{Chain: &flakyChain{fails: 2}, Store: st, Key: key, Node: "n1", Every: 10 * time.Millisecond,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: m}
+	ctx, stop := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- cp.Run(ctx) }()
+	var anchors []ledger.Anchor
+	for deadline := time.Now().Add(time.Minute); len(anchors) == 0 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+		var err error
+		if anchors, _, err = Load(t.Context(), st, key.Public().(ed25519.PublicKey)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	if len(anchors) != 1 || anchors[0].Seq != 7 {
+		t.Errorf("anchors = %+v; want the checkpoint at seq 7", anchors)
+	}
+	if got := testutil.ToFloat64(m.failures); got != 2 {
+		t.Errorf("failures = %v, want 2", got)
+	}
+	if got := testutil.ToFloat64(m.seq); got != 7 {
+		t.Errorf("checkpoint seq = %v, want 7", got)
+	}
 }
