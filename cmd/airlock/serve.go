@@ -91,6 +91,12 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opts serve
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
+	checkpointer, err := newCheckpointer(ctx, cfg, led, log, reg)
+	if err != nil {
+		return err
+	}
+	defer checkpointer.Store.Close()
+
 	// Set before the reloads start (Watch and SIGHUP, below): a reload
 	// re-checks the live sessions against the new set.
 	var srv *sftpd.Server
@@ -219,7 +225,12 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opts serve
 	grp.Go(func() error { return notifier.Run(ctx) })
 	grp.Go(func() error { return queue.Run(ctx) })
 	grp.Go(func() error { return reloadOnHangup(ctx, suppliers) })
+	grp.Go(func() error { return checkpointer.Run(ctx) })
 	err = grp.Wait()
+	// Everything has stopped appending: the last checkpoint covers it all.
+	finalCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	_ = checkpointer.Checkpoint(finalCtx) // logged there
+	cancel()
 	log.Info("airlock stopped")
 	return err
 }

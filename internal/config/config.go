@@ -37,6 +37,7 @@ type Config struct {
 	Suppliers    *Suppliers
 	Notify       Notify
 	Pipeline     Pipeline
+	Audit        Audit
 	// Warnings lists the risky but legal settings of the whole tree, supplier
 	// files included (those are also in Suppliers.Warnings), sorted by file
 	// and line.
@@ -222,6 +223,7 @@ var airlockKeys = keySet{
 		"webhook":           {"url": nil, "secret_env": nil},
 	},
 	"pipeline": {"workers": nil, "max_attempts": nil, "retry_backoff": nil, "max_backoff": nil, "rescue_after": nil},
+	"audit":    {"checkpoints": nil, "signing_key": nil, "checkpoint_interval": nil},
 }
 
 // Load reads airlock.yaml at file and every supplier file. On any problem
@@ -346,6 +348,7 @@ func parseConfig(c *checker, data []byte, root string) (*Config, string) {
 	cfg.SFTP.ReceiptRetention = c.duration(sftp["receipt_retention"], defaultReceiptRetention, true)
 	cfg.Notify = parseNotify(c, c.mapping(doc["notify"], airlockKeys["notify"]))
 	cfg.Pipeline = parsePipeline(c, c.mapping(doc["pipeline"], airlockKeys["pipeline"]))
+	cfg.Audit = parseAudit(c, c.mapping(doc["audit"], airlockKeys["audit"]), root)
 
 	limits := c.mapping(doc["limits"], airlockKeys["limits"])
 	cfg.Limits.MaxFileSize = c.positiveSize(limits["max_file_size"], defaultMaxFileSize)

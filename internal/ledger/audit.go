@@ -68,6 +68,24 @@ const (
 	sqlUpdateHeadHash = `UPDATE audit_head SET hash = $1 WHERE id = 1`
 )
 
+// Head returns the chain head: the seq and hash of the latest event, or 0
+// and "" before the first. It makes the head durable first, with every
+// commit before it, so that a checkpoint of it cannot outlive it when the
+// machine crashes.
+func (l *Ledger) Head(ctx context.Context) (seq int64, hash string, err error) {
+	err = l.inTx(ctx, durable, func(tx *sql.Tx) error {
+		// A write, so that the commit syncs: it changes nothing.
+		if _, err := tx.ExecContext(ctx, sqlLockHead, 0); err != nil {
+			return err
+		}
+		return tx.QueryRowContext(ctx, sqlReadHead).Scan(&seq, &hash)
+	})
+	if err != nil {
+		return 0, "", fmt.Errorf("read audit chain head: %w", err)
+	}
+	return seq, hash, nil
+}
+
 // withEvent runs fn (if not nil) and then appends ev as the next link of the
 // chain, in one transaction, filling in ev's Seq, PrevHash and Hash.
 func (l *Ledger) withEvent(ctx context.Context, mode commitMode, ev *Event, fn func(*sql.Tx) error) error {
@@ -149,85 +167,6 @@ func (l *Ledger) Events(ctx context.Context, transferID string, limit int) ([]Ev
 	return evs, nil
 }
 
-// ChainError describes the first broken link of the audit chain.
-type ChainError struct {
-	Seq    int64 // the event that was edited, or is missing
-	Reason string
-}
-
-func (e *ChainError) Error() string {
-	return fmt.Sprintf("audit chain broken at seq %d: %s", e.Seq, e.Reason)
-}
-
-// VerifyAudit walks the whole audit chain and returns the number of events
-// checked. If a link is broken, the error is a *ChainError for the first one,
-// and the count is of the events before it, which all verified.
-//
-// This detects edited, deleted and inserted rows, including at the tail. It
-// cannot detect a rewrite of the chain from some point on together with its
-// head: that needs the head anchored outside the database.
-func (l *Ledger) VerifyAudit(ctx context.Context) (int64, error) {
-	// Batches bound how many events are held at once, and how long the
-	// connection is kept from other work.
-	return l.verifyAudit(ctx, 1000)
-}
-
-func (l *Ledger) verifyAudit(ctx context.Context, batch int) (int64, error) {
-	// An event commits together with the head that points at it, and the
-	// head only moves forward. So reading the last seq before the head
-	// makes appends running meanwhile harmless: they land beyond the head
-	// as read, outside the range checked, and a last seq beyond it can only
-	// be a row inserted behind the ledger's back.
-	var lastSeq sql.NullInt64
-	if err := l.reads.QueryRowContext(ctx, `SELECT MAX(seq) FROM audit_events`).Scan(&lastSeq); err != nil {
-		return 0, fmt.Errorf("verify audit chain: %w", err)
-	}
-	var headSeq int64
-	var headHash string
-	if err := l.reads.QueryRowContext(ctx, `SELECT seq, hash FROM audit_head WHERE id = 1`).
-		Scan(&headSeq, &headHash); err != nil {
-		return 0, fmt.Errorf("verify audit chain: %w", err)
-	}
-	var checked int64
-	prev := ""
-	broken := func(seq int64, format string, args ...any) (int64, error) {
-		return seq - 1, fmt.Errorf("verify audit chain: %w", &ChainError{Seq: seq, Reason: fmt.Sprintf(format, args...)})
-	}
-	for checked < headSeq {
-		rows, err := l.eventRows(ctx, `SELECT `+eventColumns+` FROM audit_events
-			WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3`, checked, headSeq, batch)
-		if err != nil {
-			return checked, fmt.Errorf("verify audit chain: %w", err)
-		}
-		if len(rows) == 0 {
-			break
-		}
-		for _, r := range rows {
-			switch {
-			case r.Seq != checked+1:
-				return broken(checked+1, "event missing (deleted)")
-			case r.PrevHash != prev:
-				return broken(r.Seq, "prev_hash does not match the hash of the event before")
-			case r.chainHash() != r.Hash:
-				return broken(r.Seq, "hash does not match the contents (row edited)")
-			}
-			prev = r.Hash
-			checked++
-		}
-	}
-	if checked < headSeq {
-		return broken(checked+1, "event missing: the chain head is at seq %d but the log ends at %d (tail deleted)",
-			headSeq, checked)
-	}
-	if prev != headHash {
-		return broken(headSeq, "hash does not match the chain head")
-	}
-	if lastSeq.Int64 > headSeq {
-		return broken(headSeq+1, "event beyond the chain head at seq %d (inserted)", headSeq)
-	}
-	return checked, nil
-}
-
 const eventColumns = `seq, at, kind, actor, remote_ip, conn_id, transfer_id, detail, prev_hash, hash`
 
 // eventRow is an event as stored, with At and Detail in their text form:
@@ -283,7 +222,16 @@ func (r eventRow) chainHash() string {
 }
 
 func (l *Ledger) eventRows(ctx context.Context, query string, args ...any) ([]eventRow, error) {
-	rows, err := l.reads.QueryContext(ctx, query, args...)
+	return queryEvents(ctx, l.reads, query, args...)
+}
+
+// queryer runs queries: a pool or a transaction.
+type queryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+func queryEvents(ctx context.Context, q queryer, query string, args ...any) ([]eventRow, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}

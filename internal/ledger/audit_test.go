@@ -2,7 +2,6 @@ package ledger
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -127,22 +126,24 @@ func TestVerifyAudit(t *testing.T) {
 func checkChain(t *testing.T, l *Ledger, total, wantSeq int64) {
 	t.Helper()
 	for _, batch := range []int{1000, 2} {
-		n, err := l.verifyAudit(t.Context(), batch)
+		v, err := l.verifyAudit(t.Context(), batch, nil)
+		if err != nil {
+			t.Fatalf("batch %d: VerifyAudit: %v", batch, err)
+		}
 		if wantSeq == 0 {
-			if err != nil || n != total {
-				t.Errorf("batch %d: VerifyAudit = %d, %v; want %d, nil", batch, n, err, total)
+			if !v.Intact() || v.Events != total {
+				t.Errorf("batch %d: VerifyAudit = %+v; want %d events, intact", batch, v, total)
 			}
 			continue
 		}
-		var ce *ChainError
-		if !errors.As(err, &ce) {
-			t.Fatalf("batch %d: VerifyAudit = %d, %v; want a *ChainError", batch, n, err)
+		if !v.Broken || len(v.Problems) != 1 {
+			t.Fatalf("batch %d: VerifyAudit = %+v; want one problem, the chain broken", batch, v)
 		}
-		if ce.Seq != wantSeq {
-			t.Errorf("batch %d: ChainError at seq %d (%v), want seq %d", batch, ce.Seq, err, wantSeq)
+		if p := v.Problems[0]; p.Seq != wantSeq {
+			t.Errorf("batch %d: broken at seq %d (%v), want seq %d", batch, p.Seq, p, wantSeq)
 		}
-		if n != wantSeq-1 {
-			t.Errorf("batch %d: VerifyAudit counted %d good events, want %d", batch, n, wantSeq-1)
+		if v.Events != wantSeq-1 {
+			t.Errorf("batch %d: VerifyAudit counted %d good events, want %d", batch, v.Events, wantSeq-1)
 		}
 	}
 }

@@ -100,6 +100,8 @@ func (l *Ledger) Begin(ctx context.Context, t Transfer, ev Event) (Transfer, err
 		return Transfer{}, fmt.Errorf("begin transfer: %w", err)
 	}
 	startEvent(t, &ev)
+	ev.Detail = maps.Clone(ev.Detail) // the caller's map is not ours to add to
+	anchorRow(&ev, t)
 	// Relaxed: a transfer lost with its Begin was never acknowledged, and
 	// the commit that settles the upload makes this one durable too.
 	err := l.withEvent(ctx, relaxed, &ev, func(tx *sql.Tx) error { return insertTransfer(ctx, tx, t) })
@@ -123,6 +125,7 @@ func (l *Ledger) Record(ctx context.Context, t Transfer, start Event, to State, 
 	startEvent(t, &start)
 	changeEvent(t.ID, to, &ev)
 	move(&t, to, ch, &ev)
+	anchorRow(&ev, t)
 	err := l.withEvents(ctx, commitInto(to), []*Event{&start, &ev}, func(tx *sql.Tx) error {
 		if err := insertTransfer(ctx, tx, t); err != nil || ch.InTx == nil {
 			return err
@@ -232,6 +235,7 @@ func (l *Ledger) Advance(ctx context.Context, id string, from []State, to State,
 		for _, also := range evs[1:] {
 			also.At = ev.At
 		}
+		anchorRow(&ev, t)
 		_, err = tx.ExecContext(ctx, sqlUpdateTransfer,
 			t.Size, t.SHA256, string(t.State), t.ScanResult, t.Destination, t.Error, t.Attempts,
 			formatTime(t.UpdatedAt), t.ID)
@@ -416,6 +420,9 @@ func (l *Ledger) List(ctx context.Context, f Filter) ([]Transfer, error) {
 const transferColumns = `id, direction, supplier, path, size, sha256, state, scan_result, destination,
 	error, attempts, landing_key, node, remote_ip, created_at, updated_at`
 
+// Every statement that writes a transfer row runs in the transaction of an
+// event that carries the row's digest as it leaves it (anchorRow): audit
+// verify reports a row that disagrees with its latest digest as edited.
 const (
 	sqlInsertTransfer = `INSERT INTO transfers (` + transferColumns + `)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`

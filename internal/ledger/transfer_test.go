@@ -98,10 +98,10 @@ func TestTransferLifecycle(t *testing.T) {
 			t.Errorf("event kinds = %v, want %v", kinds, wantKinds)
 		}
 		start := evs[0]
-		if start.Actor != "acme" || start.RemoteIP != "203.0.113.7" || start.ConnID != "c1" || start.Detail != nil || !start.At.Equal(begun.CreatedAt) {
+		if start.Actor != "acme" || start.RemoteIP != "203.0.113.7" || start.ConnID != "c1" || !maps.Equal(start.Detail, map[string]string{RowKey: digestOf(begun)}) || !start.At.Equal(begun.CreatedAt) {
 			t.Errorf("start event = %+v", start)
 		}
-		if d := evs[2].Detail; !maps.Equal(d, map[string]string{"from": "receiving", "to": "received"}) {
+		if d := withoutRow(evs[2].Detail); !maps.Equal(d, map[string]string{"from": "receiving", "to": "received"}) {
 			t.Errorf("upload.finish detail = %v", d)
 		}
 		if evs[2].Actor != "system" {
@@ -207,7 +207,8 @@ func TestRecord(t *testing.T) {
 		if start.Kind != "upload.start" || start.Actor != "acme" || start.RemoteIP != "203.0.113.7" || start.ConnID != "c1" || !start.At.Equal(fresh.CreatedAt) {
 			t.Errorf("start event = %+v", start)
 		}
-		if end.Kind != "upload.finish" || !maps.Equal(end.Detail, map[string]string{"size": "3", "from": "receiving", "to": "received"}) || !end.At.Equal(tr.UpdatedAt) {
+		if end.Kind != "upload.finish" || !end.At.Equal(tr.UpdatedAt) ||
+			!maps.Equal(end.Detail, map[string]string{"size": "3", "from": "receiving", "to": "received", RowKey: digestOf(tr)}) {
 			t.Errorf("finish event = %+v", end)
 		}
 		if start.Seq != 2 || end.Seq != 3 || end.PrevHash != start.Hash {
