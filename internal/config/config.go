@@ -59,6 +59,13 @@ type SFTP struct {
 	KeepaliveInterval   time.Duration
 	MaxConnectionsPerIP int // open connections from one address, >= 1
 	MaxUnauthenticated  int // connections not yet authenticated, in total, >= 1
+	// Open file and directory handles, per session, per supplier across
+	// its sessions, and per node (0: derived from the descriptor limit).
+	MaxHandlesPerSession  int
+	MaxHandlesPerSupplier int
+	MaxHandlesPerNode     int
+	// MaxChannelsPerConnection bounds the sessions open on one connection.
+	MaxChannelsPerConnection int
 	Ban                 Ban
 	// ReceiptRetention is how long <name>.receipt.json stays in the
 	// supplier's home after the outcome; 0 disables receipts.
@@ -169,6 +176,11 @@ const (
 	defaultKeepaliveInterval   = 30 * time.Second
 	defaultMaxConnectionsPerIP = 20
 	defaultMaxUnauthenticated  = 64
+	// SFTP clients hold a handle or two per transfer, and open one session
+	// per connection; these are far beyond what they use.
+	defaultMaxHandlesPerSession     = 256
+	defaultMaxHandlesPerSupplier    = 1024
+	defaultMaxChannelsPerConnection = 4
 	defaultBanThreshold        = 10
 	defaultBanWindow           = 10 * time.Minute
 	defaultBanDuration         = 15 * time.Minute
@@ -195,6 +207,8 @@ var airlockKeys = keySet{
 		"listen": nil, "host_keys": nil, "temp_patterns": nil,
 		"max_auth_tries": nil, "handshake_timeout": nil, "idle_timeout": nil, "keepalive_interval": nil,
 		"max_connections_per_ip": nil, "max_unauthenticated": nil,
+		"max_handles_per_session": nil, "max_handles_per_supplier": nil, "max_handles_per_node": nil,
+		"max_channels_per_connection": nil,
 		"ban":               {"threshold": nil, "window": nil, "duration": nil},
 		"receipt_retention": nil,
 	},
@@ -359,6 +373,10 @@ func parseSFTPLimits(c *checker, sftp map[string]field, s *SFTP) {
 	s.KeepaliveInterval = c.duration(sftp["keepalive_interval"], defaultKeepaliveInterval, true)
 	s.MaxConnectionsPerIP = c.integer(sftp["max_connections_per_ip"], defaultMaxConnectionsPerIP, 1, 0)
 	s.MaxUnauthenticated = c.integer(sftp["max_unauthenticated"], defaultMaxUnauthenticated, 1, 0)
+	s.MaxHandlesPerSession = c.integer(sftp["max_handles_per_session"], defaultMaxHandlesPerSession, 1, 0)
+	s.MaxHandlesPerSupplier = c.integer(sftp["max_handles_per_supplier"], defaultMaxHandlesPerSupplier, 1, 0)
+	s.MaxHandlesPerNode = c.integer(sftp["max_handles_per_node"], 0, 1, 0)
+	s.MaxChannelsPerConnection = c.integer(sftp["max_channels_per_connection"], defaultMaxChannelsPerConnection, 1, 0)
 	ban := c.mapping(sftp["ban"], airlockKeys["sftp"]["ban"])
 	s.Ban.Threshold = c.integer(ban["threshold"], defaultBanThreshold, 0, -1)
 	s.Ban.Window = c.duration(ban["window"], defaultBanWindow, false)

@@ -14,6 +14,9 @@ type Metrics struct {
 	uploads            *prometheus.CounterVec
 	authFailures       *prometheus.CounterVec
 	refused            *prometheus.CounterVec
+	limitRefusals      *prometheus.CounterVec
+	openHandles        prometheus.Gauge
+	acceptErrors       prometheus.Counter
 }
 
 // NewMetrics registers the collectors with reg.
@@ -49,7 +52,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "airlock_sftp_requests_refused_total", Help: "Refused SFTP requests by reason.",
 		}, []string{"reason"}),
+		limitRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "airlock_sftp_limit_refusals_total", Help: "Opens and channels refused by a resource limit (handles_per_session, handles_per_supplier, handles_per_node, channels_per_connection).",
+		}, []string{"limit"}),
+		openHandles: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "airlock_sftp_open_handles", Help: "File and directory handles open now on this node.",
+		}),
+		acceptErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "airlock_sftp_accept_errors_total", Help: "Failed accepts on the SFTP port (such as running out of file descriptors); each is retried after a backoff.",
+		}),
 	}
-	reg.MustRegister(m.connections, m.connectionsRefused, m.bans, m.memoryWaits, m.sessions, m.uploadBytes, m.downloadBytes, m.uploads, m.authFailures, m.refused)
+	reg.MustRegister(m.connections, m.connectionsRefused, m.bans, m.memoryWaits, m.sessions, m.uploadBytes, m.downloadBytes, m.uploads, m.authFailures, m.refused,
+		m.limitRefusals, m.openHandles, m.acceptErrors)
 	return m
 }

@@ -88,7 +88,9 @@ type Server struct {
 	recordAfter      time.Duration // see the constant
 	admission        *admission
 
-	memory *memoryBudget // for upload buffers
+	memory      *memoryBudget // for upload buffers
+	handles     *handleLimits
+	maxChannels int // session channels open at once on a connection
 
 	dirs    dirSet
 	egress  storage.Cache // egress stores, open across sessions
@@ -125,6 +127,9 @@ func New(opts Options) (*Server, error) {
 		admission: newAdmission(sc.Ban.Threshold, cmp.Or(sc.Ban.Window, 10*time.Minute), cmp.Or(sc.Ban.Duration, 15*time.Minute),
 			cmp.Or(sc.MaxConnectionsPerIP, 20), cmp.Or(sc.MaxUnauthenticated, 64)),
 		closing: make(chan struct{}),
+		handles: newHandleLimits(cmp.Or(sc.MaxHandlesPerSession, 256), cmp.Or(sc.MaxHandlesPerSupplier, 1024),
+			nodeHandleLimit(sc.MaxHandlesPerNode)),
+		maxChannels: cmp.Or(sc.MaxChannelsPerConnection, 4),
 	}
 	s.memory = newMemoryBudget(int64(cmp.Or(opts.Config.Limits.UploadMemory, 512<<20)),
 		int64(s.reorderWindow)+s.landing.WriteBuffer(s.maxFileSize), cmp.Or(opts.MemoryWait, time.Minute))
@@ -141,6 +146,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ln.Close()
 	}()
 	s.log.Info("sftp listening", "addr", ln.Addr().String())
+	var backoff acceptBackoff
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
@@ -149,13 +155,17 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 				_ = s.egress.Close() // read-only stores: nothing to lose
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(50 * time.Millisecond)
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("accept: %w", err)
 			}
-			return fmt.Errorf("accept: %w", err)
+			// Out of descriptors (EMFILE) or any other failure: the
+			// gateway must go on serving the connections it has.
+			s.metrics.acceptErrors.Inc()
+			s.log.Warn("accept failed; backing off", "err", err, "retry_in", backoff.next())
+			backoff.wait(ctx)
+			continue
 		}
+		backoff.reset()
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
@@ -288,10 +298,15 @@ func (s *Server) handleConn(ctx context.Context, nc net.Conn) {
 	go s.closeIdleConn(connCtx, sconn, idle, log)
 
 	var sessions sync.WaitGroup
+	channelsAudited := false
 	for nch := range chans {
 		if nch.ChannelType() != "session" {
 			log.Warn("channel refused", "type", nch.ChannelType())
 			_ = nch.Reject(ssh.Prohibited, "only SFTP sessions are allowed")
+			continue
+		}
+		if idle.open() >= s.maxChannels {
+			s.refuseChannel(ctx, nch, supplier.Name, connID, remote.String(), log, &channelsAudited)
 			continue
 		}
 		ch, chReqs, err := nch.Accept()
@@ -326,6 +341,13 @@ func (c *connIdle) opened() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.sessions++
+}
+
+// open reports the sessions open now.
+func (c *connIdle) open() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sessions
 }
 
 func (c *connIdle) closed(now time.Time) {
