@@ -1,0 +1,327 @@
+package integration
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/sys/unix"
+
+	"github.com/airlock-gw/airlock/internal/ledger"
+	"github.com/airlock-gw/airlock/internal/sftptest"
+)
+
+// The attacks of issue 19 by an authenticated supplier, mallory (an egress
+// supplier), on the real binary. In each, the process survives, another
+// supplier's upload during the attack succeeds, nothing is written outside
+// the stores and the audit chain verifies.
+
+// attack is a gateway with mallory, whose egress store holds big.bin and a
+// directory of many files, and acme, who only uploads.
+type attack struct {
+	g       *gateway
+	mallory clientKey
+	acme    clientKey
+	fence   *fence
+	uploads atomic.Int32
+}
+
+const bigFile = 4 << 20
+
+func startAttack(t *testing.T, sftpExtra string, listing int) *attack {
+	t.Helper()
+	egress := t.TempDir()
+	writeFile(t, filepath.Join(egress, "big.bin"), strings.Repeat("x", bigFile))
+	for i := range listing {
+		writeFile(t, filepath.Join(egress, "many", fmt.Sprintf("%04d-%s.csv", i, strings.Repeat("n", 120))), "1\n")
+	}
+	a := &attack{mallory: newClientKey(t), acme: newClientKey(t)}
+	a.g = newGateway(t, gatewayOpts{sftpExtra: sftpExtra, suppliers: []supplierSpec{
+		{name: "mallory", keys: []clientKey{a.mallory}, egress: egress},
+		{name: "acme", keys: []clientKey{a.acme}},
+	}})
+	a.g.start()
+	a.fence = newFence(t, a.g, "mallory", "acme")
+	return a
+}
+
+// legitUpload uploads a file as acme, which must work.
+func (a *attack) legitUpload(t *testing.T) {
+	t.Helper()
+	n := a.uploads.Add(1)
+	local, _ := randomFile(t, 64<<10)
+	name := fmt.Sprintf("/legit-%d.bin", n)
+	if out, err := a.g.sftpBatch("acme", a.acme, fmt.Sprintf("put %s %s\n", local, name)); err != nil {
+		t.Fatalf("acme's upload during the attack: %v\n%s", err, out)
+	}
+	a.g.waitTransfer(t, "acme", name, 30*time.Second, "acme's upload recorded", func(tr ledger.Transfer) bool { return tr.Size == 64<<10 })
+}
+
+// survived checks the aftermath: the process runs, nothing was written
+// outside the stores, the audit chain verifies.
+func (a *attack) survived(t *testing.T) {
+	t.Helper()
+	select {
+	case <-a.g.proc.Exited():
+		t.Fatalf("airlock exited during the attack\n%s", a.g.logTail(40))
+	default:
+	}
+	a.fence.check(t)
+	a.g.auditVerifies(t)
+}
+
+// rssKiB is the resident set of the airlock process.
+func (a *attack) rssKiB(t *testing.T) int64 {
+	t.Helper()
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", a.g.proc.Pid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.Fields(rest)[0], 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return kb
+		}
+	}
+	t.Fatal("no VmRSS in /proc status")
+	return 0
+}
+
+// limitEvents counts the limit.reached audit events of one limit.
+func (a *attack) limitEvents(limit string) int {
+	n := 0
+	for _, ev := range a.g.events() {
+		if ev.Kind == "limit.reached" && ev.Detail["limit"] == limit {
+			n++
+		}
+	}
+	return n
+}
+
+// rawSession is an SFTP session on conn driven by hand: requests are
+// written without waiting for answers, as an attacker would.
+type rawSession struct {
+	in  io.WriteCloser
+	out io.Reader
+	id  uint32
+}
+
+func openRaw(conn *ssh.Client) (*rawSession, error) {
+	sess, err := conn.NewSession()
+	if err != nil {
+		return nil, err
+	}
+	in, err := sess.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	out, err := sess.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := sess.RequestSubsystem("sftp"); err != nil {
+		return nil, err
+	}
+	r := &rawSession{in: in, out: out}
+	if err := r.send(sftptest.FXPInit); err != nil {
+		return nil, err
+	}
+	if typ, _, err := r.recv(); err != nil || typ != sftptest.FXPVersion {
+		return nil, fmt.Errorf("INIT answered with %d: %v", typ, err)
+	}
+	return r, nil
+}
+
+func (r *rawSession) send(typ byte, fields ...any) error {
+	r.id++
+	if typ == sftptest.FXPInit {
+		r.id = 3 // the version
+	}
+	_, err := r.in.Write(sftptest.Packet(typ, r.id, fields...))
+	return err
+}
+
+// recv returns the next answer's type and body after the request id.
+func (r *rawSession) recv() (byte, []byte, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(r.out, hdr[:]); err != nil {
+		return 0, nil, err
+	}
+	body := make([]byte, binary.BigEndian.Uint32(hdr[:]))
+	if _, err := io.ReadFull(r.out, body); err != nil {
+		return 0, nil, err
+	}
+	if len(body) < 5 {
+		return 0, nil, errors.New("short answer")
+	}
+	return body[0], body[5:], nil
+}
+
+// handle reads the handle off a HANDLE answer's body.
+func handleOf(body []byte) string {
+	n := binary.BigEndian.Uint32(body)
+	return string(body[4 : 4+n])
+}
+
+// statusMsg reads a STATUS answer's code and message.
+func statusMsg(body []byte) (uint32, string) {
+	code := binary.BigEndian.Uint32(body)
+	n := binary.BigEndian.Uint32(body[4:])
+	return code, string(body[8 : 8+n])
+}
+
+func dialMallory(t *testing.T, a *attack) *ssh.Client {
+	t.Helper()
+	conn, err := sshDial(a.g, "mallory", a.mallory)
+	if err != nil {
+		t.Fatalf("mallory's login: %v", err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// setNofile sets the airlock process's descriptor limit; the hard limit
+// stays, so that it can be raised again.
+func (a *attack) setNofile(t *testing.T, n uint64) {
+	t.Helper()
+	var old unix.Rlimit
+	if err := unix.Prlimit(a.g.proc.Pid(), unix.RLIMIT_NOFILE, nil, &old); err != nil {
+		t.Fatalf("prlimit: %v", err)
+	}
+	if err := unix.Prlimit(a.g.proc.Pid(), unix.RLIMIT_NOFILE, &unix.Rlimit{Cur: n, Max: old.Max}, nil); err != nil {
+		t.Fatalf("prlimit: %v", err)
+	}
+}
+
+// openFDs counts the airlock process's open descriptors.
+func (a *attack) openFDs(t *testing.T) int {
+	t.Helper()
+	entries, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", a.g.proc.Pid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(entries)
+}
+
+// TestAttackOpenHandles: 20,000 OPENs of a download, pipelined over eight
+// sessions, with the process held to 1,024 descriptors. Before the limits,
+// the descriptors ran out and the next accept took the gateway down; now
+// the supplier gets its 512 handles and a clear refusal for the rest.
+func TestAttackOpenHandles(t *testing.T) {
+	t.Parallel()
+	const perSupplier = 512
+	a := startAttack(t, fmt.Sprintf("  max_handles_per_supplier: %d\n  max_handles_per_node: 768\n", perSupplier), 0)
+	a.setNofile(t, 1024)
+
+	const conns, perConn, opens = 2, 4, 2500
+	var granted, refused atomic.Int64
+	var mu sync.Mutex
+	var other []string
+	var wg sync.WaitGroup
+	for range conns {
+		conn := dialMallory(t, a)
+		for range perConn {
+			r, err := openRaw(conn)
+			if err != nil {
+				t.Fatalf("mallory's session: %v", err)
+			}
+			wg.Go(func() {
+				for range opens {
+					if r.send(sftptest.FXPOpen, "/download/big.bin", uint32(sftptest.FXFRead), uint32(0)) != nil {
+						return
+					}
+				}
+			})
+			wg.Go(func() {
+				for range opens {
+					typ, body, err := r.recv()
+					switch {
+					case err != nil:
+						mu.Lock()
+						other = append(other, err.Error())
+						mu.Unlock()
+						return
+					case typ == sftptest.FXPHandle:
+						granted.Add(1)
+						continue
+					}
+					if code, msg := statusMsg(body); code == sftptest.FXFailure && strings.Contains(msg, "too many open handles") {
+						refused.Add(1)
+						continue
+					} else {
+						mu.Lock()
+						other = append(other, fmt.Sprintf("status %d %q", code, msg))
+						mu.Unlock()
+					}
+				}
+			})
+		}
+	}
+	eventually(t, 60*time.Second, "mallory to hold its handles", func() bool { return granted.Load() >= perSupplier })
+	a.legitUpload(t) // while mallory holds every handle it may
+	wg.Wait()
+	if len(other) > 0 {
+		t.Errorf("%d answers were neither a handle nor the limit's status, such as %s", len(other), other[0])
+	}
+	if granted.Load() != perSupplier || refused.Load() != conns*perConn*opens-perSupplier {
+		t.Errorf("%d opens granted and %d refused, want %d and %d", granted.Load(), refused.Load(), perSupplier, conns*perConn*opens-perSupplier)
+	}
+	counted := 0.0
+	for _, limit := range []string{"session", "supplier", "node"} {
+		counted += a.g.metric(`airlock_sftp_limit_refusals_total{limit="handles_per_` + limit + `"}`)
+	}
+	if counted != float64(refused.Load()) {
+		t.Errorf("handle limit refusals metric %v, want %d", counted, refused.Load())
+	}
+	// Audited once per session and limit, however many refusals.
+	if n := a.limitEvents("handles_per_supplier"); n < 1 || n > conns*perConn {
+		t.Errorf("%d limit.reached events for handles_per_supplier, want 1 to %d", n, conns*perConn)
+	}
+	t.Logf("descriptors open with mallory holding %d handles: %d", granted.Load(), a.openFDs(t))
+	a.survived(t)
+}
+
+// TestAttackAcceptEMFILE: with no descriptor left for the next accept, the
+// gateway backs off and goes on; it used to exit.
+func TestAttackAcceptEMFILE(t *testing.T) {
+	t.Parallel()
+	a := startAttack(t, "", 0)
+	a.setNofile(t, uint64(a.openFDs(t)+2))
+	var conns []net.Conn
+	for range 20 {
+		c, err := net.Dial("tcp", a.g.sftpAddr)
+		if err != nil {
+			break // the backlog is full: enough
+		}
+		conns = append(conns, c)
+	}
+	eventually(t, 30*time.Second, "accept to fail for want of descriptors", func() bool {
+		return strings.Contains(a.g.log.String(), "accept failed; backing off")
+	})
+	for _, c := range conns {
+		c.Close()
+	}
+	a.setNofile(t, 4096)
+	eventually(t, 30*time.Second, "the accept errors in the metrics", func() bool {
+		return a.g.metric("airlock_sftp_accept_errors_total") > 0
+	})
+	a.legitUpload(t)
+	a.survived(t)
+}
