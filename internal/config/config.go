@@ -66,7 +66,7 @@ type SFTP struct {
 	MaxHandlesPerNode     int
 	// MaxChannelsPerConnection bounds the sessions open on one connection.
 	MaxChannelsPerConnection int
-	Ban                 Ban
+	Ban                      Ban
 	// ReceiptRetention is how long <name>.receipt.json stays in the
 	// supplier's home after the outcome; 0 disables receipts.
 	ReceiptRetention time.Duration
@@ -181,11 +181,11 @@ const (
 	defaultMaxHandlesPerSession     = 256
 	defaultMaxHandlesPerSupplier    = 1024
 	defaultMaxChannelsPerConnection = 4
-	defaultBanThreshold        = 10
-	defaultBanWindow           = 10 * time.Minute
-	defaultBanDuration         = 15 * time.Minute
-	defaultKeyExpiryNotice     = 14 * 24 * time.Hour
-	defaultReceiptRetention    = 30 * 24 * time.Hour
+	defaultBanThreshold             = 10
+	defaultBanWindow                = 10 * time.Minute
+	defaultBanDuration              = 15 * time.Minute
+	defaultKeyExpiryNotice          = 14 * 24 * time.Hour
+	defaultReceiptRetention         = 30 * 24 * time.Hour
 
 	defaultMaxAttempts  = 20
 	defaultRetryBackoff = time.Second
@@ -209,8 +209,8 @@ var airlockKeys = keySet{
 		"max_connections_per_ip": nil, "max_unauthenticated": nil,
 		"max_handles_per_session": nil, "max_handles_per_supplier": nil, "max_handles_per_node": nil,
 		"max_channels_per_connection": nil,
-		"ban":               {"threshold": nil, "window": nil, "duration": nil},
-		"receipt_retention": nil,
+		"ban":                         {"threshold": nil, "window": nil, "duration": nil},
+		"receipt_retention":           nil,
 	},
 	"http":          {"listen": nil},
 	"database":      nil,
