@@ -59,6 +59,11 @@ type SFTP struct {
 	KeepaliveInterval   time.Duration
 	MaxConnectionsPerIP int // open connections from one address, >= 1
 	MaxUnauthenticated  int // connections not yet authenticated, in total, >= 1
+	Ban                 Ban
+	// ReceiptRetention is how long <name>.receipt.json stays in the
+	// supplier's home after the outcome; 0 disables receipts.
+	ReceiptRetention time.Duration
+
 	// Open file and directory handles, per session, per supplier across
 	// its sessions, and per node (0: derived from the descriptor limit).
 	MaxHandlesPerSession  int
@@ -66,10 +71,6 @@ type SFTP struct {
 	MaxHandlesPerNode     int
 	// MaxChannelsPerConnection bounds the sessions open on one connection.
 	MaxChannelsPerConnection int
-	Ban                      Ban
-	// ReceiptRetention is how long <name>.receipt.json stays in the
-	// supplier's home after the outcome; 0 disables receipts.
-	ReceiptRetention time.Duration
 }
 
 // Ban bans an address for Duration after Threshold failed logins from it
@@ -176,16 +177,17 @@ const (
 	defaultKeepaliveInterval   = 30 * time.Second
 	defaultMaxConnectionsPerIP = 20
 	defaultMaxUnauthenticated  = 64
+	defaultBanThreshold        = 10
+	defaultBanWindow           = 10 * time.Minute
+	defaultBanDuration         = 15 * time.Minute
+	defaultKeyExpiryNotice     = 14 * 24 * time.Hour
+	defaultReceiptRetention    = 30 * 24 * time.Hour
+
 	// SFTP clients hold a handle or two per transfer, and open one session
 	// per connection; these are far beyond what they use.
 	defaultMaxHandlesPerSession     = 256
 	defaultMaxHandlesPerSupplier    = 1024
 	defaultMaxChannelsPerConnection = 4
-	defaultBanThreshold             = 10
-	defaultBanWindow                = 10 * time.Minute
-	defaultBanDuration              = 15 * time.Minute
-	defaultKeyExpiryNotice          = 14 * 24 * time.Hour
-	defaultReceiptRetention         = 30 * 24 * time.Hour
 
 	defaultMaxAttempts  = 20
 	defaultRetryBackoff = time.Second
@@ -207,10 +209,10 @@ var airlockKeys = keySet{
 		"listen": nil, "host_keys": nil, "temp_patterns": nil,
 		"max_auth_tries": nil, "handshake_timeout": nil, "idle_timeout": nil, "keepalive_interval": nil,
 		"max_connections_per_ip": nil, "max_unauthenticated": nil,
-		"max_handles_per_session": nil, "max_handles_per_supplier": nil, "max_handles_per_node": nil,
-		"max_channels_per_connection": nil,
-		"ban":                         {"threshold": nil, "window": nil, "duration": nil},
-		"receipt_retention":           nil,
+		"max_handles_per_session": nil, "max_handles_per_supplier": nil,
+		"max_handles_per_node": nil, "max_channels_per_connection": nil,
+		"ban":               {"threshold": nil, "window": nil, "duration": nil},
+		"receipt_retention": nil,
 	},
 	"http":          {"listen": nil},
 	"database":      nil,
