@@ -7,22 +7,23 @@ import (
 	"sort"
 )
 
-// listPage is how many entries a directory handle holds at most: the
-// listing is read again for every page, so that a client holding many
-// handles open on a large directory holds pages, not whole listings.
-// pkg/sftp asks for 100 entries a READDIR.
-const listPage = 256
+// listPage is how many entries a directory handle reads at once: what
+// pkg/sftp asks for in a READDIR (sftp.MaxFilelist), so that a page is
+// served whole and dropped.
+const listPage = 100
 
-// dirLister serves a directory handle's listing a page at a time. Each page
-// after the first reads the whole listing again (briefly, in the one
-// request being served) and keeps the entries after the last one served,
-// so that entries added or removed meanwhile are neither repeated nor
+// dirLister serves a directory handle's listing a page at a time, so that
+// a client holding many handles open on a large directory holds a name per
+// handle, not a listing. Each page reads the listing again (briefly, in the
+// one request being served) and takes the entries after the last one
+// served: entries added or removed meanwhile are neither repeated nor
 // skipped.
 type dirLister struct {
 	list    func() ([]os.FileInfo, error) // the whole listing, sorted by name
-	page    []os.FileInfo
-	pageOff int64 // the offset of page[0] in the listing
-	more    bool  // the listing goes on after page
+	page    []os.FileInfo                 // read and not yet served
+	next    int64                         // the offset of page[0]
+	after   string                        // the name of the entry before page[0]; "" at the start
+	done    bool                          // nothing follows page
 	release func()
 }
 
@@ -44,36 +45,39 @@ func (s *session) openDir(loc location) (*dirLister, error) {
 }
 
 func (l *dirLister) ListAt(dst []os.FileInfo, off int64) (int, error) {
-	end := l.pageOff + int64(len(l.page))
-	if off < l.pageOff || (off >= end && l.more) {
+	if off != l.next || (len(l.page) == 0 && !l.done) {
 		if err := l.load(off); err != nil {
 			return 0, err
 		}
-		end = l.pageOff + int64(len(l.page))
 	}
-	if off >= end {
+	if len(l.page) == 0 {
 		return 0, io.EOF
 	}
-	return copy(dst, l.page[off-l.pageOff:]), nil
+	n := copy(dst, l.page)
+	l.after = l.page[n-1].Name()
+	if l.page = l.page[n:]; len(l.page) == 0 {
+		l.page = nil // let the page go
+	}
+	l.next += int64(n)
+	return n, nil
 }
 
-// load reads the page that starts at off: after the last entry served when
-// off follows the page held, else off entries into the listing.
+// load reads the page at off: the entries after the last one served when
+// off follows it, else off entries into the listing.
 func (l *dirLister) load(off int64) error {
 	all, err := l.list()
 	if err != nil {
 		return err
 	}
 	start := min(int(off), len(all))
-	if n := len(l.page); n > 0 && off == l.pageOff+int64(n) {
-		last := l.page[n-1].Name()
-		start = sort.Search(len(all), func(i int) bool { return all[i].Name() > last })
+	if off == l.next && l.after != "" {
+		start = sort.Search(len(all), func(i int) bool { return all[i].Name() > l.after })
 	}
 	end := min(start+listPage, len(all))
 	// A copy: the rest of the listing is garbage once this returns.
 	l.page = slices.Clone(all[start:end])
-	l.pageOff = off
-	l.more = end < len(all)
+	l.next = off
+	l.done = end == len(all)
 	return nil
 }
 

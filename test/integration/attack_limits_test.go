@@ -40,6 +40,12 @@ type attack struct {
 
 const bigFile = 4 << 20
 
+// SFTP packet types sftptest does not name.
+const (
+	fxpReaddir = 12
+	fxpName    = 104
+)
+
 func startAttack(t *testing.T, sftpExtra string, listing int) *attack {
 	t.Helper()
 	egress := t.TempDir()
@@ -323,5 +329,173 @@ func TestAttackAcceptEMFILE(t *testing.T) {
 		return a.g.metric("airlock_sftp_accept_errors_total") > 0
 	})
 	a.legitUpload(t)
+	a.survived(t)
+}
+
+// TestAttackChannels: a thousand session channels on one connection. They
+// used to be served, all of them (10,000 took 840 MB); now four are, and
+// the rest rejected as a resource shortage.
+func TestAttackChannels(t *testing.T) {
+	t.Parallel()
+	a := startAttack(t, "", 0)
+	before := a.rssKiB(t)
+	conn := dialMallory(t, a)
+	const tries = 1000
+	opened, rejected := 0, 0
+	for range tries {
+		sess, err := conn.NewSession()
+		var oce *ssh.OpenChannelError
+		switch {
+		case err == nil:
+			opened++
+			t.Cleanup(func() { sess.Close() })
+		case errors.As(err, &oce) && oce.Reason == ssh.ResourceShortage && strings.Contains(oce.Message, "too many channels"):
+			rejected++
+		default:
+			t.Fatalf("channel %d: %v", opened+rejected+1, err)
+		}
+	}
+	if opened != 4 || rejected != tries-4 {
+		t.Errorf("%d channels opened and %d rejected, want 4 and %d", opened, rejected, tries-4)
+	}
+	a.legitUpload(t)
+	during := a.rssKiB(t)
+	t.Logf("RSS %d KiB before, %d KiB with %d channels asked for", before, during, tries)
+	if during-before > 64<<10 {
+		t.Errorf("RSS grew by %d KiB, want under 64 MiB", during-before)
+	}
+	if got := a.g.metric(`airlock_sftp_limit_refusals_total{limit="channels_per_connection"}`); got != tries-4 {
+		t.Errorf("channels_per_connection refusals metric %v, want %d", got, tries-4)
+	}
+	if n := a.limitEvents("channels_per_connection"); n != 1 {
+		t.Errorf("%d limit.reached events for channels_per_connection, want 1 for the connection", n)
+	}
+	a.survived(t)
+}
+
+// stall opens /download/big.bin in a session of conn and sends READs of it
+// without ever reading an answer, until the writes block; sent counts the
+// requests that went out.
+func stall(conn *ssh.Client, sent *atomic.Int64) error {
+	r, err := openRaw(conn)
+	if err != nil {
+		return err
+	}
+	if err := r.send(sftptest.FXPOpen, "/download/big.bin", uint32(sftptest.FXFRead), uint32(0)); err != nil {
+		return err
+	}
+	typ, body, err := r.recv()
+	if err != nil || typ != sftptest.FXPHandle {
+		return fmt.Errorf("open big.bin: type %d: %v", typ, err)
+	}
+	h := handleOf(body)
+	go func() {
+		for i := uint64(0); ; i++ {
+			if r.send(sftptest.FXPRead, h, (i*(256<<10))%bigFile, uint32(256<<10)) != nil {
+				return
+			}
+			sent.Add(1)
+		}
+	}()
+	return nil
+}
+
+// settled waits until n stops growing for a second.
+func settled(t *testing.T, n *atomic.Int64) {
+	t.Helper()
+	last := int64(-1)
+	eventually(t, 60*time.Second, "the stalled sessions to stop sending", func() bool {
+		now := n.Load()
+		if now == last {
+			return true
+		}
+		last = now
+		time.Sleep(time.Second)
+		return false
+	})
+}
+
+// TestAttackStalledSessions: 120 sessions that ask for data and never read
+// it. RSS must stay bounded: every session stops reading requests once its
+// answers are not read, and holds what it was writing.
+func TestAttackStalledSessions(t *testing.T) {
+	t.Parallel()
+	a := startAttack(t, "  max_connections_per_ip: 100\n", 0)
+	before := a.rssKiB(t)
+	const conns, perConn = 30, 4
+	var sent atomic.Int64
+	var clients []*ssh.Client
+	for range conns {
+		conn := dialMallory(t, a)
+		clients = append(clients, conn)
+		for range perConn {
+			if err := stall(conn, &sent); err != nil {
+				t.Fatalf("stalled session: %v", err)
+			}
+		}
+	}
+	settled(t, &sent)
+	during := a.rssKiB(t)
+	a.legitUpload(t)
+	for _, c := range clients {
+		c.Close()
+	}
+	t.Logf("RSS %d KiB before, %d KiB with %d stalled sessions (%d requests sent, %d KiB a session)",
+		before, during, conns*perConn, sent.Load(), (during-before)/(conns*perConn))
+	const bound = 400 << 10
+	if during > bound {
+		t.Errorf("RSS %d KiB with %d stalled sessions, want under %d KiB", during, conns*perConn, bound)
+	}
+	a.survived(t)
+}
+
+// TestAttackDirHandles: directory handles on a directory of 3,000 entries,
+// as many as the supplier may hold, each read once. They used to hold a
+// whole listing each; now a page.
+func TestAttackDirHandles(t *testing.T) {
+	t.Parallel()
+	a := startAttack(t, "", 3000)
+	before := a.rssKiB(t)
+	const conns, perConn, dirs = 2, 4, 128
+	var wg sync.WaitGroup
+	var held, refused atomic.Int64
+	for range conns {
+		conn := dialMallory(t, a)
+		for range perConn {
+			r, err := openRaw(conn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wg.Go(func() {
+				for range dirs {
+					if r.send(sftptest.FXPOpendir, "/download/many") != nil {
+						return
+					}
+					typ, body, err := r.recv()
+					if err != nil || typ != sftptest.FXPHandle {
+						refused.Add(1)
+						continue
+					}
+					if r.send(fxpReaddir, handleOf(body)) != nil {
+						return
+					}
+					if typ, _, err := r.recv(); err == nil && typ == fxpName {
+						held.Add(1)
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	during := a.rssKiB(t)
+	a.legitUpload(t)
+	t.Logf("RSS %d KiB before, %d KiB with %d directory handles read once on 3,000 entries (%d refused)", before, during, held.Load(), refused.Load())
+	if held.Load() != conns*perConn*dirs {
+		t.Errorf("%d directory handles read, want %d", held.Load(), conns*perConn*dirs)
+	}
+	const bound = 200 << 10
+	if during > bound {
+		t.Errorf("RSS %d KiB, want under %d KiB", during, bound)
+	}
 	a.survived(t)
 }
