@@ -71,6 +71,9 @@ type SFTP struct {
 	MaxHandlesPerNode     int
 	// MaxChannelsPerConnection bounds the sessions open on one connection.
 	MaxChannelsPerConnection int
+	// WriteStallTimeout closes a connection whose client has not read an
+	// answer for this long.
+	WriteStallTimeout time.Duration
 }
 
 // Ban bans an address for Duration after Threshold failed logins from it
@@ -188,6 +191,7 @@ const (
 	defaultMaxHandlesPerSession     = 256
 	defaultMaxHandlesPerSupplier    = 1024
 	defaultMaxChannelsPerConnection = 4
+	defaultWriteStallTimeout        = time.Minute
 
 	defaultMaxAttempts  = 20
 	defaultRetryBackoff = time.Second
@@ -210,7 +214,7 @@ var airlockKeys = keySet{
 		"max_auth_tries": nil, "handshake_timeout": nil, "idle_timeout": nil, "keepalive_interval": nil,
 		"max_connections_per_ip": nil, "max_unauthenticated": nil,
 		"max_handles_per_session": nil, "max_handles_per_supplier": nil,
-		"max_handles_per_node": nil, "max_channels_per_connection": nil,
+		"max_handles_per_node": nil, "max_channels_per_connection": nil, "write_stall_timeout": nil,
 		"ban":               {"threshold": nil, "window": nil, "duration": nil},
 		"receipt_retention": nil,
 	},
@@ -379,6 +383,7 @@ func parseSFTPLimits(c *checker, sftp map[string]field, s *SFTP) {
 	s.MaxHandlesPerSupplier = c.integer(sftp["max_handles_per_supplier"], defaultMaxHandlesPerSupplier, 1, 0)
 	s.MaxHandlesPerNode = c.integer(sftp["max_handles_per_node"], 0, 1, 0)
 	s.MaxChannelsPerConnection = c.integer(sftp["max_channels_per_connection"], defaultMaxChannelsPerConnection, 1, 0)
+	s.WriteStallTimeout = c.duration(sftp["write_stall_timeout"], defaultWriteStallTimeout, false)
 	ban := c.mapping(sftp["ban"], airlockKeys["sftp"]["ban"])
 	s.Ban.Threshold = c.integer(ban["threshold"], defaultBanThreshold, 0, -1)
 	s.Ban.Window = c.duration(ban["window"], defaultBanWindow, false)

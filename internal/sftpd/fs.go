@@ -67,6 +67,7 @@ type session struct {
 
 	handles   int             // open now; guarded by srv.handles.mu
 	limitsHit map[string]bool // limits met, each audited once; guarded by mu
+	closeConn func()          // ends the connection the session is on
 }
 
 var (

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 
@@ -193,4 +194,23 @@ func nodeHandleLimit(configured int) int {
 	}
 	n := int(min(lim.Cur, 1<<30))
 	return min(max(n-max(n/4, 128), 16), most)
+}
+
+// closeStalled ends the connection of a session whose client has not taken
+// a reply for the write stall timeout: while it does not read, the session
+// reads no requests, but the SSH layer still holds what the client sent up
+// to its window (2 MiB, several times that in memory when sent in small
+// packets). Keepalives do not catch such a client: its SSH layer answers.
+func (s *session) closeStalled(ctx context.Context, replies *replyPacker) {
+	stalled, ok := waitIdle(ctx, s.srv.writeStall, replies.stalledFor)
+	if !ok {
+		return
+	}
+	s.log.Warn("closing connection: its client stopped reading answers", "stalled", stalled.Round(time.Second))
+	s.srv.metrics.limitRefusals.WithLabelValues("write_stall_timeout").Inc()
+	s.srv.audit(s.ctx, ledger.Event{
+		Kind: "limit.reached", Actor: s.supplier.Name, RemoteIP: s.remoteIP, ConnID: s.connID,
+		Detail: map[string]string{"limit": "write_stall_timeout", "stalled": stalled.Round(time.Second).String()},
+	})
+	s.closeConn()
 }

@@ -90,7 +90,8 @@ type Server struct {
 
 	memory      *memoryBudget // for upload buffers
 	handles     *handleLimits
-	maxChannels int // session channels open at once on a connection
+	maxChannels int           // session channels open at once on a connection
+	writeStall  time.Duration // how long a reply may wait for the client to read
 
 	dirs    dirSet
 	egress  storage.Cache // egress stores, open across sessions
@@ -130,6 +131,7 @@ func New(opts Options) (*Server, error) {
 		handles: newHandleLimits(cmp.Or(sc.MaxHandlesPerSession, 256), cmp.Or(sc.MaxHandlesPerSupplier, 1024),
 			nodeHandleLimit(sc.MaxHandlesPerNode)),
 		maxChannels: cmp.Or(sc.MaxChannelsPerConnection, 4),
+		writeStall:  cmp.Or(sc.WriteStallTimeout, time.Minute),
 	}
 	s.memory = newMemoryBudget(int64(cmp.Or(opts.Config.Limits.UploadMemory, 512<<20)),
 		int64(s.reorderWindow)+s.landing.WriteBuffer(s.maxFileSize), cmp.Or(opts.MemoryWait, time.Minute))
@@ -320,7 +322,7 @@ func (s *Server) handleConn(ctx context.Context, nc net.Conn) {
 			defer sessions.Done()
 			defer idle.closed(s.now())
 			s.serveChannel(connCtx, ch, chReqs, &session{
-				srv: s, ctx: connCtx, supplier: supplier, connID: connID, remoteIP: remote.String(), log: log,
+				srv: s, ctx: connCtx, closeConn: cancel, supplier: supplier, connID: connID, remoteIP: remote.String(), log: log,
 				held: make(map[string]ledger.Transfer),
 			})
 		}()
@@ -483,6 +485,7 @@ func (sess *session) serve(ctx context.Context, ch ssh.Channel) (exitStatus uint
 		}
 		srv.Close()
 	}()
+	go sess.closeStalled(ctx, replies)
 	err := srv.Serve()
 	clientEnded := (err == nil || errors.Is(err, io.EOF)) && !sess.idledOut.Load()
 	if !clientEnded {
