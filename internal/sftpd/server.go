@@ -147,7 +147,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		close(s.closing)
 		ln.Close()
 	}()
-	s.log.Info("sftp listening", "addr", ln.Addr().String())
+	s.log.Info("sftp listening", "addr", ln.Addr().String(), "max_handles_per_node", s.handles.perNode)
 	var backoff acceptBackoff
 	for {
 		nc, err := ln.Accept()
