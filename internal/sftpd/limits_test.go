@@ -297,4 +297,3 @@ func TestWriteStall(t *testing.T) {
 		t.Errorf("limit.reached events %v, want one of write_stall_timeout", evs)
 	}
 }
-
