@@ -305,21 +305,22 @@ func TestAttackOpenHandles(t *testing.T) {
 }
 
 // TestAttackAcceptEMFILE: with no descriptor left for the next accept, the
-// gateway backs off and goes on; it used to exit.
+// gateway backs off and goes on, SFTP and HTTP alike; SFTP used to exit.
 func TestAttackAcceptEMFILE(t *testing.T) {
 	t.Parallel()
 	a := startAttack(t, "", 0)
 	a.setNofile(t, uint64(a.openFDs(t)+2))
 	var conns []net.Conn
-	for range 20 {
-		c, err := net.Dial("tcp", a.g.sftpAddr)
+	for _, addr := range []string{a.g.sftpAddr, a.g.sftpAddr, a.g.sftpAddr, a.g.httpAddr, a.g.httpAddr} {
+		c, err := net.Dial("tcp", addr)
 		if err != nil {
-			break // the backlog is full: enough
+			t.Fatal(err)
 		}
 		conns = append(conns, c)
 	}
-	eventually(t, 30*time.Second, "accept to fail for want of descriptors", func() bool {
-		return strings.Contains(a.g.log.String(), "accept failed; backing off")
+	eventually(t, 30*time.Second, "both accepts to fail for want of descriptors", func() bool {
+		log := a.g.log.String()
+		return strings.Contains(log, "accept failed; backing off") && strings.Contains(log, "http: Accept error")
 	})
 	for _, c := range conns {
 		c.Close()
