@@ -297,3 +297,38 @@ func TestWriteStall(t *testing.T) {
 		t.Errorf("limit.reached events %v, want one of write_stall_timeout", evs)
 	}
 }
+
+// TestListingAcrossPages: a listing longer than a page arrives whole, once
+// each, through pkg/sftp's client, in both areas.
+func TestListingAcrossPages(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, serverOptions{})
+	const n = 2*listPage + 17
+	for i := range n {
+		writeFile(t, filepath.Join(ts.egressDir, "many", fmt.Sprintf("f%03d.csv", i)), "1\n")
+	}
+	c := ts.sftpClient(t, egresser)
+	for i := range n {
+		if err := putFile(c, fmt.Sprintf("/upload/u%03d.csv", i), []byte("1\n")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for dir, prefix := range map[string]string{"/download/many": "f", "/upload": "u"} {
+		infos, err := c.ReadDir(dir)
+		if err != nil {
+			t.Fatalf("list %s: %v", dir, err)
+		}
+		seen := make(map[string]bool)
+		for _, fi := range infos {
+			if seen[fi.Name()] {
+				t.Errorf("%s: %s listed twice", dir, fi.Name())
+			}
+			seen[fi.Name()] = true
+		}
+		for i := range n {
+			if name := fmt.Sprintf("%s%03d.csv", prefix, i); !seen[name] {
+				t.Errorf("%s: %s missing from the listing of %d entries", dir, name, len(infos))
+			}
+		}
+	}
+}
