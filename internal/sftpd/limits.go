@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
@@ -213,4 +214,19 @@ func (s *session) closeStalled(ctx context.Context, replies *replyPacker) {
 		Detail: map[string]string{"limit": "write_stall_timeout", "stalled": stalled.Round(time.Second).String()},
 	})
 	s.closeConn()
+	s.srv.returnMemorySoon()
+}
+
+// returnMemorySoon hands the memory of stalled connections just closed back
+// to the system, a few seconds on (when they have let go of it, and the
+// others of the same attack have been closed too) and at most once a
+// minute: the runtime would otherwise keep it until its next collection,
+// minutes later when the process is idle.
+func (s *Server) returnMemorySoon() {
+	now := time.Now().UnixNano()
+	last := s.memoryReturned.Load()
+	if now-last < int64(time.Minute) || !s.memoryReturned.CompareAndSwap(last, now) {
+		return
+	}
+	time.AfterFunc(5*time.Second, debug.FreeOSMemory)
 }

@@ -17,6 +17,7 @@ import (
 	"path"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pkg/sftp"
@@ -92,6 +93,9 @@ type Server struct {
 	handles     *handleLimits
 	maxChannels int           // session channels open at once on a connection
 	writeStall  time.Duration // how long a reply may wait for the client to read
+	// memoryReturned is when memory was last handed back after stalled
+	// connections were closed (UnixNano).
+	memoryReturned atomic.Int64
 
 	dirs    dirSet
 	egress  storage.Cache // egress stores, open across sessions
