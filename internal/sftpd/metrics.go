@@ -53,7 +53,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "airlock_sftp_requests_refused_total", Help: "Refused SFTP requests by reason.",
 		}, []string{"reason"}),
 		limitRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "airlock_sftp_limit_refusals_total", Help: "Opens and channels refused by a resource limit (handles_per_session, handles_per_supplier, handles_per_node, channels_per_connection).",
+			Name: "airlock_sftp_limit_refusals_total", Help: "Opens, channels and connections refused or closed by a resource limit (handles_per_session, handles_per_supplier, handles_per_node, channels_per_connection, write_stall_timeout).",
 		}, []string{"limit"}),
 		openHandles: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "airlock_sftp_open_handles", Help: "File and directory handles open now on this node.",
