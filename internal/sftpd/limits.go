@@ -214,19 +214,28 @@ func (s *session) closeStalled(ctx context.Context, replies *replyPacker) {
 		Detail: map[string]string{"limit": "write_stall_timeout", "stalled": stalled.Round(time.Second).String()},
 	})
 	s.closeConn()
-	s.srv.returnMemorySoon()
+	s.srv.reclaim.soon()
 }
 
-// returnMemorySoon hands the memory of stalled connections just closed back
-// to the system, a few seconds on (when they have let go of it, and the
-// others of the same attack have been closed too) and at most once a
-// minute: the runtime would otherwise keep it until its next collection,
-// minutes later when the process is idle.
-func (s *Server) returnMemorySoon() {
-	now := time.Now().UnixNano()
-	last := s.memoryReturned.Load()
-	if now-last < int64(time.Minute) || !s.memoryReturned.CompareAndSwap(last, now) {
+// memoryReturn hands the memory of stalled connections just closed back to
+// the system, once they have let go of it; the runtime would otherwise keep
+// it until its next collection, minutes later when the process is idle.
+// Closures close together (one attack) share one return, after the last.
+type memoryReturn struct {
+	mu    sync.Mutex
+	timer *time.Timer
+}
+
+// returnMemoryAfter is how long after the last closure the memory is handed
+// back: the time the connections take to let go of it.
+const returnMemoryAfter = 5 * time.Second
+
+func (m *memoryReturn) soon() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.timer == nil {
+		m.timer = time.AfterFunc(returnMemoryAfter, debug.FreeOSMemory)
 		return
 	}
-	time.AfterFunc(5*time.Second, debug.FreeOSMemory)
+	m.timer.Reset(returnMemoryAfter)
 }

@@ -17,7 +17,6 @@ import (
 	"path"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/pkg/sftp"
@@ -93,9 +92,7 @@ type Server struct {
 	handles     *handleLimits
 	maxChannels int           // session channels open at once on a connection
 	writeStall  time.Duration // how long a reply may wait for the client to read
-	// memoryReturned is when memory was last handed back after stalled
-	// connections were closed (UnixNano).
-	memoryReturned atomic.Int64
+	reclaim     memoryReturn  // after stalled connections are closed
 
 	dirs    dirSet
 	egress  storage.Cache // egress stores, open across sessions
