@@ -464,6 +464,8 @@ func TestAttackStalledSessions(t *testing.T) {
 		after = a.rssKiB(t)
 		return after-before < (during-before)/2
 	})
+	time.Sleep(3 * time.Second) // the return goes on: log where it ends
+	after = a.rssKiB(t)
 	t.Logf("RSS %d KiB before, %d KiB with %d stalled sessions (%d requests sent, %d KiB a session), %d KiB once they were closed",
 		before, during, conns*perConn, sent.Load(), (during-before)/(conns*perConn), after)
 	// The SSH layer's window is 2 MiB a channel; ours, what a session
