@@ -70,6 +70,17 @@ type SFTP struct {
 	// ReceiptRetention is how long <name>.receipt.json stays in the
 	// supplier's home after the outcome; 0 disables receipts.
 	ReceiptRetention time.Duration
+
+	// Open file and directory handles, per session, per supplier across
+	// its sessions, and per node (0: derived from the descriptor limit).
+	MaxHandlesPerSession  int
+	MaxHandlesPerSupplier int
+	MaxHandlesPerNode     int
+	// MaxChannelsPerConnection bounds the sessions open on one connection.
+	MaxChannelsPerConnection int
+	// WriteStallTimeout closes a connection whose client has not read an
+	// answer for this long.
+	WriteStallTimeout time.Duration
 }
 
 // Ban bans an address for Duration after Threshold failed logins from it
@@ -185,6 +196,13 @@ const (
 	defaultKeyExpiryNotice         = 14 * 24 * time.Hour
 	defaultReceiptRetention        = 30 * 24 * time.Hour
 
+	// SFTP clients hold a handle or two per transfer, and open one session
+	// per connection; these are far beyond what they use.
+	defaultMaxHandlesPerSession     = 256
+	defaultMaxHandlesPerSupplier    = 1024
+	defaultMaxChannelsPerConnection = 4
+	defaultWriteStallTimeout        = time.Minute
+
 	defaultMaxAttempts  = 20
 	defaultRetryBackoff = time.Second
 	defaultMaxBackoff   = 5 * time.Minute
@@ -206,6 +224,8 @@ var airlockKeys = keySet{
 		"max_auth_tries": nil, "handshake_timeout": nil, "idle_timeout": nil, "keepalive_interval": nil,
 		"max_connections_per_ip": nil, "max_unauthenticated": nil,
 		"max_unauthenticated_per_ip": nil, "max_unauthenticated_per_network": nil,
+		"max_handles_per_session": nil, "max_handles_per_supplier": nil,
+		"max_handles_per_node": nil, "max_channels_per_connection": nil, "write_stall_timeout": nil,
 		"ban":               {"threshold": nil, "window": nil, "duration": nil},
 		"receipt_retention": nil,
 	},
@@ -375,6 +395,11 @@ func parseSFTPLimits(c *checker, sftp map[string]field, s *SFTP) {
 	s.MaxUnauthenticatedPerIP = c.integer(sftp["max_unauthenticated_per_ip"], defaultMaxUnauthenticatedPerIP, 1, 0)
 	// By default no network holds more than a quarter of the pool.
 	s.MaxUnauthenticatedPerNetwork = c.integer(sftp["max_unauthenticated_per_network"], max(1, s.MaxUnauthenticated/4), 1, 0)
+	s.MaxHandlesPerSession = c.integer(sftp["max_handles_per_session"], defaultMaxHandlesPerSession, 1, 0)
+	s.MaxHandlesPerSupplier = c.integer(sftp["max_handles_per_supplier"], defaultMaxHandlesPerSupplier, 1, 0)
+	s.MaxHandlesPerNode = c.integer(sftp["max_handles_per_node"], 0, 1, 0)
+	s.MaxChannelsPerConnection = c.integer(sftp["max_channels_per_connection"], defaultMaxChannelsPerConnection, 1, 0)
+	s.WriteStallTimeout = c.duration(sftp["write_stall_timeout"], defaultWriteStallTimeout, false)
 	ban := c.mapping(sftp["ban"], airlockKeys["sftp"]["ban"])
 	s.Ban.Threshold = c.integer(ban["threshold"], defaultBanThreshold, 0, -1)
 	s.Ban.Window = c.duration(ban["window"], defaultBanWindow, false)

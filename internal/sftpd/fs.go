@@ -67,6 +67,10 @@ type session struct {
 
 	idledOut atomic.Bool // the session was closed for want of requests
 	live     *liveConn   // its connection, revoked or not
+
+	handles   int             // open now; guarded by srv.handles.mu
+	limitsHit map[string]bool // limits met, each audited once; guarded by mu
+	closeConn func()          // ends the connection the session is on
 }
 
 var (
@@ -141,21 +145,24 @@ func (s *session) Fileread(r *sftp.Request) (io.ReaderAt, error) {
 	if err != nil {
 		return nil, s.refuse("read", r.Filepath, err)
 	}
+	release, err := s.takeHandle()
+	if err != nil {
+		return nil, s.refuse("read", r.Filepath, err)
+	}
+	var rd io.ReaderAt
 	switch loc.area {
 	case areaDownload:
-		rd, err := s.openDownload(loc.rel)
-		if err != nil {
-			return nil, s.refuse("read", r.Filepath, err)
-		}
-		return rd, nil
+		rd, err = s.openDownload(loc.rel)
 	case areaUpload:
-		rd, err := s.openReceipt(loc.rel)
-		if err != nil {
-			return nil, s.refuse("read", r.Filepath, err)
-		}
-		return rd, nil
+		rd, err = s.openReceipt(loc.rel)
+	default:
+		err = ErrIsDir
 	}
-	return nil, s.refuse("read", r.Filepath, ErrIsDir)
+	if err != nil {
+		release()
+		return nil, s.refuse("read", r.Filepath, err)
+	}
+	return &handleReader{ReaderAt: rd, release: release}, nil
 }
 
 // Filewrite starts an upload.
@@ -179,10 +186,16 @@ func (s *session) OpenFile(r *sftp.Request) (sftp.WriterAtReaderAt, error) {
 
 // openUpload starts an upload for a request named op in refusals.
 func (s *session) openUpload(r *sftp.Request, op string) (*upload, error) {
-	u, err := s.startUpload(r)
+	release, err := s.takeHandle()
 	if err != nil {
 		return nil, s.refuse(op, r.Filepath, err)
 	}
+	u, err := s.startUpload(r)
+	if err != nil {
+		release()
+		return nil, s.refuse(op, r.Filepath, err)
+	}
+	u.releaseHandle = release
 	return u, nil
 }
 
@@ -251,21 +264,21 @@ func (s *session) Filelist(r *sftp.Request) (sftp.ListerAt, error) {
 	if loc.area == areaUpload {
 		s.recordOwn()
 	}
-	var infos []os.FileInfo
 	switch r.Method {
 	case "List":
-		infos, err = s.list(loc)
+		l, err := s.openDir(loc)
+		if err != nil {
+			return nil, s.refuse(op, r.Filepath, err)
+		}
+		return l, nil
 	case "Stat":
-		var fi os.FileInfo
-		fi, err = s.stat(loc)
-		infos = []os.FileInfo{fi}
-	default:
-		err = fmt.Errorf("%s: %w", r.Method, ErrUnsupported)
+		fi, err := s.stat(loc)
+		if err != nil {
+			return nil, s.refuse(op, r.Filepath, err)
+		}
+		return listerAt{fi}, nil
 	}
-	if err != nil {
-		return nil, s.refuse(op, r.Filepath, err)
-	}
-	return listerAt(infos), nil
+	return nil, s.refuse(op, r.Filepath, fmt.Errorf("%s: %w", r.Method, ErrUnsupported))
 }
 
 // Lstat is Stat: the tree has no links.

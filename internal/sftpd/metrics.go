@@ -15,6 +15,9 @@ type Metrics struct {
 	authFailures       *prometheus.CounterVec
 	refused            *prometheus.CounterVec
 	revoked            *prometheus.CounterVec
+	limitRefusals      *prometheus.CounterVec
+	openHandles        prometheus.Gauge
+	acceptErrors       prometheus.Counter
 }
 
 // NewMetrics registers the collectors with reg.
@@ -53,7 +56,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		revoked: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "airlock_sftp_sessions_revoked_total", Help: "Live sessions closed because a reload or key expiry no longer allows them, by reason.",
 		}, []string{"reason"}),
+		limitRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "airlock_sftp_limit_refusals_total", Help: "Opens, channels and connections refused or closed by a resource limit (handles_per_session, handles_per_supplier, handles_per_node, channels_per_connection, write_stall_timeout).",
+		}, []string{"limit"}),
+		openHandles: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "airlock_sftp_open_handles", Help: "File and directory handles open now on this node.",
+		}),
+		acceptErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "airlock_sftp_accept_errors_total", Help: "Failed accepts on the SFTP port (such as running out of file descriptors); each is retried after a backoff.",
+		}),
 	}
-	reg.MustRegister(m.connections, m.connectionsRefused, m.bans, m.memoryWaits, m.sessions, m.uploadBytes, m.downloadBytes, m.uploads, m.authFailures, m.refused, m.revoked)
+	reg.MustRegister(m.connections, m.connectionsRefused, m.bans, m.memoryWaits, m.sessions, m.uploadBytes, m.downloadBytes, m.uploads, m.authFailures, m.refused,
+		m.revoked, m.limitRefusals, m.openHandles, m.acceptErrors)
 	return m
 }

@@ -45,6 +45,7 @@ type replyPacker struct {
 	replies  int64        // replies complete in buf or written
 	held     int          // answers held while more are owed
 	answered *sync.Cond   // signalled as replies grow, for awaitEarlier
+	writing  atomic.Int64 // UnixNano when the channel write under way began; 0: none
 	waiting  bool         // someone waits on answered
 	closed   bool
 }
@@ -173,13 +174,26 @@ func (p *replyPacker) writeLocked(n int) error {
 	if n == 0 {
 		return nil
 	}
-	if _, err := p.ReadWriteCloser.Write(p.buf[:n]); err != nil {
+	p.writing.Store(time.Now().UnixNano())
+	_, err := p.ReadWriteCloser.Write(p.buf[:n])
+	p.writing.Store(0)
+	if err != nil {
 		p.err = err
 		return err
 	}
 	p.whole -= n
 	p.buf = append(p.buf[:0], p.buf[n:]...)
 	return nil
+}
+
+// stalledFor is how long the channel write under way has waited for the
+// client to take it, 0 when none is under way.
+func (p *replyPacker) stalledFor() time.Duration {
+	since := p.writing.Load()
+	if since == 0 {
+		return 0
+	}
+	return time.Since(time.Unix(0, since))
 }
 
 // flushHeld writes what a large reply left, when no reply followed it.

@@ -93,7 +93,11 @@ type Server struct {
 	recordAfter      time.Duration // see the constant
 	admission        *admission
 
-	memory *memoryBudget // for upload buffers
+	memory      *memoryBudget // for upload buffers
+	handles     *handleLimits
+	maxChannels int           // session channels open at once on a connection
+	writeStall  time.Duration // how long a reply may wait for the client to read
+	reclaim     memoryReturn  // after stalled connections are closed
 
 	live    liveConns // authenticated connections, for revocation
 	dirs    dirSet
@@ -130,6 +134,10 @@ func New(opts Options) (*Server, error) {
 		recordAfter:      recordAfter,
 		admission:        newAdmission(admissionLimitsOf(sc)),
 		closing:          make(chan struct{}),
+		handles: newHandleLimits(cmp.Or(sc.MaxHandlesPerSession, 256), cmp.Or(sc.MaxHandlesPerSupplier, 1024),
+			nodeHandleLimit(sc.MaxHandlesPerNode)),
+		maxChannels: cmp.Or(sc.MaxChannelsPerConnection, 4),
+		writeStall:  cmp.Or(sc.WriteStallTimeout, time.Minute),
 	}
 	s.memory = newMemoryBudget(int64(cmp.Or(opts.Config.Limits.UploadMemory, 512<<20)),
 		int64(s.reorderWindow)+s.landing.WriteBuffer(s.maxFileSize), cmp.Or(opts.MemoryWait, time.Minute))
@@ -146,7 +154,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ln.Close()
 	}()
 	s.wg.Go(func() { s.revalidateEvery(ctx, revalidateInterval) })
-	s.log.Info("sftp listening", "addr", ln.Addr().String())
+	s.log.Info("sftp listening", "addr", ln.Addr().String(), "max_handles_per_node", s.handles.perNode)
+	var backoff acceptBackoff
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
@@ -155,13 +164,17 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 				_ = s.egress.Close() // read-only stores: nothing to lose
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(50 * time.Millisecond)
-				continue
+			if errors.Is(err, net.ErrClosed) {
+				return fmt.Errorf("accept: %w", err)
 			}
-			return fmt.Errorf("accept: %w", err)
+			// Out of descriptors (EMFILE) or any other failure: the
+			// gateway must go on serving the connections it has.
+			s.metrics.acceptErrors.Inc()
+			s.log.Warn("accept failed; backing off", "err", err, "retry_in", backoff.next())
+			backoff.wait(ctx)
+			continue
 		}
+		backoff.reset()
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
@@ -298,10 +311,16 @@ func (s *Server) handleConn(ctx context.Context, nc net.Conn) {
 	go s.closeIdleConn(connCtx, sconn, idle, log)
 
 	var sessions sync.WaitGroup
+	var channels atomic.Int64 // open now, whether or not they started SFTP
+	channelsAudited := false
 	for nch := range chans {
 		if nch.ChannelType() != "session" {
 			_ = nch.Reject(ssh.Prohibited, "only SFTP sessions are allowed")
 			refused.sshRequest(connCtx, "channel", nch.ChannelType())
+			continue
+		}
+		if channels.Load() >= int64(s.maxChannels) {
+			s.refuseChannel(ctx, nch, supplier.Name, connID, remote.String(), log, &channelsAudited)
 			continue
 		}
 		ch, chReqs, err := nch.Accept()
@@ -310,10 +329,12 @@ func (s *Server) handleConn(ctx context.Context, nc net.Conn) {
 			continue
 		}
 		sessions.Add(1)
+		channels.Add(1)
 		go func() {
 			defer sessions.Done()
+			defer channels.Add(-1)
 			s.serveChannel(connCtx, ch, chReqs, idle, &session{
-				srv: s, ctx: connCtx, supplier: supplier, connID: connID, remoteIP: remote.String(), log: log,
+				srv: s, ctx: connCtx, closeConn: cancel, supplier: supplier, connID: connID, remoteIP: remote.String(), log: log,
 				refusals: refused, held: make(map[string]ledger.Transfer), live: live,
 			})
 		}()
@@ -480,6 +501,7 @@ func (sess *session) serve(ctx context.Context, ch ssh.Channel) (exitStatus uint
 		}
 		srv.Close()
 	}()
+	go sess.closeStalled(ctx, replies)
 	err := srv.Serve()
 	clientEnded := (err == nil || errors.Is(err, io.EOF)) && !sess.idledOut.Load()
 	if errors.Is(err, ErrBeforeInit) || errors.Is(err, sftp.ErrSSHFxBadMessage) {

@@ -53,6 +53,13 @@ type serverOptions struct {
 	handoff          func(ctx context.Context, tx *sql.Tx, tr ledger.Transfer) error
 	recordAfter      time.Duration // default: the server's
 	overwrite        string        // every supplier's overwrite policy; default: config's
+
+	// Resource limits, 0 for the defaults.
+	maxHandlesPerSession, maxHandlesPerSupplier, maxHandlesPerNode int
+	maxChannels                                                    int
+	writeStall                                                     time.Duration
+	// listener, when set, wraps the server's listener.
+	listener func(net.Listener) net.Listener
 }
 
 // testServer is a real Server on a loopback port with a temporary SQLite
@@ -124,6 +131,10 @@ func newTestServer(t testing.TB, opts serverOptions) *testServer {
 			HostKeys:         []string{filepath.Join(root, "hostkeys", "ssh_host_ed25519_key")},
 			TempPatterns:     []string{"*.filepart"},
 			ReceiptRetention: opts.receiptRetention,
+
+			MaxHandlesPerSession: opts.maxHandlesPerSession, MaxHandlesPerSupplier: opts.maxHandlesPerSupplier,
+			MaxHandlesPerNode: opts.maxHandlesPerNode, MaxChannelsPerConnection: opts.maxChannels,
+			WriteStallTimeout: opts.writeStall,
 		},
 		Limits: config.Limits{MaxFileSize: config.Size(maxFileSize), UploadMemory: config.Size(opts.uploadMemory)},
 	}
@@ -163,6 +174,9 @@ func newTestServer(t testing.TB, opts serverOptions) *testServer {
 		t.Fatal(err)
 	}
 	ts.addr = ln.Addr().String()
+	if opts.listener != nil {
+		ln = opts.listener(ln)
+	}
 	serveCtx, cancel := context.WithCancel(ctx)
 	ts.cancel = cancel
 	ts.done = make(chan error, 1)

@@ -36,7 +36,8 @@ type upload struct {
 	sum    hash.Hash
 	win    *reorderWindow
 
-	release func() // gives back the upload's memory reservation
+	release       func() // gives back the upload's memory reservation
+	releaseHandle func() // gives back its handle (see takeHandle); nil before the open is answered
 
 	// The ledger learns of an upload when it ends, or recordAfter after it
 	// began if it has not ended by then: most files take less, and one
@@ -201,6 +202,9 @@ func (u *upload) Close() error {
 	u.closeOnce.Do(func() {
 		u.closeErr = u.finish()
 		u.release()
+		if u.releaseHandle != nil {
+			u.releaseHandle()
+		}
 	})
 	return u.closeErr
 }

@@ -117,6 +117,9 @@ func Start(tb testing.TB, cmd *exec.Cmd) *Process {
 // Exited is closed once the process has exited.
 func (p *Process) Exited() <-chan struct{} { return p.exited }
 
+// Pid is the process's id, to read or set its limits and usage.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
 // Signal sends sig to the process.
 func (p *Process) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
 
