@@ -14,7 +14,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"path"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -546,88 +545,4 @@ func (s *Server) audit(ctx context.Context, ev ledger.Event) {
 	if _, err := s.ledger.Append(context.WithoutCancel(ctx), ev); err != nil {
 		s.log.Error("append audit event", "kind", ev.Kind, "err", err)
 	}
-}
-
-// maxDirs bounds the directories a supplier may make that hold no upload:
-// each is a row in the ledger and an entry in every node's memory.
-const maxDirs = 10000
-
-// dirSet caches, per supplier, the directories the ledger records as made
-// and holding no upload yet; directories with uploads in them are derived
-// from the transfers. A supplier's set is loaded on its first login on this
-// node and written through after; a directory another node makes later is
-// seen here after a restart.
-type dirSet struct {
-	mu   sync.Mutex
-	dirs map[string]map[string]bool // supplier → path → made
-}
-
-// load reads supplier's directories from the ledger unless already loaded.
-func (d *dirSet) load(ctx context.Context, l Ledger, supplier string) error {
-	d.mu.Lock()
-	_, loaded := d.dirs[supplier]
-	d.mu.Unlock()
-	if loaded {
-		return nil
-	}
-	ps, err := l.Dirs(ctx, supplier, maxDirs)
-	if err != nil {
-		return err
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.dirs == nil {
-		d.dirs = make(map[string]map[string]bool)
-	}
-	if _, loaded := d.dirs[supplier]; !loaded {
-		d.dirs[supplier] = make(map[string]bool, len(ps))
-		for _, p := range ps {
-			d.dirs[supplier][p] = true
-		}
-	}
-	return nil
-}
-
-func (d *dirSet) add(supplier, p string) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.dirs == nil {
-		d.dirs = make(map[string]map[string]bool)
-	}
-	if d.dirs[supplier] == nil {
-		d.dirs[supplier] = make(map[string]bool)
-	}
-	d.dirs[supplier][p] = true
-}
-
-func (d *dirSet) remove(supplier, p string) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	delete(d.dirs[supplier], p)
-}
-
-func (d *dirSet) has(supplier, p string) bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.dirs[supplier][p]
-}
-
-// full reports whether supplier has made as many directories as it may.
-func (d *dirSet) full(supplier string) bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return len(d.dirs[supplier]) >= maxDirs
-}
-
-// below returns the made directories directly below dir.
-func (d *dirSet) below(supplier, dir string) []string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	var out []string
-	for p := range d.dirs[supplier] {
-		if p != "/" && path.Dir(p) == dir {
-			out = append(out, p)
-		}
-	}
-	return out
 }
