@@ -28,6 +28,14 @@ func (c *pipeChannel) Write(p []byte) (int, error) {
 	defer c.mu.Unlock()
 	return c.out.Write(p)
 }
+
+// written is what the server has written so far.
+func (c *pipeChannel) written() []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return bytes.Clone(c.out.Bytes())
+}
+
 func (c *pipeChannel) Close() error      { return nil }
 func (c *pipeChannel) CloseWrite() error { return nil }
 func (c *pipeChannel) Stderr() io.ReadWriter {
@@ -73,7 +81,7 @@ func FuzzPacketSequence(f *testing.F) {
 		sess.refusals = newRefusals(ts.srv, sess.log, egresser, sess.remoteIP, sess.connID)
 		sess.serve(t.Context(), ch)
 
-		checkReplies(t, ch.out.Bytes())
+		checkReplies(t, ch.written())
 		trs, err := ts.ledger.List(t.Context(), ledger.Filter{Supplier: egresser, States: []ledger.State{ledger.Receiving}})
 		if err != nil {
 			t.Fatal(err)

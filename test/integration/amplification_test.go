@@ -35,12 +35,14 @@ func (g *gateway) auditBytes(t *testing.T, after int64) int {
 // TestRequestsCannotAmplifyWrites sends what once made airlock write about
 // twenty times what it received: 50 STATs of a 250 KiB path of control
 // characters and a login with a 200 KB user name. The audit trail and the
-// log must grow by a small fraction of what was sent, and another supplier's
-// upload at the same time succeeds.
+// log must grow by a small fraction of what was sent, nothing may be written
+// outside the stores, and another supplier's upload at the same time
+// succeeds.
 func TestRequestsCannotAmplifyWrites(t *testing.T) {
 	t.Parallel()
 	other := newClientKey(t)
 	g, key := startAcme(t, gatewayOpts{suppliers: []supplierSpec{{name: "globex", keys: []clientKey{other}}}}, supplierSpec{})
+	f := newFence(t, g, "acme", "globex")
 	seq, logBefore := g.lastSeq(), len(g.log.String())
 
 	var wg sync.WaitGroup
@@ -70,6 +72,7 @@ func TestRequestsCannotAmplifyWrites(t *testing.T) {
 	if limit := sent / 20; grownAudit > limit || grownLog > limit {
 		t.Errorf("sent %d bytes; the audit trail grew by %d and the log by %d, want each under %d", sent, grownAudit, grownLog, limit)
 	}
+	f.check(t)
 	g.auditVerifies(t)
 }
 

@@ -99,7 +99,8 @@ func dialSFTP(t *testing.T, g *gateway, user string, key clientKey, opts ...sftp
 }
 
 // fence watches the places no request may ever reach: the gateway's tree
-// outside its stores (landing, quarantine, destinations), a directory next
+// outside its stores (landing, quarantine, destinations, audit
+// checkpoints), a directory next
 // to it, and the working directory of the airlock process.
 type fence struct {
 	g         *gateway
@@ -130,7 +131,8 @@ func newFence(t *testing.T, g *gateway, suppliers ...string) *fence {
 // (checked against the ledger instead) and the database's files.
 func (f *fence) snapshot(t *testing.T) map[string]bool {
 	t.Helper()
-	stores := []string{f.g.landing, filepath.Join(f.g.dir, "delivered"), filepath.Join(f.g.dir, "state", "quarantine")}
+	stores := []string{f.g.landing, filepath.Join(f.g.dir, "delivered"), filepath.Join(f.g.dir, "state", "quarantine"),
+		filepath.Join(f.g.dir, "state", "checkpoints")}
 	seen := make(map[string]bool)
 	walk := func(label, root string) {
 		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
