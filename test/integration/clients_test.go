@@ -138,3 +138,20 @@ func requireParamiko(t *testing.T) string {
 	t.Skip("python3-paramiko not installed; run make peers (with CI=true this fails)")
 	return ""
 }
+
+// TestCompatibleKeepsAEAD: the compatible profile costs a client that has
+// AEAD ciphers nothing, since the client's order picks the cipher: OpenSSH
+// still agrees chacha20-poly1305, as with the modern profile.
+func TestCompatibleKeepsAEAD(t *testing.T) {
+	t.Parallel()
+	g, key := startAcme(t, gatewayOpts{}, supplierSpec{})
+	out, err := g.sftpBatch("acme", key, "pwd\n", "-v")
+	if err != nil {
+		t.Fatalf("sftp: %v\n%s", err, out)
+	}
+	for _, dir := range []string{"client->server", "server->client"} {
+		if want := "kex: " + dir + " cipher: chacha20-poly1305@openssh.com"; !strings.Contains(out, want) {
+			t.Errorf("no %q in\n%s", want, out)
+		}
+	}
+}
