@@ -1,9 +1,9 @@
 """Upload a local tree to an SFTP server with paramiko, as a supplier's
 batch job would: one connection, several SFTP sessions on it uploading at
-once, each with paramiko's own put() (pipelined writes, then a stat to
-confirm the size).
+once, each with paramiko's own put() (pipelined writes, then, with
+CONFIRM "yes", a stat to confirm the size, put()'s default).
 
-usage: paramiko_upload.py HOST PORT USER KEY LOCAL_DIR SESSIONS
+usage: paramiko_upload.py HOST PORT USER KEY LOCAL_DIR SESSIONS CONFIRM
 Exits non-zero, with paramiko's error, when anything fails.
 """
 
@@ -17,7 +17,7 @@ import paramiko
 
 
 def main():
-    host, port, user, key, local, sessions = sys.argv[1:7]
+    host, port, user, key, local, sessions, confirm = sys.argv[1:8]
     transport = paramiko.Transport((host, int(port)))
     # The test's server is on 127.0.0.1 with a fresh host key: not checked.
     transport.connect(username=user, pkey=paramiko.Ed25519Key.from_private_key_file(key))
@@ -48,7 +48,7 @@ def main():
                     src, dst = work.get_nowait()
                 except queue.Empty:
                     return
-                client.put(src, dst)
+                client.put(src, dst, confirm=confirm == "yes")
         except Exception as e:  # reported by the main thread
             errors.append(e)
         finally:
