@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real programs the tests talk to, when missing: the OpenSSH
-# client, rclone, ssh-audit, clamd and the Postgres server (Debian packages),
-# versitygw and the linter golangci-lint (Go modules).
+# client, rclone, ssh-audit, curl, python3-paramiko, clamd and the Postgres
+# server (Debian packages), versitygw and the linter golangci-lint (Go
+# modules).
 # Arguments name more Debian packages to install when missing (make bench
 # passes openssh-server). Safe to re-run; needs root for apt on a fresh
 # machine.
@@ -15,6 +16,10 @@ command -v sftp >/dev/null || need_apt+=(openssh-client)
 command -v ssh-keygen >/dev/null || need_apt+=(openssh-client)
 command -v rclone >/dev/null || need_apt+=(rclone)
 command -v ssh-audit >/dev/null || need_apt+=(ssh-audit)
+# Clients without AEAD ciphers (the compatible algorithm profile): Debian's
+# curl (libcurl with libssh2) and paramiko, for Debian's own python3.
+command -v curl >/dev/null || need_apt+=(curl)
+/usr/bin/python3 -c 'import paramiko' 2>/dev/null || need_apt+=(python3-paramiko)
 # Servers the tests start themselves, installed with their services held
 # (below): Postgres for scripts/with-postgres.sh, and clamd, which is in
 # /usr/sbin, where a non-root PATH may not look.

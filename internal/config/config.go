@@ -50,6 +50,9 @@ type SFTP struct {
 	HostKeys     []string // absolute paths
 	TempPatterns []string // path.Match patterns for the base names of uploads in progress
 	MaxAuthTries int      // authentication attempts per connection, 1-20
+	// Algorithms is the SSH algorithm profile: AlgorithmsModern or
+	// AlgorithmsCompatible.
+	Algorithms string
 	// HandshakeTimeout bounds the time from accepting a connection to the
 	// end of authentication.
 	HandshakeTimeout time.Duration
@@ -82,6 +85,14 @@ type SFTP struct {
 	// answer for this long.
 	WriteStallTimeout time.Duration
 }
+
+// The values of SFTP.Algorithms. Modern offers only AEAD ciphers;
+// compatible adds AES-CTR with SHA-2 MACs for clients without them (libssh2
+// before 1.11, paramiko before 3), and still no SHA-1 or CBC.
+const (
+	AlgorithmsModern     = "modern"
+	AlgorithmsCompatible = "compatible"
+)
 
 // Ban bans an address for Duration after Threshold failed logins from it
 // within Window. Threshold 0 disables banning.
@@ -227,7 +238,7 @@ var airlockKeys = keySet{
 		"max_handles_per_session": nil, "max_handles_per_supplier": nil,
 		"max_handles_per_node": nil, "max_channels_per_connection": nil, "write_stall_timeout": nil,
 		"ban":               {"threshold": nil, "window": nil, "duration": nil},
-		"receipt_retention": nil,
+		"receipt_retention": nil, "algorithms": nil,
 	},
 	"http":          {"listen": nil},
 	"database":      nil,
@@ -387,6 +398,7 @@ func parseConfig(c *checker, data []byte, root string) (*Config, string) {
 // parseSFTPLimits reads the connection limits of the sftp section.
 func parseSFTPLimits(c *checker, sftp map[string]field, s *SFTP) {
 	s.MaxAuthTries = c.integer(sftp["max_auth_tries"], defaultMaxAuthTries, 1, 20)
+	s.Algorithms = c.oneOf(sftp["algorithms"], AlgorithmsCompatible, AlgorithmsModern, AlgorithmsCompatible)
 	s.HandshakeTimeout = c.duration(sftp["handshake_timeout"], defaultHandshakeTimeout, false)
 	s.IdleTimeout = c.duration(sftp["idle_timeout"], defaultIdleTimeout, false)
 	s.KeepaliveInterval = c.duration(sftp["keepalive_interval"], defaultKeepaliveInterval, true)

@@ -30,6 +30,7 @@ func TestLoadValid(t *testing.T) {
 			TempPatterns: []string{"*.filepart", "*.partial", "*.part", "*.tmp"},
 			// The defaults of the connection limits:
 			MaxAuthTries:            6,
+			Algorithms:              AlgorithmsCompatible,
 			HandshakeTimeout:        30 * time.Second,
 			IdleTimeout:             15 * time.Minute,
 			KeepaliveInterval:       30 * time.Second,
@@ -253,7 +254,7 @@ func TestConfigRules(t *testing.T) {
 			"  max_handles_per_session: 8\n  max_handles_per_supplier: 9\n  max_handles_per_node: 10\n  max_channels_per_connection: 1\n  write_stall_timeout: 90s\n",
 			check: func(t *testing.T, c *Config, _ string) {
 				want := SFTP{Listen: c.SFTP.Listen, HostKeys: c.SFTP.HostKeys, TempPatterns: c.SFTP.TempPatterns,
-					MaxAuthTries: 3, HandshakeTimeout: 10 * time.Second, IdleTimeout: 90 * time.Minute, KeepaliveInterval: 0,
+					MaxAuthTries: 3, Algorithms: AlgorithmsCompatible, HandshakeTimeout: 10 * time.Second, IdleTimeout: 90 * time.Minute, KeepaliveInterval: 0,
 					MaxConnectionsPerIP: 2, MaxUnauthenticated: 1, MaxUnauthenticatedPerIP: 10, MaxUnauthenticatedPerNetwork: 1, Ban: Ban{Threshold: 0, Window: 24 * time.Hour, Duration: 7 * 24 * time.Hour},
 					ReceiptRetention:     30 * 24 * time.Hour,
 					MaxHandlesPerSession: 8, MaxHandlesPerSupplier: 9, MaxHandlesPerNode: 10, MaxChannelsPerConnection: 1, WriteStallTimeout: 90 * time.Second}
@@ -292,6 +293,13 @@ func TestConfigRules(t *testing.T) {
 				`airlock.yaml:11: sftp.ban.duration: expected a duration like "30s", "15m" or "14d", got a list`,
 			},
 		},
+		{name: "algorithms modern", yaml: "sftp:\n  algorithms: modern\n", check: func(t *testing.T, c *Config, _ string) {
+			if c.SFTP.Algorithms != AlgorithmsModern {
+				t.Errorf("algorithms %q", c.SFTP.Algorithms)
+			}
+		}},
+		{name: "algorithms unknown", yaml: "sftp:\n  algorithms: legacy\n",
+			want: []string{`airlock.yaml:2: sftp.algorithms: "legacy" must be modern or compatible`}},
 		{name: "max auth tries too many", yaml: "sftp:\n  max_auth_tries: 21\n", want: []string{`airlock.yaml:2: sftp.max_auth_tries must be from 1 to 20, got 21`}},
 		{name: "ban unknown key", yaml: "sftp:\n  ban:\n    treshold: 5\n", want: []string{`airlock.yaml:3: unknown key "treshold" (did you mean "threshold"?)`}},
 		{

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/airlock-gw/airlock/internal/clip"
+	"github.com/airlock-gw/airlock/internal/config"
 	"github.com/airlock-gw/airlock/internal/ledger"
 )
 
@@ -34,22 +35,10 @@ const (
 	reasonKeyExpired   = "key-expired"
 )
 
-// sshConfig lists modern algorithms only: no SHA-1, no CBC, no non-ETM MACs.
-func (s *Server) sshConfig(signers []ssh.Signer) *ssh.ServerConfig {
+// sshConfig offers the algorithms of the profile (sftp.algorithms).
+func (s *Server) sshConfig(signers []ssh.Signer, profile string) *ssh.ServerConfig {
 	cfg := &ssh.ServerConfig{
-		Config: ssh.Config{
-			KeyExchanges: []string{
-				ssh.KeyExchangeMLKEM768X25519,
-				ssh.KeyExchangeCurve25519,
-				"curve25519-sha256@libssh.org",
-			},
-			Ciphers: []string{
-				ssh.CipherAES128GCM,
-				ssh.CipherAES256GCM,
-				ssh.CipherChaCha20Poly1305,
-			},
-			MACs: []string{ssh.HMACSHA256ETM, ssh.HMACSHA512ETM},
-		},
+		Config: algorithms(profile),
 		PublicKeyAuthAlgorithms: []string{
 			ssh.KeyAlgoED25519,
 			ssh.KeyAlgoRSASHA512,
@@ -65,6 +54,33 @@ func (s *Server) sshConfig(signers []ssh.Signer) *ssh.ServerConfig {
 		cfg.AddHostKey(signer)
 	}
 	return cfg
+}
+
+// algorithms returns the lists of a profile. Modern: AEAD ciphers only, no
+// SHA-1, no CBC. Compatible adds, after them, AES-CTR with SHA-2 MACs, ETM
+// and not: what clients without AEAD ciphers (libssh2 before 1.11, as in
+// Debian 12's curl; paramiko before 3) offer. The client's order picks the
+// algorithm, so a client that has AEAD still gets it.
+func algorithms(profile string) ssh.Config {
+	c := ssh.Config{
+		KeyExchanges: []string{
+			ssh.KeyExchangeMLKEM768X25519,
+			ssh.KeyExchangeCurve25519,
+			"curve25519-sha256@libssh.org",
+		},
+		Ciphers: []string{
+			ssh.CipherAES128GCM,
+			ssh.CipherAES256GCM,
+			ssh.CipherChaCha20Poly1305,
+		},
+		MACs: []string{ssh.HMACSHA256ETM, ssh.HMACSHA512ETM},
+	}
+	if profile == config.AlgorithmsModern {
+		return c
+	}
+	c.Ciphers = append(c.Ciphers, ssh.CipherAES128CTR, ssh.CipherAES192CTR, ssh.CipherAES256CTR)
+	c.MACs = append(c.MACs, ssh.HMACSHA256, ssh.HMACSHA512)
+	return c
 }
 
 // connConfig is the server config for one connection: its callbacks know

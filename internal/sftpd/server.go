@@ -140,7 +140,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s.memory = newMemoryBudget(int64(cmp.Or(opts.Config.Limits.UploadMemory, 512<<20)),
 		int64(s.reorderWindow)+s.landing.WriteBuffer(s.maxFileSize), cmp.Or(opts.MemoryWait, time.Minute))
-	s.cfg = s.sshConfig(signers)
+	s.cfg = s.sshConfig(signers, sc.Algorithms)
 	return s, nil
 }
 

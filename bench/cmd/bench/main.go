@@ -12,7 +12,7 @@
 //
 //	go run ./bench/cmd/bench [-quick] [-runs N] [-size 1GiB] [-out docs/benchmarks.md | -only small,latency]
 //
-// -only runs some of the scenarios (aes, chacha, download, small, sessions,
+// -only runs some of the scenarios (aes, chacha, ctr, download, small, sessions,
 // latency, s3) while iterating on them; it does not go with -out, which
 // must always hold a full run.
 //
@@ -66,16 +66,16 @@ type options struct {
 }
 
 // scenarioNames are the names -only takes, in the order the scenarios run.
-var scenarioNames = []string{"aes", "chacha", "download", "small", "sessions", "latency", "s3"}
+var scenarioNames = []string{"aes", "chacha", "ctr", "download", "small", "sessions", "latency", "s3"}
 
 // selected says whether the run includes scenario name.
 func (o options) selected(name string) bool {
 	return len(o.only) == 0 || slices.Contains(o.only, name)
 }
 
-// bigFile says whether a selected scenario moves the big file (1a, 1b, 2).
+// bigFile says whether a selected scenario moves the big file (1a-1c, 2).
 func (o options) bigFile() bool {
-	return o.selected("aes") || o.selected("chacha") || o.selected("download")
+	return o.selected("aes") || o.selected("chacha") || o.selected("ctr") || o.selected("download")
 }
 
 // parseOnly checks -only's comma-separated scenario names.
@@ -130,7 +130,7 @@ func parseFlags() options {
 	flag.Var(sizeFlag{&o.s3Small}, "s3-small", "smaller upload into the S3 landing store")
 	flag.Var(sizeFlag{&o.s3Large}, "s3-large", "larger upload into the S3 landing store")
 	flag.BoolVar(&o.noS3, "no-s3", false, "skip the S3 landing scenario")
-	flag.Func("only", "run only these scenarios, comma-separated: aes (1a), chacha (1b), download (2), small (3), sessions (4), latency (6), s3 (5); default: all; not with -out",
+	flag.Func("only", "run only these scenarios, comma-separated: aes (1a), chacha (1b), ctr (1c), download (2), small (3), sessions (4), latency (6), s3 (5); default: all; not with -out",
 		func(s string) (err error) {
 			o.only, err = parseOnly(s)
 			return err
@@ -285,6 +285,10 @@ func (b *bench) run(ctx context.Context) error {
 		}},
 		{"chacha", "upload " + humanSize(b.big.size) + ", " + chacha20, func() (err error) {
 			rep.upChacha, err = b.scenarioUpload(ctx, chacha20, "chacha")
+			return err
+		}},
+		{"ctr", "upload " + humanSize(b.big.size) + ", " + aesCTR + " + " + etmMAC, func() (err error) {
+			rep.upCTR, err = b.scenarioUpload(ctx, aesCTR, "ctr")
 			return err
 		}},
 		{"download", "download " + humanSize(b.big.size), func() (err error) {

@@ -238,7 +238,7 @@ KbdInteractiveAuthentication no
 UsePAM no
 StrictModes no
 UseDNS no
-Ciphers aes128-gcm@openssh.com,chacha20-poly1305@openssh.com
+Ciphers aes128-gcm@openssh.com,chacha20-poly1305@openssh.com,aes128-ctr
 MaxStartups 200
 MaxSessions 10
 AllowTcpForwarding no
@@ -345,10 +345,12 @@ func writeAirlockTree(dir, landing, egressDir string, client, dlClient keyPair, 
 	}
 	// All 50 concurrent sessions come from 127.0.0.1, whereas in production
 	// they come from many suppliers: the per-address cap (default 20) is
-	// raised for that scenario, as sshd's MaxStartups is.
+	// raised for that scenario, as sshd's MaxStartups is. Scenario 1c needs
+	// the compatible algorithm profile (aes128-ctr).
 	cfg := fmt.Sprintf(`node: bench
 sftp:
   listen: %q
+  algorithms: compatible
   max_connections_per_ip: 64
   max_unauthenticated: 128
   max_unauthenticated_per_ip: 128
