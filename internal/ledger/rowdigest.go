@@ -16,7 +16,12 @@ const RowKey = "row"
 
 // rowVersion names the encoding rowDigest hashes, and prefixes the digest.
 // A new encoding gets a new version; verify keeps reading the old ones.
-const rowVersion = "v1"
+// v2 is v1 followed by the mtime column; a row whose mtime is NULL is
+// still digested as v1, so that its digest is what it always was.
+const (
+	rowVersion   = "v1"
+	rowVersionMT = "v2"
+)
 
 // anchorRow sets ev's RowKey to the digest of t, the row as ev's
 // transaction leaves it. ev.Detail must be ev's own map (or nil).
@@ -24,19 +29,33 @@ func anchorRow(ev *Event, t Transfer) {
 	if ev.Detail == nil {
 		ev.Detail = map[string]string{}
 	}
-	ev.Detail[RowKey] = rowDigest(t, formatTime(t.CreatedAt), formatTime(t.UpdatedAt))
+	ev.Detail[RowKey] = rowDigest(t, formatTime(t.CreatedAt), formatTime(t.UpdatedAt), storedMTime(t))
+}
+
+// storedMTime is t's mtime column as stored: NULL (nil) or its text.
+func storedMTime(t Transfer) any {
+	if t.MTime == nil {
+		return nil
+	}
+	return formatTime(*t.MTime)
 }
 
 // rowDigest is rowVersion + ":" + hex(sha256) of every column of the row as
 // stored, in transferColumns order, each written as its length (uvarint)
 // and bytes after a domain line. Length prefixes make the encoding
 // injective for any bytes, which JSON, replacing invalid UTF-8, is not.
-// created and updated are the timestamps' stored text.
-func rowDigest(t Transfer, created, updated string) string {
+// created and updated are the timestamps' stored text, mtime the mtime
+// column's: nil for NULL, else a string.
+func rowDigest(t Transfer, created, updated string, mtime any) string {
 	// One buffer, on the stack for the usual row, and one hash of it: this
 	// runs in every transaction that writes a row.
 	b := make([]byte, 0, 512)
-	b = append(b, "airlock transfer row "+rowVersion+"\n"...)
+	version := rowVersion
+	mt, hasMTime := mtime.(string)
+	if hasMTime {
+		version = rowVersionMT
+	}
+	b = append(b, "airlock transfer row "+version+"\n"...)
 	for _, f := range [...]string{t.ID, string(t.Direction), t.Supplier, t.Path} {
 		b = appendField(b, f)
 	}
@@ -48,10 +67,13 @@ func rowDigest(t Transfer, created, updated string) string {
 	for _, f := range [...]string{t.LandingKey, t.Node, t.RemoteIP, created, updated} {
 		b = appendField(b, f)
 	}
+	if hasMTime {
+		b = appendField(b, mt)
+	}
 	sum := sha256.Sum256(b)
 	var out [len(rowVersion) + 1 + 2*sha256.Size]byte
-	copy(out[:], rowVersion+":")
-	hex.Encode(out[len(rowVersion)+1:], sum[:])
+	copy(out[:], version+":")
+	hex.Encode(out[len(version)+1:], sum[:])
 	return string(out[:])
 }
 
@@ -70,4 +92,6 @@ func appendInt(b []byte, n int64) []byte {
 
 // knownRowDigest reports whether d is a digest this version of airlock
 // computes, rather than one of a later encoding.
-func knownRowDigest(d string) bool { return strings.HasPrefix(d, rowVersion+":") }
+func knownRowDigest(d string) bool {
+	return strings.HasPrefix(d, rowVersion+":") || strings.HasPrefix(d, rowVersionMT+":")
+}
