@@ -82,19 +82,6 @@ func (s *session) receiptAt(p string) (ledger.Transfer, bool, error) {
 	return trs[0], true, nil
 }
 
-// receiptsBelow returns the settled transfers with receipts below prefix
-// (which ends in "/"), newest first.
-func (s *session) receiptsBelow(prefix string) ([]ledger.Transfer, error) {
-	if s.srv.receiptRetention <= 0 {
-		return nil, nil
-	}
-	trs, err := s.srv.ledger.List(s.ctx, ledger.Filter{
-		Supplier: s.supplier.Name, PathPrefix: prefix, States: settledStates,
-		UpdatedSince: s.receiptsSince(),
-	})
-	return trs, wrapArea(err)
-}
-
 func (s *session) receiptsSince() time.Time { return s.srv.now().Add(-s.srv.receiptRetention) }
 
 func receiptInfo(tr ledger.Transfer) os.FileInfo {

@@ -82,10 +82,11 @@ func TestReceipts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"2026", "a.csv.receipt.json", "b.csv"}; !slices.Equal(names(infos), want) {
+	// A settled upload stays listed, next to its receipt (see visible.go).
+	if want := []string{"2026", "a.csv", "a.csv.receipt.json", "b.csv"}; !slices.Equal(names(infos), want) {
 		t.Errorf("ReadDir(/) = %v, want %v", names(infos), want)
 	}
-	if infos, err := c.ReadDir("/2026"); err != nil || !slices.Equal(names(infos), []string{"c.csv.receipt.json"}) {
+	if infos, err := c.ReadDir("/2026"); err != nil || !slices.Equal(names(infos), []string{"c.csv", "c.csv.receipt.json"}) {
 		t.Errorf("ReadDir(/2026) = %v, %v", names(infos), err)
 	}
 	// Made directories are remembered in memory only: after a restart,
@@ -146,7 +147,7 @@ func TestReceipts(t *testing.T) {
 
 	// Receipts go once their retention is over.
 	ts.srv.now = func() time.Time { return time.Now().Add(2 * time.Hour) }
-	if infos, err := c.ReadDir("/"); err != nil || slices.Contains(names(infos), "a.csv.receipt.json") {
+	if infos, err := c.ReadDir("/"); err != nil || slices.Contains(names(infos), "a.csv.receipt.json") || slices.Contains(names(infos), "a.csv") {
 		t.Errorf("ReadDir(/) after the retention = %v, %v", names(infos), err)
 	}
 }

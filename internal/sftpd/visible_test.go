@@ -1,0 +1,116 @@
+package sftpd
+
+import (
+	"os"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/airlock-gw/airlock/internal/ledger"
+)
+
+// TestSettledStayVisible: a delivered upload stays in its supplier's
+// listing, not readable, with the modification time its client set; a
+// failed upload of the same path does not hide it.
+func TestSettledStayVisible(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, serverOptions{receiptRetention: time.Hour})
+	c := ts.sftpClient(t, uploader)
+	ctx := t.Context()
+	settle := func(p string, to ledger.State) ledger.Transfer {
+		t.Helper()
+		trs, err := ts.ledger.List(ctx, ledger.Filter{Supplier: uploader, Path: p, States: []ledger.State{ledger.Received}})
+		if err != nil || len(trs) != 1 {
+			t.Fatalf("received transfer at %s: %v, %v", p, trs, err)
+		}
+		tr, err := ts.ledger.Advance(ctx, trs[0].ID, []ledger.State{ledger.Received}, to, ledger.Change{}, ledger.Event{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tr
+	}
+	data := source(1000)
+	if err := putFile(c, "/a.csv", data); err != nil {
+		t.Fatal(err)
+	}
+	a := settle("/a.csv", ledger.Delivered)
+
+	fi, err := c.Stat("/a.csv")
+	if err != nil || fi.Size() != int64(len(data)) || fi.IsDir() {
+		t.Fatalf("Stat(/a.csv) delivered = %v, %v; want a file of %d bytes", fi, err, len(data))
+	}
+	if f, err := c.Open("/a.csv"); err == nil {
+		_, rerr := f.Read(make([]byte, 10))
+		f.Close()
+		if rerr == nil {
+			t.Error("read a delivered upload back")
+		}
+	}
+
+	// Times are kept, once per change; modes are accepted; sizes refused.
+	mtime := time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
+	for range 3 {
+		if err := c.Chtimes("/a.csv", mtime, mtime); err != nil {
+			t.Fatalf("Chtimes on a delivered upload: %v", err)
+		}
+	}
+	if err := c.Chmod("/a.csv", 0o644); err != nil {
+		t.Errorf("Chmod on a delivered upload: %v", err)
+	}
+	if err := c.Truncate("/a.csv", 3); err == nil {
+		t.Error("Truncate of a delivered upload succeeded")
+	}
+	if fi, err := c.Stat("/a.csv"); err != nil || !fi.ModTime().Equal(mtime) {
+		t.Errorf("Stat after Chtimes: %v, %v; want mtime %v", fi, err, mtime)
+	}
+	if fi, err := c.Lstat("/a.csv"); err != nil || !fi.ModTime().Equal(mtime) {
+		t.Errorf("Lstat after Chtimes: %v, %v; want mtime %v", fi, err, mtime)
+	}
+	evs, err := ts.ledger.Events(ctx, a.ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := countKind(evs, "upload.mtime"); n != 1 {
+		t.Errorf("%d upload.mtime events for three Chtimes to one time, want 1", n)
+	}
+
+	// A failed upload of the same path does not hide the delivered one.
+	if err := putFile(c, "/a.csv", source(10)); err != nil {
+		t.Fatal(err)
+	}
+	settle("/a.csv", ledger.Failed)
+	infos, err := c.ReadDir("/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(infos, func(fi os.FileInfo) bool { return fi.Name() == "a.csv" })
+	if i < 0 || infos[i].Size() != int64(len(data)) || !infos[i].ModTime().Equal(mtime) {
+		t.Errorf("ReadDir(/) = %v; want a.csv as delivered, %d bytes at %v", names(infos), len(data), mtime)
+	}
+	// Removing it is refused: the delivered copy is not the upload area's.
+	if err := c.Remove("/a.csv"); err == nil {
+		t.Error("Remove of a delivered upload succeeded")
+	}
+
+	// A quarantined upload alone is shown, with its receipt.
+	if err := putFile(c, "/q.bin", data); err != nil {
+		t.Fatal(err)
+	}
+	settle("/q.bin", ledger.Quarantined)
+	if fi, err := c.Stat("/q.bin"); err != nil || fi.Size() != int64(len(data)) {
+		t.Errorf("Stat(/q.bin) quarantined = %v, %v", fi, err)
+	}
+	if _, err := ts.ledger.VerifyAudit(ctx); err != nil {
+		t.Errorf("audit: %v", err)
+	}
+}
+
+func countKind(evs []ledger.Event, kind string) int {
+	n := 0
+	for _, ev := range evs {
+		if ev.Kind == kind {
+			n++
+		}
+	}
+	return n
+}
