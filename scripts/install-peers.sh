@@ -14,6 +14,7 @@ need_apt=()
 command -v sftp >/dev/null || need_apt+=(openssh-client)
 command -v ssh-keygen >/dev/null || need_apt+=(openssh-client)
 command -v rclone >/dev/null || need_apt+=(rclone)
+command -v lftp >/dev/null || need_apt+=(lftp)
 command -v ssh-audit >/dev/null || need_apt+=(ssh-audit)
 # Servers the tests start themselves, installed with their services held
 # (below): Postgres for scripts/with-postgres.sh, and clamd, which is in

@@ -465,13 +465,12 @@ func (s *session) children(dir string) ([]os.FileInfo, error) {
 		}
 		files = append(files, tr)
 	}
+	// Receipts are not listed, only served by name: a listing shows what
+	// the supplier uploaded, so that a sync tool comparing it with the
+	// source (rclone check, rclone sync, lftp mirror --delete) finds no
+	// file it did not send.
 	for _, tr := range shownFiles(files) {
 		add(path.Base(tr.Path), transferInfo(tr))
-	}
-	for _, tr := range files { // newest first, so the newest settled one's receipt wins
-		if slices.Contains(settledStates, tr.State) {
-			add(path.Base(tr.Path)+receiptSuffix, receiptInfo(tr))
-		}
 	}
 	for _, d := range s.srv.dirs.below(s.supplier.Name, dir) {
 		add(path.Base(d), dirInfo(path.Base(d), time.Now()))
