@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // RowKey is the detail key of the event that creates or changes a transfer
@@ -16,8 +17,9 @@ const RowKey = "row"
 
 // rowVersion names the encoding rowDigest hashes, and prefixes the digest.
 // A new encoding gets a new version; verify keeps reading the old ones.
-// v2 is v1 followed by the mtime column; a row whose mtime is NULL is
-// still digested as v1, so that its digest is what it always was.
+// v2 is v1 followed by the mtime and hidden_at columns (NULL as "", which
+// no stored time is); a row with both NULL is still digested as v1, so
+// that its digest is what it always was.
 const (
 	rowVersion   = "v1"
 	rowVersionMT = "v2"
@@ -29,30 +31,31 @@ func anchorRow(ev *Event, t Transfer) {
 	if ev.Detail == nil {
 		ev.Detail = map[string]string{}
 	}
-	ev.Detail[RowKey] = rowDigest(t, formatTime(t.CreatedAt), formatTime(t.UpdatedAt), storedMTime(t))
+	ev.Detail[RowKey] = rowDigest(t, formatTime(t.CreatedAt), formatTime(t.UpdatedAt), storedTime(t.MTime), storedTime(t.HiddenAt))
 }
 
-// storedMTime is t's mtime column as stored: NULL (nil) or its text.
-func storedMTime(t Transfer) any {
-	if t.MTime == nil {
+// storedTime is a nullable time column as stored: NULL (nil) or its text.
+func storedTime(at *time.Time) any {
+	if at == nil {
 		return nil
 	}
-	return formatTime(*t.MTime)
+	return formatTime(*at)
 }
 
 // rowDigest is rowVersion + ":" + hex(sha256) of every column of the row as
 // stored, in transferColumns order, each written as its length (uvarint)
 // and bytes after a domain line. Length prefixes make the encoding
 // injective for any bytes, which JSON, replacing invalid UTF-8, is not.
-// created and updated are the timestamps' stored text, mtime the mtime
-// column's: nil for NULL, else a string.
-func rowDigest(t Transfer, created, updated string, mtime any) string {
+// created and updated are the timestamps' stored text, mtime and hidden
+// those nullable columns': nil for NULL, else a string.
+func rowDigest(t Transfer, created, updated string, mtime, hidden any) string {
 	// One buffer, on the stack for the usual row, and one hash of it: this
 	// runs in every transaction that writes a row.
 	b := make([]byte, 0, 512)
 	version := rowVersion
 	mt, hasMTime := mtime.(string)
-	if hasMTime {
+	hid, hasHidden := hidden.(string)
+	if hasMTime || hasHidden {
 		version = rowVersionMT
 	}
 	b = append(b, "airlock transfer row "+version+"\n"...)
@@ -67,8 +70,8 @@ func rowDigest(t Transfer, created, updated string, mtime any) string {
 	for _, f := range [...]string{t.LandingKey, t.Node, t.RemoteIP, created, updated} {
 		b = appendField(b, f)
 	}
-	if hasMTime {
-		b = appendField(b, mt)
+	if version == rowVersionMT {
+		b = appendField(appendField(b, mt), hid)
 	}
 	sum := sha256.Sum256(b)
 	var out [len(rowVersion) + 1 + 2*sha256.Size]byte

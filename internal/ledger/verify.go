@@ -297,9 +297,9 @@ func (vr *verifier) streamRows(ctx context.Context) ([]editedRow, error) {
 	for rows.Next() {
 		var t Transfer
 		var created, updated string
-		var mtime sql.NullString
+		var mtime, hidden sql.NullString
 		if err := rows.Scan(&t.ID, &t.Direction, &t.Supplier, &t.Path, &t.Size, &t.SHA256, &t.State, &t.ScanResult,
-			&t.Destination, &t.Error, &t.Attempts, &t.LandingKey, &t.Node, &t.RemoteIP, &created, &updated, &mtime); err != nil {
+			&t.Destination, &t.Error, &t.Attempts, &t.LandingKey, &t.Node, &t.RemoteIP, &created, &updated, &mtime, &hidden); err != nil {
 			return nil, err
 		}
 		vr.v.Rows++
@@ -313,7 +313,7 @@ func (vr *verifier) streamRows(ctx context.Context) ([]editedRow, error) {
 		case !knownRowDigest(re.digest):
 			vr.v.report(Problem{Seq: re.digestSeq, TransferID: t.ID, Reason: fmt.Sprintf(
 				"event %d holds a row digest this airlock cannot read (%.8s…): verify with the airlock that wrote it", re.digestSeq, re.digest)})
-		case rowDigest(t, created, updated, nullable(mtime)) != re.digest:
+		case rowDigest(t, created, updated, nullable(mtime), nullable(hidden)) != re.digest:
 			if len(edited)+len(vr.v.Problems) < maxProblems {
 				edited = append(edited, editedRow{t, re})
 			} else {

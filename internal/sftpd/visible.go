@@ -15,15 +15,15 @@ import (
 // What a supplier uploaded stays in its listing: an upload on its way for
 // as long as it is, a settled one (delivered, quarantined or failed) for
 // sftp.receipt_retention, with its size and the modification time its
-// client set. Sync tools (rclone, lftp mirror) stat what they sent and
+// client set, until the supplier removes it. Sync tools (rclone, lftp mirror) stat what they sent and
 // compare size and time on their next run: a file that vanished once
 // delivered was sent again, and delivered again. Entries are never
 // readable: a read is refused as for any upload.
 
 // visibleFilter narrows f to the supplier's visible uploads: pending ones,
-// and settled ones within the retention.
+// and settled ones within the retention that it has not removed.
 func (s *session) visibleFilter(f ledger.Filter) ledger.Filter {
-	f.Supplier, f.States = s.supplier.Name, pendingStates
+	f.Supplier, f.States, f.Shown = s.supplier.Name, pendingStates, true
 	if s.srv.receiptRetention > 0 {
 		f.Recent = ledger.RecentStates{States: settledStates, Since: s.receiptsSince()}
 	}
@@ -130,4 +130,25 @@ func (s *session) keepMTime(tr ledger.Transfer, held bool, mtime time.Time) erro
 		s.mu.Unlock()
 	}
 	return nil
+}
+
+// removeSettled removes the settled uploads at p from the supplier's
+// listing, each with its audit event: the delivered copy, the ledger's
+// record and the receipt stay. An upload on its way cannot be removed.
+// found is false when no upload is listed at p.
+func (s *session) removeSettled(p string) (found bool, err error) {
+	trs, err := s.srv.ledger.List(s.ctx, s.visibleFilter(ledger.Filter{Path: p, Limit: fileScan}))
+	if err != nil || len(trs) == 0 {
+		return false, wrapArea(err)
+	}
+	if slices.ContainsFunc(trs, func(tr ledger.Transfer) bool { return slices.Contains(pendingStates, tr.State) }) {
+		return true, ErrProcessing
+	}
+	for _, tr := range trs {
+		if _, _, err := s.srv.ledger.Hide(s.ctx, tr.ID, s.event("upload.hide", map[string]string{"path": p})); err != nil {
+			return true, fmt.Errorf("record removal from the listing: %w", err)
+		}
+		s.log.Info("settled upload removed from the listing", "transfer_id", tr.ID, "path", p, "state", tr.State)
+	}
+	return true, nil
 }

@@ -87,9 +87,31 @@ func TestSettledStayVisible(t *testing.T) {
 	if i < 0 || infos[i].Size() != int64(len(data)) || !infos[i].ModTime().Equal(mtime) {
 		t.Errorf("ReadDir(/) = %v; want a.csv as delivered, %d bytes at %v", names(infos), len(data), mtime)
 	}
-	// Removing it is refused: the delivered copy is not the upload area's.
+	// An upload on its way cannot be removed; a settled one leaves the
+	// listing (the failed re-upload with it), its receipt stays readable.
+	if err := putFile(c, "/p.csv", data); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Remove("/p.csv"); err == nil {
+		t.Error("Remove of an upload on its way succeeded")
+	}
+	if err := c.Remove("/a.csv"); err != nil {
+		t.Fatalf("Remove of a delivered upload: %v", err)
+	}
+	if _, err := c.Stat("/a.csv"); err == nil {
+		t.Error("Stat(/a.csv) after Remove succeeded")
+	}
+	if infos, err := c.ReadDir("/"); err != nil || slices.Contains(names(infos), "a.csv") {
+		t.Errorf("ReadDir(/) after Remove = %v, %v", names(infos), err)
+	}
+	if _, err := c.Stat("/a.csv.receipt.json"); err != nil {
+		t.Errorf("the receipt went with the listing: %v", err)
+	}
 	if err := c.Remove("/a.csv"); err == nil {
-		t.Error("Remove of a delivered upload succeeded")
+		t.Error("a second Remove succeeded")
+	}
+	if evs, err := ts.ledger.Events(ctx, a.ID, 0); err != nil || countKind(evs, "upload.hide") != 1 {
+		t.Errorf("events of the removed upload: %v; want one upload.hide", err)
 	}
 
 	// A quarantined upload alone is shown, with its receipt.

@@ -144,6 +144,23 @@ func TestSyncRclone(t *testing.T) {
 	if got := rowsBelow(g, "/tree"); got != n {
 		t.Errorf("the second rclone copy made %d new transfers, want none", got-n)
 	}
+	// A file gone from the source: rclone sync removes it from the
+	// listing, and nothing else; the delivered copy stays.
+	if err := os.Remove(filepath.Join(src, "f00.bin")); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := g.rclone("acme", key, "sync", src, "air:tree"); err != nil {
+		t.Fatalf("rclone sync: %v\n%s", err, out)
+	}
+	if out, err := g.rclone("acme", key, "lsf", "air:tree"); err != nil || strings.Contains(out, "f00.bin") {
+		t.Errorf("rclone lsf after sync: %v\n%s", err, out)
+	}
+	if got := fileSHA256(t, g.destFile("acme", "/tree/f00.bin")); got != want["f00.bin"] {
+		t.Errorf("the delivered f00.bin changed: sha256 %s", got)
+	}
+	if got := rowsBelow(g, "/tree"); got != n {
+		t.Errorf("rclone sync made %d new transfers, want none", got-n)
+	}
 	g.auditVerifies(t)
 }
 

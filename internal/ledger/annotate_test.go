@@ -7,7 +7,7 @@ import (
 	"github.com/airlock-gw/airlock/internal/ledger/ledgertest"
 )
 
-func TestSetMTime(t *testing.T) {
+func TestAnnotate(t *testing.T) {
 	t.Parallel()
 	ledgertest.ForEachBackend(t, func(t *testing.T, dsn string) {
 		ctx := t.Context()
@@ -50,6 +50,26 @@ func TestSetMTime(t *testing.T) {
 		}
 		if _, _, err := l.SetMTime(ctx, "nonexistent", mt, Event{}); err == nil {
 			t.Errorf("SetMTime of an unknown transfer succeeded")
+		}
+
+		// Hidden once, leaving state and times; listings may leave it out.
+		n = events()
+		for i := range 2 {
+			got, changed, err := l.Hide(ctx, tr.ID, Event{Actor: "acme"})
+			if err != nil || changed != (i == 0) || got.HiddenAt == nil || got.State != Received || got.MTime == nil {
+				t.Fatalf("Hide #%d = %+v, %v, %v", i+1, got, changed, err)
+			}
+		}
+		if got := events(); got != n+1 {
+			t.Errorf("two Hides appended %d events, want 1", got-n)
+		}
+		for shown, want := range map[bool]int{false: 1, true: 0} {
+			if trs, err := l.List(ctx, Filter{Supplier: "acme", Shown: shown}); err != nil || len(trs) != want {
+				t.Errorf("List(Shown: %v) = %d transfers, %v; want %d", shown, len(trs), err, want)
+			}
+		}
+		if _, err := l.VerifyAudit(ctx); err != nil {
+			t.Errorf("VerifyAudit after Hide: %v", err)
 		}
 	})
 }
