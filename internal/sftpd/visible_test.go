@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/airlock-gw/airlock/internal/ledger"
+	"github.com/airlock-gw/airlock/internal/sftptest"
 )
 
 // TestSettledStayVisible: a delivered upload stays in its supplier's
@@ -135,4 +136,48 @@ func countKind(evs []ledger.Event, kind string) int {
 		}
 	}
 	return n
+}
+
+// TestSetTimesOnOpenAndHeldUploads: FSETSTAT on an upload still open (as
+// OpenSSH's put -p sends before closing) and SETSTAT on one held under a
+// temporary name keep the time, through the rename.
+func TestSetTimesOnOpenAndHeldUploads(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, serverOptions{receiptRetention: time.Hour})
+	r := ts.rawClient(t, uploader)
+	c := ts.sftpClient(t, uploader)
+	mtime := time.Date(2023, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, p := range []string{"/open.csv", "/held.csv.filepart"} {
+		typ, body := r.Call(sftptest.FXPOpen, p, uint32(sftptest.FXFWrite|sftptest.FXFCreat|sftptest.FXFTrunc), uint32(0))
+		if typ != sftptest.FXPHandle {
+			code, msg := r.StatusOf(body)
+			t.Fatalf("open %s: status %d %q", p, code, msg)
+		}
+		handle, _ := r.String(body)
+		if code, msg := r.Status(sftptest.FXPWrite, handle, uint64(0), "data"); code != sftptest.FXOK {
+			t.Fatalf("write %s: %d %q", p, code, msg)
+		}
+		if p == "/open.csv" {
+			if code, msg := r.Status(sftptest.FXPFsetstat, handle, uint32(attrTimes), uint32(mtime.Unix()), uint32(mtime.Unix())); code != sftptest.FXOK {
+				t.Errorf("fsetstat of an open upload: %d %q", code, msg)
+			}
+		}
+		if code, msg := r.Status(sftptest.FXPClose, handle); code != sftptest.FXOK {
+			t.Fatalf("close %s: %d %q", p, code, msg)
+		}
+	}
+	if code, msg := r.Status(sftptest.FXPSetstat, "/held.csv.filepart", uint32(attrTimes), uint32(mtime.Unix()), uint32(mtime.Unix())); code != sftptest.FXOK {
+		t.Errorf("setstat of a held upload: %d %q", code, msg)
+	}
+	if code, msg := r.Status(sftptest.FXPRename, "/held.csv.filepart", "/held.csv"); code != sftptest.FXOK {
+		t.Fatalf("rename: %d %q", code, msg)
+	}
+	for _, p := range []string{"/open.csv", "/held.csv"} {
+		if fi, err := c.Stat(p); err != nil || !fi.ModTime().Equal(mtime) || fi.Size() != 4 {
+			t.Errorf("Stat(%s) = %v, %v; want 4 bytes at %v", p, fi, err, mtime)
+		}
+	}
+	if _, err := ts.ledger.VerifyAudit(t.Context()); err != nil {
+		t.Errorf("audit: %v", err)
+	}
 }
