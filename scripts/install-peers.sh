@@ -15,6 +15,7 @@ need_apt=()
 command -v sftp >/dev/null || need_apt+=(openssh-client)
 command -v ssh-keygen >/dev/null || need_apt+=(openssh-client)
 command -v rclone >/dev/null || need_apt+=(rclone)
+command -v lftp >/dev/null || need_apt+=(lftp)
 command -v ssh-audit >/dev/null || need_apt+=(ssh-audit)
 # Clients without AEAD ciphers (the compatible algorithm profile): Debian's
 # curl (libcurl with libssh2) and paramiko, for Debian's own python3.

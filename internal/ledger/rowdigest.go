@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // RowKey is the detail key of the event that creates or changes a transfer
@@ -16,7 +17,13 @@ const RowKey = "row"
 
 // rowVersion names the encoding rowDigest hashes, and prefixes the digest.
 // A new encoding gets a new version; verify keeps reading the old ones.
-const rowVersion = "v1"
+// v2 is v1 followed by the mtime and hidden_at columns (NULL as "", which
+// no stored time is); a row with both NULL is still digested as v1, so
+// that its digest is what it always was.
+const (
+	rowVersion   = "v1"
+	rowVersionMT = "v2"
+)
 
 // anchorRow sets ev's RowKey to the digest of t, the row as ev's
 // transaction leaves it. ev.Detail must be ev's own map (or nil).
@@ -24,19 +31,34 @@ func anchorRow(ev *Event, t Transfer) {
 	if ev.Detail == nil {
 		ev.Detail = map[string]string{}
 	}
-	ev.Detail[RowKey] = rowDigest(t, formatTime(t.CreatedAt), formatTime(t.UpdatedAt))
+	ev.Detail[RowKey] = rowDigest(t, formatTime(t.CreatedAt), formatTime(t.UpdatedAt), storedTime(t.MTime), storedTime(t.HiddenAt))
+}
+
+// storedTime is a nullable time column as stored: NULL (nil) or its text.
+func storedTime(at *time.Time) any {
+	if at == nil {
+		return nil
+	}
+	return formatTime(*at)
 }
 
 // rowDigest is rowVersion + ":" + hex(sha256) of every column of the row as
 // stored, in transferColumns order, each written as its length (uvarint)
 // and bytes after a domain line. Length prefixes make the encoding
 // injective for any bytes, which JSON, replacing invalid UTF-8, is not.
-// created and updated are the timestamps' stored text.
-func rowDigest(t Transfer, created, updated string) string {
+// created and updated are the timestamps' stored text, mtime and hidden
+// those nullable columns': nil for NULL, else a string.
+func rowDigest(t Transfer, created, updated string, mtime, hidden any) string {
 	// One buffer, on the stack for the usual row, and one hash of it: this
 	// runs in every transaction that writes a row.
 	b := make([]byte, 0, 512)
-	b = append(b, "airlock transfer row "+rowVersion+"\n"...)
+	version := rowVersion
+	mt, hasMTime := mtime.(string)
+	hid, hasHidden := hidden.(string)
+	if hasMTime || hasHidden {
+		version = rowVersionMT
+	}
+	b = append(b, "airlock transfer row "+version+"\n"...)
 	for _, f := range [...]string{t.ID, string(t.Direction), t.Supplier, t.Path} {
 		b = appendField(b, f)
 	}
@@ -48,10 +70,13 @@ func rowDigest(t Transfer, created, updated string) string {
 	for _, f := range [...]string{t.LandingKey, t.Node, t.RemoteIP, created, updated} {
 		b = appendField(b, f)
 	}
+	if version == rowVersionMT {
+		b = appendField(appendField(b, mt), hid)
+	}
 	sum := sha256.Sum256(b)
 	var out [len(rowVersion) + 1 + 2*sha256.Size]byte
-	copy(out[:], rowVersion+":")
-	hex.Encode(out[len(rowVersion)+1:], sum[:])
+	copy(out[:], version+":")
+	hex.Encode(out[len(version)+1:], sum[:])
 	return string(out[:])
 }
 
@@ -70,4 +95,6 @@ func appendInt(b []byte, n int64) []byte {
 
 // knownRowDigest reports whether d is a digest this version of airlock
 // computes, rather than one of a later encoding.
-func knownRowDigest(d string) bool { return strings.HasPrefix(d, rowVersion+":") }
+func knownRowDigest(d string) bool {
+	return strings.HasPrefix(d, rowVersion+":") || strings.HasPrefix(d, rowVersionMT+":")
+}

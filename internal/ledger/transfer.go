@@ -64,6 +64,11 @@ type Transfer struct {
 	Error       string    `json:"error"`
 	CreatedAt   time.Time `json:"created_at"`
 	UpdatedAt   time.Time `json:"updated_at"`
+	// MTime is the modification time the supplier's client set, if it did.
+	MTime *time.Time `json:"mtime,omitempty"`
+	// HiddenAt is when the supplier removed the settled upload from its
+	// listing, if it did.
+	HiddenAt *time.Time `json:"hidden_at,omitempty"`
 	// Not in the public JSON contract but kept in the row:
 	Attempts   int    `json:"attempts"`
 	LandingKey string `json:"landing_key"` // object key in the landing store
@@ -168,7 +173,7 @@ func insertTransfer(ctx context.Context, tx *sql.Tx, t Transfer) error {
 	_, err := tx.ExecContext(ctx, sqlInsertTransfer,
 		t.ID, string(t.Direction), t.Supplier, t.Path, t.Size, t.SHA256, string(t.State),
 		t.ScanResult, t.Destination, t.Error, t.Attempts, t.LandingKey, t.Node, t.RemoteIP,
-		formatTime(t.CreatedAt), formatTime(t.UpdatedAt))
+		formatTime(t.CreatedAt), formatTime(t.UpdatedAt), storedTime(t.MTime), storedTime(t.HiddenAt))
 	return err
 }
 
@@ -317,7 +322,9 @@ type Filter struct {
 	Node   string
 	// UpdatedSince selects transfers whose last change is at or after it.
 	UpdatedSince time.Time
-	Limit        int
+	// Shown leaves out the transfers their supplier hid (see Hide).
+	Shown bool
+	Limit int
 }
 
 // RecentStates are states that count only since a time.
@@ -386,6 +393,9 @@ func (l *Ledger) List(ctx context.Context, f Filter) ([]Transfer, error) {
 	if f.Node != "" {
 		where = append(where, "node = "+arg(f.Node))
 	}
+	if f.Shown {
+		where = append(where, "hidden_at IS NULL")
+	}
 	if !f.UpdatedSince.IsZero() {
 		where = append(where, "updated_at >= "+arg(formatTime(f.UpdatedSince)))
 	}
@@ -418,14 +428,14 @@ func (l *Ledger) List(ctx context.Context, f Filter) ([]Transfer, error) {
 }
 
 const transferColumns = `id, direction, supplier, path, size, sha256, state, scan_result, destination,
-	error, attempts, landing_key, node, remote_ip, created_at, updated_at`
+	error, attempts, landing_key, node, remote_ip, created_at, updated_at, mtime, hidden_at`
 
 // Every statement that writes a transfer row runs in the transaction of an
 // event that carries the row's digest as it leaves it (anchorRow): audit
 // verify reports a row that disagrees with its latest digest as edited.
 const (
 	sqlInsertTransfer = `INSERT INTO transfers (` + transferColumns + `)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`
 	// The path is set apart, by renames only: SQLite rewrites the entry of
 	// every index on a column an UPDATE sets, changed or not, and each
 	// entry rewritten is another page in the commit.
@@ -446,10 +456,17 @@ func (l *Ledger) getTransfer(ctx context.Context, tx *sql.Tx, id string) (Transf
 func scanTransfer(row interface{ Scan(...any) error }) (Transfer, error) {
 	var t Transfer
 	var created, updated string
+	var mtime, hidden sql.NullString
 	err := row.Scan(&t.ID, &t.Direction, &t.Supplier, &t.Path, &t.Size, &t.SHA256, &t.State, &t.ScanResult,
-		&t.Destination, &t.Error, &t.Attempts, &t.LandingKey, &t.Node, &t.RemoteIP, &created, &updated)
+		&t.Destination, &t.Error, &t.Attempts, &t.LandingKey, &t.Node, &t.RemoteIP, &created, &updated, &mtime, &hidden)
 	if err != nil {
 		return Transfer{}, err
+	}
+	if t.MTime, err = parseNullTime(mtime); err != nil {
+		return Transfer{}, fmt.Errorf("transfer %s: mtime: %w", t.ID, err)
+	}
+	if t.HiddenAt, err = parseNullTime(hidden); err != nil {
+		return Transfer{}, fmt.Errorf("transfer %s: hidden_at: %w", t.ID, err)
 	}
 	if t.CreatedAt, err = parseTime(created); err != nil {
 		return Transfer{}, fmt.Errorf("transfer %s: created_at: %w", t.ID, err)

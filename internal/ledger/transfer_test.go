@@ -400,7 +400,7 @@ func TestList(t *testing.T) {
 
 func TestTransferJSON(t *testing.T) {
 	t.Parallel()
-	b, err := json.Marshal(Transfer{})
+	b, err := json.Marshal(Transfer{MTime: ptr(time.Unix(0, 0)), HiddenAt: ptr(time.Unix(0, 0))}) // omitted when unset
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -410,7 +410,7 @@ func TestTransferJSON(t *testing.T) {
 	}
 	// The public contract (DESIGN.md), then the extra row fields.
 	want := []string{"id", "direction", "supplier", "path", "size", "sha256", "state", "scan_result",
-		"destination", "error", "created_at", "updated_at",
+		"destination", "error", "created_at", "updated_at", "mtime", "hidden_at",
 		"attempts", "landing_key", "node", "remote_ip"}
 	got := slices.Sorted(maps.Keys(m))
 	slices.Sort(want)

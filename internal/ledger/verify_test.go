@@ -4,13 +4,14 @@ import (
 	"maps"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/airlock-gw/airlock/internal/ledger/ledgertest"
 )
 
 // digestOf is the row digest an event about t holds.
 func digestOf(t Transfer) string {
-	return rowDigest(t, formatTime(t.CreatedAt), formatTime(t.UpdatedAt))
+	return rowDigest(t, formatTime(t.CreatedAt), formatTime(t.UpdatedAt), storedTime(t.MTime), storedTime(t.HiddenAt))
 }
 
 // withoutRow is d without its row digest.
@@ -27,7 +28,7 @@ func TestRowDigest(t *testing.T) {
 	tr := Transfer{ID: "a", Direction: "ingress", Supplier: "acme", Path: "/x", Size: 68, SHA256: "s", State: "delivered",
 		ScanResult: "clean", Destination: "d", Attempts: 3, LandingKey: "k", Node: "vm", RemoteIP: "127.0.0.1"}
 	const want = "v1:b7d8849fcd762654677d0de753232a7ed5b4b090574a1dc108dc11a4c0e6b54b"
-	if got := rowDigest(tr, "c", "u"); got != want {
+	if got := rowDigest(tr, "c", "u", nil, nil); got != want {
 		t.Errorf("rowDigest = %s, want %s", got, want)
 	}
 }
@@ -65,6 +66,10 @@ func newTamperFixture(t *testing.T, dsn string) tamperFixture {
 		return tr
 	}
 	f.delivered = settle("/data.csv", strings.Repeat("a", 64), Delivered, "clean")
+	// The supplier's client set its modification time: a v2 digest.
+	if _, _, err := f.l.SetMTime(ctx, f.delivered.ID, time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Event{}); err != nil {
+		t.Fatal(err)
+	}
 	f.quarantined = settle("/eicar.com", strings.Repeat("e", 64), Quarantined, "Eicar-Test-Signature FOUND")
 	var err error
 	f.receiving, err = f.l.Begin(ctx, NewTransfer(Transfer{Supplier: "acme", Path: "/partial.bin"}), Event{})
@@ -110,6 +115,21 @@ func TestVerifyTransferRows(t *testing.T) {
 		}, func(f tamperFixture) (string, string) {
 			return f.delivered.ID, "row edited"
 		}},
+		{"mtime edited", func(f tamperFixture) (string, []any) {
+			return `UPDATE transfers SET mtime = '2020-01-01T00:00:00.000000Z' WHERE id = $1`, []any{f.delivered.ID}
+		}, func(f tamperFixture) (string, string) {
+			return f.delivered.ID, "does not match the digest"
+		}},
+		{"mtime set without its event", func(f tamperFixture) (string, []any) {
+			return `UPDATE transfers SET mtime = '2020-01-01T00:00:00.000000Z' WHERE id = $1`, []any{f.quarantined.ID}
+		}, func(f tamperFixture) (string, string) {
+			return f.quarantined.ID, "does not match the digest"
+		}},
+		{"hidden without its event", func(f tamperFixture) (string, []any) {
+			return `UPDATE transfers SET hidden_at = '2020-01-01T00:00:00.000000Z' WHERE id = $1`, []any{f.delivered.ID}
+		}, func(f tamperFixture) (string, string) {
+			return f.delivered.ID, "does not match the digest"
+		}},
 		{"row deleted", func(f tamperFixture) (string, []any) {
 			return `DELETE FROM transfers WHERE id = $1`, []any{f.quarantined.ID}
 		}, func(f tamperFixture) (string, string) {
@@ -117,7 +137,7 @@ func TestVerifyTransferRows(t *testing.T) {
 		}},
 		{"row inserted", func(f tamperFixture) (string, []any) {
 			return `INSERT INTO transfers (` + transferColumns + `) SELECT 'forged', direction, supplier, path, size, sha256, state,
-				scan_result, destination, error, attempts, landing_key, node, remote_ip, created_at, updated_at FROM transfers WHERE id = $1`,
+				scan_result, destination, error, attempts, landing_key, node, remote_ip, created_at, updated_at, mtime, hidden_at FROM transfers WHERE id = $1`,
 				[]any{f.delivered.ID}
 		}, func(tamperFixture) (string, string) {
 			return "forged", "no audit event records this row"

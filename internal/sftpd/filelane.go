@@ -252,6 +252,7 @@ func (l *fileLane) onHandle(typ byte, id uint32, f *laneFile, req *fields) {
 	case fxpFsetstat:
 		r := sftp.NewRequest("Setstat", f.path)
 		r.Flags = req.uint32()
+		r.Attrs = slices.Clone(req.b)
 		if req.bad {
 			l.answer(id, malformed("setstat"))
 			return

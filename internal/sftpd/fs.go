@@ -42,9 +42,10 @@ type location struct {
 	rel  string
 }
 
-// visibleStates are the transfers a supplier sees in the upload area: what
-// is still on its way, so a client can check what it has sent.
-var visibleStates = []ledger.State{ledger.Receiving, ledger.Received, ledger.Scanning, ledger.Delivering}
+// pendingStates are the transfers still on their way, which a supplier
+// sees in the upload area for as long as they are (settled ones only for
+// sftp.receipt_retention: see visible.go).
+var pendingStates = []ledger.State{ledger.Receiving, ledger.Received, ledger.Scanning, ledger.Delivering}
 
 // session is one SFTP subsystem of an authenticated supplier. It implements
 // the pkg/sftp request handlers over the virtual tree.

@@ -103,7 +103,8 @@ func (s *session) rename(from, to string) error {
 }
 
 // remove lets a client drop its own upload that is still under a temporary
-// name; anything already handed on stays.
+// name, or take a settled one out of its listing (see removeSettled);
+// anything on its way stays.
 func (s *session) remove(p string) error {
 	if tr, ok := s.heldAt(p); ok {
 		s.discardHeld(tr, "removed by the supplier before it was renamed")
@@ -111,6 +112,9 @@ func (s *session) remove(p string) error {
 	}
 	if _, ok, err := s.receiptAt(p); err != nil || ok {
 		return cmp.Or(err, fmt.Errorf("receipts: %w", ErrReadOnly))
+	}
+	if found, err := s.removeSettled(p); err != nil || found {
+		return err
 	}
 	return s.notHeld(p, ErrIsDir)
 }

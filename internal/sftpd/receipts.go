@@ -13,11 +13,12 @@ import (
 	"github.com/airlock-gw/airlock/internal/ledger"
 )
 
-// A receipt is a read-only file, <name>.receipt.json, that appears in the
-// upload area next to where <name> was uploaded once the pipeline has
-// settled it, so that a supplier can show what arrived and what became of
-// it without asking anyone. Receipts are made from the ledger on each
-// request; nothing is stored for them.
+// A receipt is a read-only file, <name>.receipt.json, next to where <name>
+// was uploaded once the pipeline has settled it, so that a supplier can
+// show what arrived and what became of it without asking anyone. It is
+// served by name (stat, read) and not listed: listings show only what the
+// supplier uploaded. Receipts are made from the ledger on each request;
+// nothing is stored for them.
 const receiptSuffix = ".receipt.json"
 
 // settledStates are the outcomes a receipt tells of.
@@ -80,19 +81,6 @@ func (s *session) receiptAt(p string) (ledger.Transfer, bool, error) {
 		return ledger.Transfer{}, false, wrapArea(err)
 	}
 	return trs[0], true, nil
-}
-
-// receiptsBelow returns the settled transfers with receipts below prefix
-// (which ends in "/"), newest first.
-func (s *session) receiptsBelow(prefix string) ([]ledger.Transfer, error) {
-	if s.srv.receiptRetention <= 0 {
-		return nil, nil
-	}
-	trs, err := s.srv.ledger.List(s.ctx, ledger.Filter{
-		Supplier: s.supplier.Name, PathPrefix: prefix, States: settledStates,
-		UpdatedSince: s.receiptsSince(),
-	})
-	return trs, wrapArea(err)
 }
 
 func (s *session) receiptsSince() time.Time { return s.srv.now().Add(-s.srv.receiptRetention) }

@@ -82,17 +82,19 @@ func TestReceipts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"2026", "a.csv.receipt.json", "b.csv"}; !slices.Equal(names(infos), want) {
+	// A settled upload stays listed (see visible.go); its receipt is
+	// served by name, not listed.
+	if want := []string{"2026", "a.csv", "b.csv"}; !slices.Equal(names(infos), want) {
 		t.Errorf("ReadDir(/) = %v, want %v", names(infos), want)
 	}
-	if infos, err := c.ReadDir("/2026"); err != nil || !slices.Equal(names(infos), []string{"c.csv.receipt.json"}) {
+	if infos, err := c.ReadDir("/2026"); err != nil || !slices.Equal(names(infos), []string{"c.csv"}) {
 		t.Errorf("ReadDir(/2026) = %v, %v", names(infos), err)
 	}
 	// Made directories are remembered in memory only: after a restart,
-	// /2026 is a directory because a receipt is below it.
+	// /2026 is a directory because a settled upload is below it.
 	ts.srv.dirs.remove(uploader, "/2026")
 	if fi, err := c.Stat("/2026"); err != nil || !fi.IsDir() {
-		t.Errorf("Stat(/2026), holding only a receipt = %v, %v; want a directory", fi, err)
+		t.Errorf("Stat(/2026), holding only a settled upload = %v, %v; want a directory", fi, err)
 	}
 
 	f, err := c.Open("/a.csv.receipt.json")
@@ -146,7 +148,10 @@ func TestReceipts(t *testing.T) {
 
 	// Receipts go once their retention is over.
 	ts.srv.now = func() time.Time { return time.Now().Add(2 * time.Hour) }
-	if infos, err := c.ReadDir("/"); err != nil || slices.Contains(names(infos), "a.csv.receipt.json") {
+	if infos, err := c.ReadDir("/"); err != nil || slices.Contains(names(infos), "a.csv") {
 		t.Errorf("ReadDir(/) after the retention = %v, %v", names(infos), err)
+	}
+	if _, err := c.Stat("/a.csv.receipt.json"); err == nil {
+		t.Error("the receipt is still there after the retention")
 	}
 }

@@ -42,6 +42,8 @@ type Ledger interface {
 	MakeDir(ctx context.Context, supplier, p string, ev ledger.Event) error
 	RemoveDir(ctx context.Context, supplier, p string, ev ledger.Event) error
 	Dirs(ctx context.Context, supplier string, limit int) ([]string, error)
+	SetMTime(ctx context.Context, id string, mtime time.Time, ev ledger.Event) (ledger.Transfer, bool, error)
+	Hide(ctx context.Context, id string, ev ledger.Event) (ledger.Transfer, bool, error)
 }
 
 var _ Ledger = (*ledger.Ledger)(nil)

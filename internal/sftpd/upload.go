@@ -377,19 +377,6 @@ func (s *session) event(kind string, detail map[string]string) ledger.Event {
 	return ledger.Event{Kind: kind, Actor: s.supplier.Name, RemoteIP: s.remoteIP, ConnID: s.connID, Detail: detail}
 }
 
-// setstat accepts and ignores times and modes, which clients set after an
-// upload; truncation would rewrite received bytes and is refused.
-func (s *session) setstat(r *sftp.Request, loc location) error {
-	if r.AttrFlags().Size {
-		return fmt.Errorf("changing the size of a file: %w", ErrUnsupported)
-	}
-	if _, ok := s.heldAt(loc.rel); ok {
-		return nil
-	}
-	_, err := s.statUpload(loc.rel)
-	return err
-}
-
 func (s *session) listUpload(p string) ([]os.FileInfo, error) {
 	isDir, err := s.isDir(p)
 	if err != nil {
@@ -420,7 +407,7 @@ func (s *session) statUpload(p string) (os.FileInfo, error) {
 		return nil, err
 	}
 	if exists {
-		return transferInfo(path.Base(p), tr), nil
+		return transferInfo(tr), nil
 	}
 	if isDir, err := s.isDir(p); err != nil || !isDir {
 		return nil, cmp.Or(err, ErrNotFound)
@@ -428,35 +415,19 @@ func (s *session) statUpload(p string) (os.FileInfo, error) {
 	return dirInfo(path.Base(p), time.Now()), nil
 }
 
-func transferInfo(name string, tr ledger.Transfer) os.FileInfo {
-	return &fileInfo{name: name, size: tr.Size, mode: 0o600, modTime: tr.UpdatedAt}
-}
-
-// The upload area is what the ledger knows of the supplier's uploads still
-// on their way, plus the directories the supplier made for them. Each
-// question is its own narrow query, so a supplier with thousands of
-// pending files costs no more per request than one with a few.
-
-// fileAt returns the newest pending upload at p.
-func (s *session) fileAt(p string) (ledger.Transfer, bool, error) {
-	trs, err := s.srv.ledger.List(s.ctx, ledger.Filter{Supplier: s.supplier.Name, Path: p, States: visibleStates, Limit: 1})
-	if err != nil || len(trs) == 0 {
-		return ledger.Transfer{}, false, wrapArea(err)
-	}
-	return trs[0], true, nil
-}
+// The upload area is what the ledger knows of the supplier's uploads on
+// their way or settled lately (see visible.go), plus the directories the
+// supplier made for them. Each question is its own narrow query, so a
+// supplier with thousands of pending files costs no more per request than
+// one with a few.
 
 // isDir reports whether p is a directory: the top, one the supplier made,
-// or one that holds pending uploads or receipts.
+// or one that holds visible uploads.
 func (s *session) isDir(p string) (bool, error) {
 	if p == "/" || s.srv.dirs.has(s.supplier.Name, p) {
 		return true, nil
 	}
-	f := ledger.Filter{Supplier: s.supplier.Name, PathPrefix: p + "/", States: visibleStates, Limit: 1}
-	if s.srv.receiptRetention > 0 {
-		f.Recent = ledger.RecentStates{States: settledStates, Since: s.receiptsSince()}
-	}
-	trs, err := s.srv.ledger.List(s.ctx, f)
+	trs, err := s.srv.ledger.List(s.ctx, s.visibleFilter(ledger.Filter{PathPrefix: p + "/", Limit: 1}))
 	return len(trs) > 0, wrapArea(err)
 }
 
@@ -473,7 +444,7 @@ func (s *session) needDir(p string) error {
 // name, and sub-directories.
 func (s *session) children(dir string) ([]os.FileInfo, error) {
 	prefix := strings.TrimSuffix(dir, "/") + "/"
-	trs, err := s.srv.ledger.List(s.ctx, ledger.Filter{Supplier: s.supplier.Name, PathPrefix: prefix, States: visibleStates})
+	trs, err := s.srv.ledger.List(s.ctx, s.visibleFilter(ledger.Filter{PathPrefix: prefix}))
 	if err != nil {
 		return nil, wrapArea(err)
 	}
@@ -485,25 +456,21 @@ func (s *session) children(dir string) ([]os.FileInfo, error) {
 			out = append(out, fi)
 		}
 	}
-	settled, err := s.receiptsBelow(prefix)
-	if err != nil {
-		return nil, err
-	}
-	// place adds tr's entry: the directory on its path directly below dir,
-	// or the file that leaf names.
-	place := func(tr ledger.Transfer, leaf func(name string) (string, os.FileInfo)) {
+	var files []ledger.Transfer // directly below dir, newest first
+	for _, tr := range trs {
 		name, below, nested := strings.Cut(tr.Path[len(prefix):], "/")
 		if nested && below != "" {
 			add(name, dirInfo(name, tr.UpdatedAt))
-			return
+			continue
 		}
-		add(leaf(name))
+		files = append(files, tr)
 	}
-	for _, tr := range trs { // newest first, so the newest upload of a name wins
-		place(tr, func(name string) (string, os.FileInfo) { return name, transferInfo(name, tr) })
-	}
-	for _, tr := range settled {
-		place(tr, func(name string) (string, os.FileInfo) { return name + receiptSuffix, receiptInfo(tr) })
+	// Receipts are not listed, only served by name: a listing shows what
+	// the supplier uploaded, so that a sync tool comparing it with the
+	// source (rclone check, rclone sync, lftp mirror --delete) finds no
+	// file it did not send.
+	for _, tr := range shownFiles(files) {
+		add(path.Base(tr.Path), transferInfo(tr))
 	}
 	for _, d := range s.srv.dirs.below(s.supplier.Name, dir) {
 		add(path.Base(d), dirInfo(path.Base(d), time.Now()))

@@ -89,9 +89,10 @@ func TestPipelineDeliversCleanFile(t *testing.T) {
 			rc.Outcome != "delivered" || rc.ReceivedAt.IsZero() || rc.SettledAt.Before(rc.ReceivedAt) {
 			t.Errorf("receipt: %+v", rc)
 		}
-		// The supplier's view: the receipt, not the delivered file.
+		// The supplier's view: the file it sent, still listed; the receipt
+		// is served by name, not listed.
 		out, err := g.sftpBatch("acme", key, "ls -1 2026\n")
-		if err != nil || !strings.Contains(out, "data.csv.receipt.json") || strings.Contains(out, "data.csv\n") {
+		if err != nil || strings.Contains(out, "data.csv.receipt.json") || !strings.Contains(out, "data.csv\n") {
 			t.Errorf("listing of 2026/: %v\n%s", err, out)
 		}
 	})
