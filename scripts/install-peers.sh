@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the real programs the tests talk to, when missing: the OpenSSH
-# client, rclone, ssh-audit, curl, python3-paramiko, clamd and the Postgres
+# client, rclone, lftp, ssh-audit, curl, python3-paramiko, clamd and the Postgres
 # server (Debian packages), versitygw and the linter golangci-lint (Go
 # modules).
 # Arguments name more Debian packages to install when missing (make bench

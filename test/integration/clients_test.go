@@ -123,11 +123,9 @@ func TestParamikoUpload(t *testing.T) {
 	g, key := startAcme(t, gatewayOpts{}, supplierSpec{})
 	dir, sums := writeTree(t)
 
-	// put() stats each file after closing it, to confirm its size, and
-	// fails when the file has been delivered by then and is gone from the
-	// supplier's view: until delivered files stay listed (issue 20), the
-	// script skips that stat.
-	out, err := exec.Command(python, "testdata/paramiko_upload.py", "127.0.0.1", g.port(), "acme", key.path, dir, "3", "no").CombinedOutput()
+	// put() stats each file after closing it, to confirm its size: a
+	// delivered file stays in the supplier's view for that.
+	out, err := exec.Command(python, "testdata/paramiko_upload.py", "127.0.0.1", g.port(), "acme", key.path, dir, "3", "yes").CombinedOutput()
 	if err != nil {
 		t.Fatalf("paramiko: %v\n%s\n%s", err, out, g.logTail(20))
 	}
