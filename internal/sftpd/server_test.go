@@ -864,7 +864,8 @@ func TestSessionExitStatus(t *testing.T) {
 
 func TestSessionRequestsRefused(t *testing.T) {
 	t.Parallel()
-	ts := newTestServer(t, serverOptions{})
+	// Sessions end asynchronously after their Close: room for all of them.
+	ts := newTestServer(t, serverOptions{maxChannels: 16})
 	conn := ts.connect(t, uploader)
 
 	for _, tt := range []struct {

@@ -129,7 +129,7 @@ func (g *gateway) checkRace(t *testing.T, raw *sftptest.Client, policy string) {
 	if policy == "deny" {
 		want = ledger.Failed
 	}
-	rows := g.waitRows(t, 20*time.Second, "both uploads of /race.csv to settle", func(trs []ledger.Transfer) bool {
+	rows := g.waitRows(t, time.Minute, "both uploads of /race.csv to settle", func(trs []ledger.Transfer) bool {
 		return countRows(trs, "/race.csv", ledger.Delivered)+countRows(trs, "/race.csv", ledger.Failed) == 2
 	})
 	// The ids order the deliveries of a path: two opens within one
