@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path"
 	"path/filepath"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // StagingDir is the directory, at the top of every local store, where
@@ -185,6 +188,20 @@ func (s *Store) deleteLocal(key string) error {
 		return fmt.Errorf("delete %s: %w", key, err)
 	}
 	return nil
+}
+
+// FreeSpace returns the bytes an unprivileged writer may still add to the
+// filesystem of a local store; ok is false for an object store, whose space
+// is not bounded so.
+func (s *Store) FreeSpace() (free int64, ok bool, err error) {
+	if !s.local() {
+		return 0, false, nil
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(s.open, &st); err != nil {
+		return 0, false, fmt.Errorf("free space of %s: %w", s, err)
+	}
+	return int64(min(st.Bavail, math.MaxInt64/uint64(st.Bsize))) * st.Bsize, true, nil
 }
 
 // ClearStaging removes what writes cut short by a crash left in a local
