@@ -271,6 +271,9 @@ func TestUploadSizeLimit(t *testing.T) {
 	if tr.State != ledger.Failed || !strings.Contains(tr.Error, "maximum file size") {
 		t.Errorf("over-limit transfer: state %s, error %q", tr.State, tr.Error)
 	}
+	if tr.Size <= 0 || tr.Size > limit || tr.SHA256 != "" {
+		t.Errorf("over-limit transfer: size %d, sha256 %q; want the bytes received (0 < size <= %d), no sha256", tr.Size, tr.SHA256, limit)
+	}
 	for key := range ts.landed(t) {
 		if strings.HasPrefix(key, tr.LandingKey) {
 			t.Errorf("the over-limit upload left %s in landing", key)
@@ -1050,6 +1053,8 @@ func TestConnectionDroppedMidUpload(t *testing.T) {
 	eventually(t, "the transfer to fail", func() bool { return ts.get(t, tr.ID).State == ledger.Failed })
 	if got := ts.get(t, tr.ID); !strings.Contains(got.Error, "connection") {
 		t.Errorf("error %q does not mention the connection", got.Error)
+	} else if got.Size < 256<<10 {
+		t.Errorf("failed row: size %d, want the %d bytes or more seen in landing", got.Size, 256<<10)
 	}
 	eventually(t, "landing to be empty", func() bool { return len(ts.landed(t)) == 0 })
 }
