@@ -73,7 +73,7 @@ func (s *session) receiptAt(p string) (ledger.Transfer, bool, error) {
 		return ledger.Transfer{}, false, nil
 	}
 	trs, err := s.srv.ledger.List(s.ctx, ledger.Filter{
-		Supplier: s.supplier.Name, Path: strings.TrimSuffix(p, receiptSuffix), States: settledStates,
+		Direction: ledger.Ingress, Supplier: s.supplier.Name, Path: strings.TrimSuffix(p, receiptSuffix), States: settledStates,
 		UpdatedSince: s.receiptsSince(), Limit: 1,
 	})
 	if err != nil || len(trs) == 0 {
@@ -89,7 +89,7 @@ func (s *session) receiptsBelow(prefix string) ([]ledger.Transfer, error) {
 		return nil, nil
 	}
 	trs, err := s.srv.ledger.List(s.ctx, ledger.Filter{
-		Supplier: s.supplier.Name, PathPrefix: prefix, States: settledStates,
+		Direction: ledger.Ingress, Supplier: s.supplier.Name, PathPrefix: prefix, States: settledStates,
 		UpdatedSince: s.receiptsSince(),
 	})
 	return trs, wrapArea(err)

@@ -713,6 +713,21 @@ func TestEgressSupplier(t *testing.T) {
 			t.Errorf("read %s = %q, %v; want %q", p, got, err, want)
 		}
 	}
+	// Each download read whole is an egress transfer, delivered.
+	downloads := 0
+	for _, tr := range ts.transfers(t, egresser) {
+		want := egressFiles[strings.TrimPrefix(tr.Path, "/")]
+		switch {
+		case tr.Direction != ledger.Egress:
+			t.Errorf("transfer %+v before any upload", tr)
+		case tr.State != ledger.Delivered || tr.Size != int64(len(want)) || tr.SHA256 != sha256Hex([]byte(want)):
+			t.Errorf("download %s: state %s, size %d, sha256 %s; want delivered, %d bytes", tr.Path, tr.State, tr.Size, tr.SHA256, len(want))
+		}
+		downloads++
+	}
+	if downloads != 3 {
+		t.Errorf("%d downloads recorded, want 3", downloads)
+	}
 	if fi, err := c.Stat("/download/report.csv"); err != nil || fi.Size() != int64(len(egressFiles["report.csv"])) {
 		t.Errorf("Stat(/download/report.csv) = %v, %v", fi, err)
 	}
@@ -757,9 +772,9 @@ func TestEgressSupplier(t *testing.T) {
 	if err := putFile(c, "/upload/in.csv", data); err != nil {
 		t.Fatalf("upload to /upload: %v", err)
 	}
-	tr := ts.onlyTransfer(t, egresser)
-	if tr.Path != "/in.csv" {
-		t.Errorf("path recorded as %q, want it relative to /upload", tr.Path)
+	tr := ts.transferAt(t, egresser, "/in.csv")
+	if tr.Direction != ledger.Ingress {
+		t.Errorf("the upload is recorded as %s", tr.Direction)
 	}
 	ts.checkReceived(t, tr, data)
 	if infos, err := c.ReadDir("/upload"); err != nil || !slices.Equal(names(infos), []string{"in.csv"}) {

@@ -443,7 +443,7 @@ func transferInfo(name string, tr ledger.Transfer) os.FileInfo {
 
 // fileAt returns the newest pending upload at p.
 func (s *session) fileAt(p string) (ledger.Transfer, bool, error) {
-	trs, err := s.srv.ledger.List(s.ctx, ledger.Filter{Supplier: s.supplier.Name, Path: p, States: visibleStates, Limit: 1})
+	trs, err := s.srv.ledger.List(s.ctx, ledger.Filter{Direction: ledger.Ingress, Supplier: s.supplier.Name, Path: p, States: visibleStates, Limit: 1})
 	if err != nil || len(trs) == 0 {
 		return ledger.Transfer{}, false, wrapArea(err)
 	}
@@ -456,7 +456,7 @@ func (s *session) isDir(p string) (bool, error) {
 	if p == "/" || s.srv.dirs.has(s.supplier.Name, p) {
 		return true, nil
 	}
-	f := ledger.Filter{Supplier: s.supplier.Name, PathPrefix: p + "/", States: visibleStates, Limit: 1}
+	f := ledger.Filter{Direction: ledger.Ingress, Supplier: s.supplier.Name, PathPrefix: p + "/", States: visibleStates, Limit: 1}
 	if s.srv.receiptRetention > 0 {
 		f.Recent = ledger.RecentStates{States: settledStates, Since: s.receiptsSince()}
 	}
@@ -477,7 +477,7 @@ func (s *session) needDir(p string) error {
 // name, and sub-directories.
 func (s *session) children(dir string) ([]os.FileInfo, error) {
 	prefix := strings.TrimSuffix(dir, "/") + "/"
-	trs, err := s.srv.ledger.List(s.ctx, ledger.Filter{Supplier: s.supplier.Name, PathPrefix: prefix, States: visibleStates})
+	trs, err := s.srv.ledger.List(s.ctx, ledger.Filter{Direction: ledger.Ingress, Supplier: s.supplier.Name, PathPrefix: prefix, States: visibleStates})
 	if err != nil {
 		return nil, wrapArea(err)
 	}
