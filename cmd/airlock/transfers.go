@@ -30,8 +30,8 @@ func newTransfersCmd(g *globals) *cobra.Command {
 		state     string
 		direction string
 		supplier  string
-		limit    int
-		asJSON   bool
+		limit     int
+		asJSON    bool
 	)
 	list := &cobra.Command{
 		Use:   "list",
