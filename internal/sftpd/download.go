@@ -89,7 +89,7 @@ func (s *session) statDownload(rel string) (os.FileInfo, error) {
 
 // download serves one file of the egress store, and records it in the
 // ledger when closed: an egress transfer, delivered when the supplier read
-// the whole file, failed (partial) when it read less. Complete is known
+// the whole file, failed (partial) when it read less but something. Complete is known
 // without buffering or re-reading: the reads covered the file in order,
 // each starting at or before the end of what was read so far, as every
 // client tried reads (OpenSSH, pkg/sftp, rclone, lftp; the file lane
@@ -153,6 +153,12 @@ func (d *download) record() {
 	size, sha, served := d.inRun, hex.EncodeToString(d.sum.Sum(nil)), d.served
 	d.mu.Unlock()
 	complete := size == d.Size()
+	if served == 0 && !complete {
+		// Opened and closed unread: nothing left, and a client opening
+		// files by the thousand costs no ledger writes.
+		s.log.Debug("download closed unread", "path", d.tr.Path)
+		return
+	}
 	to, kind, ch := ledger.Delivered, "download.finish", ledger.Change{Size: &size, SHA256: &sha}
 	if !complete {
 		reason := fmt.Sprintf("partial download: %d of %d bytes read in order", size, d.Size())

@@ -12,7 +12,7 @@ import (
 // TestDownloadRecorded: every download is an egress transfer, recorded
 // when the file is closed or the session ends: delivered when the reads
 // covered the file in order, failed with the bytes read in order and their
-// sha256 otherwise.
+// sha256 otherwise. A file opened and closed unread is none.
 func TestDownloadRecorded(t *testing.T) {
 	t.Parallel()
 	const size = 100 << 10
@@ -32,10 +32,25 @@ func TestDownloadRecorded(t *testing.T) {
 		{"whole, overlapping re-reads", []read{{0, 60 << 10}, {10 << 10, 10 << 10}, {50 << 10, 60 << 10}}, false, true, size},
 		{"half, then closed", []read{{0, size / 2}}, false, false, size / 2},
 		{"half, then cut off", []read{{0, size / 2}}, true, false, size / 2},
-		{"opened and closed", nil, false, false, 0},
 		{"ahead of the start", []read{{1 << 10, size}, {0, size}}, false, false, 0},
 		{"skips a part", []read{{0, 10 << 10}, {20 << 10, size}}, false, false, 10 << 10},
 	}
+	t.Run("opened and closed unread", func(t *testing.T) {
+		t.Parallel()
+		ts := newTestServer(t, serverOptions{})
+		c := ts.rawClient(t, egresser)
+		typ, body := c.Call(sftptest.FXPOpen, "/download/report.csv", uint32(sftptest.FXFRead), uint32(0))
+		if typ != sftptest.FXPHandle {
+			t.Fatalf("open: answer of type %d", typ)
+		}
+		handle, _ := c.String(body)
+		if code, msg := c.Status(sftptest.FXPClose, handle); code != sftptest.FXOK {
+			t.Fatalf("close: status %d %q", code, msg)
+		}
+		if trs := ts.transfers(t, egresser); len(trs) != 0 {
+			t.Errorf("transfers %+v, want none", trs)
+		}
+	})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
