@@ -9,7 +9,9 @@ import (
 // file size, less when the landing directory's filesystem has less free.
 // Nothing counts as used, so the numbers are consistent (used = size -
 // free = 0) and reveal no more than the limits a supplier meets anyway.
-// The download area is read-only: no space, and the read-only flag.
+// Every area answers alike, the download area with the read-only flag: a
+// filesystem of no blocks would make clients divide by zero (OpenSSH's df
+// computes the capacity as used / size).
 const (
 	vfsBlockSize = 4096
 	vfsReadOnly  = 0x1 // ST_RDONLY
@@ -23,9 +25,8 @@ func (s *session) StatVFS(r *sftp.Request) (*sftp.StatVFS, error) {
 		return nil, s.refuse("statvfs", r.Filepath, err)
 	}
 	vfs := &sftp.StatVFS{Bsize: vfsBlockSize, Frsize: vfsBlockSize, Flag: vfsNoSUID, Namemax: maxNameBytes}
-	if loc.area != areaUpload {
+	if loc.area == areaDownload {
 		vfs.Flag |= vfsReadOnly
-		return vfs, nil
 	}
 	free := s.srv.maxFileSize
 	landing, ok, err := s.srv.landing.FreeSpace()

@@ -7,8 +7,8 @@ import (
 )
 
 // TestStatVFS: df tells a supplier what it may upload: one file of the
-// maximum size, less when the landing directory's disk has less, none in
-// the read-only download area; hardlink@openssh.com is not announced.
+// maximum size, less when the landing directory's disk has less; the
+// download area is flagged read-only; hardlink@openssh.com is not announced.
 func TestStatVFS(t *testing.T) {
 	t.Parallel()
 	const maxFile = 3 << 20
@@ -32,8 +32,8 @@ func TestStatVFS(t *testing.T) {
 	}{
 		{"/upload", wantFree, false},
 		{"/upload/sub/x.csv", wantFree, false},
-		{"/download", 0, true},
-		{"/", 0, true},
+		{"/download", wantFree, true},
+		{"/", wantFree, false},
 	}
 	for _, tt := range tests {
 		vfs, err := c.StatVFS(tt.path)
