@@ -1346,7 +1346,7 @@ func TestBadInputLinksAndExtensions(t *testing.T) {
 	})
 
 	t.Run("OpenSSH", func(t *testing.T) {
-		for _, cmd := range []string{"ln recv.csv hard.csv", "ln -s recv.csv sym.csv", "rename recv.csv moved.csv", "df /"} {
+		for _, cmd := range []string{"ln recv.csv hard.csv", "ln -s recv.csv sym.csv", "rename recv.csv moved.csv"} {
 			if out, err := g.sftpBatch("acme", key, cmd+"\n"); err == nil {
 				t.Errorf("%q succeeded:\n%s", cmd, out)
 			}
