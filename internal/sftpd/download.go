@@ -147,6 +147,7 @@ func (d *download) Close() error {
 	return statusError(d.closeErr)
 }
 
+// record writes the download to the ledger with its audit events.
 func (d *download) record() {
 	s := d.s
 	d.mu.Lock()
@@ -159,20 +160,16 @@ func (d *download) record() {
 		s.log.Debug("download closed unread", "path", d.tr.Path)
 		return
 	}
-	to, kind, ch := ledger.Delivered, "download.finish", ledger.Change{Size: &size, SHA256: &sha}
+	to, kind, outcome, ch := ledger.Delivered, "download.finish", "complete", ledger.Change{Size: &size, SHA256: &sha}
 	if !complete {
 		reason := fmt.Sprintf("partial download: %d of %d bytes read in order", size, d.Size())
-		to, kind, ch.Error = ledger.Failed, "download.partial", &reason
+		to, kind, outcome, ch.Error = ledger.Failed, "download.partial", "partial", &reason
 	}
 	detail := map[string]string{"size": fmt.Sprint(size), "of": fmt.Sprint(d.Size()), "sha256": sha, "bytes_served": fmt.Sprint(served)}
 	ctx, cancel := s.bookkeepingContext()
 	defer cancel()
 	if _, err := s.srv.ledger.Record(ctx, d.tr, d.start, to, ch, s.event(kind, detail)); err != nil {
 		s.log.Error("record download", "transfer_id", d.tr.ID, "err", err)
-	}
-	outcome := "complete"
-	if !complete {
-		outcome = "partial"
 	}
 	s.srv.metrics.downloads.WithLabelValues(outcome).Inc()
 	s.log.Info("download finished", "transfer_id", d.tr.ID, "path", d.tr.Path, "size", size, "of", d.Size(), "sha256", sha, "complete", complete)
