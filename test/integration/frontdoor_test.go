@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -201,9 +202,14 @@ func TestFrontDoorDownloads(t *testing.T) {
 			t.Errorf("download %s: audit events %v, want download.start and its outcome", tr.ID, kinds)
 		}
 	}
-	// Downloads are no uploads: the upload area shows nothing of them.
-	if out, err := g.sftpBatch("partner", key, "ls -la /upload /upload/out\n"); strings.Contains(out, "extract") {
-		t.Errorf("the upload area shows a download (%v):\n%s", err, out)
+	// Downloads are no uploads: the upload area shows nothing of them,
+	// not even a receipt.
+	c, _ := dialSFTP(t, g, "partner", key)
+	if infos, err := c.ReadDir("/upload"); err != nil || len(infos) != 0 {
+		t.Errorf("ReadDir(/upload) = %d entries, %v; want none", len(infos), err)
+	}
+	if _, err := c.Stat("/upload/out/extract.bin.receipt.json"); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a receipt of a download in the upload area: %v", err)
 	}
 	g.auditVerifies(t)
 }
