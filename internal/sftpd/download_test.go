@@ -1,10 +1,14 @@
 package sftpd
 
 import (
+	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/airlock-gw/airlock/internal/config"
 	"github.com/airlock-gw/airlock/internal/ledger"
 	"github.com/airlock-gw/airlock/internal/sftptest"
 )
@@ -99,5 +103,38 @@ func TestDownloadRecorded(t *testing.T) {
 				t.Errorf("%d %s events, want one of transfer %s", len(evs), kind, tr.ID)
 			}
 		})
+	}
+}
+
+// TestDownloadIsNoUpload: a download's row is not an upload of the same
+// path: no entry or receipt in the upload area, and no refusal of an
+// upload there under deny or O_EXCL.
+func TestDownloadIsNoUpload(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, serverOptions{receiptRetention: time.Hour, overwrite: config.OverwriteDeny})
+	c := ts.sftpClient(t, egresser)
+	f, err := c.Open("/download/report.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(io.Discard, f); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if trs := ts.transfers(t, egresser); len(trs) != 1 || trs[0].Direction != ledger.Egress || trs[0].State != ledger.Delivered {
+		t.Fatalf("transfers %+v, want the download, delivered", trs)
+	}
+	if infos, err := c.ReadDir("/upload"); err != nil || len(infos) != 0 {
+		t.Errorf("ReadDir(/upload) = %v, %v; want nothing", names(infos), err)
+	}
+	w, err := c.OpenFile("/upload/report.csv", os.O_WRONLY|os.O_CREATE|os.O_EXCL)
+	if err != nil {
+		t.Fatalf("exclusive upload at the path of a download: %v", err)
+	}
+	if _, err := w.Write([]byte("up\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
