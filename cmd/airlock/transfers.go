@@ -27,10 +27,11 @@ func (g *globals) openLedger(ctx context.Context) (*ledger.Ledger, error) {
 func newTransfersCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "transfers", Short: "Inspect the ledger of transfers"}
 	var (
-		state    string
-		supplier string
-		limit    int
-		asJSON   bool
+		state     string
+		direction string
+		supplier  string
+		limit     int
+		asJSON    bool
 	)
 	list := &cobra.Command{
 		Use:   "list",
@@ -44,6 +45,13 @@ func newTransfersCmd(g *globals) *cobra.Command {
 					return fmt.Errorf("--state: %w", err)
 				}
 				f.States = []ledger.State{s}
+			}
+			if direction != "" {
+				d, err := ledger.ParseDirection(direction)
+				if err != nil {
+					return fmt.Errorf("--direction: %w", err)
+				}
+				f.Direction = d
 			}
 			l, err := g.openLedger(cmd.Context())
 			if err != nil {
@@ -61,6 +69,7 @@ func newTransfersCmd(g *globals) *cobra.Command {
 		},
 	}
 	list.Flags().StringVar(&state, "state", "", "only transfers in this state")
+	list.Flags().StringVar(&direction, "direction", "", "only ingress (uploads) or egress (downloads)")
 	list.Flags().StringVar(&supplier, "supplier", "", "only this supplier's transfers")
 	list.Flags().IntVar(&limit, "limit", 0, "at most this many (0: all)")
 	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
@@ -117,10 +126,10 @@ func writeJSON(w io.Writer, v any) error {
 
 func writeTransferTable(w io.Writer, trs []ledger.Transfer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tSTATE\tSUPPLIER\tSIZE\tSHA256\tCREATED\tPATH")
+	fmt.Fprintln(tw, "ID\tDIRECTION\tSTATE\tSUPPLIER\tSIZE\tSHA256\tCREATED\tPATH")
 	for _, t := range trs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.12s\t%s\t%s\n",
-			t.ID, t.State, t.Supplier, t.Size, t.SHA256, t.CreatedAt.Format(time.DateTime), t.Path)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%.12s\t%s\t%s\n",
+			t.ID, t.Direction, t.State, t.Supplier, t.Size, t.SHA256, t.CreatedAt.Format(time.DateTime), t.Path)
 	}
 	return tw.Flush()
 }

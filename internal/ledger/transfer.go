@@ -18,8 +18,25 @@ import (
 // Direction says which way a transfer moves data.
 type Direction string
 
-// Ingress: a supplier sends data in.
-const Ingress Direction = "ingress"
+// The directions.
+const (
+	// Ingress: a supplier sends data in.
+	Ingress Direction = "ingress"
+	// Egress: a supplier fetches data out, from its download area. An
+	// egress transfer is recorded once, when the supplier closes the
+	// file: delivered when it read the whole file, failed when it read
+	// part of it; its size is the bytes read.
+	Egress Direction = "egress"
+)
+
+// ParseDirection parses a direction name, as given to the CLI.
+func ParseDirection(s string) (Direction, error) {
+	switch d := Direction(strings.ToLower(s)); d {
+	case Ingress, Egress:
+		return d, nil
+	}
+	return "", fmt.Errorf("unknown direction %q: want %s or %s", s, Ingress, Egress)
+}
 
 // State is where a transfer is in its life:
 // receiving → received → scanning → delivering → delivered | quarantined | failed.
@@ -309,6 +326,7 @@ func (l *Ledger) Get(ctx context.Context, id string) (Transfer, error) {
 
 // Filter selects transfers for List; zero fields select everything.
 type Filter struct {
+	Direction  Direction
 	Supplier   string
 	Path       string
 	PathPrefix string // paths that start with it
@@ -353,6 +371,9 @@ func (l *Ledger) List(ctx context.Context, f Filter) ([]Transfer, error) {
 	arg := func(v any) string {
 		args = append(args, v)
 		return "$" + strconv.Itoa(len(args))
+	}
+	if f.Direction != "" {
+		where = append(where, "direction = "+arg(string(f.Direction)))
 	}
 	if f.Supplier != "" {
 		where = append(where, "supplier = "+arg(f.Supplier))

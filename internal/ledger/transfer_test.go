@@ -326,16 +326,17 @@ func TestList(t *testing.T) {
 		seed := []struct {
 			supplier, path, node string
 			state                State
+			direction            Direction
 		}{
-			{"acme", "/a.csv", "n1", Receiving},
-			{"acme", "/b.csv", "n1", Delivered},
-			{"beta", "/a.csv", "n2", Quarantined},
-			{"acme", "/c.csv", "n2", Received},
-			{"beta", "/d.csv", "n1", Receiving},
+			{"acme", "/a.csv", "n1", Receiving, Ingress},
+			{"acme", "/b.csv", "n1", Delivered, Egress},
+			{"beta", "/a.csv", "n2", Quarantined, Ingress},
+			{"acme", "/c.csv", "n2", Received, Ingress},
+			{"beta", "/d.csv", "n1", Receiving, Ingress},
 		}
 		ids := make([]string, len(seed))
 		for i, s := range seed {
-			tr, err := l.Begin(ctx, NewTransfer(Transfer{Supplier: s.supplier, Path: s.path, Node: s.node}), Event{})
+			tr, err := l.Begin(ctx, NewTransfer(Transfer{Direction: s.direction, Supplier: s.supplier, Path: s.path, Node: s.node}), Event{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -362,6 +363,8 @@ func TestList(t *testing.T) {
 		}{
 			{"all, newest first", Filter{}, []int{4, 3, 2, 1, 0}},
 			{"supplier", Filter{Supplier: "acme"}, []int{3, 1, 0}},
+			{"egress", Filter{Direction: Egress}, []int{1}},
+			{"ingress of a supplier", Filter{Direction: Ingress, Supplier: "acme"}, []int{3, 0}},
 			{"path", Filter{Path: "/a.csv"}, []int{2, 0}},
 			{"destination", Filter{Path: "/a.csv", Destination: "dest/a.csv"}, []int{2}},
 			{"one state", Filter{States: []State{Receiving}}, []int{4, 0}},
@@ -437,6 +440,16 @@ func TestParseState(t *testing.T) {
 		got, err := ParseState(tt.in)
 		if got != tt.want || (err != nil) != tt.wantErr {
 			t.Errorf("ParseState(%q) = %q, %v", tt.in, got, err)
+		}
+	}
+}
+
+func TestParseDirection(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]Direction{"ingress": Ingress, "EGRESS": Egress, "out": "", "": ""} {
+		got, err := ParseDirection(in)
+		if got != want || (err == nil) != (want != "") {
+			t.Errorf("ParseDirection(%q) = %q, %v; want %q", in, got, err, want)
 		}
 	}
 }

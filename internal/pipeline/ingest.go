@@ -288,7 +288,7 @@ func (in *ingestion) deliver(ctx context.Context) error {
 // still being received is not waited for: its session may be on a node
 // that died, and nothing would settle it.
 func (in *ingestion) awaitTurn(ctx context.Context) error {
-	trs, err := in.Ledger.List(ctx, ledger.Filter{Supplier: in.tr.Supplier, Path: in.tr.Path, States: pending})
+	trs, err := in.Ledger.List(ctx, ledger.Filter{Direction: ledger.Ingress, Supplier: in.tr.Supplier, Path: in.tr.Path, States: pending})
 	if err != nil {
 		return fmt.Errorf("deliver: %w", err)
 	}

@@ -31,6 +31,9 @@ func (o *Operator) Retry(ctx context.Context, id string) (ledger.Transfer, error
 	if tr.State != ledger.Failed {
 		return ledger.Transfer{}, fmt.Errorf("retry %s: %w: only a failed transfer can be retried, and it is %s", id, ErrNotAllowed, tr.State)
 	}
+	if tr.Direction == ledger.Egress {
+		return ledger.Transfer{}, fmt.Errorf("retry %s: %w: a download is the supplier's to repeat", id, ErrNotAllowed)
+	}
 	if tr.SHA256 == "" {
 		return ledger.Transfer{}, fmt.Errorf("retry %s: %w: the upload never completed; the supplier must send the file again", id, ErrNotAllowed)
 	}

@@ -55,7 +55,7 @@ func (in *ingestion) place(ctx context.Context, dst *storage.Store, policy strin
 // which would otherwise be replaced unseen.
 func (in *ingestion) deliveredAt(ctx context.Context, where string) (*ledger.Transfer, error) {
 	trs, err := in.Ledger.List(ctx, ledger.Filter{
-		Supplier: in.tr.Supplier, Path: in.tr.Path, Destination: where, States: []ledger.State{ledger.Delivered}, Limit: 1,
+		Direction: ledger.Ingress, Supplier: in.tr.Supplier, Path: in.tr.Path, Destination: where, States: []ledger.State{ledger.Delivered}, Limit: 1,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("deliver: %w", err)

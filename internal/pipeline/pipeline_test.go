@@ -604,6 +604,17 @@ func TestExhaustedRetriesFailThenOperatorRetries(t *testing.T) {
 		if _, err := op.Retry(t.Context(), tr.ID); !errors.Is(err, ErrNotAllowed) {
 			t.Errorf("retry of a delivered transfer: %v, want ErrNotAllowed", err)
 		}
+
+		// A partial download is failed too, and the supplier's to repeat.
+		sum, failure := hexSum([]byte("da")), "partial download"
+		dl, err := f.ledger.Record(t.Context(), ledger.NewTransfer(ledger.Transfer{Direction: ledger.Egress, Supplier: supplier, Path: "/data.csv"}),
+			ledger.Event{Kind: "download.start"}, ledger.Failed, ledger.Change{SHA256: &sum, Error: &failure}, ledger.Event{Kind: "download.partial"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := op.Retry(t.Context(), dl.ID); !errors.Is(err, ErrNotAllowed) {
+			t.Errorf("retry of a download: %v, want ErrNotAllowed", err)
+		}
 	})
 }
 

@@ -1,14 +1,19 @@
 package sftpd
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"path"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/airlock-gw/airlock/internal/ledger"
 	"github.com/airlock-gw/airlock/internal/storage"
 )
 
@@ -82,19 +87,92 @@ func (s *session) statDownload(rel string) (os.FileInfo, error) {
 	return &fileInfo{name: path.Base(rel), mode: os.ModeDir | 0o555, modTime: time.Now()}, nil
 }
 
-// download serves one file of the egress store.
+// download serves one file of the egress store, and records it in the
+// ledger when closed: an egress transfer, delivered when the supplier read
+// the whole file, failed (partial) when it read less but something. Complete is known
+// without buffering or re-reading: the reads covered the file in order,
+// each starting at or before the end of what was read so far, as every
+// client tried reads (OpenSSH, pkg/sftp, rclone, lftp; the file lane
+// serves a session's reads in the order sent). The sha256 is of those
+// bytes, hashed on the way; a read further ahead is served but ends the
+// in-order run, so the row then records the bytes read in order before it.
 type download struct {
 	*storage.ReaderAt
-	s *session
+	s     *session
+	tr    ledger.Transfer
+	start ledger.Event
+
+	mu     sync.Mutex
+	sum    hash.Hash
+	inRun  int64 // bytes read in order from offset 0, all hashed
+	served int64 // bytes served, in order or not
+	broken bool  // a read skipped ahead of inRun
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 func (d *download) ReadAt(p []byte, off int64) (int, error) {
 	n, err := d.ReaderAt.ReadAt(p, off)
 	d.s.srv.metrics.downloadBytes.Add(float64(n))
+	d.account(p[:n], off)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return n, statusError(err)
 	}
 	return n, err
+}
+
+// account adds the n bytes read at off to what the supplier has read.
+func (d *download) account(p []byte, off int64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.served += int64(len(p))
+	end := off + int64(len(p))
+	switch {
+	case d.broken || end <= d.inRun:
+	case off > d.inRun:
+		d.broken = true
+	default:
+		d.sum.Write(p[d.inRun-off:])
+		d.inRun = end
+	}
+}
+
+// Close lets the file go and records the download: one ledger write.
+func (d *download) Close() error {
+	d.closeOnce.Do(func() {
+		d.closeErr = d.ReaderAt.Close()
+		d.record()
+	})
+	return statusError(d.closeErr)
+}
+
+// record writes the download to the ledger with its audit events.
+func (d *download) record() {
+	s := d.s
+	d.mu.Lock()
+	size, sha, served := d.inRun, hex.EncodeToString(d.sum.Sum(nil)), d.served
+	d.mu.Unlock()
+	complete := size == d.Size()
+	if served == 0 && !complete {
+		// Opened and closed unread: nothing left, and a client opening
+		// files by the thousand costs no ledger writes.
+		s.log.Debug("download closed unread", "path", d.tr.Path)
+		return
+	}
+	to, kind, outcome, ch := ledger.Delivered, "download.finish", "complete", ledger.Change{Size: &size, SHA256: &sha}
+	if !complete {
+		reason := fmt.Sprintf("partial download: %d of %d bytes read in order", size, d.Size())
+		to, kind, outcome, ch.Error = ledger.Failed, "download.partial", "partial", &reason
+	}
+	detail := map[string]string{"size": fmt.Sprint(size), "of": fmt.Sprint(d.Size()), "sha256": sha, "bytes_served": fmt.Sprint(served)}
+	ctx, cancel := s.bookkeepingContext()
+	defer cancel()
+	if _, err := s.srv.ledger.Record(ctx, d.tr, d.start, to, ch, s.event(kind, detail)); err != nil {
+		s.log.Error("record download", "transfer_id", d.tr.ID, "err", err)
+	}
+	s.srv.metrics.downloads.WithLabelValues(outcome).Inc()
+	s.log.Info("download finished", "transfer_id", d.tr.ID, "path", d.tr.Path, "size", size, "of", d.Size(), "sha256", sha, "complete", complete)
 }
 
 func (s *session) openDownload(rel string) (io.ReaderAt, error) {
@@ -111,6 +189,14 @@ func (s *session) openDownload(rel string) (io.ReaderAt, error) {
 		}
 		return nil, fmt.Errorf("open download: %w", err)
 	}
-	s.log.Info("download started", "path", rel, "size", ra.Size())
-	return &download{ReaderAt: ra, s: s}, nil
+	d := &download{ReaderAt: ra, s: s, sum: sha256.New(), start: s.event("download.start", nil)}
+	d.tr = ledger.NewTransfer(ledger.Transfer{
+		Direction: ledger.Egress,
+		Supplier:  s.supplier.Name,
+		Path:      rel,
+		Node:      s.srv.node,
+		RemoteIP:  s.remoteIP,
+	})
+	s.log.Info("download started", "transfer_id", d.tr.ID, "path", rel, "size", ra.Size())
+	return d, nil
 }

@@ -74,10 +74,11 @@ const (
 const sftpVersion = 3
 
 // extensions are the ones announced with the version: pkg/sftp's, which it
-// serves, and the limits, which the lane answers.
+// serves, and the limits, which the lane answers. Not hardlink@openssh.com,
+// which pkg/sftp would announce: the tree has no links, and a client told
+// of none does not try one (OpenSSH's ln says the server lacks it).
 var extensions = [...]struct{ name, data string }{
 	{"posix-rename@openssh.com", "1"},
-	{"hardlink@openssh.com", "1"},
 	{"statvfs@openssh.com", "2"},
 	{limitsExtension, "1"},
 }

@@ -247,14 +247,6 @@ func (s *session) uploadCmd(r *sftp.Request, loc location) error {
 	return fmt.Errorf("%s: %w", r.Method, ErrUnsupported)
 }
 
-// StatVFS is not offered: a supplier has no business knowing the disk.
-func (s *session) StatVFS(r *sftp.Request) (*sftp.StatVFS, error) {
-	if _, err := s.resolve(r.Filepath); err != nil {
-		return nil, s.refuse("statvfs", r.Filepath, err)
-	}
-	return nil, s.refuse("statvfs", r.Filepath, ErrUnsupported)
-}
-
 // Filelist serves List, Stat and Readlink.
 func (s *session) Filelist(r *sftp.Request) (sftp.ListerAt, error) {
 	op := strings.ToLower(r.Method)

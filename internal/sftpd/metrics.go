@@ -12,6 +12,7 @@ type Metrics struct {
 	uploadBytes        prometheus.Counter
 	downloadBytes      prometheus.Counter
 	uploads            *prometheus.CounterVec
+	downloads          *prometheus.CounterVec
 	authFailures       *prometheus.CounterVec
 	refused            *prometheus.CounterVec
 	revoked            *prometheus.CounterVec
@@ -47,6 +48,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		uploads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "airlock_sftp_uploads_total", Help: "Finished uploads by outcome (received, failed).",
 		}, []string{"outcome"}),
+		downloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "airlock_sftp_downloads_total", Help: "Closed downloads by outcome (complete, partial).",
+		}, []string{"outcome"}),
 		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "airlock_sftp_auth_failures_total", Help: "Refused logins by reason.",
 		}, []string{"reason"}),
@@ -66,7 +70,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "airlock_sftp_accept_errors_total", Help: "Failed accepts on the SFTP port (such as running out of file descriptors); each is retried after a backoff.",
 		}),
 	}
-	reg.MustRegister(m.connections, m.connectionsRefused, m.bans, m.memoryWaits, m.sessions, m.uploadBytes, m.downloadBytes, m.uploads, m.authFailures, m.refused,
+	reg.MustRegister(m.connections, m.connectionsRefused, m.bans, m.memoryWaits, m.sessions, m.uploadBytes, m.downloadBytes, m.uploads, m.downloads, m.authFailures, m.refused,
 		m.revoked, m.limitRefusals, m.openHandles, m.acceptErrors)
 	return m
 }

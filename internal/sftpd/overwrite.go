@@ -37,7 +37,7 @@ func (s *session) checkOverwrite(p string, exclusive bool) error {
 	default:
 		return nil
 	}
-	trs, err := s.srv.ledger.List(s.ctx, ledger.Filter{Supplier: s.supplier.Name, Path: p, States: states, Limit: 1})
+	trs, err := s.srv.ledger.List(s.ctx, ledger.Filter{Direction: ledger.Ingress, Supplier: s.supplier.Name, Path: p, States: states, Limit: 1})
 	switch {
 	case err != nil:
 		return wrapArea(err)

@@ -74,7 +74,7 @@ func (s *session) receiptAt(p string) (ledger.Transfer, bool, error) {
 		return ledger.Transfer{}, false, nil
 	}
 	trs, err := s.srv.ledger.List(s.ctx, ledger.Filter{
-		Supplier: s.supplier.Name, Path: strings.TrimSuffix(p, receiptSuffix), States: settledStates,
+		Direction: ledger.Ingress, Supplier: s.supplier.Name, Path: strings.TrimSuffix(p, receiptSuffix), States: settledStates,
 		UpdatedSince: s.receiptsSince(), Limit: 1,
 	})
 	if err != nil || len(trs) == 0 {

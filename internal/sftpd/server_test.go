@@ -271,6 +271,9 @@ func TestUploadSizeLimit(t *testing.T) {
 	if tr.State != ledger.Failed || !strings.Contains(tr.Error, "maximum file size") {
 		t.Errorf("over-limit transfer: state %s, error %q", tr.State, tr.Error)
 	}
+	if tr.Size <= 0 || tr.Size > limit || tr.SHA256 != "" {
+		t.Errorf("over-limit transfer: size %d, sha256 %q; want the bytes received (0 < size <= %d), no sha256", tr.Size, tr.SHA256, limit)
+	}
 	for key := range ts.landed(t) {
 		if strings.HasPrefix(key, tr.LandingKey) {
 			t.Errorf("the over-limit upload left %s in landing", key)
@@ -549,15 +552,12 @@ func TestUploadOnlyPermissions(t *testing.T) {
 		}
 	})
 
-	t.Run("links and statvfs are not supported", func(t *testing.T) {
+	t.Run("links are not supported", func(t *testing.T) {
 		if code, _ := r.Status(fxpSymlink, "/data.csv", "/l"); code != sftptest.FXOpUnsupported {
 			t.Errorf("SYMLINK: status %d, want op unsupported", code)
 		}
 		if code, _ := r.Status(fxpExtended, "hardlink@openssh.com", "/data.csv", "/l"); code != sftptest.FXOpUnsupported {
 			t.Errorf("hardlink: status %d, want op unsupported", code)
-		}
-		if code, _ := r.Status(fxpExtended, "statvfs@openssh.com", "/"); code != sftptest.FXOpUnsupported {
-			t.Errorf("statvfs: status %d, want op unsupported", code)
 		}
 		if _, err := c.ReadLink("/data.csv"); err == nil {
 			t.Error("ReadLink succeeded")
@@ -713,6 +713,21 @@ func TestEgressSupplier(t *testing.T) {
 			t.Errorf("read %s = %q, %v; want %q", p, got, err, want)
 		}
 	}
+	// Each download read whole is an egress transfer, delivered.
+	downloads := 0
+	for _, tr := range ts.transfers(t, egresser) {
+		want := egressFiles[strings.TrimPrefix(tr.Path, "/")]
+		switch {
+		case tr.Direction != ledger.Egress:
+			t.Errorf("transfer %+v before any upload", tr)
+		case tr.State != ledger.Delivered || tr.Size != int64(len(want)) || tr.SHA256 != sha256Hex([]byte(want)):
+			t.Errorf("download %s: state %s, size %d, sha256 %s; want delivered, %d bytes", tr.Path, tr.State, tr.Size, tr.SHA256, len(want))
+		}
+		downloads++
+	}
+	if downloads != 3 {
+		t.Errorf("%d downloads recorded, want 3", downloads)
+	}
 	if fi, err := c.Stat("/download/report.csv"); err != nil || fi.Size() != int64(len(egressFiles["report.csv"])) {
 		t.Errorf("Stat(/download/report.csv) = %v, %v", fi, err)
 	}
@@ -757,9 +772,9 @@ func TestEgressSupplier(t *testing.T) {
 	if err := putFile(c, "/upload/in.csv", data); err != nil {
 		t.Fatalf("upload to /upload: %v", err)
 	}
-	tr := ts.onlyTransfer(t, egresser)
-	if tr.Path != "/in.csv" {
-		t.Errorf("path recorded as %q, want it relative to /upload", tr.Path)
+	tr := ts.transferAt(t, egresser, "/in.csv")
+	if tr.Direction != ledger.Ingress {
+		t.Errorf("the upload is recorded as %s", tr.Direction)
 	}
 	ts.checkReceived(t, tr, data)
 	if infos, err := c.ReadDir("/upload"); err != nil || !slices.Equal(names(infos), []string{"in.csv"}) {
@@ -1054,6 +1069,8 @@ func TestConnectionDroppedMidUpload(t *testing.T) {
 	eventually(t, "the transfer to fail", func() bool { return ts.get(t, tr.ID).State == ledger.Failed })
 	if got := ts.get(t, tr.ID); !strings.Contains(got.Error, "connection") {
 		t.Errorf("error %q does not mention the connection", got.Error)
+	} else if got.Size < 256<<10 {
+		t.Errorf("failed row: size %d, want the %d bytes or more seen in landing", got.Size, 256<<10)
 	}
 	eventually(t, "landing to be empty", func() bool { return len(ts.landed(t)) == 0 })
 }

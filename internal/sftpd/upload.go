@@ -107,7 +107,7 @@ func (s *session) startUpload(r *sftp.Request) (*upload, error) {
 	})
 	u.tr.LandingKey = prefix + u.tr.ID
 	if u.staged, err = s.srv.landing.Stage(s.ctx, u.tr.LandingKey, s.srv.maxFileSize); err != nil {
-		u.fail(err)
+		u.fail(err, 0)
 		release()
 		return nil, err
 	}
@@ -213,11 +213,11 @@ func (u *upload) finish() error {
 	size, err := u.win.Finish()
 	if err != nil {
 		u.staged.Abort()
-		u.fail(err)
+		u.fail(err, size)
 		return statusError(err)
 	}
 	if err := u.staged.Commit(); err != nil {
-		u.fail(err)
+		u.fail(err, size)
 		return statusError(err)
 	}
 	s := u.s
@@ -234,7 +234,7 @@ func (u *upload) finish() error {
 	if err != nil {
 		err = fmt.Errorf("record finished upload: %w", err)
 		u.discard(ctx)
-		u.fail(err)
+		u.fail(err, size)
 		return statusError(err)
 	}
 	s.srv.metrics.uploads.WithLabelValues("received").Inc()
@@ -245,18 +245,22 @@ func (u *upload) finish() error {
 	return nil
 }
 
-// fail records the upload as failed and removes whatever it staged.
-func (u *upload) fail(cause error) {
+// fail records the upload as failed, with the bytes it received in order
+// before it failed, and removes whatever it staged. The row keeps no
+// sha256: the hash of a part is no file's, and an empty one tells that the
+// upload never completed (see pipeline.Operator.Retry).
+func (u *upload) fail(cause error, received int64) {
 	s := u.s
 	ctx, cancel := s.bookkeepingContext()
 	defer cancel()
 	u.discard(ctx)
 	reason := cause.Error()
-	if _, err := u.settle(ctx, ledger.Failed, ledger.Change{Error: &reason}, s.event("upload.fail", map[string]string{"reason": refusalReason(cause), "error": reason})); err != nil {
+	ev := s.event("upload.fail", map[string]string{"reason": refusalReason(cause), "error": reason, "size": fmt.Sprint(received)})
+	if _, err := u.settle(ctx, ledger.Failed, ledger.Change{Error: &reason, Size: &received}, ev); err != nil {
 		s.log.Error("record failed upload", "transfer_id", u.tr.ID, "err", err)
 	}
 	s.srv.metrics.uploads.WithLabelValues("failed").Inc()
-	s.log.Warn("upload failed", "transfer_id", u.tr.ID, "path", u.tr.Path, "reason", refusalReason(cause), "err", cause)
+	s.log.Warn("upload failed", "transfer_id", u.tr.ID, "path", u.tr.Path, "size", received, "reason", refusalReason(cause), "err", cause)
 }
 
 // begin records the upload as receiving, unless it is settled already.

@@ -23,7 +23,8 @@ import (
 // visibleFilter narrows f to the supplier's visible uploads: pending ones,
 // and settled ones within the retention that it has not removed.
 func (s *session) visibleFilter(f ledger.Filter) ledger.Filter {
-	f.Supplier, f.States, f.Shown = s.supplier.Name, pendingStates, true
+	// Downloads are transfers too, of the same paths: only uploads show here.
+	f.Direction, f.Supplier, f.States, f.Shown = ledger.Ingress, s.supplier.Name, pendingStates, true
 	if s.srv.receiptRetention > 0 {
 		f.Recent = ledger.RecentStates{States: settledStates, Since: s.receiptsSince()}
 	}

@@ -265,20 +265,31 @@ func linkLocal(dst *Store, dstKey string, src *Store, srcKey string, opts CopyOp
 	if !fi.Mode().IsRegular() {
 		return false, nil
 	}
-	staged, err := stagingPath(dst.open)
-	if err != nil {
-		return false, err
-	}
-	if like, err := linksLikeCopies(filepath.Dir(staged), fi); err != nil || !like {
-		return false, err
-	}
-	if err := link(from, staged); err != nil {
+	var staged string
+	err = inStaging(dst.open, func(name string) error {
+		if like, err := linksLikeCopies(filepath.Dir(name), fi); err != nil || !like {
+			if err == nil {
+				err = errUnlike
+			}
+			return err
+		}
+		staged = name
+		err := link(from, name)
 		if errors.Is(err, os.ErrNotExist) {
-			return false, wrapNotFound(err)
+			if _, serr := os.Lstat(from); serr != nil {
+				// The source went, not the staging directory.
+				return fmt.Errorf("%w: %v", ErrNotFound, err)
+			}
 		}
-		if cannotLink(err) {
-			return false, nil
-		}
+		return err
+	})
+	if err != nil {
+		removeStaging(filepath.Join(dst.open, StagingDir))
+	}
+	switch {
+	case errors.Is(err, errUnlike) || cannotLink(err):
+		return false, nil
+	case err != nil:
 		return false, err
 	}
 	f, err := os.Open(staged)
@@ -293,6 +304,9 @@ func linkLocal(dst *Store, dstKey string, src *Store, srcKey string, opts CopyOp
 	}
 	return true, l.commit()
 }
+
+// errUnlike is why linkLocal copies: the link would not look like a copy.
+var errUnlike = errors.New("a link would not look like a copy")
 
 // linksLikeCopies reports whether file, linked into dir, would look as a
 // copy made there would. A copy is created in dir, so it takes the group

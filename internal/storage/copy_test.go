@@ -6,11 +6,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 
@@ -132,15 +134,13 @@ func sameFile(t *testing.T, a, b string) bool {
 	return os.SameFile(ai, bi)
 }
 
-// assertNoneStaged fails when st's staging directory holds anything.
+// assertNoneStaged fails when st has a staging directory: a write that
+// ends leaves none behind in a delivered-to directory.
 func assertNoneStaged(t *testing.T, st *Store) {
 	t.Helper()
 	entries, err := os.ReadDir(filepath.Join(st.open, StagingDir))
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		t.Fatal(err)
-	}
-	if len(entries) != 0 {
-		t.Fatalf("staging holds %d entries", len(entries))
+	if !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("staging directory left behind, holding %d entries (%v)", len(entries), err)
 	}
 }
 
@@ -164,6 +164,47 @@ func TestLocalCopyLinks(t *testing.T) {
 		t.Fatalf("Copy with another sha256: %v, want ErrChecksumMismatch", err)
 	}
 	assertEmpty(t, dst, "acme/g.csv")
+	assertNoneStaged(t, dst)
+}
+
+// TestLocalStagingConcurrent: deliveries into one store at once, linked
+// and copied, while each removes the staging directory it leaves empty,
+// all land, and leave no staging directory behind.
+func TestLocalStagingConcurrent(t *testing.T) {
+	t.Parallel()
+	const writers, each = 8, 25
+	data := testData(4 << 10)
+	src, dst := localPair(t, data)
+	opts := CopyOptions{Size: int64(len(data)), SHA256: sha256Hex(data)}
+	var wg sync.WaitGroup
+	errs := make(chan error, writers*each)
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				key := fmt.Sprintf("acme/%d/%d.csv", w, i)
+				if w%2 == 0 { // linked
+					_, err := Copy(t.Context(), dst, key, src, "landing/f.csv", opts)
+					errs <- err
+					continue
+				}
+				errs <- putWith(t.Context(), dst, key, data, WriteOptions{})
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for w := range writers {
+		for i := range each {
+			if got := readAll(t, dst, fmt.Sprintf("acme/%d/%d.csv", w, i)); !bytes.Equal(got, data) {
+				t.Fatalf("acme/%d/%d.csv: %d bytes, want %d", w, i, len(got), len(data))
+			}
+		}
+	}
 	assertNoneStaged(t, dst)
 }
 
@@ -221,6 +262,7 @@ func TestLocalCopyKeepsWhatDirectoriesGive(t *testing.T) {
 			if !bytes.Equal(readAll(t, dst, "acme/f.csv"), data) {
 				t.Fatal("delivered bytes differ")
 			}
+			assertNoneStaged(t, dst)
 		})
 	}
 }

@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path"
 	"path/filepath"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // StagingDir is the directory, at the top of every local store, where
@@ -16,7 +19,8 @@ import (
 // filesystem, the commit is a rename, never a copy of a multi-GB file; being
 // apart from the objects, a write cut short by a crash never shows up
 // beside them, and a staged file's name does not grow with its key's (a
-// 255-byte name stays legal). Listings leave it out.
+// 255-byte name stays legal). Listings leave it out, and it exists only
+// while something is staged: a delivered-to directory keeps none.
 const StagingDir = ".airlock-staging"
 
 // staging reports whether a listed key is the staging directory or in it.
@@ -49,25 +53,48 @@ func createLocal(root, key string, durable bool) (*localStaged, error) {
 	if err != nil {
 		return nil, err
 	}
-	staged, err := stagingPath(root)
-	if err != nil {
-		return nil, err
-	}
-	f, err := os.OpenFile(staged, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+	var f *os.File
+	err = inStaging(root, func(staged string) (err error) {
+		f, err = os.OpenFile(staged, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
 	return &localStaged{f: f, final: final, durable: durable}, nil
 }
 
-// stagingPath returns a fresh name in the staging directory of the store
-// at root, creating the directory if need be.
-func stagingPath(root string) (string, error) {
+// stagingAttempts bounds how often a file is made again in a staging
+// directory that a finished write removed under it.
+const stagingAttempts = 100
+
+// inStaging calls create with a fresh name in the staging directory of the
+// store at root, creating the directory first. A write that ends removes
+// the directory if it is empty (see removeStaging), so that a delivered-to
+// directory does not keep one: create failing with os.ErrNotExist is taken
+// for that race and tried again, so create must wrap any other missing
+// file's error otherwise.
+func inStaging(root string, create func(staged string) error) error {
 	dir := filepath.Join(root, StagingDir)
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return "", err
+	for range stagingAttempts {
+		err := os.MkdirAll(dir, 0o750)
+		if errors.Is(err, os.ErrExist) {
+			continue // made and removed again while MkdirAll looked
+		}
+		if err != nil {
+			return err
+		}
+		if err := create(filepath.Join(dir, rand.Text())); !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
 	}
-	return filepath.Join(dir, rand.Text()), nil
+	return fmt.Errorf("staging directory %s removed under every attempt to write in it", dir)
+}
+
+// removeStaging removes a staging directory if nothing is staged there; a
+// write staging there at once makes it again (see inStaging).
+func removeStaging(dir string) {
+	_ = os.Remove(dir) // fails, as it should, while not empty
 }
 
 // errAbortedWrite is what committing an aborted write returns.
@@ -97,6 +124,7 @@ func (l *localStaged) commit() error {
 		l.abort()
 		return err
 	}
+	removeStaging(filepath.Dir(l.f.Name()))
 	if !l.durable {
 		return nil
 	}
@@ -107,6 +135,7 @@ func (l *localStaged) abort() {
 	l.aborted = true
 	_ = l.f.Close() // the file is being thrown away
 	_ = os.Remove(l.f.Name())
+	removeStaging(filepath.Dir(l.f.Name()))
 }
 
 func syncDir(dir string) error {
@@ -187,6 +216,20 @@ func (s *Store) deleteLocal(key string) error {
 	return nil
 }
 
+// FreeSpace returns the bytes an unprivileged writer may still add to the
+// filesystem of a local store; ok is false for an object store, whose space
+// is not bounded so.
+func (s *Store) FreeSpace() (free int64, ok bool, err error) {
+	if !s.local() {
+		return 0, false, nil
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(s.open, &st); err != nil {
+		return 0, false, fmt.Errorf("free space of %s: %w", s, err)
+	}
+	return int64(min(st.Bavail, math.MaxInt64/uint64(st.Bsize))) * st.Bsize, true, nil
+}
+
 // ClearStaging removes what writes cut short by a crash left in a local
 // store's staging directory. Call it only where no write to the store can
 // be running: at the start of the process that writes to it.
@@ -206,6 +249,9 @@ func (s *Store) ClearStaging() (int, error) {
 		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
 			return 0, fmt.Errorf("clear staging of %s: %w", s, err)
 		}
+	}
+	if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return 0, fmt.Errorf("clear staging of %s: %w", s, err)
 	}
 	return len(entries), nil
 }
