@@ -52,7 +52,7 @@ var errorClasses = []struct {
 	{[]error{ErrUnsupported}, "unsupported", sftp.ErrSSHFxOpUnsupported, true},
 	{[]error{ErrBusy}, "busy", sftp.ErrSSHFxFailure, true},
 	{[]error{ErrTooManyDirs}, "too-many-directories", sftp.ErrSSHFxFailure, true},
-	// Audited once per session by takeHandle, not per refusal.
+	// Audited once per connection by takeHandle, not per refusal.
 	{[]error{ErrTooManyHandles}, "too-many-handles", sftp.ErrSSHFxFailure, false},
 	{[]error{ErrNotFound, storage.ErrNotFound}, "not-found", sftp.ErrSSHFxNoSuchFile, false},
 	{[]error{ErrExists, ErrNotEmpty, ErrIsDir}, "conflict", sftp.ErrSSHFxFailure, false},

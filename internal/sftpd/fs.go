@@ -69,9 +69,8 @@ type session struct {
 	idledOut atomic.Bool // the session was closed for want of requests
 	live     *liveConn   // its connection, revoked or not
 
-	handles   int             // open now; guarded by srv.handles.mu
-	limitsHit map[string]bool // limits met, each audited once; guarded by mu
-	closeConn func()          // ends the connection the session is on
+	handles   int    // open now; guarded by srv.handles.mu
+	closeConn func() // ends the connection the session is on
 }
 
 var (

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"runtime/debug"
 	"sync"
 	"syscall"
@@ -83,7 +82,7 @@ func (h *handleLimits) open() int {
 
 // takeHandle counts a handle the session is about to open; the returned
 // func, safe to call more than once, gives it back. A refusal is logged,
-// counted and audited once per session and limit, so that a client
+// counted and audited once per connection and limit, so that a client
 // hammering a limit cannot fill the log or the ledger.
 func (s *session) takeHandle() (release func(), err error) {
 	h := s.srv.handles
@@ -117,28 +116,8 @@ func (s *session) handleLimitError(limit string) error {
 
 func (s *session) handleLimitHit(limit string) {
 	s.srv.metrics.limitRefusals.WithLabelValues("handles_per_" + limit).Inc()
-	if !s.firstHit("handles:" + limit) {
-		return
-	}
-	s.log.Warn("open refused: handle limit reached", "limit", limit, "open_in_session", s.openHandles(), "open_on_node", s.srv.handles.open())
-	s.srv.audit(s.ctx, ledger.Event{
-		Kind: "limit.reached", Actor: s.supplier.Name, RemoteIP: s.remoteIP, ConnID: s.connID,
-		Detail: map[string]string{"limit": "handles_per_" + limit, "note": "further refusals of this session are counted, not audited"},
-	})
-}
-
-// firstHit reports whether the session meets limit for the first time.
-func (s *session) firstHit(limit string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.limitsHit[limit] {
-		return false
-	}
-	if s.limitsHit == nil {
-		s.limitsHit = make(map[string]bool)
-	}
-	s.limitsHit[limit] = true
-	return true
+	s.refusals.limitReached(s.ctx, "handles_per_"+limit, "open refused: handle limit reached",
+		"open_in_session", s.openHandles(), "open_on_node", s.srv.handles.open())
 }
 
 func (s *session) openHandles() int {
@@ -163,21 +142,12 @@ func (r *handleReader) Close() error {
 }
 
 // refuseChannel rejects a session channel beyond max_channels_per_connection:
-// SFTP clients open one, and each costs goroutines and buffers. It is logged
-// and counted every time, audited once per connection.
-func (s *Server) refuseChannel(ctx context.Context, nch ssh.NewChannel, supplier, connID, remoteIP string, log *slog.Logger, audited *bool) {
+// SFTP clients open one, and each costs goroutines and buffers. It is
+// counted every time, logged and audited once per connection.
+func (s *Server) refuseChannel(ctx context.Context, nch ssh.NewChannel, refused *refusals) {
 	_ = nch.Reject(ssh.ResourceShortage, fmt.Sprintf("too many channels: at most %d sessions on one connection", s.maxChannels))
 	s.metrics.limitRefusals.WithLabelValues("channels_per_connection").Inc()
-	if *audited {
-		log.Debug("channel refused", "reason", "channels_per_connection")
-		return
-	}
-	*audited = true
-	log.Warn("channel refused", "reason", "channels_per_connection", "max", s.maxChannels)
-	s.audit(ctx, ledger.Event{
-		Kind: "limit.reached", Actor: supplier, RemoteIP: remoteIP, ConnID: connID,
-		Detail: map[string]string{"limit": "channels_per_connection", "note": "further refusals on this connection are counted, not audited"},
-	})
+	refused.limitReached(ctx, "channels_per_connection", "channel refused", "max", s.maxChannels)
 }
 
 // nodeHandleLimit is max_handles_per_node, or when unset what the process's

@@ -121,7 +121,7 @@ func TestHandleLimitRefusals(t *testing.T) {
 		t.Errorf("handles_per_session refusals %v, want 10", got)
 	}
 	if evs := ts.events(t, "limit.reached"); len(evs) != 2 {
-		t.Errorf("%d limit.reached events, want one a session and limit: %v", len(evs), evs)
+		t.Errorf("%d limit.reached events, want one a connection and limit (each session here has its own): %v", len(evs), evs)
 	}
 	if n := ts.refusals(t, "too-many-handles"); n != 0 {
 		t.Errorf("%d request.refused events for the limit, want none", n)

@@ -34,12 +34,30 @@ type refusals struct {
 	limit    *rate.Limiter
 
 	mu         sync.Mutex
-	suppressed map[string]int // reason → refusals not recorded
+	suppressed map[string]int  // reason → refusals not recorded
+	reached    map[string]bool // resource limits met, each recorded once
 }
 
 func newRefusals(srv *Server, log *slog.Logger, actor, remoteIP, connID string) *refusals {
 	return &refusals{srv: srv, log: log, actor: actor, remoteIP: remoteIP, connID: connID,
-		limit: rate.NewLimiter(refusalRate, refusalBurst), suppressed: make(map[string]int)}
+		limit: rate.NewLimiter(refusalRate, refusalBurst), suppressed: make(map[string]int), reached: make(map[string]bool)}
+}
+
+// limitReached records that the connection met a resource limit: the first
+// time, a log line msg with args and a "limit.reached" event; after that,
+// a debug line only, for the callers count every refusal in the metrics.
+func (r *refusals) limitReached(ctx context.Context, limit, msg string, args ...any) {
+	r.mu.Lock()
+	first := !r.reached[limit]
+	r.reached[limit] = true
+	r.mu.Unlock()
+	if !first {
+		r.log.Debug(msg, "limit", limit)
+		return
+	}
+	r.log.Warn(msg, append([]any{"limit", limit}, args...)...)
+	r.srv.audit(ctx, ledger.Event{Kind: "limit.reached", Actor: r.actor, RemoteIP: r.remoteIP, ConnID: r.connID,
+		Detail: map[string]string{"limit": limit, "note": "further refusals on this connection are counted, not audited"}})
 }
 
 // record counts a refusal in the metrics and, within the budget, logs it

@@ -313,7 +313,6 @@ func (s *Server) handleConn(ctx context.Context, nc net.Conn) {
 
 	var sessions sync.WaitGroup
 	var channels atomic.Int64 // open now, whether or not they started SFTP
-	channelsAudited := false
 	for nch := range chans {
 		if nch.ChannelType() != "session" {
 			_ = nch.Reject(ssh.Prohibited, "only SFTP sessions are allowed")
@@ -321,7 +320,7 @@ func (s *Server) handleConn(ctx context.Context, nc net.Conn) {
 			continue
 		}
 		if channels.Load() >= int64(s.maxChannels) {
-			s.refuseChannel(ctx, nch, supplier.Name, connID, remote.String(), log, &channelsAudited)
+			s.refuseChannel(ctx, nch, refused)
 			continue
 		}
 		ch, chReqs, err := nch.Accept()
