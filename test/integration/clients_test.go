@@ -43,14 +43,25 @@ var clientTree = func() map[string]int64 {
 	return tree
 }()
 
-// writeTree writes clientTree under a fresh directory with pseudo-random
-// bytes and returns the directory and each file's sha256 by remote path.
+// writeTree writes clientTree under a fresh directory and returns the
+// directory and each file's sha256 by remote path.
 func writeTree(t *testing.T) (string, map[string]string) {
 	t.Helper()
 	dir := t.TempDir()
 	sums := make(map[string]string, len(clientTree))
-	for rel, size := range clientTree {
-		p := filepath.Join(dir, filepath.FromSlash(rel))
+	for rel, sum := range writeFiles(t, dir, clientTree) {
+		sums["/"+rel] = sum
+	}
+	return dir, sums
+}
+
+// writeFiles writes each file of tree (slash-separated path → size) under
+// root with pseudo-random bytes, and returns each one's sha256 by path.
+func writeFiles(t *testing.T, root string, tree map[string]int64) map[string]string {
+	t.Helper()
+	sums := make(map[string]string, len(tree))
+	for rel, size := range tree {
+		p := filepath.Join(root, filepath.FromSlash(rel))
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			t.Fatal(err)
 		}
@@ -59,16 +70,16 @@ func writeTree(t *testing.T) (string, map[string]string) {
 			t.Fatal(err)
 		}
 		h := sha256.New()
-		src := rand.NewChaCha8([32]byte{byte(size), byte(len(rel)), rel[0]})
+		src := rand.NewChaCha8(sha256.Sum256([]byte(rel))) // each path its own bytes
 		if _, err := io.CopyN(io.MultiWriter(f, h), src, size); err != nil {
 			t.Fatal(err)
 		}
 		if err := f.Close(); err != nil {
 			t.Fatal(err)
 		}
-		sums["/"+rel] = hex.EncodeToString(h.Sum(nil))
+		sums[rel] = hex.EncodeToString(h.Sum(nil))
 	}
-	return dir, sums
+	return sums
 }
 
 // assertTreeDelivered checks that every file of the tree was delivered

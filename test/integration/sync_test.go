@@ -1,11 +1,7 @@
 package integration
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path"
@@ -33,7 +29,7 @@ func syncTree(t *testing.T) (string, map[string]string) {
 	sizes := []int64{0, 1, 17, 511, 4095, 4096, 4097, 32 << 10, 64<<10 - 1, 64 << 10, 100 << 10, 256 << 10,
 		300_001, 512 << 10, 1 << 20, 1<<20 + 1, 2 << 20, 3<<20 - 7, 4 << 20, 5 << 20,
 		2, 100, 1000, 10_000, 100_000, 200_000, 700_000, 1_500_000, 2_500_000, 5<<20 - 1}
-	want := make(map[string]string, len(sizes))
+	tree := make(map[string]int64, len(sizes))
 	for i, size := range sizes {
 		rel := fmt.Sprintf("f%02d.bin", i)
 		switch i % 3 {
@@ -42,26 +38,14 @@ func syncTree(t *testing.T) (string, map[string]string) {
 		case 2:
 			rel = fmt.Sprintf("a/b%d/c/%s", i%2, rel)
 		}
-		p := filepath.Join(root, filepath.FromSlash(rel))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		tree[rel] = size
+	}
+	want := writeFiles(t, root, tree)
+	// Long ago: a tool that sees the upload time instead sends it again.
+	for rel := range tree {
+		if err := os.Chtimes(filepath.Join(root, filepath.FromSlash(rel)), syncTime, syncTime); err != nil {
 			t.Fatal(err)
 		}
-		f, err := os.Create(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		h := sha256.New()
-		if _, err := io.CopyN(io.MultiWriter(f, h), rand.NewChaCha8([32]byte{byte(i), 20}), size); err != nil {
-			t.Fatal(err)
-		}
-		if err := f.Close(); err != nil {
-			t.Fatal(err)
-		}
-		// Long ago: a tool that sees the upload time instead sends it again.
-		if err := os.Chtimes(p, syncTime, syncTime); err != nil {
-			t.Fatal(err)
-		}
-		want[rel] = hex.EncodeToString(h.Sum(nil))
 	}
 	return root, want
 }
