@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/airlock-gw/airlock/internal/clip"
 )
 
 // Limits of the name policy. Long and deep paths are refused early so that
@@ -91,11 +93,11 @@ func isSafeRune(r rune) bool {
 // ("/" itself has no elements and passes).
 func CheckPath(p string) error {
 	if len(p) > maxPathBytes {
-		return &NameError{Name: truncate(p, 64), Rule: fmt.Sprintf("path longer than %d bytes", maxPathBytes)}
+		return &NameError{Name: clip.String(p, clip.Name), Rule: fmt.Sprintf("path longer than %d bytes", maxPathBytes)}
 	}
 	elems := splitPath(p)
 	if len(elems) > maxPathDepth {
-		return &NameError{Name: truncate(p, 64), Rule: fmt.Sprintf("more than %d directory levels", maxPathDepth)}
+		return &NameError{Name: clip.String(p, clip.Name), Rule: fmt.Sprintf("more than %d directory levels", maxPathDepth)}
 	}
 	for _, e := range elems {
 		if err := CheckName(e); err != nil {
@@ -112,11 +114,4 @@ func splitPath(p string) []string {
 		return nil
 	}
 	return strings.Split(p, "/")
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }
