@@ -83,27 +83,48 @@ func algorithms(profile string) ssh.Config {
 	return c
 }
 
+// loginKey is the Permissions.ExtraData key of the public key a client
+// logged in with, which revocation checks again on every reload.
+type loginKey struct{}
+
+// authorize applies the login rules, as the supplier set has them at now,
+// to user logging in from ip with key: the key's entry, or an *authError
+// naming the rule broken. Logins and revocations both ask it.
+func authorize(set *config.Suppliers, user string, ip netip.Addr, key ssh.PublicKey, now time.Time) (config.AuthorizedKey, error) {
+	supplier, ok := set.Lookup(user)
+	if !ok {
+		return config.AuthorizedKey{}, &authError{reason: reasonUnknownUser}
+	}
+	if !supplier.AllowsIP(ip) {
+		return config.AuthorizedKey{}, &authError{reason: reasonIPNotAllowed}
+	}
+	if key == nil { // no key recorded: nothing to authorize the login by
+		return config.AuthorizedKey{}, &authError{reason: reasonKeyRejected}
+	}
+	ak, ok := supplier.Authorize(key)
+	if !ok {
+		return config.AuthorizedKey{}, &authError{reason: reasonKeyRejected}
+	}
+	if ak.ExpiredAt(now) {
+		return config.AuthorizedKey{}, &authError{reason: reasonKeyExpired}
+	}
+	return ak, nil
+}
+
 // connConfig is the server config for one connection: its callbacks know
 // the connection's id for the log and audit trail, and set tried once the
 // client attempts a real login (its failures are then counted already).
 func (s *Server) connConfig(ctx context.Context, connID string, log *slog.Logger, tried *atomic.Bool) *ssh.ServerConfig {
 	cfg := *s.cfg
 	cfg.PublicKeyCallback = func(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
-		supplier, ok := s.suppliers().Lookup(meta.User())
-		if !ok {
-			return nil, &authError{reason: reasonUnknownUser}
+		ak, err := authorize(s.suppliers(), meta.User(), remoteIP(meta.RemoteAddr()), key, s.now())
+		if err != nil {
+			return nil, err
 		}
-		if !supplier.AllowsIP(remoteIP(meta.RemoteAddr())) {
-			return nil, &authError{reason: reasonIPNotAllowed}
-		}
-		ak, ok := supplier.Authorize(key)
-		if !ok {
-			return nil, &authError{reason: reasonKeyRejected}
-		}
-		if ak.ExpiredAt(s.now()) {
-			return nil, &authError{reason: reasonKeyExpired}
-		}
-		return &ssh.Permissions{Extensions: map[string]string{extFingerprint: ak.Fingerprint}}, nil
+		return &ssh.Permissions{
+			Extensions: map[string]string{extFingerprint: ak.Fingerprint},
+			ExtraData:  map[any]any{loginKey{}: key},
+		}, nil
 	}
 	// Only called once the client has signed with the key, so an offered
 	// but unproven key can never log in.

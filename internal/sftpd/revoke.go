@@ -2,13 +2,15 @@ package sftpd
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"maps"
 	"net/netip"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/crypto/ssh"
 
 	"github.com/airlock-gw/airlock/internal/config"
 	"github.com/airlock-gw/airlock/internal/ledger"
@@ -30,7 +32,8 @@ const revalidateInterval = 10 * time.Second
 // authorized by.
 type liveConn struct {
 	supplier    string
-	fingerprint string // of the key the client logged in with
+	key         ssh.PublicKey // the client logged in with
+	fingerprint string        // of key
 	ip          netip.Addr
 	log         *slog.Logger
 	close       func() error
@@ -72,24 +75,24 @@ func (l *liveConns) snapshot() map[string]*liveConn {
 	return maps.Clone(l.conns)
 }
 
+// revokedBecause names, for each login rule, the revocation of a live
+// connection that no longer meets it.
+var revokedBecause = map[string]string{
+	reasonUnknownUser:  revokedSupplierRemoved,
+	reasonIPNotAllowed: revokedIPNotAllowed,
+	reasonKeyRejected:  revokedKey,
+	reasonKeyExpired:   revokedKeyExpired,
+}
+
 // revocation says why c's login would no longer be accepted by set at now,
-// or ok when it still would.
+// or ok when it still would: the login's own rules, applied again.
 func revocation(c *liveConn, set *config.Suppliers, now time.Time) (reason string, ok bool) {
-	sup, found := set.Lookup(c.supplier)
-	if !found {
-		return revokedSupplierRemoved, false
+	_, err := authorize(set, c.supplier, c.ip, c.key, now)
+	var ae *authError
+	if !errors.As(err, &ae) {
+		return "", true
 	}
-	if !sup.AllowsIP(c.ip) {
-		return revokedIPNotAllowed, false
-	}
-	i := slices.IndexFunc(sup.SSHKeys, func(k config.AuthorizedKey) bool { return k.Fingerprint == c.fingerprint })
-	switch {
-	case i < 0:
-		return revokedKey, false
-	case sup.SSHKeys[i].ExpiredAt(now):
-		return revokedKeyExpired, false
-	}
-	return "", true
+	return revokedBecause[ae.reason], false
 }
 
 // login registers an authenticated connection and checks it against the

@@ -42,7 +42,7 @@ func TestRevocation(t *testing.T) {
 	line := fmt.Sprintf("%q", authorizedLine(key))
 	expiring := fmt.Sprintf("{key: %q, expires: \"2027-01-01T12:00:00Z\"}", authorizedLine(key))
 	before, after := time.Date(2027, 1, 1, 11, 59, 0, 0, time.UTC), time.Date(2027, 1, 1, 12, 0, 0, 0, time.UTC)
-	conn := &liveConn{supplier: "acme", fingerprint: ssh.FingerprintSHA256(key.PublicKey()), ip: netip.MustParseAddr("192.0.2.7")}
+	conn := &liveConn{supplier: "acme", key: key.PublicKey(), fingerprint: ssh.FingerprintSHA256(key.PublicKey()), ip: netip.MustParseAddr("192.0.2.7")}
 	for _, tc := range []struct {
 		name  string
 		files map[string]string

@@ -278,7 +278,8 @@ func (s *Server) handleConn(ctx context.Context, nc net.Conn) {
 
 	user := sconn.User()
 	log = log.With("user", user)
-	live := &liveConn{supplier: user, fingerprint: sconn.Permissions.Extensions[extFingerprint], ip: remote, log: log, close: sconn.Close}
+	key, _ := sconn.Permissions.ExtraData[loginKey{}].(ssh.PublicKey)
+	live := &liveConn{supplier: user, key: key, fingerprint: sconn.Permissions.Extensions[extFingerprint], ip: remote, log: log, close: sconn.Close}
 	defer s.live.remove(connID)
 	supplier, ok := s.login(ctx, connID, live)
 	if !ok { // changed by a reload since authentication
