@@ -73,6 +73,9 @@ type SFTP struct {
 	// ReceiptRetention is how long <name>.receipt.json stays in the
 	// supplier's home after the outcome; 0 disables receipts.
 	ReceiptRetention time.Duration
+	// ResumeWindow is how long the bytes of an upload cut off are kept
+	// for its client to resume it; 0 disables resume.
+	ResumeWindow time.Duration
 
 	// Open file and directory handles, per session, per supplier across
 	// its sessions, and per node (0: derived from the descriptor limit).
@@ -206,6 +209,7 @@ const (
 	defaultBanDuration             = 15 * time.Minute
 	defaultKeyExpiryNotice         = 14 * 24 * time.Hour
 	defaultReceiptRetention        = 30 * 24 * time.Hour
+	defaultResumeWindow            = 24 * time.Hour
 
 	// SFTP clients hold a handle or two per transfer, and open one session
 	// per connection; these are far beyond what they use.
@@ -238,7 +242,7 @@ var airlockKeys = keySet{
 		"max_handles_per_session": nil, "max_handles_per_supplier": nil,
 		"max_handles_per_node": nil, "max_channels_per_connection": nil, "write_stall_timeout": nil,
 		"ban":               {"threshold": nil, "window": nil, "duration": nil},
-		"receipt_retention": nil, "algorithms": nil,
+		"receipt_retention": nil, "resume_window": nil, "algorithms": nil,
 	},
 	"http":          {"listen": nil},
 	"database":      nil,
@@ -377,6 +381,7 @@ func parseConfig(c *checker, data []byte, root string) (*Config, string) {
 
 	parseSFTPLimits(c, sftp, &cfg.SFTP)
 	cfg.SFTP.ReceiptRetention = c.duration(sftp["receipt_retention"], defaultReceiptRetention, true)
+	cfg.SFTP.ResumeWindow = c.duration(sftp["resume_window"], defaultResumeWindow, true)
 	cfg.Notify = parseNotify(c, c.mapping(doc["notify"], airlockKeys["notify"]))
 	cfg.Pipeline = parsePipeline(c, c.mapping(doc["pipeline"], airlockKeys["pipeline"]))
 	cfg.Audit = parseAudit(c, c.mapping(doc["audit"], airlockKeys["audit"]), root)

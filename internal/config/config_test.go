@@ -39,6 +39,7 @@ func TestLoadValid(t *testing.T) {
 			MaxUnauthenticatedPerIP: 10, MaxUnauthenticatedPerNetwork: 16,
 			Ban:              Ban{Threshold: 10, Window: 10 * time.Minute, Duration: 15 * time.Minute},
 			ReceiptRetention: 30 * 24 * time.Hour,
+			ResumeWindow:     24 * time.Hour,
 			// MaxHandlesPerNode 0: derived from the descriptor limit.
 			MaxHandlesPerSession: 256, MaxHandlesPerSupplier: 1024, MaxChannelsPerConnection: 4, WriteStallTimeout: time.Minute,
 		},
@@ -257,6 +258,7 @@ func TestConfigRules(t *testing.T) {
 					MaxAuthTries: 3, Algorithms: AlgorithmsCompatible, HandshakeTimeout: 10 * time.Second, IdleTimeout: 90 * time.Minute, KeepaliveInterval: 0,
 					MaxConnectionsPerIP: 2, MaxUnauthenticated: 1, MaxUnauthenticatedPerIP: 10, MaxUnauthenticatedPerNetwork: 1, Ban: Ban{Threshold: 0, Window: 24 * time.Hour, Duration: 7 * 24 * time.Hour},
 					ReceiptRetention:     30 * 24 * time.Hour,
+					ResumeWindow:         24 * time.Hour,
 					MaxHandlesPerSession: 8, MaxHandlesPerSupplier: 9, MaxHandlesPerNode: 10, MaxChannelsPerConnection: 1, WriteStallTimeout: 90 * time.Second}
 				if !reflect.DeepEqual(c.SFTP, want) {
 					t.Errorf("sftp %+v\nwant %+v", c.SFTP, want)

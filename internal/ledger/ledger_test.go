@@ -172,7 +172,7 @@ func TestReadersStayOpen(t *testing.T) {
 func TestCommitInto(t *testing.T) {
 	t.Parallel()
 	want := map[State]commitMode{
-		Receiving: relaxed, Received: durable, Scanning: relaxed, Delivering: relaxed,
+		Receiving: relaxed, Interrupted: durable, Received: durable, Scanning: relaxed, Delivering: relaxed,
 		Delivered: relaxed, Quarantined: durable, Failed: durable,
 	}
 	for _, st := range states {

@@ -40,11 +40,14 @@ func ParseDirection(s string) (Direction, error) {
 
 // State is where a transfer is in its life:
 // receiving → received → scanning → delivering → delivered | quarantined | failed.
+// An upload cut off is interrupted (receiving ⇄ interrupted) until its
+// client resumes it, or fails when its resume window ends.
 type State string
 
 // The states of a transfer.
 const (
 	Receiving   State = "receiving"
+	Interrupted State = "interrupted"
 	Received    State = "received"
 	Scanning    State = "scanning"
 	Delivering  State = "delivering"
@@ -53,7 +56,7 @@ const (
 	Failed      State = "failed"
 )
 
-var states = []State{Receiving, Received, Scanning, Delivering, Delivered, Quarantined, Failed}
+var states = []State{Receiving, Interrupted, Received, Scanning, Delivering, Delivered, Quarantined, Failed}
 
 // ParseState parses a state name, as given to the CLI's --state flag.
 func ParseState(s string) (State, error) {
@@ -149,7 +152,11 @@ func (l *Ledger) Record(ctx context.Context, t Transfer, start Event, to State, 
 	move(&t, to, ch, &ev)
 	anchorRow(&ev, t)
 	err := l.withEvents(ctx, commitInto(to), []*Event{&start, &ev}, func(tx *sql.Tx) error {
-		if err := insertTransfer(ctx, tx, t); err != nil || ch.InTx == nil {
+		err := insertTransfer(ctx, tx, t)
+		if err == nil && ch.Resume != nil {
+			err = saveResumePoint(ctx, tx, t.ID, ch.Resume)
+		}
+		if err != nil || ch.InTx == nil {
 			return err
 		}
 		return ch.InTx(ctx, tx, t)
@@ -199,6 +206,12 @@ type Change struct {
 	Path, SHA256, ScanResult, Destination, Error *string
 	Size                                         *int64
 	IncAttempts                                  bool
+	// Node moves the transfer to another node: the one that resumes an
+	// interrupted upload recovers it if it stops (see sftpd).
+	Node *string
+	// Resume is where the transfer, moving into Interrupted, may go on
+	// from; a move out of Interrupted removes it (see ResumePoint).
+	Resume *ResumePoint
 	// Also are more events of the transfer, appended after the move's
 	// own in the same transaction, e.g. that a delivery replaced a file.
 	Also []Event
@@ -216,6 +229,7 @@ func (c Change) apply(t *Transfer) {
 	set(&t.Destination, c.Destination)
 	set(&t.Error, c.Error)
 	set(&t.Size, c.Size)
+	set(&t.Node, c.Node)
 	if c.IncAttempts {
 		t.Attempts++
 	}
@@ -253,6 +267,7 @@ func (l *Ledger) Advance(ctx context.Context, id string, from []State, to State,
 		if !slices.Contains(from, t.State) {
 			return fmt.Errorf("%w: state is %s, not %v", ErrStateConflict, t.State, from)
 		}
+		was := t.State
 		move(&t, to, ch, &ev)
 		for _, also := range evs[1:] {
 			also.At = ev.At
@@ -263,6 +278,12 @@ func (l *Ledger) Advance(ctx context.Context, id string, from []State, to State,
 			formatTime(t.UpdatedAt), t.ID)
 		if err == nil && ch.Path != nil {
 			_, err = tx.ExecContext(ctx, sqlRenameTransfer, t.Path, t.ID)
+		}
+		if err == nil && ch.Node != nil {
+			_, err = tx.ExecContext(ctx, sqlMoveTransferNode, t.Node, t.ID)
+		}
+		if err == nil && (was == Interrupted || ch.Resume != nil) {
+			err = saveResumePoint(ctx, tx, t.ID, ch.Resume)
 		}
 		if err != nil || ch.InTx == nil {
 			return err
@@ -306,7 +327,8 @@ func move(t *Transfer, to State, ch Change, ev *Event) {
 // verifies, even when the landing copy is gone. Received is what a client
 // is told its upload became, a quarantined transfer's landing copy is
 // deleted once it is recorded, and a failed one waits for an operator:
-// those must be on disk.
+// those must be on disk, as must an interrupted upload, which a client may
+// come back to resume after a crash.
 func commitInto(to State) commitMode {
 	switch to {
 	case Receiving, Scanning, Delivering, Delivered:
@@ -462,8 +484,9 @@ const (
 	// entry rewritten is another page in the commit.
 	sqlUpdateTransfer = `UPDATE transfers SET size = $1, sha256 = $2, state = $3,
 		scan_result = $4, destination = $5, error = $6, attempts = $7, updated_at = $8 WHERE id = $9`
-	sqlRenameTransfer = `UPDATE transfers SET path = $1 WHERE id = $2`
-	sqlGetTransfer    = `SELECT ` + transferColumns + ` FROM transfers WHERE id = $1`
+	sqlRenameTransfer   = `UPDATE transfers SET path = $1 WHERE id = $2`
+	sqlMoveTransferNode = `UPDATE transfers SET node = $1 WHERE id = $2`
+	sqlGetTransfer      = `SELECT ` + transferColumns + ` FROM transfers WHERE id = $1`
 )
 
 func (l *Ledger) getTransfer(ctx context.Context, tx *sql.Tx, id string) (Transfer, error) {

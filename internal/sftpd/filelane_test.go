@@ -151,6 +151,7 @@ func TestFileLaneRefusesLikeTheHandlers(t *testing.T) {
 	ts := newTestServer(t, serverOptions{})
 	c := ts.rawClient(t, uploader)
 	open := func(p string, flags uint32) []any { return []any{p, flags, uint32(0)} }
+	ts.seed(t, uploader, "/x.csv", ledger.Received)
 	checkStatuses(t, c, []statusCase{
 		{"escape", sftptest.FXPOpen, open("../x.csv", sftptest.FXFWrite|sftptest.FXFCreat), sftptest.FXPermissionDenied, "leaves the home directory"},
 		{"missing directory", sftptest.FXPOpen, open("/no/x.csv", sftptest.FXFWrite), sftptest.FXNoSuchFile, `"/no"`},

@@ -45,7 +45,7 @@ type location struct {
 // pendingStates are the transfers still on their way, which a supplier
 // sees in the upload area for as long as they are (settled ones only for
 // sftp.receipt_retention: see visible.go).
-var pendingStates = []ledger.State{ledger.Receiving, ledger.Received, ledger.Scanning, ledger.Delivering}
+var pendingStates = []ledger.State{ledger.Receiving, ledger.Interrupted, ledger.Received, ledger.Scanning, ledger.Delivering}
 
 // session is one SFTP subsystem of an authenticated supplier. It implements
 // the pkg/sftp request handlers over the virtual tree.

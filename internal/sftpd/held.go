@@ -113,6 +113,11 @@ func (s *session) remove(p string) error {
 	if _, ok, err := s.receiptAt(p); err != nil || ok {
 		return cmp.Or(err, fmt.Errorf("receipts: %w", ErrReadOnly))
 	}
+	if tr, ok, err := s.fileAt(p); err != nil {
+		return err
+	} else if ok && tr.State == ledger.Interrupted {
+		return s.removeInterrupted(tr)
+	}
 	if found, err := s.removeSettled(p); err != nil || found {
 		return err
 	}

@@ -36,9 +36,12 @@ type reorderWindow struct {
 	changed  chan struct{}    // closed and replaced whenever next or err changes
 }
 
-func newReorderWindow(sink io.Writer, limit int64, window int, stall time.Duration) *reorderWindow {
+// newReorderWindow starts a stream at offset from: the bytes before it
+// were received already (a resumed upload), and rewriting them is refused.
+func newReorderWindow(sink io.Writer, from, limit int64, window int, stall time.Duration) *reorderWindow {
 	return &reorderWindow{
 		sink:    sink,
+		next:    from,
 		limit:   limit,
 		window:  window,
 		stall:   stall,

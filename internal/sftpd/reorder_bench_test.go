@@ -38,7 +38,7 @@ func BenchmarkReorderWindow(b *testing.B) {
 			b.SetBytes(size)
 			b.ReportAllocs()
 			for b.Loop() {
-				w := newReorderWindow(io.Discard, size, window, 30*time.Second)
+				w := newReorderWindow(io.Discard, 0, size, window, 30*time.Second)
 				if bc.writers == 1 {
 					for _, c := range order {
 						if _, err := w.WriteAt(context.Background(), src[c[0]:c[0]+c[1]], int64(c[0])); err != nil {

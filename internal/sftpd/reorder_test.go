@@ -240,7 +240,7 @@ func TestReorderWindow(t *testing.T) {
 			t.Parallel()
 			src := source(200)
 			sink := &recordingSink{t: t}
-			w := newReorderWindow(sink, tt.limit, tt.window, time.Minute)
+			w := newReorderWindow(sink, 0, tt.limit, tt.window, time.Minute)
 			// A cancelled context: a write that would have to wait fails
 			// at once instead of blocking the table.
 			ctx, cancel := context.WithCancel(context.Background())
@@ -317,7 +317,7 @@ func TestReorderWindowConcurrentWriters(t *testing.T) {
 		sink := &recordingSink{t: t}
 		// The window holds a whole group, so the writer holding the next
 		// chunk is never starved.
-		w := newReorderWindow(sink, size, group*chunk, 10*time.Second)
+		w := newReorderWindow(sink, 0, size, group*chunk, 10*time.Second)
 		work := make(chan [2]int)
 		var wg sync.WaitGroup
 		errs := make(chan error, writers)
@@ -369,7 +369,7 @@ func TestReorderWindowWaitsForTheGap(t *testing.T) {
 	t.Parallel()
 	src := source(64)
 	sink := &recordingSink{t: t}
-	w := newReorderWindow(sink, 64, 16, time.Minute)
+	w := newReorderWindow(sink, 0, 64, 16, time.Minute)
 	ctx := context.Background()
 	if _, err := w.WriteAt(ctx, src[16:24], 16); err != nil {
 		t.Fatal(err)
@@ -403,7 +403,7 @@ func TestReorderWindowStall(t *testing.T) {
 	const stall = 100 * time.Millisecond
 	src := source(64)
 	sink := &recordingSink{t: t}
-	w := newReorderWindow(sink, 64, 16, stall)
+	w := newReorderWindow(sink, 0, 64, 16, stall)
 	ctx := context.Background()
 	if _, err := w.WriteAt(ctx, src[16:24], 16); err != nil {
 		t.Fatal(err)
@@ -431,7 +431,7 @@ func TestReorderWindowStall(t *testing.T) {
 func TestReorderWindowContextCancelUnblocks(t *testing.T) {
 	t.Parallel()
 	src := source(64)
-	w := newReorderWindow(&recordingSink{t: t}, 64, 8, time.Hour)
+	w := newReorderWindow(&recordingSink{t: t}, 0, 64, 8, time.Hour)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := blockedWriter(t, ctx, w, src, 16, 16)
 	cancel()
@@ -455,7 +455,7 @@ func TestReorderWindowAbort(t *testing.T) {
 
 	t.Run("unblocks a waiting writer", func(t *testing.T) {
 		t.Parallel()
-		w := newReorderWindow(&recordingSink{t: t}, 64, 8, time.Hour)
+		w := newReorderWindow(&recordingSink{t: t}, 0, 64, 8, time.Hour)
 		done := blockedWriter(t, context.Background(), w, src, 16, 16)
 		w.Abort(errLost)
 		select {
@@ -471,7 +471,7 @@ func TestReorderWindowAbort(t *testing.T) {
 	t.Run("fails later writes and Finish", func(t *testing.T) {
 		t.Parallel()
 		sink := &recordingSink{t: t}
-		w := newReorderWindow(sink, 64, 8, time.Hour)
+		w := newReorderWindow(sink, 0, 64, 8, time.Hour)
 		if _, err := w.WriteAt(context.Background(), src[:8], 0); err != nil {
 			t.Fatal(err)
 		}
@@ -493,7 +493,7 @@ func TestReorderWindowSinkError(t *testing.T) {
 	t.Parallel()
 	errDisk := errors.New("disk full")
 	sink := &recordingSink{t: t, err: errDisk}
-	w := newReorderWindow(sink, 64, 8, time.Hour)
+	w := newReorderWindow(sink, 0, 64, 8, time.Hour)
 	if _, err := w.WriteAt(context.Background(), make([]byte, 4), 0); !errors.Is(err, errDisk) {
 		t.Fatalf("err = %v, want %v", err, errDisk)
 	}
@@ -509,7 +509,7 @@ func TestReorderWindowOverlapAfterWait(t *testing.T) {
 	t.Parallel()
 	src := source(64)
 	sink := &recordingSink{t: t}
-	w := newReorderWindow(sink, 64, 10, time.Hour)
+	w := newReorderWindow(sink, 0, 64, 10, time.Hour)
 	// 20 bytes at 5 never fit into a 10-byte window: the writer waits.
 	done := blockedWriter(t, context.Background(), w, src, 5, 20)
 	// Another request covers 0..30, overtaking the waiting one.
@@ -534,7 +534,7 @@ func FuzzReorderWindow(f *testing.F) {
 	f.Fuzz(func(t *testing.T, limit, window uint8, ops []byte) {
 		src := source(512)
 		sink := &recordingSink{t: t}
-		w := newReorderWindow(sink, int64(limit), int(window), time.Hour)
+		w := newReorderWindow(sink, 0, int64(limit), int(window), time.Hour)
 		// Single-threaded, a write that must wait would wait for ever; a
 		// cancelled context makes it fail at once instead.
 		ctx, cancel := context.WithCancel(context.Background())
@@ -569,7 +569,7 @@ func FuzzReorderWindow(f *testing.F) {
 func TestReorderWindowStallRace(t *testing.T) {
 	t.Parallel()
 	for range 300 {
-		w := newReorderWindow(&recordingSink{t: t}, 1<<30, 8, time.Microsecond)
+		w := newReorderWindow(&recordingSink{t: t}, 0, 1<<30, 8, time.Microsecond)
 		done := make(chan struct{})
 		go func() {
 			defer close(done)

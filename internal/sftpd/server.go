@@ -44,6 +44,7 @@ type Ledger interface {
 	Dirs(ctx context.Context, supplier string, limit int) ([]string, error)
 	SetMTime(ctx context.Context, id string, mtime time.Time, ev ledger.Event) (ledger.Transfer, bool, error)
 	Hide(ctx context.Context, id string, ev ledger.Event) (ledger.Transfer, bool, error)
+	ResumePoint(ctx context.Context, id string) (ledger.ResumePoint, error)
 }
 
 var _ Ledger = (*ledger.Ledger)(nil)
@@ -81,6 +82,7 @@ type Server struct {
 
 	handoff          func(ctx context.Context, tx *sql.Tx, tr ledger.Transfer) error
 	receiptRetention time.Duration
+	resumeWindow     time.Duration
 	node             string
 	maxFileSize      int64
 	isTempName       func(name string) bool // held until renamed (sftp.temp_patterns)
@@ -122,6 +124,7 @@ func New(opts Options) (*Server, error) {
 		metrics:          opts.Metrics,
 		handoff:          opts.Handoff,
 		receiptRetention: opts.Config.SFTP.ReceiptRetention,
+		resumeWindow:     opts.Config.SFTP.ResumeWindow,
 		node:             opts.Config.Node,
 		maxFileSize:      int64(opts.Config.Limits.MaxFileSize),
 		isTempName:       opts.Config.IsTempName,
@@ -155,6 +158,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ln.Close()
 	}()
 	s.wg.Go(func() { s.revalidateEvery(ctx, revalidateInterval) })
+	s.wg.Go(func() { s.expireInterruptedEvery(ctx, expireInterval) })
 	s.log.Info("sftp listening", "addr", ln.Addr().String(), "max_handles_per_node", s.handles.perNode)
 	var backoff acceptBackoff
 	for {

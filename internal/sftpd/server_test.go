@@ -177,8 +177,8 @@ func TestUploadIntoDirectories(t *testing.T) {
 	if _, err := c.Stat("/empty"); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("Stat after RemoveDirectory: err = %v", err)
 	}
-	if _, err := c.OpenFile("/x.csv", os.O_WRONLY|os.O_CREATE|os.O_APPEND); err == nil {
-		t.Error("append mode accepted")
+	if _, err := c.OpenFile("/2026/jan.csv", os.O_WRONLY|os.O_CREATE|os.O_APPEND); err == nil {
+		t.Error("append to a received upload accepted")
 	}
 }
 

@@ -50,6 +50,7 @@ type serverOptions struct {
 	reorderStall  time.Duration
 	// receiptRetention turns receipts on; handoff is Options.Handoff.
 	receiptRetention time.Duration
+	resumeWindow     time.Duration // 0: resume off
 	handoff          func(ctx context.Context, tx *sql.Tx, tr ledger.Transfer) error
 	recordAfter      time.Duration // default: the server's
 	overwrite        string        // every supplier's overwrite policy; default: config's
@@ -131,6 +132,7 @@ func newTestServer(t testing.TB, opts serverOptions) *testServer {
 			HostKeys:         []string{filepath.Join(root, "hostkeys", "ssh_host_ed25519_key")},
 			TempPatterns:     []string{"*.filepart"},
 			ReceiptRetention: opts.receiptRetention,
+			ResumeWindow:     opts.resumeWindow,
 
 			MaxHandlesPerSession: opts.maxHandlesPerSession, MaxHandlesPerSupplier: opts.maxHandlesPerSupplier,
 			MaxHandlesPerNode: opts.maxHandlesPerNode, MaxChannelsPerConnection: opts.maxChannels,

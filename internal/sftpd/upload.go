@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pkg/sftp"
@@ -48,6 +49,9 @@ type upload struct {
 	settled  bool         // the upload's outcome is recorded, or being recorded
 	recorder *time.Timer
 
+	cutOff      atomic.Bool // the connection ended with the upload open: it may be resumed
+	resumedFrom int64       // the bytes an interrupted upload had kept when this session resumed it
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -73,8 +77,6 @@ func (s *session) startUpload(r *sftp.Request) (*upload, error) {
 		return nil, fmt.Errorf("uploads go into /%s: %w", uploadDir, ErrReadOnly)
 	case loc.rel == "/":
 		return nil, ErrIsDir
-	case r.Pflags().Append:
-		return nil, fmt.Errorf("appending to a file: %w", ErrUnsupported)
 	}
 	if err := checkNotReceipt(loc.rel); err != nil {
 		return nil, err
@@ -85,10 +87,36 @@ func (s *session) startUpload(r *sftp.Request) (*upload, error) {
 	if isDir, err := s.isDir(loc.rel); err != nil || isDir {
 		return nil, cmp.Or(err, ErrIsDir)
 	}
-	if err := s.checkOverwrite(loc.rel, r.Pflags().Excl); err != nil {
+	flags := r.Pflags()
+	if !flags.Trunc && !flags.Excl && s.srv.resumeWindow > 0 {
+		if u, err := s.resumeAt(loc.rel); err != nil || u != nil {
+			return u, err
+		}
+	}
+	if flags.Append {
+		if err := s.checkAppend(loc.rel); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.checkOverwrite(loc.rel, flags.Excl); err != nil {
 		return nil, err
 	}
+	return s.newUpload(loc.rel)
+}
 
+// checkAppend refuses to append to an upload that is not interrupted: an
+// upload is received whole, or goes on from where it was cut off. Where no
+// file is listed, an append creates one, as O_APPEND|O_CREAT does.
+func (s *session) checkAppend(p string) error {
+	tr, exists, err := s.fileAt(p)
+	if err != nil || !exists {
+		return err
+	}
+	return fmt.Errorf("appending to a file uploaded already (%s); only an interrupted upload goes on: %w", tr.State, ErrUnsupported)
+}
+
+// newUpload starts a fresh upload of p.
+func (s *session) newUpload(p string) (*upload, error) {
 	prefix, err := s.landingPrefix()
 	if err != nil {
 		return nil, err
@@ -101,7 +129,7 @@ func (s *session) startUpload(r *sftp.Request) (*upload, error) {
 	u.tr = ledger.NewTransfer(ledger.Transfer{
 		Direction: ledger.Ingress,
 		Supplier:  s.supplier.Name,
-		Path:      loc.rel,
+		Path:      p,
 		Node:      s.srv.node,
 		RemoteIP:  s.remoteIP,
 	})
@@ -111,7 +139,7 @@ func (s *session) startUpload(r *sftp.Request) (*upload, error) {
 		release()
 		return nil, err
 	}
-	if tr, ok := s.heldAt(loc.rel); ok {
+	if tr, ok := s.heldAt(p); ok {
 		// Opened again before it was renamed: the client rewrites or
 		// resumes it, so the bytes held are not the file. Only an upload
 		// that completes may be renamed into place.
@@ -119,7 +147,7 @@ func (s *session) startUpload(r *sftp.Request) (*upload, error) {
 	}
 	s.track(u)
 	u.recorder = time.AfterFunc(s.srv.recordAfter, u.begin)
-	u.win = newReorderWindow(u, s.srv.maxFileSize, s.srv.reorderWindow, s.srv.reorderStall)
+	u.win = newReorderWindow(u, 0, s.srv.maxFileSize, s.srv.reorderWindow, s.srv.reorderStall)
 	s.log.Info("upload started", "transfer_id", u.tr.ID, "path", u.tr.Path)
 	return u, nil
 }
@@ -176,6 +204,10 @@ func (u *upload) Write(p []byte) (int, error) {
 
 func (u *upload) WriteAt(p []byte, off int64) (int, error) {
 	n, err := u.win.WriteAt(u.s.ctx, p, off)
+	if err != nil && u.resumedFrom > 0 && off < u.resumedFrom {
+		err = fmt.Errorf("%w: this upload was interrupted and goes on from byte %d; to send the file again whole, open it truncating or remove it first",
+			err, u.resumedFrom)
+	}
 	return n, statusError(err)
 }
 
@@ -189,6 +221,7 @@ func (u *upload) TransferError(err error) {
 		u.win.Abort(fmt.Errorf("session revoked (%s) during the upload", why))
 		return
 	}
+	u.cutOff.Store(true)
 	if u.s.idledOut.Load() {
 		u.win.Abort(fmt.Errorf("session closed: no request for %s (idle timeout)", u.s.srv.idleTimeout))
 		return
@@ -211,6 +244,9 @@ func (u *upload) Close() error {
 
 func (u *upload) finish() error {
 	size, err := u.win.Finish()
+	if err != nil && u.resumable(size) {
+		return u.interrupt(err, size)
+	}
 	if err != nil {
 		u.staged.Abort()
 		u.fail(err, size)

@@ -23,17 +23,20 @@ import (
 // while something is staged: a delivered-to directory keeps none.
 const StagingDir = ".airlock-staging"
 
-// staging reports whether a listed key is the staging directory or in it.
+// staging reports whether a listed key is the staging directory or the
+// kept one (see KeptDir), or in them.
 func (s *Store) staging(key string) bool {
-	return s.local() && (key == StagingDir+"/" || strings.HasPrefix(key, StagingDir+"/"))
+	return s.local() && (inDir(key, StagingDir) || inDir(key, KeptDir))
 }
+
+func inDir(key, dir string) bool { return key == dir || strings.HasPrefix(key, dir+"/") }
 
 // localPath maps key to its file in the store at root. Keys here are
 // clean relative slash paths; anything else (an absolute path, "..", an
 // empty element) is refused rather than mapped somewhere unexpected.
 func localPath(root, key string) (string, error) {
 	if key == "" || path.Clean(key) != key || path.IsAbs(key) || key == ".." || strings.HasPrefix(key, "../") ||
-		key == StagingDir || strings.HasPrefix(key, StagingDir+"/") {
+		inDir(key, StagingDir) || inDir(key, KeptDir) {
 		return "", fmt.Errorf("key %q is not a clean relative path", key)
 	}
 	return filepath.Join(root, filepath.FromSlash(key)), nil

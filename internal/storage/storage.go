@@ -106,6 +106,9 @@ type Staged struct {
 	close  func() error  // completes the write, or discards it after abort
 	abort  func()
 	cancel context.CancelFunc
+	// suspend keeps what was staged, once the buffer is flushed (see
+	// Suspend); nil where the store cannot.
+	suspend func(context.Context) (Checkpoint, error)
 }
 
 // localWriteBuffer batches the small writes of an SFTP upload (32 KiB
@@ -154,18 +157,15 @@ func (s *Store) stage(ctx context.Context, key string, maxSize int64, opts Write
 		Metadata:       opts.Metadata,
 		BeforeWrite:    opts.beforeWrite(),
 	}
-	st := &Staged{cancel: cancel}
 	if s.local() {
 		l, err := createLocal(s.open, key, opts.Durable)
 		if err != nil {
 			cancel()
 			return nil, fmt.Errorf("stage %s: %w", key, err)
 		}
-		st.buf = writeBuffers.Get().(*bufio.Writer)
-		st.buf.Reset(l.f)
-		st.w, st.close, st.abort = st.buf, l.commit, l.abort
-		return st, nil
+		return newLocalStaged(l, s.open, cancel), nil
 	}
+	st := &Staged{cancel: cancel}
 	if s.scheme == s3blob.Scheme {
 		wopts.BeforeWrite = s.tuneS3Upload(wopts.BufferSize, wopts.BeforeWrite)
 		st.w, st.close, st.abort = s3Upload(ctx, s.bucket, key, wopts)
@@ -179,6 +179,17 @@ func (s *Store) stage(ctx context.Context, key string, maxSize int64, opts Write
 	// Closing a writer whose context is cancelled discards its data.
 	st.w, st.close, st.abort = w, w.Close, cancel
 	return st, nil
+}
+
+// newLocalStaged writes l, a file staged in the store at root, through a
+// pooled buffer.
+func newLocalStaged(l *localStaged, root string, cancel context.CancelFunc) *Staged {
+	buf := writeBuffers.Get().(*bufio.Writer)
+	buf.Reset(l.f)
+	return &Staged{
+		w: buf, buf: buf, close: l.commit, abort: l.abort, cancel: cancel,
+		suspend: func(context.Context) (Checkpoint, error) { return l.keep(root) },
+	}
 }
 
 // errAborted fails an S3 upload on purpose.

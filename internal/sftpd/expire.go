@@ -1,0 +1,87 @@
+package sftpd
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/airlock-gw/airlock/internal/ledger"
+	"github.com/airlock-gw/airlock/internal/storage"
+)
+
+// The bytes kept for an interrupted upload go, and its row fails, when its
+// resume window ends, when the same path was uploaded again and received
+// since (the client started over), or when the supplier removes it. Every
+// node looks; the move out of interrupted is conditional, so two nodes
+// never both act on one upload.
+
+// expireInterval is how often a node looks for interrupted uploads to end.
+const expireInterval = time.Minute
+
+func (s *Server) expireInterruptedEvery(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		s.expireInterrupted(ctx, time.Now())
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// replacedStates are the states of an upload that replaces an interrupted
+// one of the same path: it was received whole.
+var replacedStates = []ledger.State{ledger.Received, ledger.Scanning, ledger.Delivering, ledger.Delivered, ledger.Quarantined}
+
+// expireInterrupted ends the interrupted uploads that may no longer be
+// resumed at now.
+func (s *Server) expireInterrupted(ctx context.Context, now time.Time) {
+	trs, err := s.ledger.List(ctx, ledger.Filter{Direction: ledger.Ingress, States: []ledger.State{ledger.Interrupted}})
+	if err != nil {
+		s.log.Error("list interrupted uploads", "err", err)
+		return
+	}
+	for _, tr := range trs {
+		rp, err := s.ledger.ResumePoint(ctx, tr.ID)
+		if err != nil {
+			continue // resumed or ended meanwhile
+		}
+		reason := ""
+		if now.After(rp.ExpiresAt) {
+			reason = fmt.Sprintf("not resumed by %s, the end of its resume window: the bytes kept for it are deleted", rp.ExpiresAt.UTC().Format(time.RFC3339))
+		} else if newer, err := s.ledger.List(ctx, ledger.Filter{Direction: ledger.Ingress, Supplier: tr.Supplier, Path: tr.Path,
+			States: replacedStates, UpdatedSince: tr.CreatedAt, Limit: 1}); err == nil && len(newer) > 0 && newer[0].CreatedAt.After(tr.CreatedAt) {
+			reason = "uploaded again from the start and received: the bytes kept for the interrupted upload are deleted"
+		}
+		if reason != "" {
+			s.endInterrupted(ctx, tr, rp, reason, ledger.Event{Kind: "upload.expire", Actor: "system"})
+		}
+	}
+}
+
+// endInterrupted fails interrupted upload tr with reason and deletes the
+// bytes kept for it. The row moves first: a session resuming tr meanwhile
+// wins the move, and then finds the bytes it needs.
+func (s *Server) endInterrupted(ctx context.Context, tr ledger.Transfer, rp ledger.ResumePoint, reason string, ev ledger.Event) error {
+	ev.Detail = map[string]string{"reason": "abandoned", "error": reason, "size": fmt.Sprint(rp.Size)}
+	if _, err := s.ledger.Advance(ctx, tr.ID, []ledger.State{ledger.Interrupted}, ledger.Failed, ledger.Change{Error: &reason}, ev); err != nil {
+		return fmt.Errorf("record the end of interrupted upload %s: %w", tr.ID, err)
+	}
+	if err := s.landing.DiscardSuspended(ctx, tr.LandingKey, storage.Checkpoint{Size: rp.Size, State: rp.StoreState}); err != nil {
+		s.log.Error("discard the bytes kept to resume", "transfer_id", tr.ID, "err", err)
+	}
+	s.log.Warn("interrupted upload ended", "transfer_id", tr.ID, "user", tr.Supplier, "path", tr.Path, "size", rp.Size, "reason", reason)
+	return nil
+}
+
+// removeInterrupted lets the supplier end its interrupted upload tr.
+func (s *session) removeInterrupted(tr ledger.Transfer) error {
+	rp, err := s.srv.ledger.ResumePoint(s.ctx, tr.ID)
+	if err != nil {
+		return errResumedElsewhere
+	}
+	return s.srv.endInterrupted(s.ctx, tr, rp, "removed by the supplier: the bytes kept to resume it are deleted",
+		s.event("upload.fail", nil))
+}
