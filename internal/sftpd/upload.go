@@ -134,7 +134,7 @@ func (s *session) newUpload(p string) (*upload, error) {
 		RemoteIP:  s.remoteIP,
 	})
 	u.tr.LandingKey = prefix + u.tr.ID
-	if u.staged, err = s.srv.landing.Stage(s.ctx, u.tr.LandingKey, s.srv.maxFileSize); err != nil {
+	if u.staged, err = s.srv.landing.StageResumable(s.ctx, u.tr.LandingKey, s.srv.maxFileSize); err != nil {
 		u.fail(err, 0)
 		release()
 		return nil, err

@@ -23,10 +23,10 @@ import (
 // while something is staged: a delivered-to directory keeps none.
 const StagingDir = ".airlock-staging"
 
-// staging reports whether a listed key is the staging directory or the
-// kept one (see KeptDir), or in them.
+// staging reports whether a listed key is the staging directory of a local
+// store or the kept one of any (see KeptDir), or in them.
 func (s *Store) staging(key string) bool {
-	return s.local() && (inDir(key, StagingDir) || inDir(key, KeptDir))
+	return inDir(key, KeptDir) || s.local() && inDir(key, StagingDir)
 }
 
 func inDir(key, dir string) bool { return key == dir || strings.HasPrefix(key, dir+"/") }

@@ -52,10 +52,16 @@ func (st *Staged) Suspend(ctx context.Context) (Checkpoint, error) {
 // Resume goes on with the write of key, an object of at most maxSize
 // bytes, that Suspend kept at cp: the next byte written is byte cp.Size.
 func (s *Store) Resume(ctx context.Context, key string, maxSize int64, cp Checkpoint) (*Staged, error) {
-	if !s.local() {
-		return nil, fmt.Errorf("resume %s: %w", key, ErrCannotSuspend)
+	var st *Staged
+	var err error
+	switch {
+	case s.local():
+		st, err = s.resumeLocal(ctx, key, cp)
+	case s.scheme == "s3":
+		st, err = s.resumeS3(ctx, key, maxSize, cp)
+	default:
+		err = ErrCannotSuspend
 	}
-	st, err := s.resumeLocal(ctx, key, cp)
 	if err != nil {
 		return nil, fmt.Errorf("resume %s: %w", key, err)
 	}
@@ -65,7 +71,13 @@ func (s *Store) Resume(ctx context.Context, key string, maxSize int64, cp Checkp
 // DiscardSuspended deletes what a suspended write of key kept at cp. What
 // is gone already is no error, so that it may be retried.
 func (s *Store) DiscardSuspended(ctx context.Context, key string, cp Checkpoint) error {
-	if !s.local() {
+	switch {
+	case s.scheme == "s3":
+		if err := s.discardS3(ctx, key, cp); err != nil {
+			return fmt.Errorf("discard suspended %s: %w", key, err)
+		}
+		return nil
+	case !s.local():
 		return fmt.Errorf("discard suspended %s: %w", key, ErrCannotSuspend)
 	}
 	name, err := keptName(cp)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/airlock-gw/airlock/internal/ledger"
+	"github.com/airlock-gw/airlock/internal/storage"
 )
 
 // TestKillDuringUpload: SIGKILL of airlock mid-upload, once the upload is
@@ -51,7 +52,8 @@ func TestKillDuringUpload(t *testing.T) {
 }
 
 // TestClientDiesDuringUpload: a session that dies mid-upload leaves no
-// landed file and a failed row with the reason.
+// landed file, and an interrupted row with the reason, its bytes kept to
+// resume (see resume_test.go).
 func TestClientDiesDuringUpload(t *testing.T) {
 	t.Parallel()
 	g, key := startAcme(t, gatewayOpts{}, supplierSpec{})
@@ -67,16 +69,18 @@ func TestClientDiesDuringUpload(t *testing.T) {
 	_ = client.Process.Kill()
 	_ = client.Wait()
 
-	eventually(t, 10*time.Second, "the transfer to fail", func() bool {
+	eventually(t, 10*time.Second, "the transfer to be interrupted", func() bool {
 		tr, ok := transferAt(g.transfers(), "acme", "/big.bin")
-		return ok && tr.State == ledger.Failed
+		return ok && tr.State == ledger.Interrupted
 	})
 	tr, _ := transferAt(g.transfers(), "acme", "/big.bin")
 	if !strings.Contains(tr.Error, "connection lost") {
-		t.Fatalf("failure reason %q does not say the connection was lost", tr.Error)
+		t.Fatalf("interruption reason %q does not say the connection was lost", tr.Error)
 	}
-	if files := landedFiles(t, g.landing); len(files) != 0 {
-		t.Fatalf("landing holds %v after the client died", files)
+	// What arrived is kept to resume, apart from what landed whole.
+	files := landedFiles(t, g.landing)
+	if len(files) != 1 || !strings.Contains(files[0], storage.KeptDir) || bytesBelow(filepath.Join(g.landing, storage.KeptDir)) != tr.Size {
+		t.Fatalf("landing holds %v after the client died; want the %d bytes received kept to resume", files, tr.Size)
 	}
 }
 

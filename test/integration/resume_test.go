@@ -1,7 +1,7 @@
 package integration
 
 import (
-	"os"
+	"io/fs"
 	"os/exec"
 	"path/filepath"
 	"syscall"
@@ -35,29 +35,54 @@ func TestResumeAfterKill(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			g, key := startAcme(t, gatewayOpts{}, supplierSpec{})
-			tr := g.killUploadAt(t, key, src, "/big.bin", resumeSize*6/10)
-			if out, err := tt.resume(g, key); err != nil {
-				t.Fatalf("resume: %v\n%s\n%s", err, out, g.logTail(20))
-			}
-			got := assertArrived(t, g, "acme", "/big.bin", sha, resumeSize)
-			if got.ID != tr.ID {
-				t.Errorf("delivered as transfer %s, not the interrupted %s", got.ID, tr.ID)
-			}
-			if n := countAt(g.transfers(), "acme", "/big.bin"); n != 1 {
-				t.Errorf("%d transfers of /big.bin; want the one, resumed", n)
-			}
-			if _, err := os.Stat(filepath.Join(g.landingDir, storage.KeptDir)); !os.IsNotExist(err) {
-				t.Errorf("kept bytes left in landing: %v", err)
-			}
-			g.auditVerifies(t)
+			tr := g.killUploadAt(t, key, src, "/big.bin", resumeSize*6/10, func() int64 {
+				return bytesBelow(filepath.Join(g.landingDir, storage.StagingDir))
+			})
+			g.finishResumed(t, tr, sha, func() ([]byte, error) { return tt.resume(g, key) })
 		})
 	}
+	t.Run("S3 landing, OpenSSH reput", func(t *testing.T) {
+		s3 := startVersity(t, "landing")
+		bucket := filepath.Join(s3.Root, "landing")
+		g, key := startAcme(t, gatewayOpts{landing: s3.url("landing"), landingDir: bucket, env: s3.Env()}, supplierSpec{})
+		// versitygw keeps the parts of an upload in progress under .sgwtmp.
+		tr := g.killUploadAt(t, key, src, "/big.bin", resumeSize*6/10, func() int64 {
+			return bytesBelow(filepath.Join(bucket, ".sgwtmp"))
+		})
+		g.finishResumed(t, tr, sha, func() ([]byte, error) {
+			out, err := g.sftpBatch("acme", key, "reput "+src+" /big.bin\n")
+			return []byte(out), err
+		})
+		if n := bytesBelow(filepath.Join(bucket, ".sgwtmp")); n != 0 {
+			t.Errorf("%d bytes of multipart uploads left in the landing bucket", n)
+		}
+	})
+}
+
+// finishResumed resumes interrupted upload tr and checks that it is
+// delivered whole, once, as the same transfer, with nothing kept after.
+func (g *gateway) finishResumed(t *testing.T, tr ledger.Transfer, sha string, resume func() ([]byte, error)) {
+	t.Helper()
+	if out, err := resume(); err != nil {
+		t.Fatalf("resume: %v\n%s\n%s", err, out, g.logTail(20))
+	}
+	got := assertArrived(t, g, "acme", tr.Path, sha, resumeSize)
+	if got.ID != tr.ID {
+		t.Errorf("delivered as transfer %s, not the interrupted %s", got.ID, tr.ID)
+	}
+	if n := countAt(g.transfers(), "acme", tr.Path); n != 1 {
+		t.Errorf("%d transfers of %s; want the one, resumed", n, tr.Path)
+	}
+	if n := bytesBelow(filepath.Join(g.landingDir, storage.KeptDir)); n != 0 {
+		t.Errorf("%d kept bytes left in landing", n)
+	}
+	g.auditVerifies(t)
 }
 
 // killUploadAt starts an OpenSSH upload of src to p, kills the client (and
 // its ssh) once at least at bytes have landed, and waits for the upload to
 // be recorded as interrupted.
-func (g *gateway) killUploadAt(t *testing.T, key clientKey, src, p string, at int64) ledger.Transfer {
+func (g *gateway) killUploadAt(t *testing.T, key clientKey, src, p string, at int64, landed func() int64) ledger.Transfer {
 	t.Helper()
 	cmd := g.sftpCommand("acme", key, "put "+src+" "+p+"\n")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -67,7 +92,7 @@ func (g *gateway) killUploadAt(t *testing.T, key clientKey, src, p string, at in
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	eventually(t, 60*time.Second, "60% of the upload to land", func() bool {
-		return stagedBytes(g.landingDir) >= at
+		return landed() >= at
 	})
 	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	<-done
@@ -81,17 +106,18 @@ func (g *gateway) killUploadAt(t *testing.T, key clientKey, src, p string, at in
 	return tr
 }
 
-// stagedBytes is the size of the largest file being written in a local
-// landing store.
-func stagedBytes(landing string) int64 {
-	entries, _ := os.ReadDir(filepath.Join(landing, storage.StagingDir))
-	var most int64
-	for _, e := range entries {
-		if fi, err := e.Info(); err == nil {
-			most = max(most, fi.Size())
+// bytesBelow is the size of the files below dir, 0 if there is none.
+func bytesBelow(dir string) int64 {
+	var n int64
+	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
 		}
-	}
-	return most
+		return nil
+	})
+	return n
 }
 
 func countAt(trs []ledger.Transfer, supplier, p string) int {
