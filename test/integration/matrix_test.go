@@ -342,6 +342,9 @@ func TestWinSCPFilepartGap(t *testing.T) {
 		t.Fatalf("winscp gap simulation: %v\n%s\n%s", err, out, g.logTail(20))
 	}
 	t.Logf("winscp gap simulation: %s", out)
+	if strings.Contains(string(out), "already received") {
+		t.Error("the client was told that its undelivered file was received")
+	}
 	// Both opens are rows, neither on its way to delivery: the first
 	// one's bytes are dropped when it is reopened, the second is refused
 	// for its gap, and neither may be renamed to x.bin.
