@@ -20,6 +20,7 @@ var (
 	ErrNotEmpty    = errors.New("directory not empty")
 	ErrIsDir       = errors.New("is a directory")
 	ErrProcessing  = errors.New("already received and handed on for processing")
+	ErrFailed      = errors.New("that upload failed and was not received: send it again")
 	ErrTooManyDirs = errors.New("too many directories")
 )
 
@@ -47,7 +48,7 @@ var errorClasses = []struct {
 	{[]error{ErrNameRefused}, "name-policy", sftp.ErrSSHFxPermissionDenied, true},
 	{[]error{ErrTooLarge}, "too-large", sftp.ErrSSHFxFailure, true},
 	{[]error{ErrNotSequential}, "not-sequential", sftp.ErrSSHFxFailure, true},
-	{[]error{ErrReadOnly, ErrWriteOnly, ErrProcessing}, "permission", sftp.ErrSSHFxPermissionDenied, true},
+	{[]error{ErrReadOnly, ErrWriteOnly, ErrProcessing, ErrFailed}, "permission", sftp.ErrSSHFxPermissionDenied, true},
 	{[]error{ErrOverwriteDenied}, "overwrite-denied", sftp.ErrSSHFxPermissionDenied, true},
 	{[]error{ErrUnsupported}, "unsupported", sftp.ErrSSHFxOpUnsupported, true},
 	{[]error{ErrBusy}, "busy", sftp.ErrSSHFxFailure, true},

@@ -27,6 +27,7 @@ func TestStatusError(t *testing.T) {
 		{"read-only", ErrReadOnly, sftp.ErrSSHFxPermissionDenied, "permission", true},
 		{"write-only", ErrWriteOnly, sftp.ErrSSHFxPermissionDenied, "permission", true},
 		{"processing", ErrProcessing, sftp.ErrSSHFxPermissionDenied, "permission", true},
+		{"failed", ErrFailed, sftp.ErrSSHFxPermissionDenied, "permission", true},
 		{"name", &NameError{Name: "a b", Rule: "contains a space"}, sftp.ErrSSHFxPermissionDenied, "name-policy", true},
 		{"unsupported", ErrUnsupported, sftp.ErrSSHFxOpUnsupported, "unsupported", true},
 		{"too large", ErrTooLarge, sftp.ErrSSHFxFailure, "too-large", true},

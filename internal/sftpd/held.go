@@ -126,9 +126,12 @@ func (s *session) remove(p string) error {
 
 // notHeld explains why p, which is no upload of this session still under a
 // temporary name, cannot be renamed or removed: it was handed on already,
-// it is a directory (onDir), or it does not exist.
+// it failed, it is a directory (onDir), or it does not exist.
 func (s *session) notHeld(p string, onDir error) error {
-	if _, exists, err := s.fileAt(p); err != nil || exists {
+	if tr, exists, err := s.fileAt(p); err != nil || exists {
+		if err == nil && tr.State == ledger.Failed {
+			return ErrFailed // not "received": the client must send it again
+		}
 		return cmp.Or(err, ErrProcessing)
 	}
 	if isDir, err := s.isDir(p); err != nil || isDir {
