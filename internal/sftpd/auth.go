@@ -197,6 +197,9 @@ func (s *Server) strike(ctx context.Context, ip netip.Addr, connID string, log *
 func (s *Server) droppedBeforeLogin(ctx context.Context, ip netip.Addr, connID string, log *slog.Logger, err error, deadline time.Duration, pressured, tried bool) {
 	var ne net.Error
 	switch {
+	case errors.Is(err, errUntrustedHeader):
+		log.Warn("connection refused", "reason", reasonProxyHeaderUntrusted, "err", err)
+		s.metrics.connectionsRefused.WithLabelValues(reasonProxyHeaderUntrusted).Inc()
 	case errors.As(err, &ne) && ne.Timeout():
 		log.Warn("connection dropped", "reason", reasonHandshakeTimedOut, "after", deadline, "pressured", pressured)
 		s.metrics.connectionsRefused.WithLabelValues(reasonHandshakeTimedOut).Inc()
