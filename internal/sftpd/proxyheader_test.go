@@ -63,13 +63,13 @@ func TestUnwrapProxy(t *testing.T) {
 	trusted := &config.ProxyProtocol{Trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")}, HeaderTimeout: time.Second}
 	untrusted := &config.ProxyProtocol{Trusted: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, HeaderTimeout: time.Second}
 	tests := []struct {
-		name   string
-		cfg    *config.ProxyProtocol
-		sent   string
-		remote string // the client's address, as the server sees it
-		proxy  bool   // the peer is reported as the proxy
-		reason string // the refusal before the handshake
-		readErr error // the refusal at the first read
+		name    string
+		cfg     *config.ProxyProtocol
+		sent    string
+		remote  string // the client's address, as the server sees it
+		proxy   bool   // the peer is reported as the proxy
+		reason  string // the refusal before the handshake
+		readErr error  // the refusal at the first read
 	}{
 		{name: "off", cfg: nil, sent: "PROXY TCP4 203.0.113.9 127.0.0.1 5555 2222\r\n" + banner, remote: "127.0.0.2"},
 		{name: "v1", cfg: trusted, sent: "PROXY TCP4 203.0.113.9 127.0.0.1 5555 2222\r\n" + banner, remote: "203.0.113.9", proxy: true},
