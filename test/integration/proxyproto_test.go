@@ -209,6 +209,9 @@ func TestProxyProtocolBehindHAProxy(t *testing.T) {
 		if !strings.Contains(g.log.String(), `"reason":"proxy-header-untrusted"`) {
 			t.Errorf("the refusal is not logged:\n%s", g.logTail(20))
 		}
+		if ev, ok := g.findEvent(0, "connect.refused", map[string]string{"reason": "proxy-header-untrusted"}); !ok || ev.RemoteIP != "127.0.0.3" {
+			t.Errorf("no connect.refused event naming 127.0.0.3: %+v", ev)
+		}
 	})
 
 	t.Run("HAProxy restarted", func(t *testing.T) {
