@@ -83,7 +83,7 @@ func TestProxyProtocolBehindHAProxy(t *testing.T) {
 	t.Parallel()
 	key := newClientKey(t)
 	g := newGateway(t, gatewayOpts{
-		sftpExtra: "  proxy_protocol:\n    trusted: [\"127.0.0.1/32\"]\n    header_timeout: \"5s\"\n" +
+		sftpExtra: "  proxy_protocol:\n    trusted: [\"127.0.0.1/32\"]\n    header_timeout: \"5s\"\n  max_unauthenticated_per_ip: 2\n" +
 			"  ban:\n    threshold: 3\n    window: \"10m\"\n    duration: \"10m\"\n",
 		// HAProxy's own address is allowed, so that a gateway which took
 		// it for the client's would let the refused clients in.
@@ -182,6 +182,28 @@ func TestProxyProtocolBehindHAProxy(t *testing.T) {
 			t.Fatalf("another client through the same HAProxy after the ban: %v\n%s", err, out)
 		}
 		recordedFrom(t, "after_ban.bin", "127.0.0.2", "127.0.0.1")
+	})
+
+	t.Run("caps per address see the client", func(t *testing.T) {
+		// 127.0.0.7 holds its 2 unauthenticated slots through HAProxy;
+		// its third connection is refused, and a client from 127.0.0.2
+		// still gets in through the same HAProxy.
+		before := g.refusedFor("too-many-unauthenticated-from-ip")
+		for range 3 {
+			d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 7)}, Timeout: 10 * time.Second}
+			c, err := d.Dial("tcp", h.v2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+		}
+		eventually(t, 10*time.Second, "the third connection from 127.0.0.7 refused", func() bool {
+			return g.refusedFor("too-many-unauthenticated-from-ip") > before
+		})
+		if out, err := upload(t, h.v2, "127.0.0.2", "beside_holder.bin"); err != nil {
+			t.Fatalf("upload from 127.0.0.2 while 127.0.0.7 holds its slots: %v\n%s", err, out)
+		}
+		recordedFrom(t, "beside_holder.bin", "127.0.0.2", "127.0.0.1")
 	})
 
 	t.Run("trusted address without a header", func(t *testing.T) {
