@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real programs the tests talk to, when missing: the OpenSSH
-# client, rclone, lftp, ssh-audit, curl, python3-paramiko, clamd and the Postgres
-# server (Debian packages), versitygw and the linter golangci-lint (Go
+# client, rclone, lftp, ssh-audit, curl, python3-paramiko, clamd, HAProxy and
+# the Postgres server (Debian packages), versitygw and the linter golangci-lint (Go
 # modules).
 # Arguments name more Debian packages to install when missing (make bench
 # passes openssh-server). Safe to re-run; needs root for apt on a fresh
@@ -28,6 +28,10 @@ need_servers=()
 compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || need_servers+=(postgresql)
 need_clamd=false
 command -v clamd >/dev/null || [ -x /usr/sbin/clamd ] || { need_clamd=true; need_servers+=(clamav-daemon); }
+# HAProxy, in front of airlock with the PROXY protocol; the tests run their
+# own, so the package's service is left stopped too.
+need_haproxy=false
+command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || { need_haproxy=true; need_servers+=(haproxy); }
 for pkg in "$@"; do
 	dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
@@ -61,6 +65,13 @@ if ((${#need_servers[@]})); then
 	if [ -n "$policy" ]; then
 		$sudo rm -f "$policy"
 		trap - EXIT
+	fi
+fi
+if $need_haproxy; then
+	if [ -d /run/systemd/system ]; then
+		$sudo systemctl disable --now haproxy.service >/dev/null 2>&1 || true
+	else
+		[ ! -x /etc/init.d/haproxy ] || $sudo /etc/init.d/haproxy stop >/dev/null 2>&1 || true
 	fi
 fi
 if $need_clamd; then

@@ -87,6 +87,8 @@ type SFTP struct {
 	// WriteStallTimeout closes a connection whose client has not read an
 	// answer for this long.
 	WriteStallTimeout time.Duration
+	// ProxyProtocol, when set, reads client addresses from load balancers.
+	ProxyProtocol *ProxyProtocol
 }
 
 // The values of SFTP.Algorithms. Modern offers only AEAD ciphers;
@@ -243,6 +245,7 @@ var airlockKeys = keySet{
 		"max_handles_per_node": nil, "max_channels_per_connection": nil, "write_stall_timeout": nil,
 		"ban":               {"threshold": nil, "window": nil, "duration": nil},
 		"receipt_retention": nil, "resume_window": nil, "algorithms": nil,
+		"proxy_protocol": {"trusted": nil, "header_timeout": nil},
 	},
 	"http":          {"listen": nil},
 	"database":      nil,
@@ -382,6 +385,7 @@ func parseConfig(c *checker, data []byte, root string) (*Config, string) {
 	parseSFTPLimits(c, sftp, &cfg.SFTP)
 	cfg.SFTP.ReceiptRetention = c.duration(sftp["receipt_retention"], defaultReceiptRetention, true)
 	cfg.SFTP.ResumeWindow = c.duration(sftp["resume_window"], defaultResumeWindow, true)
+	cfg.SFTP.ProxyProtocol = parseProxyProtocol(c, sftp["proxy_protocol"])
 	cfg.Notify = parseNotify(c, c.mapping(doc["notify"], airlockKeys["notify"]))
 	cfg.Pipeline = parsePipeline(c, c.mapping(doc["pipeline"], airlockKeys["pipeline"]))
 	cfg.Audit = parseAudit(c, c.mapping(doc["audit"], airlockKeys["audit"]), root)

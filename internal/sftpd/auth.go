@@ -197,6 +197,13 @@ func (s *Server) strike(ctx context.Context, ip netip.Addr, connID string, log *
 func (s *Server) droppedBeforeLogin(ctx context.Context, ip netip.Addr, connID string, log *slog.Logger, err error, deadline time.Duration, pressured, tried bool) {
 	var ne net.Error
 	switch {
+	case errors.Is(err, errUntrustedHeader):
+		// Audited, as a claim to another's address: one event more than
+		// the connect event each connection already has.
+		log.Warn("connection refused", "reason", reasonProxyHeaderUntrusted, "err", err)
+		s.metrics.connectionsRefused.WithLabelValues(reasonProxyHeaderUntrusted).Inc()
+		s.audit(ctx, ledger.Event{Kind: "connect.refused", Actor: "anonymous", RemoteIP: ip.String(), ConnID: connID,
+			Detail: map[string]string{"reason": reasonProxyHeaderUntrusted}})
 	case errors.As(err, &ne) && ne.Timeout():
 		log.Warn("connection dropped", "reason", reasonHandshakeTimedOut, "after", deadline, "pressured", pressured)
 		s.metrics.connectionsRefused.WithLabelValues(reasonHandshakeTimedOut).Inc()

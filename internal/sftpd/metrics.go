@@ -28,7 +28,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "airlock_sftp_connections_total", Help: "TCP connections accepted on the SFTP port.",
 		}),
 		connectionsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "airlock_sftp_connections_refused_total", Help: "Connections dropped before login by reason (banned, caps, handshake timeout).",
+			Name: "airlock_sftp_connections_refused_total", Help: "Connections dropped before login by reason (banned, caps, handshake timeout, PROXY protocol header).",
 		}, []string{"reason"}),
 		bans: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "airlock_sftp_bans_total", Help: "Addresses banned for too many failed logins or slots held without logging in.",

@@ -95,6 +95,7 @@ type Server struct {
 	now              func() time.Time
 	recordAfter      time.Duration // see the constant
 	admission        *admission
+	proxyProtocol    *config.ProxyProtocol // nil: no PROXY protocol headers
 
 	memory      *memoryBudget // for upload buffers
 	handles     *handleLimits
@@ -137,6 +138,7 @@ func New(opts Options) (*Server, error) {
 		now:              time.Now,
 		recordAfter:      recordAfter,
 		admission:        newAdmission(admissionLimitsOf(sc)),
+		proxyProtocol:    sc.ProxyProtocol,
 		closing:          make(chan struct{}),
 		handles: newHandleLimits(cmp.Or(sc.MaxHandlesPerSession, 256), cmp.Or(sc.MaxHandlesPerSupplier, 1024),
 			nodeHandleLimit(sc.MaxHandlesPerNode)),
@@ -255,9 +257,19 @@ func (s *Server) removeUnrecorded(ctx context.Context, us ledger.UploadSession) 
 func (s *Server) handleConn(ctx context.Context, nc net.Conn) {
 	defer nc.Close()
 	connID := rand.Text()[:12]
+	s.metrics.connections.Inc()
+	nc, proxy, err := s.unwrapProxy(nc)
 	remote := remoteIP(nc.RemoteAddr())
 	log := s.log.With("conn_id", connID, "remote_ip", remote.String())
-	s.metrics.connections.Inc()
+	if err != nil {
+		s.refuseProxyHeader(log, err)
+		return
+	}
+	connect := ledger.Event{Kind: "connect", Actor: "anonymous", RemoteIP: remote.String(), ConnID: connID}
+	if proxy.IsValid() {
+		log = log.With("proxy_ip", proxy.String())
+		connect.Detail = map[string]string{"proxy_ip": proxy.String()}
+	}
 	reason, pressured, ok := s.admission.admit(remote)
 	if !ok {
 		// Not audited: a banned address could otherwise flood the ledger.
@@ -266,7 +278,7 @@ func (s *Server) handleConn(ctx context.Context, nc net.Conn) {
 		return
 	}
 	defer s.admission.release(remote)
-	s.audit(ctx, ledger.Event{Kind: "connect", Actor: "anonymous", RemoteIP: remote.String(), ConnID: connID})
+	s.audit(ctx, connect)
 
 	deadline := handshakeDeadline(s.handshakeTimeout, pressured)
 	_ = nc.SetDeadline(s.now().Add(deadline))

@@ -445,11 +445,17 @@ func (g *gateway) sftpBatch(user string, key clientKey, batch string, extra ...s
 
 // sftpCommand prepares (without starting) an sftp batch run.
 func (g *gateway) sftpCommand(user string, key clientKey, batch string, extra ...string) *exec.Cmd {
-	bin := testpeer.Require(g.t, "sftp")
-	args := append([]string{"-b", "-", "-P", g.port(), "-i", key.path,
+	return sftpCommandTo(g.t, g.sftpAddr, user, key, batch, extra...)
+}
+
+// sftpCommandTo is sftpCommand for any address, such as a proxy's.
+func sftpCommandTo(t *testing.T, addr, user string, key clientKey, batch string, extra ...string) *exec.Cmd {
+	bin := testpeer.Require(t, "sftp")
+	host, port, _ := net.SplitHostPort(addr)
+	args := append([]string{"-b", "-", "-P", port, "-i", key.path,
 		"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes",
 		"-o", "IdentitiesOnly=yes", "-o", "LogLevel=ERROR"}, extra...)
-	cmd := exec.Command(bin, append(args, user+"@127.0.0.1")...)
+	cmd := exec.Command(bin, append(args, user+"@"+host)...)
 	cmd.Stdin = strings.NewReader(batch)
 	return cmd
 }
