@@ -364,6 +364,44 @@ func TestWinSCPFilepartGap(t *testing.T) {
 	g.auditVerifies(t)
 }
 
+// TestWinSCPResume: WinSCP's resume of a .filepart cut off by a dropped
+// connection (reopen, seek to its length, write the rest, rename) delivers
+// the file once, whole, as the one transfer.
+func TestWinSCPResume(t *testing.T) {
+	t.Parallel()
+	python := requireParamiko(t)
+	g, key := startAcme(t, gatewayOpts{}, supplierSpec{})
+	src, sha := randomFile(t, 4<<20+12345)
+
+	winscp := func(mode string) string {
+		out, err := exec.Command(python, "testdata/winscp_upload.py", "127.0.0.1", g.port(), "acme", key.path,
+			mode, src, "/r.bin").CombinedOutput()
+		if err != nil {
+			t.Fatalf("winscp %s simulation: %v\n%s\n%s", mode, err, out, g.logTail(20))
+		}
+		return string(out)
+	}
+	winscp("cut")
+	// WinSCP reconnects after its own timeout, by which time the server
+	// has seen the connection go; a stat before that finds the upload
+	// still being received, and the client starts over.
+	g.waitTransfer(t, "acme", "/r.bin.filepart", 10*time.Second, "the cut upload to be interrupted", func(tr ledger.Transfer) bool {
+		return tr.State == ledger.Interrupted
+	})
+	if out := winscp("resume"); !strings.Contains(out, "from 2103324") {
+		t.Errorf("the resume did not go on from the half sent:\n%s", out)
+	}
+	tr := assertArrived(t, g, "acme", "/r.bin", sha, 4<<20+12345)
+	if trs := g.transfers(); len(trs) != 1 {
+		t.Errorf("%d transfers; want the one upload, resumed and renamed", len(trs))
+	}
+	if evs := g.eventsOf(tr.ID); !slices.ContainsFunc(evs, func(ev ledger.Event) bool { return ev.Kind == "upload.resume" }) {
+		t.Errorf("no upload.resume event for %s", tr.ID)
+	}
+	assertNoFilepartDelivered(t, g)
+	g.auditVerifies(t)
+}
+
 // assertNoFilepartDelivered checks that no .filepart name reached acme's
 // destination.
 func assertNoFilepartDelivered(t *testing.T, g *gateway) {
