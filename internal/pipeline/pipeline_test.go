@@ -497,8 +497,9 @@ func TestChangedInfectedBytesAreQuarantinedAsTheyAre(t *testing.T) {
 // gatedScanner holds the scan of any file that starts with "old" until
 // open is closed.
 type gatedScanner struct {
-	open  chan struct{}
-	inner Scanner
+	open      chan struct{}
+	inner     Scanner
+	cancelled atomic.Int32 // scans whose context ended while held
 }
 
 func (s *gatedScanner) Scan(ctx context.Context, r io.Reader) (scan.Result, error) {
@@ -510,6 +511,7 @@ func (s *gatedScanner) Scan(ctx context.Context, r io.Reader) (scan.Result, erro
 		select {
 		case <-s.open:
 		case <-ctx.Done():
+			s.cancelled.Add(1)
 			return scan.Result{}, ctx.Err()
 		}
 	}

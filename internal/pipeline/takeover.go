@@ -268,11 +268,14 @@ func (l *lease) stop() {
 }
 
 // hold returns a context that also ends when the lease lapses, and the
-// function that releases it.
-func (l *lease) hold(ctx context.Context) (context.Context, context.CancelFunc) {
+// function that releases it; ok is false when the lease has lapsed.
+func (l *lease) hold(ctx context.Context) (_ context.Context, release context.CancelFunc, ok bool) {
 	l.mu.Lock()
-	lapsed := l.lapsed
+	lapsed, closed := l.lapsed, l.closed
 	l.mu.Unlock()
+	if closed {
+		return ctx, func() {}, false
+	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	go func() {
 		select {
@@ -281,11 +284,11 @@ func (l *lease) hold(ctx context.Context) (context.Context, context.CancelFunc) 
 		case <-ctx.Done():
 		}
 	}()
-	return ctx, func() { cancel(nil) }
+	return ctx, func() { cancel(nil) }, true
 }
 
 // fence runs every job in a context that ends when the node's lease
-// lapses.
+// lapses, and none while it has lapsed.
 type fence struct {
 	river.MiddlewareDefaults
 	lease *lease
@@ -293,8 +296,16 @@ type fence struct {
 
 var _ rivertype.WorkerMiddleware = (*fence)(nil)
 
+// fencedWait is how long a job this node fetched while its lease had
+// lapsed waits before any node may fetch it again. Waiting costs it no
+// attempt, as failing would, again and again while the lease is out.
+const fencedWait = time.Second
+
 func (f *fence) Work(ctx context.Context, _ *rivertype.JobRow, doInner func(context.Context) error) error {
-	ctx, release := f.lease.hold(ctx)
+	ctx, release, ok := f.lease.hold(ctx)
+	if !ok {
+		return river.JobSnooze(fencedWait)
+	}
 	defer release()
 	return doInner(ctx)
 }

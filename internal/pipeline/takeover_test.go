@@ -129,7 +129,10 @@ func TestLeaseLapseCancelsJobs(t *testing.T) {
 	defer l.stop()
 	l.renew(time.Now())
 	start := time.Now()
-	ctx, release := l.hold(t.Context())
+	ctx, release, ok := l.hold(t.Context())
+	if !ok {
+		t.Fatal("a renewed lease is lapsed")
+	}
 	defer release()
 	select {
 	case <-ctx.Done():
@@ -142,12 +145,63 @@ func TestLeaseLapseCancelsJobs(t *testing.T) {
 	if !errors.Is(context.Cause(ctx), errLeaseLapsed) {
 		t.Errorf("cause %v, want errLeaseLapsed", context.Cause(ctx))
 	}
+	if _, _, ok := l.hold(t.Context()); ok {
+		t.Error("a job may start while the lease has lapsed")
+	}
 
 	l.renew(time.Now())
-	again, release2 := l.hold(t.Context())
+	again, release2, ok := l.hold(t.Context())
+	if !ok {
+		t.Fatal("the lease did not come back with a heartbeat")
+	}
 	defer release2()
 	time.Sleep(ttl / 2)
 	if again.Err() != nil {
 		t.Error("a job started after the lease was renewed was cancelled")
 	}
+}
+
+// TestNodeWithoutHeartbeatStopsItsJobs: a node that cannot record its
+// heartbeat cancels its running job at half of rescue_after and runs none
+// while it cannot, without spending their attempts; once its heartbeat is
+// recorded again it runs them.
+func TestNodeWithoutHeartbeatStopsItsJobs(t *testing.T) {
+	t.Parallel()
+	ledgertest.ForEachBackend(t, func(t *testing.T, dsn string) {
+		builtin, err := scan.NewBuiltin("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		gate := &gatedScanner{open: make(chan struct{}), inner: builtin}
+		f := newFixture(t, dsn, fixtureOptions{scanner: gate, rescueAfter: time.Second, workers: 1})
+		f.run()
+		tr := f.land("/report.csv", []byte("old report\n"))
+		f.waitState(tr.ID, ledger.Scanning)
+		exec := func(q string) {
+			if _, err := f.ledger.DB().ExecContext(t.Context(), q); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Heartbeats now fail, as they would on a node cut off from the
+		// database, while the rest of the ledger answers.
+		exec(`DROP TABLE nodes`)
+		deadline := time.Now().Add(5 * time.Second)
+		for gate.cancelled.Load() == 0 {
+			if time.Now().After(deadline) {
+				t.Fatal("the running job was not cancelled when the lease lapsed")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		// Fetched again and again meanwhile (retry backoff 10 ms), it
+		// would have failed for good after 5 attempts.
+		time.Sleep(2 * time.Second)
+		if got := f.mustGet(tr.ID); got.State != ledger.Scanning || got.Attempts != 1 {
+			t.Fatalf("with the lease out: transfer %s after %d attempts, want scanning after 1", got.State, got.Attempts)
+		}
+		exec(`CREATE TABLE nodes (name TEXT PRIMARY KEY, seen_at TEXT NOT NULL)`)
+		close(gate.open)
+		if got := f.waitState(tr.ID, ledger.Delivered); got.Attempts != 2 {
+			t.Errorf("delivered after %d attempts, want 2", got.Attempts)
+		}
+	})
 }

@@ -1,9 +1,14 @@
 package integration
 
 import (
+	"bufio"
+	"encoding/binary"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,22 +27,11 @@ const rescueAfter = time.Minute
 // exactly once, in order.
 func TestTakeoverFromDeadNode(t *testing.T) {
 	t.Parallel()
-	dsn := ledgertest.Postgres(t)
-	shared := t.TempDir()
-	key := newClientKey(t)
-	dest := filepath.Join(shared, "delivered", "acme")
-	spec := supplierSpec{name: "acme", keys: []clientKey{key}, dest: destination{url: dest, dir: dest}}
-	node := func(name, clamd, workers string) *gateway {
-		return newGateway(t, gatewayOpts{
-			database: dsn, landing: filepath.Join(shared, "landing"), clamd: clamd,
-			pipeline:  "  rescue_after: 1m\n" + workers,
-			extra:     "node: " + name + "\n",
-			suppliers: []supplierSpec{spec},
-		})
-	}
+	c := newCluster(t)
 	// One worker: A hangs on the first job and takes no other.
-	a := node("node-a", stalledScanner(t), "  workers: 1\n")
-	b := node("node-b", "", "")
+	a := c.node("node-a", stalledScanner(t), "  workers: 1\n")
+	b := c.node("node-b", "", "")
+	key, dest := c.key, c.dest
 
 	a.start()
 	older := uploadVersion(t, a, key, "old version\n")
@@ -72,7 +66,7 @@ func TestTakeoverFromDeadNode(t *testing.T) {
 	if got := objects(t, dest); len(got) != 1 {
 		t.Errorf("destination holds %v, want report.csv alone", got)
 	}
-	if files := landedFiles(t, filepath.Join(shared, "landing")); len(files) != 0 {
+	if files := landedFiles(t, c.landing); len(files) != 0 {
 		t.Errorf("landing still holds %v", files)
 	}
 	for _, id := range []string{older, newer} {
@@ -84,6 +78,139 @@ func TestTakeoverFromDeadNode(t *testing.T) {
 		t.Error("no pipeline.takeover event names node-a")
 	}
 	b.auditVerifies(t)
+}
+
+// TestSlowJobOfLiveNodeIsKept: a job that runs longer than rescue_after on
+// a node that is alive, as a 5 GB delivery may, is not started again
+// elsewhere; when it ends, its file is delivered once.
+func TestSlowJobOfLiveNodeIsKept(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	clamd, release := gatedClamd(t)
+	a := c.node("node-a", clamd, "  workers: 1\n")
+	b := c.node("node-b", "", "")
+
+	a.start()
+	id := uploadVersion(t, a, c.key, "slow report\n")
+	eventually(t, 30*time.Second, "node A to start scanning the upload", func() bool {
+		return a.transfer(id).State == ledger.Scanning
+	})
+	b.start()
+	// Past rescue_after and the heartbeat that would follow it.
+	time.Sleep(rescueAfter + 20*time.Second)
+	if tr := b.transfer(id); tr.State != ledger.Scanning || tr.Attempts != 1 {
+		t.Fatalf("the slow job of live node A: transfer %s after %d attempts, want scanning after 1", tr.State, tr.Attempts)
+	}
+	if ev, ok := b.findEvent(0, "pipeline.takeover", nil); ok {
+		t.Fatalf("a job of live node A was taken over: %+v", ev)
+	}
+
+	release()
+	eventually(t, 30*time.Second, "node A to deliver the upload", func() bool {
+		return b.transfer(id).State == ledger.Delivered
+	})
+	if n := b.countEvents(id, "transfer.delivered"); n != 1 {
+		t.Errorf("%d transfer.delivered events, want 1", n)
+	}
+	if got := objects(t, c.dest); len(got) != 1 {
+		t.Errorf("destination holds %v, want report.csv alone", got)
+	}
+	b.auditVerifies(t)
+}
+
+// cluster is what the nodes of one test share: a Postgres database, the
+// landing directory, and supplier acme with its key and destination.
+type cluster struct {
+	t       *testing.T
+	dsn     string
+	landing string
+	dest    string
+	key     clientKey
+}
+
+func newCluster(t *testing.T) *cluster {
+	t.Helper()
+	shared := t.TempDir()
+	return &cluster{t: t, dsn: ledgertest.Postgres(t), landing: filepath.Join(shared, "landing"),
+		dest: filepath.Join(shared, "delivered", "acme"), key: newClientKey(t)}
+}
+
+// node configures (without starting) a node of the cluster, with
+// rescue_after 1m; clamd "" is the builtin scanner, workers a YAML line of
+// the pipeline section or "".
+func (c *cluster) node(name, clamd, workers string) *gateway {
+	spec := supplierSpec{name: "acme", keys: []clientKey{c.key}, dest: destination{url: c.dest, dir: c.dest}}
+	return newGateway(c.t, gatewayOpts{
+		database: c.dsn, landing: c.landing, clamd: clamd,
+		pipeline:  "  rescue_after: 1m\n" + workers,
+		extra:     "node: " + name + "\n",
+		suppliers: []supplierSpec{spec},
+	})
+}
+
+// gatedClamd listens on a unix socket like clamd: it answers PING and
+// VERSION at once and finds every stream clean, but holds each verdict
+// until release is called (or the test ends).
+func gatedClamd(t *testing.T) (addr string, release func()) {
+	t.Helper()
+	// Not t.TempDir: a unix socket path must stay under 108 bytes.
+	dir, err := os.MkdirTemp("", "gate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "clamd.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gate := make(chan struct{})
+	var once sync.Once
+	release = func() { once.Do(func() { close(gate) }) }
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go serveGated(conn, gate)
+		}
+	}()
+	t.Cleanup(func() {
+		release()
+		ln.Close()
+		os.RemoveAll(dir)
+	})
+	return "unix:" + sock, release
+}
+
+func serveGated(conn net.Conn, gate <-chan struct{}) {
+	defer conn.Close()
+	r := bufio.NewReader(conn)
+	cmd, err := r.ReadString(0)
+	if err != nil {
+		return
+	}
+	switch cmd {
+	case "zPING\x00":
+		_, _ = io.WriteString(conn, "PONG\x00")
+	case "zVERSION\x00":
+		_, _ = io.WriteString(conn, "ClamAV 1.4.3/27850/Mon Dec  7 00:00:00 2026\x00")
+	case "zINSTREAM\x00":
+		for {
+			var n uint32
+			if err := binary.Read(r, binary.BigEndian, &n); err != nil {
+				return
+			}
+			if n == 0 {
+				break
+			}
+			if _, err := io.CopyN(io.Discard, r, int64(n)); err != nil {
+				return
+			}
+		}
+		<-gate
+		_, _ = io.WriteString(conn, "stream: OK\x00")
+	}
 }
 
 // uploadVersion uploads content to /report.csv through g and returns the
