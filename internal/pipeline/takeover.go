@@ -31,9 +31,10 @@ import (
 //     pipeline.rescue_after (the update checks that the job has not been
 //     started again meanwhile, so nodes doing this at once agree);
 //   - a node that could not record a heartbeat for half of rescue_after
-//     cancels its own running jobs (fence), long before another node can
-//     take them: a job whose node is alive but cut off from the database
-//     stops before its takeover starts it again elsewhere.
+//     cancels its own running jobs, and starts none until it records one
+//     again (fence), long before another node can take them: a job whose
+//     node is alive but cut off from the database stops before its
+//     takeover starts it again elsewhere.
 //
 // So one job never runs on two nodes at once, provided that the nodes'
 // clocks agree to well within rescue_after/2. Even then every step checks
@@ -116,9 +117,10 @@ func (q *Queue) takeOver(ctx context.Context) error {
 	return nil
 }
 
-// recordTakeovers audits and counts the jobs among jobs that this node took
-// over: those whose last error is reason. Another node doing the same at
-// once may have taken some first.
+// recordTakeovers audits and counts the jobs among jobs that this node
+// took over: those whose first error since they were listed is reason,
+// which names this node. Another node doing the same at once may have
+// taken some first.
 func (q *Queue) recordTakeovers(ctx context.Context, node string, jobs []*rivertype.JobRow, reason string) error {
 	for _, job := range jobs {
 		row, err := q.client.JobGet(ctx, job.ID)
