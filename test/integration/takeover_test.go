@@ -80,6 +80,131 @@ func TestTakeoverFromDeadNode(t *testing.T) {
 	b.auditVerifies(t)
 }
 
+// TestTakeoverOfHungDelivery: node A's delivery hangs on an S3 destination
+// that accepts connections and never answers; A is killed with SIGKILL and
+// never restarted, and the destination comes back. Node B, started after
+// the kill, takes the job over after rescue_after and delivers the file
+// once, whole.
+func TestTakeoverOfHungDelivery(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t)
+	s3 := startVersity(t, "dest")
+	front := startHoldingProxy(t, s3.Addr)
+	d := s3.destVia(front.addr, "dest", "acme")
+	c.dest, c.env = d.url, s3.Env()
+	a := c.node("node-a", "", "  workers: 1\n")
+	b := c.node("node-b", "", "")
+	src, sum := randomFile(t, 3<<20)
+
+	a.start()
+	a.put(t, "acme", c.key, map[string]string{"/big.bin": src})
+	tr, ok := transferAt(a.transfers(), "acme", "/big.bin")
+	if !ok {
+		t.Fatal("the upload is not in the ledger")
+	}
+	eventually(t, 30*time.Second, "node A to start delivering", func() bool {
+		return a.transfer(tr.ID).State == ledger.Delivering && front.held() > 0
+	})
+	a.kill()
+	killed := time.Now()
+	front.release()
+	b.start()
+	eventually(t, rescueAfter+45*time.Second, "node B to deliver the file", func() bool {
+		return b.transfer(tr.ID).State == ledger.Delivered
+	})
+	t.Logf("delivered %s after node A was killed", time.Since(killed).Round(time.Second))
+	if got := objects(t, d.dir); len(got) != 1 || got["big.bin"] != sum {
+		t.Errorf("destination holds %v, want big.bin with sha256 %s", got, sum)
+	}
+	if n := b.countEvents(tr.ID, "transfer.delivered"); n != 1 {
+		t.Errorf("%d transfer.delivered events, want 1", n)
+	}
+	if _, ok := b.findEvent(0, "pipeline.takeover", map[string]string{"node": "node-a"}); !ok {
+		t.Error("no pipeline.takeover event names node-a")
+	}
+	b.auditVerifies(t)
+}
+
+// holdingProxy passes TCP connections on to a server, except while it
+// holds: then it takes what is sent and answers nothing, like a server that
+// hangs. It holds from the start.
+type holdingProxy struct {
+	addr string
+	mu   sync.Mutex
+	hold bool
+	n    int // connections held
+}
+
+func startHoldingProxy(t *testing.T, target string) *holdingProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &holdingProxy{addr: ln.Addr().String(), hold: true}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, conn)
+			mu.Unlock()
+			go p.serve(conn, target)
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+	})
+	return p
+}
+
+func (p *holdingProxy) serve(conn net.Conn, target string) {
+	p.mu.Lock()
+	hold := p.hold
+	if hold {
+		p.n++
+	}
+	p.mu.Unlock()
+	if hold {
+		_, _ = io.Copy(io.Discard, conn)
+		return
+	}
+	up, err := net.Dial("tcp", target)
+	if err != nil {
+		conn.Close()
+		return
+	}
+	go func() {
+		_, _ = io.Copy(up, conn)
+		up.Close()
+	}()
+	_, _ = io.Copy(conn, up)
+	conn.Close()
+}
+
+// held counts the connections held so far.
+func (p *holdingProxy) held() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.n
+}
+
+// release passes new connections on from now.
+func (p *holdingProxy) release() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.hold = false
+}
+
 // TestSlowJobOfLiveNodeIsKept: a job that runs longer than rescue_after on
 // a node that is alive, as a 5 GB delivery may, is not started again
 // elsewhere; when it ends, its file is delivered once.
@@ -124,8 +249,9 @@ type cluster struct {
 	t       *testing.T
 	dsn     string
 	landing string
-	dest    string
+	dest    string // destination.url, a directory unless set otherwise
 	key     clientKey
+	env     []string // of every node
 }
 
 func newCluster(t *testing.T) *cluster {
@@ -139,9 +265,9 @@ func newCluster(t *testing.T) *cluster {
 // rescue_after 1m; clamd "" is the builtin scanner, workers a YAML line of
 // the pipeline section or "".
 func (c *cluster) node(name, clamd, workers string) *gateway {
-	spec := supplierSpec{name: "acme", keys: []clientKey{c.key}, dest: destination{url: c.dest, dir: c.dest}}
+	spec := supplierSpec{name: "acme", keys: []clientKey{c.key}, dest: destination{url: c.dest}}
 	return newGateway(c.t, gatewayOpts{
-		database: c.dsn, landing: c.landing, clamd: clamd,
+		database: c.dsn, landing: c.landing, clamd: clamd, env: c.env,
 		pipeline:  "  rescue_after: 1m\n" + workers,
 		extra:     "node: " + name + "\n",
 		suppliers: []supplierSpec{spec},
