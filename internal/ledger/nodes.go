@@ -43,3 +43,22 @@ func (l *Ledger) NodesSeen(ctx context.Context) (map[string]time.Time, error) {
 	}
 	return seen, nil
 }
+
+// ForgetNodes deletes the heartbeats of the nodes last seen before t, and
+// returns how many. Every restart of a node named after its host (a pod)
+// may bring a new name, whose row would otherwise stay for good.
+func (l *Ledger) ForgetNodes(ctx context.Context, t time.Time) (int64, error) {
+	var n int64
+	err := l.inTx(ctx, relaxed, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM nodes WHERE seen_at < $1`, formatTime(t))
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("forget silent nodes: %w", err)
+	}
+	return n, nil
+}

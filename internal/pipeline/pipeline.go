@@ -143,6 +143,7 @@ func (q *Queue) Run(ctx context.Context) error {
 		return fmt.Errorf("start job queue: %w", err)
 	}
 	defer q.lease.stop()
+	q.forgetNodes(ctx)
 	if err := q.client.Start(ctx); err != nil {
 		return fmt.Errorf("start job queue: %w", err)
 	}

@@ -147,6 +147,25 @@ func (q *Queue) recordTakeovers(ctx context.Context, node string, jobs []*rivert
 	return nil
 }
 
+// forgetNodes deletes the heartbeats of nodes silent for nodeRetention,
+// whose jobs were taken over long ago. It runs as a node starts: new node
+// names come with restarts.
+func (q *Queue) forgetNodes(ctx context.Context) {
+	n, err := q.ledger.ForgetNodes(ctx, time.Now().Add(-max(nodeRetention, q.rescueAfter)))
+	if err != nil {
+		q.log.Warn("forget silent nodes", "err", err)
+		return
+	}
+	if n > 0 {
+		q.log.Info("forgot nodes silent for a week", "nodes", n)
+	}
+}
+
+// nodeRetention is how long the heartbeat of a node gone silent is kept,
+// to show which nodes ran lately. A job of a node without one is taken
+// over after rescue_after all the same.
+const nodeRetention = 7 * 24 * time.Hour
+
 // rescueOwn makes the jobs this node was running when it last stopped (it
 // crashed, or was killed) available again at once, without waiting for
 // rescue_after: nothing can still be running a job of this node's previous
