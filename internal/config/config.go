@@ -171,8 +171,8 @@ type Pipeline struct {
 	// each attempt, up to MaxBackoff.
 	RetryBackoff time.Duration
 	MaxBackoff   time.Duration
-	// RescueAfter is how long a job may run on a node that has gone silent
-	// before it is started again elsewhere.
+	// RescueAfter is how long a node may record no heartbeat before its
+	// running jobs are started again elsewhere.
 	RescueAfter time.Duration
 }
 
@@ -224,8 +224,8 @@ const (
 	defaultRetryBackoff = time.Second
 	defaultMaxBackoff   = 5 * time.Minute
 	defaultRescueAfter  = time.Hour
-	// minRescueAfter keeps a job that is merely slow, or on a node that
-	// paused briefly, from being started a second time while it still runs.
+	// minRescueAfter keeps the jobs of a node that paused briefly (or
+	// whose database failed over) from being started a second time.
 	minRescueAfter = time.Minute
 )
 

@@ -10,6 +10,7 @@ type Metrics struct {
 	latency    prometheus.Histogram
 	queueDepth prometheus.Gauge
 	overwrites *prometheus.CounterVec
+	takeovers  prometheus.Counter
 }
 
 // NewMetrics registers the collectors with reg.
@@ -36,7 +37,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "airlock_delivery_overwrites_total",
 			Help: "Deliveries to a name another transfer delivered before, by the supplier's overwrite policy (allow: replaced, version: set beside, deny: failed).",
 		}, []string{"policy"}),
+		takeovers: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "airlock_jobs_taken_over_total",
+			Help: "Jobs of a node silent for pipeline.rescue_after that this node made available again.",
+		}),
 	}
-	reg.MustRegister(m.scans, m.outcomes, m.retries, m.latency, m.queueDepth, m.overwrites)
+	reg.MustRegister(m.scans, m.outcomes, m.retries, m.latency, m.queueDepth, m.overwrites, m.takeovers)
 	return m
 }

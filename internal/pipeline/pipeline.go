@@ -13,12 +13,12 @@ package pipeline
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -36,11 +36,14 @@ import (
 // insert jobs (the CLI does only that), and with Options.Workers set to run
 // them too (serve).
 type Queue struct {
-	client  *river.Client[*sql.Tx]
-	driver  riverdriver.Driver[*sql.Tx]
-	workers *Workers // nil: the queue only inserts
-	node    string
-	log     *slog.Logger
+	client      *river.Client[*sql.Tx]
+	driver      riverdriver.Driver[*sql.Tx]
+	workers     *Workers // nil: the queue only inserts
+	ledger      *ledger.Ledger
+	node        string
+	rescueAfter time.Duration
+	lease       *lease
+	log         *slog.Logger
 }
 
 // pollInterval is how often an idle node looks for new jobs. River's
@@ -90,16 +93,18 @@ func Open(ctx context.Context, led *ledger.Ledger, node string, settings config.
 		Logger:      quiet(log),
 		MaxAttempts: settings.MaxAttempts,
 		RetryPolicy: backoff{first: settings.RetryBackoff, limit: settings.MaxBackoff},
-		// Deliveries of multi-GB files take as long as they take; a stuck
-		// job is found by the rescuer instead (rescueOwn and RescueAfter).
-		JobTimeout:           -1,
-		RescueStuckJobsAfter: settings.RescueAfter,
-		PollOnly:             true,
-		FetchPollInterval:    pollInterval,
-		FetchCooldown:        fetchCooldown,
+		// Deliveries of multi-GB files take as long as they take. River's
+		// rescuer ignores jobs without a timeout: the jobs of a node that
+		// died are taken over by heartbeat instead (takeover.go).
+		JobTimeout:        -1,
+		PollOnly:          true,
+		FetchPollInterval: pollInterval,
+		FetchCooldown:     fetchCooldown,
 	}
+	ls := newLease(settings.RescueAfter/2, log)
 	if w != nil {
 		cfg.Workers = w.river
+		cfg.Middleware = []rivertype.Middleware{&fence{lease: ls}}
 		cfg.PeriodicJobs = []*river.PeriodicJob{reconcileJob()}
 		cfg.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: settings.Workers}}
 	}
@@ -107,7 +112,8 @@ func Open(ctx context.Context, led *ledger.Ledger, node string, settings config.
 	if err != nil {
 		return nil, fmt.Errorf("open job queue: %w", err)
 	}
-	return &Queue{client: client, driver: driver, workers: w, node: node, log: log}, nil
+	return &Queue{client: client, driver: driver, workers: w, ledger: led, node: node,
+		rescueAfter: settings.RescueAfter, lease: ls, log: log}, nil
 }
 
 // quiet passes River's own logging on at warning level and above: its info
@@ -131,10 +137,20 @@ func (q *Queue) Run(ctx context.Context) error {
 	if err := q.rescueOwn(ctx); err != nil {
 		return err
 	}
+	// Recorded before the first job starts, so that no job of this node
+	// runs without its lease.
+	if err := q.beat(ctx); err != nil {
+		return fmt.Errorf("start job queue: %w", err)
+	}
+	defer q.lease.stop()
+	q.forgetNodes(ctx)
 	if err := q.client.Start(ctx); err != nil {
 		return fmt.Errorf("start job queue: %w", err)
 	}
+	var wg sync.WaitGroup
+	wg.Go(func() { q.keepAlive(ctx) })
 	q.watchDepth(ctx)
+	wg.Wait()
 	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopGrace)
 	defer cancel()
 	if err := q.client.Stop(stopCtx); err == nil {
@@ -149,47 +165,6 @@ func (q *Queue) Run(ctx context.Context) error {
 
 // stopGrace is how long shutdown waits for running jobs.
 const stopGrace = 10 * time.Second
-
-// rescueOwn makes the jobs this node was running when it last stopped (it
-// crashed, or was killed) available again at once. River's rescuer would
-// only take them up after RescueAfter, which must be long enough not to
-// restart a delivery that is merely slow on another node; but nothing can
-// still be running a job of this node's previous life.
-func (q *Queue) rescueOwn(ctx context.Context) error {
-	res, err := q.client.JobList(ctx, river.NewJobListParams().States(rivertype.JobStateRunning).First(10000))
-	if err != nil {
-		return fmt.Errorf("rescue interrupted jobs: %w", err)
-	}
-	now := time.Now().UTC()
-	params := &riverdriver.JobRescueManyParams{StuckHorizon: now}
-	for _, job := range res.Jobs {
-		if len(job.AttemptedBy) == 0 || job.AttemptedBy[len(job.AttemptedBy)-1] != q.node {
-			continue
-		}
-		attemptErr, err := json.Marshal(rivertype.AttemptError{
-			At: now, Attempt: job.Attempt, Error: "interrupted: node " + q.node + " stopped while running the job",
-		})
-		if err != nil {
-			return fmt.Errorf("rescue interrupted jobs: %w", err)
-		}
-		params.ID = append(params.ID, job.ID)
-		params.Error = append(params.Error, attemptErr)
-		params.FinalizedAt = append(params.FinalizedAt, nil)
-		params.ScheduledAt = append(params.ScheduledAt, now)
-		// Available, not retryable: a retryable job waits for the leader to
-		// schedule it, and the leader may be this node's previous life,
-		// whose lease has yet to run out.
-		params.State = append(params.State, string(rivertype.JobStateAvailable))
-	}
-	if len(params.ID) == 0 {
-		return nil
-	}
-	if _, err := q.driver.GetExecutor().JobRescueMany(ctx, params); err != nil {
-		return fmt.Errorf("rescue interrupted jobs: %w", err)
-	}
-	q.log.Info("jobs interrupted by the last stop are available again", "jobs", len(params.ID))
-	return nil
-}
 
 // backoff doubles the delay from first up to limit, with up to 20% jitter
 // so that files that failed together are not all retried at one instant.

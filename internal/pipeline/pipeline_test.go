@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -47,13 +48,17 @@ type fixture struct {
 	mailer     *recordingMailer
 	metrics    *Metrics
 	destDir    string
+	deps       Deps
+	settings   config.Pipeline
 }
 
 type fixtureOptions struct {
-	scanner     Scanner // default: the builtin scanner
-	maxAttempts int     // default 5
-	noMailer    bool    // nobody to notify but the log
-	overwrite   string  // the supplier's overwrite policy; default: config's
+	scanner     Scanner       // default: the builtin scanner
+	maxAttempts int           // default 5
+	noMailer    bool          // nobody to notify but the log
+	overwrite   string        // the supplier's overwrite policy; default: config's
+	rescueAfter time.Duration // default 1h
+	workers     int           // default 2
 }
 
 func newFixture(t *testing.T, dsn string, opts fixtureOptions) *fixture {
@@ -89,13 +94,14 @@ func newFixture(t *testing.T, dsn string, opts fixtureOptions) *fixture {
 	if !opts.noMailer {
 		deps.Mailer = f.mailer
 	}
+	f.deps = deps
 	f.workers = NewWorkers(deps)
 	t.Cleanup(func() { f.workers.Close() })
-	settings := config.Pipeline{
-		Workers: 2, MaxAttempts: cmpOr(opts.maxAttempts, 5),
-		RetryBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, RescueAfter: time.Hour,
+	f.settings = config.Pipeline{
+		Workers: cmpOr(opts.workers, 2), MaxAttempts: cmpOr(opts.maxAttempts, 5),
+		RetryBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, RescueAfter: cmp.Or(opts.rescueAfter, time.Hour),
 	}
-	if f.queue, err = Open(ctx, f.ledger, "test", settings, f.workers, testLogger(t)); err != nil {
+	if f.queue, err = Open(ctx, f.ledger, "test", f.settings, f.workers, testLogger(t)); err != nil {
 		t.Fatal(err)
 	}
 	return f
@@ -109,10 +115,13 @@ func cmpOr(v, def int) int {
 }
 
 // run works jobs until the test ends.
-func (f *fixture) run() {
+func (f *fixture) run() { f.runQueue(f.queue) }
+
+// runQueue works q's jobs until the test ends.
+func (f *fixture) runQueue(q *Queue) {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(f.t.Context()))
 	done := make(chan error, 1)
-	go func() { done <- f.queue.Run(ctx) }()
+	go func() { done <- q.Run(ctx) }()
 	f.t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
@@ -488,8 +497,9 @@ func TestChangedInfectedBytesAreQuarantinedAsTheyAre(t *testing.T) {
 // gatedScanner holds the scan of any file that starts with "old" until
 // open is closed.
 type gatedScanner struct {
-	open  chan struct{}
-	inner Scanner
+	open      chan struct{}
+	inner     Scanner
+	cancelled atomic.Int32 // scans whose context ended while held
 }
 
 func (s *gatedScanner) Scan(ctx context.Context, r io.Reader) (scan.Result, error) {
@@ -501,6 +511,7 @@ func (s *gatedScanner) Scan(ctx context.Context, r io.Reader) (scan.Result, erro
 		select {
 		case <-s.open:
 		case <-ctx.Done():
+			s.cancelled.Add(1)
 			return scan.Result{}, ctx.Err()
 		}
 	}
