@@ -15,14 +15,16 @@ import (
 // node looks; the move out of interrupted is conditional, so two nodes
 // never both act on one upload.
 
-// expireInterval is how often a node looks for interrupted uploads to end.
-const expireInterval = time.Minute
+// sweepInterval is how often a node looks for interrupted uploads to end
+// and for silent nodes' uploads to recover.
+const sweepInterval = time.Minute
 
-func (s *Server) expireInterruptedEvery(ctx context.Context, every time.Duration) {
+func (s *Server) sweepEvery(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		s.expireInterrupted(ctx, time.Now())
+		s.recoverSilentNodes(ctx, time.Now())
 		select {
 		case <-ctx.Done():
 			return
@@ -84,4 +86,31 @@ func (s *session) removeInterrupted(tr ledger.Transfer) error {
 	}
 	return s.srv.endInterrupted(s.ctx, tr, rp, "removed by the supplier: the bytes kept to resume it are deleted",
 		s.event("upload.fail", nil))
+}
+
+// recoverSilentNodes recovers the uploads of the nodes whose heartbeat (see
+// internal/pipeline) is older than pipeline.rescue_after at now, as each
+// would on its own restart: a node that died and stays down would
+// otherwise leave its uploads receiving for good, listed as on their way.
+// A node that never recorded a heartbeat is left alone. The upload of a
+// node that is alive but cut off from the database then fails to settle,
+// its client told so; nothing partial is ever handed on.
+func (s *Server) recoverSilentNodes(ctx context.Context, now time.Time) {
+	if s.rescueAfter <= 0 {
+		return
+	}
+	seen, err := s.ledger.NodesSeen(ctx)
+	if err != nil {
+		s.log.Error("look for silent nodes", "err", err)
+		return
+	}
+	for node, at := range seen {
+		if node == s.node || now.Sub(at) < s.rescueAfter {
+			continue
+		}
+		reason := fmt.Sprintf("interrupted: node %s stopped during the upload (silent since %s)", node, at.UTC().Format(time.RFC3339))
+		if err := s.recoverNode(ctx, node, reason); err != nil {
+			s.log.Error("recover the uploads of a silent node", "node", node, "err", err)
+		}
+	}
 }

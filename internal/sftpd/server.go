@@ -45,6 +45,7 @@ type Ledger interface {
 	SetMTime(ctx context.Context, id string, mtime time.Time, ev ledger.Event) (ledger.Transfer, bool, error)
 	Hide(ctx context.Context, id string, ev ledger.Event) (ledger.Transfer, bool, error)
 	ResumePoint(ctx context.Context, id string) (ledger.ResumePoint, error)
+	NodesSeen(ctx context.Context) (map[string]time.Time, error)
 }
 
 var _ Ledger = (*ledger.Ledger)(nil)
@@ -83,6 +84,7 @@ type Server struct {
 	handoff          func(ctx context.Context, tx *sql.Tx, tr ledger.Transfer) error
 	receiptRetention time.Duration
 	resumeWindow     time.Duration
+	rescueAfter      time.Duration // a node silent this long has stopped (see recoverSilentNodes)
 	node             string
 	maxFileSize      int64
 	isTempName       func(name string) bool // held until renamed (sftp.temp_patterns)
@@ -126,6 +128,7 @@ func New(opts Options) (*Server, error) {
 		handoff:          opts.Handoff,
 		receiptRetention: opts.Config.SFTP.ReceiptRetention,
 		resumeWindow:     opts.Config.SFTP.ResumeWindow,
+		rescueAfter:      opts.Config.Pipeline.RescueAfter,
 		node:             opts.Config.Node,
 		maxFileSize:      int64(opts.Config.Limits.MaxFileSize),
 		isTempName:       opts.Config.IsTempName,
@@ -160,7 +163,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ln.Close()
 	}()
 	s.wg.Go(func() { s.revalidateEvery(ctx, revalidateInterval) })
-	s.wg.Go(func() { s.expireInterruptedEvery(ctx, expireInterval) })
+	s.wg.Go(func() { s.sweepEvery(ctx, sweepInterval) })
 	s.log.Info("sftp listening", "addr", ln.Addr().String(), "max_handles_per_node", s.handles.perNode)
 	var backoff acceptBackoff
 	for {
@@ -194,22 +197,29 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 // stopped (a crash or kill) and removes their staged bytes, so that nothing
 // half-written is ever handed on. It runs before Serve.
 func (s *Server) RecoverInterrupted(ctx context.Context) error {
-	trs, err := s.ledger.List(ctx, ledger.Filter{States: []ledger.State{ledger.Receiving}, Node: s.node})
+	return s.recoverNode(ctx, s.node, "interrupted: airlock stopped during the upload")
+}
+
+// recoverNode fails the uploads node was receiving, with reason, and
+// removes what its upload sessions left in landing unrecorded: node has
+// stopped, this process's own before it started or another that went
+// silent (see recoverSilentNodes).
+func (s *Server) recoverNode(ctx context.Context, node, reason string) error {
+	trs, err := s.ledger.List(ctx, ledger.Filter{States: []ledger.State{ledger.Receiving}, Node: node})
 	if err != nil {
 		return fmt.Errorf("recover interrupted uploads: %w", err)
 	}
-	reason := "interrupted: airlock stopped during the upload"
 	for _, tr := range trs {
 		if _, err := s.landing.DeletePrefix(ctx, tr.LandingKey); err != nil {
 			return fmt.Errorf("recover upload %s: %w", tr.ID, err)
 		}
-		ev := ledger.Event{Kind: "upload.fail", Actor: "system", Detail: map[string]string{"reason": "interrupted", "error": reason}}
+		ev := ledger.Event{Kind: "upload.fail", Actor: "system", Detail: map[string]string{"reason": "interrupted", "error": reason, "node": node}}
 		if _, err := s.ledger.Advance(ctx, tr.ID, []ledger.State{ledger.Receiving}, ledger.Failed, ledger.Change{Error: &reason}, ev); err != nil {
 			return fmt.Errorf("recover upload %s: %w", tr.ID, err)
 		}
-		s.log.Warn("interrupted upload failed", "transfer_id", tr.ID, "user", tr.Supplier, "path", tr.Path)
+		s.log.Warn("interrupted upload failed", "transfer_id", tr.ID, "user", tr.Supplier, "path", tr.Path, "node", node)
 	}
-	sessions, err := s.ledger.UploadSessions(ctx, s.node)
+	sessions, err := s.ledger.UploadSessions(ctx, node)
 	if err != nil {
 		return fmt.Errorf("recover interrupted uploads: %w", err)
 	}
