@@ -101,20 +101,3 @@ func TestDiscardSuspended(t *testing.T) {
 		t.Errorf("a checkpoint naming a file outside the kept directory was accepted")
 	}
 }
-
-func TestSuspendUnsupported(t *testing.T) {
-	t.Parallel()
-	ctx := t.Context()
-	s := openStore(t, "mem://")
-	st, err := s.Stage(ctx, "k", 100)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st.Write([]byte("abc"))
-	if _, err := st.Suspend(ctx); !errors.Is(err, ErrCannotSuspend) {
-		t.Fatalf("Suspend on mem:// = %v; want ErrCannotSuspend", err)
-	}
-	if _, err := s.Stat(ctx, "k"); !errors.Is(err, ErrNotFound) {
-		t.Errorf("an unsuspendable write left an object: %v", err)
-	}
-}

@@ -26,10 +26,7 @@ import (
 func startVersity(t *testing.T, buckets ...string) *testpeer.Versity {
 	t.Helper()
 	v := testpeer.StartVersity(t, buckets...)
-	for _, kv := range v.Env() {
-		k, val, _ := strings.Cut(kv, "=")
-		t.Setenv(k, val)
-	}
+	v.Setenv(t)
 	return v
 }
 

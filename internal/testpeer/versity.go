@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -86,6 +87,16 @@ func (v *Versity) Env() []string {
 		"AWS_SECRET_ACCESS_KEY=" + versitySecret,
 		"AWS_REGION=us-east-1",
 		"AWS_EC2_METADATA_DISABLED=true",
+	}
+}
+
+// Setenv gives this test's S3 clients the gateway's root credentials in
+// the environment, as airlock takes real ones; the test cannot be
+// parallel.
+func (v *Versity) Setenv(t testing.TB) {
+	for _, kv := range v.Env() {
+		k, val, _ := strings.Cut(kv, "=")
+		t.Setenv(k, val)
 	}
 }
 
