@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"syscall"
 	"testing"
 
 	"github.com/pkg/sftp"
@@ -36,6 +38,7 @@ func TestStatusError(t *testing.T) {
 		{"not empty", ErrNotEmpty, sftp.ErrSSHFxFailure, "conflict", false},
 		{"is a directory", ErrIsDir, sftp.ErrSSHFxFailure, "conflict", false},
 		{"anything else", errors.New("disk on fire"), sftp.ErrSSHFxFailure, "error", false},
+		{"store full", &os.PathError{Op: "write", Path: "/var/lib/airlock/landing/x", Err: syscall.ENOSPC}, sftp.ErrSSHFxFailure, "no-space", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -48,8 +51,16 @@ func TestStatusError(t *testing.T) {
 				if !errors.Is(got, tt.err) {
 					t.Errorf("statusError(%v) lost the cause", err)
 				}
-				if got.Error() != err.Error() {
-					t.Errorf("message %q, want %q", got.Error(), err.Error())
+				// The detail of a failure that is no refusal stays in the log.
+				want := err.Error()
+				switch tt.reason {
+				case internalClass.reason:
+					want = internalMessage
+				case "no-space":
+					want = noSpaceMessage
+				}
+				if got.Error() != want {
+					t.Errorf("message %q, want %q", got.Error(), want)
 				}
 				if r := refusalReason(err); r != tt.reason {
 					t.Errorf("refusalReason(%v) = %q, want %q", err, r, tt.reason)

@@ -117,13 +117,16 @@ func (s *session) resolve(p string) (location, error) {
 // to a client probing before an upload are not.
 func (s *session) refuse(op, p string, err error) error {
 	err = opError(op, displayPath(p), err)
-	reason, code, policy := classify(err)
-	status := &codedError{err: err, code: code}
-	if !policy {
-		s.log.Debug("request failed", "op", op, "path", displayPath(p), "reason", reason, "err", err)
-		return status
+	c := classOf(err)
+	status := &codedError{err: err, code: c.code, shown: c.shown}
+	switch {
+	case c.reason == internalClass.reason:
+		s.log.Error("request failed", "op", op, "path", displayPath(p), "err", err)
+	case !c.policy:
+		s.log.Debug("request failed", "op", op, "path", displayPath(p), "reason", c.reason, "err", err)
+	default:
+		s.refusals.record(s.ctx, "request refused", map[string]string{"op": op, "path": displayPath(p), "reason": c.reason, "error": err.Error()})
 	}
-	s.refusals.record(s.ctx, "request refused", map[string]string{"op": op, "path": displayPath(p), "reason": reason, "error": err.Error()})
 	return status
 }
 

@@ -585,7 +585,7 @@ func (g *gateway) rests(tr ledger.Transfer) bool {
 		return true
 	}
 	switch tr.State {
-	case ledger.Delivered, ledger.Quarantined, ledger.Failed:
+	case ledger.Delivered, ledger.Quarantined, ledger.Failed, ledger.Interrupted:
 		return true
 	case ledger.Received:
 		return g.stalled
