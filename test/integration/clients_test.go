@@ -177,3 +177,27 @@ func TestCompatibleKeepsAEAD(t *testing.T) {
 		}
 	}
 }
+
+// TestScpUpload: OpenSSH's scp (which speaks SFTP since 9.0) copies the
+// tree recursively, times preserved (-p: SETSTAT after each file), and
+// every file is delivered once.
+func TestScpUpload(t *testing.T) {
+	t.Parallel()
+	bin := testpeer.Require(t, "scp")
+	g, key := startAcme(t, gatewayOpts{}, supplierSpec{})
+	dir, sums := writeTree(t)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"-r", "-p", "-q", "-P", g.port(), "-i", key.path, "-o", "StrictHostKeyChecking=no",
+		"-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes"}
+	for _, e := range entries {
+		args = append(args, filepath.Join(dir, e.Name()))
+	}
+	if out, err := exec.Command(bin, append(args, "acme@127.0.0.1:/")...).CombinedOutput(); err != nil {
+		t.Fatalf("scp: %v\n%s\n%s", err, out, g.logTail(20))
+	}
+	assertTreeDelivered(t, g, sums)
+	g.auditVerifies(t)
+}
