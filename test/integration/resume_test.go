@@ -16,11 +16,11 @@ import (
 const resumeSize = 500 << 20
 
 // TestResumeAfterKill kills the OpenSSH client 60% into a 500 MiB upload,
-// then finishes the upload with each client's resume: the file is
-// delivered once, byte-identical, as one transfer.
+// then finishes the upload with each client's resume, on local and on S3
+// landing: the file is delivered once, byte-identical, as one transfer.
 func TestResumeAfterKill(t *testing.T) {
 	src, sha := randomFile(t, resumeSize)
-	for _, tt := range []struct {
+	clients := []struct {
 		name   string
 		resume func(g *gateway, key clientKey) ([]byte, error)
 	}{
@@ -32,31 +32,35 @@ func TestResumeAfterKill(t *testing.T) {
 			python := requireParamiko(t)
 			return exec.Command(python, "testdata/paramiko_resume.py", "127.0.0.1", g.port(), "acme", key.path, src, "/big.bin").CombinedOutput()
 		}},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			g, key := startAcme(t, gatewayOpts{}, supplierSpec{})
-			tr := g.killUploadAt(t, key, src, "/big.bin", resumeSize*6/10, func() int64 {
-				return bytesBelow(filepath.Join(g.landingDir, storage.StagingDir))
-			})
-			g.finishResumed(t, tr, sha, func() ([]byte, error) { return tt.resume(g, key) })
-		})
 	}
-	t.Run("S3 landing, OpenSSH reput", func(t *testing.T) {
-		s3 := startVersity(t, "landing")
-		bucket := filepath.Join(s3.Root, "landing")
-		g, key := startAcme(t, gatewayOpts{landing: s3.url("landing"), landingDir: bucket, env: s3.Env()}, supplierSpec{})
-		// versitygw keeps the parts of an upload in progress under .sgwtmp.
-		tr := g.killUploadAt(t, key, src, "/big.bin", resumeSize*6/10, func() int64 {
-			return bytesBelow(filepath.Join(bucket, ".sgwtmp"))
-		})
-		g.finishResumed(t, tr, sha, func() ([]byte, error) {
-			out, err := g.sftpBatch("acme", key, "reput "+src+" /big.bin\n")
-			return []byte(out), err
-		})
-		if n := bytesBelow(filepath.Join(bucket, ".sgwtmp")); n != 0 {
-			t.Errorf("%d bytes of multipart uploads left in the landing bucket", n)
+	landings := []struct {
+		name  string
+		start func(t *testing.T) (g *gateway, key clientKey, inFlight string)
+	}{
+		{"local landing", func(t *testing.T) (*gateway, clientKey, string) {
+			g, key := startAcme(t, gatewayOpts{}, supplierSpec{})
+			return g, key, filepath.Join(g.landingDir, storage.StagingDir)
+		}},
+		{"S3 landing", func(t *testing.T) (*gateway, clientKey, string) {
+			s3 := startVersity(t, "landing")
+			bucket := filepath.Join(s3.Root, "landing")
+			g, key := startAcme(t, gatewayOpts{landing: s3.url("landing"), landingDir: bucket, env: s3.Env()}, supplierSpec{})
+			// versitygw keeps the parts of an upload in progress here.
+			return g, key, filepath.Join(bucket, ".sgwtmp")
+		}},
+	}
+	for _, l := range landings {
+		for _, c := range clients {
+			t.Run(l.name+", "+c.name, func(t *testing.T) {
+				g, key, inFlight := l.start(t)
+				tr := g.killUploadAt(t, key, src, "/big.bin", resumeSize*6/10, func() int64 { return bytesBelow(inFlight) })
+				g.finishResumed(t, tr, sha, func() ([]byte, error) { return c.resume(g, key) })
+				if n := bytesBelow(inFlight); n != 0 {
+					t.Errorf("%d bytes of writes in progress left in landing", n)
+				}
+			})
 		}
-	})
+	}
 }
 
 // finishResumed resumes interrupted upload tr and checks that it is
