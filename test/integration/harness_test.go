@@ -771,6 +771,15 @@ func stalledScanner(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { os.RemoveAll(dir) }) // runs after serveConns' cleanup
+	serveConns(t, ln, func(c net.Conn) { _, _ = io.Copy(io.Discard, c) })
+	return "unix:" + sock
+}
+
+// serveConns accepts connections on ln, each served by serve in a
+// goroutine of its own, until the test ends; then it closes ln and every
+// connection still open, so that peers waiting on them fail at once.
+func serveConns(t *testing.T, ln net.Listener, serve func(net.Conn)) {
 	var mu sync.Mutex
 	var conns []net.Conn
 	go func() {
@@ -782,19 +791,17 @@ func stalledScanner(t *testing.T) string {
 			mu.Lock()
 			conns = append(conns, c)
 			mu.Unlock()
-			go func() { _, _ = io.Copy(io.Discard, c) }()
+			go serve(c)
 		}
 	}()
 	t.Cleanup(func() {
 		ln.Close()
 		mu.Lock()
+		defer mu.Unlock()
 		for _, c := range conns {
 			c.Close()
 		}
-		mu.Unlock()
-		os.RemoveAll(dir)
 	})
-	return "unix:" + sock
 }
 
 // get fetches a path of airlock's HTTP listener.

@@ -142,28 +142,7 @@ func startHoldingProxy(t *testing.T, target string) *holdingProxy {
 		t.Fatal(err)
 	}
 	p := &holdingProxy{addr: ln.Addr().String(), hold: true}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, conn)
-			mu.Unlock()
-			go p.serve(conn, target)
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-	})
+	serveConns(t, ln, func(conn net.Conn) { p.serve(conn, target) })
 	return p
 }
 
