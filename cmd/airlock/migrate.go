@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"os"
 
 	"github.com/spf13/cobra"
 
@@ -12,18 +13,21 @@ import (
 )
 
 func newMigrateCmd(g *globals) *cobra.Command {
-	var database string
+	var databaseEnv string
 	cmd := &cobra.Command{
 		Use:   "migrate",
 		Short: "Bring the database schema (ledger and job queue) up to date, then exit",
 		Long: "Bring the database schema (ledger and job queue) up to date, then exit. serve does the same\n" +
 			"at start; run this first (a Helm pre-upgrade Job does) so that an upgrade's schema change\n" +
-			"happens once, before any new node starts. With --database the configuration is not read:\n" +
-			"the Job needs only the database URL.",
+			"happens once, before any new node starts. With --database-env the configuration is not\n" +
+			"read: the Job needs only the database URL, in the environment variable it names.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			node, settings := "migrate", config.Pipeline{}
-			if database == "" {
+			database, node, settings := os.Getenv(databaseEnv), "migrate", config.Pipeline{}
+			switch {
+			case databaseEnv != "" && database == "":
+				return fmt.Errorf("--database-env: environment variable %s is not set", databaseEnv)
+			case databaseEnv == "":
 				cfg, err := config.Load(g.configPath)
 				if err != nil {
 					return err
@@ -45,6 +49,6 @@ func newMigrateCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&database, "database", "", "database URL (sqlite:PATH or postgres://…) instead of the configuration's")
+	cmd.Flags().StringVar(&databaseEnv, "database-env", "", "name of an environment variable holding the database URL (sqlite:PATH or postgres://…), read instead of the configuration")
 	return cmd
 }
