@@ -10,7 +10,7 @@ export PATH := $(GOBIN):$(PATH)
 UNIT_PKGS := ./cmd/... ./internal/...
 RACE_PKGS := ./internal/sftpd/... ./internal/ledger/... ./internal/config/... ./internal/storage/... ./internal/notify/... ./internal/pipeline/... ./internal/scan/...
 
-.PHONY: all build run test peers vet fmt-check lint unit integration fuzz bench clean
+.PHONY: all build run test peers vet fmt-check lint unit integration helm fuzz bench clean
 
 all: build
 
@@ -20,7 +20,7 @@ build:
 run:
 	$(GO) run ./cmd/airlock demo --log-format text
 
-test: peers vet fmt-check lint unit integration fuzz
+test: peers vet fmt-check lint unit integration helm fuzz
 
 peers:
 	./scripts/install-peers.sh
@@ -42,6 +42,18 @@ unit:
 
 integration:
 	$(GO) test -count=1 -timeout 20m ./test/integration/...
+
+# The Helm chart: lint and render it for each environment's values, then
+# decode the rendered objects strictly into the Kubernetes API types
+# (deploy/helm/check, a module of its own so that k8s.io/api stays out of
+# airlock's). Offline: no schema is downloaded.
+HELM_ENVS := dev prod
+helm:
+	for env in $(HELM_ENVS); do \
+		helm lint --strict deploy/helm/airlock -f deploy/helm/airlock/values-$$env.yaml || exit 1; \
+		helm template airlock deploy/helm/airlock -f deploy/helm/airlock/values-$$env.yaml >/dev/null || exit 1; \
+	done
+	cd deploy/helm/check && $(GO) vet ./... && CI=true $(GO) test -count=1 ./...
 
 # A short run of every fuzz target (FUZZTIME each); new crashers are saved
 # under testdata/fuzz and fail the run.
