@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -56,14 +57,21 @@ func (c *checker) expandEnv(n *yaml.Node, path string) {
 }
 
 // expand replaces ${NAME} in s using lookup and $$ by $; any other $ is
-// kept as written.
+// kept as written. Every variable of s that is unset is named at once.
 func expand(s string, lookup func(string) (string, bool)) (string, error) {
 	var b strings.Builder
+	var unset []string
 	for {
 		i := strings.IndexByte(s, '$')
 		if i < 0 || i == len(s)-1 {
 			b.WriteString(s)
-			return b.String(), nil
+			switch len(unset) {
+			case 0:
+				return b.String(), nil
+			case 1:
+				return "", fmt.Errorf("environment variable %s is not set (write $$ for a literal $)", unset[0])
+			}
+			return "", fmt.Errorf("environment variables %s are not set (write $$ for a literal $)", strings.Join(unset, ", "))
 		}
 		b.WriteString(s[:i])
 		switch s[i+1] {
@@ -80,8 +88,8 @@ func expand(s string, lookup func(string) (string, bool)) (string, error) {
 				return "", fmt.Errorf("${%s}: %w", name, err)
 			}
 			v, ok := lookup(name)
-			if !ok {
-				return "", fmt.Errorf("environment variable %s is not set (write $$ for a literal $)", name)
+			if !ok && !slices.Contains(unset, name) {
+				unset = append(unset, name)
 			}
 			b.WriteString(v)
 			s = s[i+end+1:]

@@ -89,6 +89,7 @@ func TestExpand(t *testing.T) {
 		{in: "p$ss$", want: "p$ss$"},
 		{in: "$A", want: "$A"},
 		{in: "${B}", err: "environment variable B is not set (write $$ for a literal $)"},
+		{in: "${B}/${A}/${C}/${B}", err: "environment variables B, C are not set (write $$ for a literal $)"},
 		{in: "a${A", err: `"${A": ${ without a closing } (write $$ for a literal $)`},
 		{in: "${1A}", err: `${1A}: "1A" is not an environment variable name (letters, digits and _, not starting with a digit)`},
 		{in: "${}", err: `${}: "" is not an environment variable name (letters, digits and _, not starting with a digit)`},
