@@ -30,11 +30,13 @@ func helm(t *testing.T) string {
 	return p
 }
 
-// render runs helm template with the chart's values for env.
-func render(t *testing.T, env string) []Object {
+// render runs helm template with the chart's values for env, and extra
+// arguments (--set).
+func render(t *testing.T, env string, extra ...string) []Object {
 	t.Helper()
-	cmd := exec.Command(helm(t), "template", "airlock", chart, "--namespace", "airlock",
-		"-f", filepath.Join(chart, "values-"+env+".yaml"))
+	args := append([]string{"template", "airlock", chart, "--namespace", "airlock",
+		"-f", filepath.Join(chart, "values-"+env+".yaml")}, extra...)
+	cmd := exec.Command(helm(t), args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -214,5 +216,29 @@ func TestDecodeIsStrict(t *testing.T) {
 				t.Errorf("Decode: %v, want an error with %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestConfigChecksum: a change to airlock.yaml changes the pod template
+// (so the pods roll: airlock reads it only at start), and a change to a
+// supplier file does not (airlock reloads those in place, keeping its
+// sessions).
+func TestConfigChecksum(t *testing.T) {
+	t.Parallel()
+	sum := func(extra ...string) string {
+		for _, o := range render(t, "dev", extra...) {
+			if d, ok := o.Value.(*appsv1.Deployment); ok {
+				return d.Spec.Template.Annotations["checksum/config"]
+			}
+		}
+		t.Fatal("no Deployment rendered")
+		return ""
+	}
+	base := sum()
+	if got := sum("--set", "airlock.pipeline.workers=8"); got == base {
+		t.Error("changing airlock.yaml leaves the pod template as it was: the pods would not restart")
+	}
+	if got := sum("--set", "suppliers.acme.email=ops@acme.example"); got != base {
+		t.Error("changing a supplier file changes the pod template: every supplier edit would restart the pods")
 	}
 }
