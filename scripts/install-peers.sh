@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real programs the tests talk to, when missing: the OpenSSH
 # client, rclone, lftp, ssh-audit, curl, python3-paramiko, clamd, HAProxy and
-# the Postgres server (Debian packages), versitygw and the linter golangci-lint (Go
-# modules).
+# the Postgres server (Debian packages), versitygw, helm (for the chart's
+# checks) and the linter golangci-lint (Go modules).
 # Arguments name more Debian packages to install when missing (make bench
 # passes openssh-server). Safe to re-run; needs root for apt on a fresh
 # machine.
@@ -10,6 +10,7 @@ set -euo pipefail
 
 VERSITYGW_VERSION=v1.8.0
 GOLANGCI_LINT_VERSION=v2.15.0
+HELM_VERSION=v4.3.2
 
 need_apt=()
 command -v sftp >/dev/null || need_apt+=(openssh-client)
@@ -95,4 +96,9 @@ fi
 if ! command -v golangci-lint >/dev/null && [ ! -x "$gobin/golangci-lint" ]; then
 	echo "installing golangci-lint $GOLANGCI_LINT_VERSION"
 	(cd / && GOFLAGS= go install "github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$GOLANGCI_LINT_VERSION")
+fi
+
+if ! command -v helm >/dev/null && [ ! -x "$gobin/helm" ]; then
+	echo "installing helm $HELM_VERSION (takes a few minutes)"
+	(cd / && GOFLAGS= go install "helm.sh/helm/v4/cmd/helm@$HELM_VERSION")
 fi

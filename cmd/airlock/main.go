@@ -56,6 +56,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(
 		newServeCmd(g),
 		newValidateCmd(g),
+		newMigrateCmd(g),
 		newTransfersCmd(g),
 		newAuditCmd(g),
 		newKeysCmd(g),

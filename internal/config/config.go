@@ -389,6 +389,7 @@ func parseConfig(c *checker, data []byte, root string) (*Config, string) {
 	cfg.Notify = parseNotify(c, c.mapping(doc["notify"], airlockKeys["notify"]))
 	cfg.Pipeline = parsePipeline(c, c.mapping(doc["pipeline"], airlockKeys["pipeline"]))
 	cfg.Audit = parseAudit(c, c.mapping(doc["audit"], airlockKeys["audit"]), root)
+	checkCluster(c, cfg, doc, sftp)
 
 	limits := c.mapping(doc["limits"], airlockKeys["limits"])
 	cfg.Limits.MaxFileSize = c.positiveSize(limits["max_file_size"], defaultMaxFileSize)

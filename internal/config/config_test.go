@@ -210,11 +210,12 @@ func TestConfigRules(t *testing.T) {
 		{name: "listen port zero", yaml: "http:\n  listen: \"127.0.0.1:0\"\n", want: []string{`airlock.yaml:2: http.listen: "127.0.0.1:0": port "0" must be a number from 1 to 65535`}},
 		{name: "listen bad host", yaml: "http:\n  listen: \"local host:80\"\n", want: []string{`airlock.yaml:2: http.listen: "local host:80": "local host" is neither an IP address nor a host name`}},
 		{name: "listen IPv6", yaml: "sftp:\n  listen: \"[::1]:2222\"\n"},
-		{name: "database postgres", yaml: "database: postgresql://airlock@db.internal/airlock\n", check: func(t *testing.T, c *Config, _ string) {
-			if c.Database != "postgresql://airlock@db.internal/airlock" {
-				t.Errorf("database %q", c.Database)
-			}
-		}},
+		{name: "database postgres", yaml: "database: postgresql://airlock@db.internal/airlock\nlanding: s3://land\nquarantine: s3://q\nsftp:\n  host_keys: [key]\n",
+			files: map[string]string{"key": "mounted"}, check: func(t *testing.T, c *Config, _ string) {
+				if c.Database != "postgresql://airlock@db.internal/airlock" {
+					t.Errorf("database %q", c.Database)
+				}
+			}},
 		{name: "database absolute sqlite", yaml: "database: sqlite:/var/lib/airlock/airlock.db\n", check: func(t *testing.T, c *Config, _ string) {
 			if c.Database != "sqlite:/var/lib/airlock/airlock.db" {
 				t.Errorf("database %q", c.Database)

@@ -25,9 +25,16 @@ type checker struct {
 	file  string
 	errs  Errors
 	warns Errors
+	// unexpanded are the lines whose ${NAME} could not be expanded: the
+	// one error there says why, and what the value's checks would add
+	// about the unexpanded text is left out.
+	unexpanded map[int]bool
 }
 
 func (c *checker) errorf(line int, format string, args ...any) {
+	if c.unexpanded[line] {
+		return
+	}
 	c.errs = append(c.errs, Error{File: c.file, Line: line, Msg: fmt.Sprintf(format, args...)})
 }
 
@@ -40,8 +47,9 @@ func (c *checker) warnf(line int, format string, args ...any) {
 // yamlLine matches the position prefix of yaml.v3 syntax errors.
 var yamlLine = regexp.MustCompile(`^yaml: line (\d+): `)
 
-// parse returns the top-level mapping of a single-document YAML file, or nil
-// after reporting why there is none.
+// parse returns the top-level mapping of a single-document YAML file, with
+// ${NAME} in its values expanded (see expandEnv), or nil after reporting why
+// there is none.
 func (c *checker) parse(data []byte) *yaml.Node {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
@@ -72,6 +80,7 @@ func (c *checker) parse(data []byte) *yaml.Node {
 		c.errorf(top.Line, "expected a mapping at the top level, got %s", describe(top))
 		return nil
 	}
+	c.expandEnv(top, "")
 	return top
 }
 
