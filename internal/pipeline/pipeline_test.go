@@ -50,10 +50,11 @@ type fixture struct {
 }
 
 type fixtureOptions struct {
-	scanner     Scanner // default: the builtin scanner
-	maxAttempts int     // default 5
-	noMailer    bool    // nobody to notify but the log
-	overwrite   string  // the supplier's overwrite policy; default: config's
+	scanner     Scanner       // default: the builtin scanner
+	maxAttempts int           // default 5
+	noMailer    bool          // nobody to notify but the log
+	overwrite   string        // the supplier's overwrite policy; default: config's
+	retryDelay  time.Duration // retry_backoff and max_backoff; default 10ms and 50ms
 }
 
 func newFixture(t *testing.T, dsn string, opts fixtureOptions) *fixture {
@@ -95,6 +96,9 @@ func newFixture(t *testing.T, dsn string, opts fixtureOptions) *fixture {
 		Workers: 2, MaxAttempts: cmpOr(opts.maxAttempts, 5),
 		RetryBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, RescueAfter: time.Hour,
 	}
+	if opts.retryDelay > 0 {
+		settings.RetryBackoff, settings.MaxBackoff = opts.retryDelay, opts.retryDelay
+	}
 	if f.queue, err = Open(ctx, f.ledger, "test", settings, f.workers, testLogger(t)); err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +116,7 @@ func cmpOr(v, def int) int {
 func (f *fixture) run() {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(f.t.Context()))
 	done := make(chan error, 1)
-	go func() { done <- f.queue.Run(ctx) }()
+	go func() { done <- f.queue.Run(ctx, 0) }()
 	f.t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
