@@ -6,6 +6,7 @@ package integration
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -118,6 +119,8 @@ type gatewayOpts struct {
 	extra       string // more top-level sections of airlock.yaml
 	landing     string // default: a directory in the tree
 	landingDir  string // where landed objects appear on disk, when landing is not a directory
+	database    string // default: SQLite in the tree
+	quarantine  string // default: a directory in the tree
 	maxFileSize string
 	env         []string
 	suppliers   []supplierSpec
@@ -149,6 +152,7 @@ type gateway struct {
 	sftpAddr string
 	httpAddr string
 	landing  string
+	database string
 	env      []string
 
 	landingDir string                  // landed objects on disk
@@ -175,6 +179,8 @@ func newGateway(t *testing.T, o gatewayOpts) *gateway {
 	if g.landingDir == "" {
 		g.landingDir = g.landing
 	}
+	g.database = cmp.Or(o.database, "sqlite:"+filepath.Join(dir, "state", "airlock.db"))
+	database, quarantine := cmp.Or(o.database, "sqlite:state/airlock.db"), cmp.Or(o.quarantine, "state/quarantine")
 	// Registered first so that it runs last: the peers below (a stalled
 	// scanner) must let go of airlock before it is asked to stop.
 	t.Cleanup(g.stop)
@@ -209,13 +215,13 @@ func newGateway(t *testing.T, o gatewayOpts) *gateway {
   listen: %q
 %shttp:
   listen: %q
-database: "sqlite:state/airlock.db"
+database: %q
 landing: %q
-quarantine: "state/quarantine"
+quarantine: %q
 limits:
   max_file_size: %q
 suppliers_dir: "suppliers"
-%s`, g.sftpAddr, o.sftpExtra, g.httpAddr, g.landing, maxSize, extra))
+%s`, g.sftpAddr, o.sftpExtra, g.httpAddr, database, g.landing, quarantine, maxSize, extra))
 	for _, s := range o.suppliers {
 		var keys []string
 		for _, k := range s.keys {
@@ -366,7 +372,7 @@ func (g *gateway) transfers() []ledger.Transfer {
 // than a CLI run; the caller closes it.
 func (g *gateway) openLedger(t *testing.T) *ledger.Ledger {
 	t.Helper()
-	l, err := ledger.Open(context.Background(), "sqlite:"+filepath.Join(g.dir, "state", "airlock.db"))
+	l, err := ledger.Open(context.Background(), g.database)
 	if err != nil {
 		t.Fatal(err)
 	}
