@@ -150,19 +150,13 @@ func TestRollingRestart(t *testing.T) {
 	t.Parallel()
 	const files = 200
 	testpeer.Require(t, "sftp")
-	pg := testpeer.StartPostgres(t)
-	s3 := startVersity(t, "landing", "quarantine")
-	key := newClientKey(t)
-	dest := t.TempDir()
+	c := newCluster(t)
+	key := c.key
 	var nodes []*gateway
 	var servers []haproxyServer
 	for i := range 3 {
-		g := newGateway(t, gatewayOpts{
-			database: pg, env: s3.Env(),
-			landing: s3.url("landing"), landingDir: filepath.Join(s3.Root, "landing"), quarantine: s3.url("quarantine"),
+		g := c.node(t, fmt.Sprintf("n%d", i+1), gatewayOpts{
 			sftpExtra: "  drain_timeout: \"10s\"\n  proxy_protocol:\n    trusted: [\"127.0.0.1/32\"]\n",
-			extra:     fmt.Sprintf("node: n%d\n", i+1),
-			suppliers: []supplierSpec{{name: "acme", keys: []clientKey{key}, dest: destination{url: dest, dir: dest}}},
 		})
 		g.start() // one after another: the first creates the tables
 		nodes = append(nodes, g)
@@ -265,7 +259,7 @@ func TestRollingRestart(t *testing.T) {
 	if len(byPath) != files {
 		t.Errorf("%d paths in the ledger, want %d", len(byPath), files)
 	}
-	delivered := objects(t, dest)
+	delivered := objects(t, c.dest)
 	if len(delivered) != files {
 		t.Errorf("%d files delivered, want %d", len(delivered), files)
 	}
@@ -279,6 +273,72 @@ func TestRollingRestart(t *testing.T) {
 	}
 	t.Logf("received by node: %v", byNode)
 	g.auditVerifies(t)
+}
+
+// TestDrainHandsBackJobs: node B stops while its job is stuck on a
+// scanner that never answers; after sftp.drain_timeout B hands the job
+// back, and node A delivers the file at once, although the retry backoff
+// and rescue_after are an hour.
+func TestDrainHandsBackJobs(t *testing.T) {
+	t.Parallel()
+	const drain = 2 * time.Second
+	c := newCluster(t)
+	b := c.node(t, "b", gatewayOpts{sftpExtra: fmt.Sprintf("  drain_timeout: %q\n", drain), stallScans: true})
+	b.start()
+	src, sum := randomFile(t, 64<<10)
+	b.put(t, "acme", c.key, map[string]string{"/stuck.bin": src})
+	b.waitTransfer(t, "acme", "/stuck.bin", 20*time.Second, "node b to scan", func(tr ledger.Transfer) bool { return tr.State == ledger.Scanning })
+	a := c.node(t, "a", gatewayOpts{pipeline: "  retry_backoff: 1h\n  max_backoff: 1h\n  rescue_after: 1h\n"})
+	a.start()
+
+	if err := b.proc.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	sigterm := time.Now()
+	select {
+	case <-b.proc.Exited():
+	case <-time.After(drain + 20*time.Second):
+		t.Fatalf("node b still running %s after SIGTERM\n%s", time.Since(sigterm), b.logTail(20))
+	}
+	b.proc = nil
+	stopped := time.Since(sigterm)
+	tr := assertArrived(t, a, "acme", "/stuck.bin", sum, 64<<10)
+	t.Logf("node b exited %s after SIGTERM; node a delivered the file %s after it", stopped.Round(time.Millisecond), time.Since(sigterm).Round(time.Millisecond))
+	if !strings.Contains(b.log.String(), "handing them back") {
+		t.Errorf("node b did not log the hand-back:\n%s", b.logTail(20))
+	}
+	for _, ev := range a.eventsOf(tr.ID) {
+		if ev.Kind == "transfer.retry" {
+			t.Errorf("the stop was recorded as a failed attempt: %+v", ev)
+		}
+	}
+	a.auditVerifies(t)
+}
+
+// cluster is what the nodes of a test cluster share: a Postgres database,
+// a versitygw holding landing and quarantine, the destination directory,
+// and the key of their supplier, acme.
+type cluster struct {
+	db   string
+	s3   *s3Server
+	dest string
+	key  clientKey
+}
+
+func newCluster(t *testing.T) *cluster {
+	t.Helper()
+	return &cluster{db: testpeer.StartPostgres(t), s3: startVersity(t, "landing", "quarantine"), dest: t.TempDir(), key: newClientKey(t)}
+}
+
+// node makes (without starting) a gateway of the cluster named name,
+// configured by o besides.
+func (c *cluster) node(t *testing.T, name string, o gatewayOpts) *gateway {
+	t.Helper()
+	o.database, o.env = c.db, c.s3.Env()
+	o.landing, o.landingDir, o.quarantine = c.s3.url("landing"), filepath.Join(c.s3.Root, "landing"), c.s3.url("quarantine")
+	o.extra += fmt.Sprintf("node: %s\n", name)
+	o.suppliers = []supplierSpec{{name: "acme", keys: []clientKey{c.key}, dest: destination{url: c.dest, dir: c.dest}}}
+	return newGateway(t, o)
 }
 
 // uploadSet writes n files of 64 KiB to 1 MiB of random bytes and returns
