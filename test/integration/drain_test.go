@@ -60,7 +60,7 @@ func (g *gateway) startUpload(user string, key clientKey, src, name string, kbit
 func TestDrainOnSIGTERM(t *testing.T) {
 	t.Parallel()
 	const drain = 8 * time.Second
-	g, key := startAcme(t, gatewayOpts{sftpExtra: fmt.Sprintf("  drain_timeout: %q\n", drain)}, supplierSpec{})
+	g, key := startAcme(t, gatewayOpts{drain: drain}, supplierSpec{})
 	const shortSize, longSize = 256 << 10, 8 << 20
 	short, shortSum := randomFile(t, shortSize)
 	long, longSum := randomFile(t, longSize)
@@ -156,7 +156,7 @@ func TestRollingRestart(t *testing.T) {
 	var servers []haproxyServer
 	for i := range 3 {
 		g := c.node(t, fmt.Sprintf("n%d", i+1), gatewayOpts{
-			sftpExtra: "  drain_timeout: \"10s\"\n  proxy_protocol:\n    trusted: [\"127.0.0.1/32\"]\n",
+			drain: 10 * time.Second, sftpExtra: "  proxy_protocol:\n    trusted: [\"127.0.0.1/32\"]\n",
 		})
 		g.start() // one after another: the first creates the tables
 		nodes = append(nodes, g)
@@ -283,7 +283,7 @@ func TestDrainHandsBackJobs(t *testing.T) {
 	t.Parallel()
 	const drain = 2 * time.Second
 	c := newCluster(t)
-	b := c.node(t, "b", gatewayOpts{sftpExtra: fmt.Sprintf("  drain_timeout: %q\n", drain), stallScans: true})
+	b := c.node(t, "b", gatewayOpts{drain: drain, stallScans: true})
 	b.start()
 	src, sum := randomFile(t, 64<<10)
 	b.put(t, "acme", c.key, map[string]string{"/stuck.bin": src})

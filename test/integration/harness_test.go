@@ -134,6 +134,10 @@ type gatewayOpts struct {
 	// pipeline and waiting), as they did before there was a pipeline. For
 	// tests of the SFTP side that must not pay for thousands of deliveries.
 	stallScans bool
+
+	// drain is sftp.drain_timeout, by default 2s rather than 20s: the
+	// sessions a test leaves open must not hold up its end.
+	drain time.Duration
 }
 
 // The notification addresses of the test gateways.
@@ -213,6 +217,7 @@ func newGateway(t *testing.T, o gatewayOpts) *gateway {
 	}
 	writeFile(t, g.cfg, fmt.Sprintf(`sftp:
   listen: %q
+  drain_timeout: %q
 %shttp:
   listen: %q
 database: %q
@@ -221,7 +226,7 @@ quarantine: %q
 limits:
   max_file_size: %q
 suppliers_dir: "suppliers"
-%s`, g.sftpAddr, o.sftpExtra, g.httpAddr, database, g.landing, quarantine, maxSize, extra))
+%s`, g.sftpAddr, cmp.Or(o.drain, 2*time.Second).String(), o.sftpExtra, g.httpAddr, database, g.landing, quarantine, maxSize, extra))
 	for _, s := range o.suppliers {
 		var keys []string
 		for _, k := range s.keys {
