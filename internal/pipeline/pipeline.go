@@ -139,7 +139,7 @@ func (q *Queue) Run(ctx context.Context, grace time.Duration) error {
 	}
 	q.watchDepth(ctx)
 	stopCtx := context.WithoutCancel(ctx)
-	q.log.Info("job queue stopping: no new jobs taken", "draining", true, "grace", grace)
+	q.log.Info("job queue stopping: no new jobs taken", "draining", true, "grace", grace.String())
 	graceCtx, cancel := context.WithTimeout(stopCtx, grace)
 	defer cancel()
 	if err := q.client.Stop(graceCtx); err == nil {

@@ -44,7 +44,7 @@ func (s *Server) startDraining() {
 // timeout, and returns how many it had to wait for and how many were left.
 func (s *Server) drain() (open, left int64) {
 	open = s.open.Load()
-	s.log.Info("draining: new connections are refused", "draining", true, "sessions_left", open, "drain_timeout", s.drainTimeout)
+	s.log.Info("draining: new connections are refused", "draining", true, "sessions_left", open, "drain_timeout", s.drainTimeout.String())
 	ended := make(chan struct{})
 	go func() {
 		s.conns.Wait() // no connection is accepted any more
