@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -195,6 +196,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opts serve
 		{Name: "landing", Pinger: landing},
 		{Name: "quarantine", Pinger: quarantine},
 		{Name: "scanner", Pinger: scanner, Note: scanner.Describe()},
+		{Name: "sftp", Pinger: srv}, // fails while draining
 	}, reg, log)
 	if opts.profiling {
 		handler = httpapi.WithProfiling(handler)
@@ -206,8 +208,27 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opts serve
 		opts.ready()
 	}
 
+	// ctx ends at SIGTERM: the SFTP server and the queue drain. The HTTP
+	// listener runs on until they are done, its /readyz failing, and the
+	// audit checkpoints cover what the drain settles.
 	grp, ctx := errgroup.WithContext(ctx)
-	grp.Go(func() error { return srv.Serve(ctx, sftpLn) })
+	rest, stopRest := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRest()
+	var draining sync.WaitGroup
+	drain := func(run func() error) {
+		draining.Add(1)
+		grp.Go(func() error {
+			defer draining.Done()
+			return run()
+		})
+	}
+	drain(func() error { return srv.Serve(ctx, sftpLn) })
+	drain(func() error { return queue.Run(ctx, cfg.SFTP.DrainTimeout) })
+	grp.Go(func() error {
+		draining.Wait()
+		stopRest()
+		return nil
+	})
 	grp.Go(func() error {
 		log.Info("http listening", "addr", httpLn.Addr().String())
 		if err := httpSrv.Serve(httpLn); !errors.Is(err, http.ErrServerClosed) {
@@ -216,16 +237,15 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opts serve
 		return nil
 	})
 	grp.Go(func() error {
-		<-ctx.Done()
+		<-rest.Done()
 		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		return httpSrv.Shutdown(shutdownCtx)
 	})
 	grp.Go(func() error { return suppliers.Watch(ctx) })
 	grp.Go(func() error { return notifier.Run(ctx) })
-	grp.Go(func() error { return queue.Run(ctx) })
 	grp.Go(func() error { return reloadOnHangup(ctx, suppliers) })
-	grp.Go(func() error { return checkpointer.Run(ctx) })
+	grp.Go(func() error { return checkpointer.Run(rest) })
 	err = grp.Wait()
 	// Everything has stopped appending: the last checkpoint covers it all.
 	finalCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)

@@ -89,6 +89,9 @@ type SFTP struct {
 	WriteStallTimeout time.Duration
 	// ProxyProtocol, when set, reads client addresses from load balancers.
 	ProxyProtocol *ProxyProtocol
+	// DrainTimeout is how long the sessions open at a stop (SIGTERM) may
+	// run on; those left are then closed, their uploads interrupted.
+	DrainTimeout time.Duration
 }
 
 // The values of SFTP.Algorithms. Modern offers only AEAD ciphers;
@@ -212,6 +215,9 @@ const (
 	defaultKeyExpiryNotice         = 14 * 24 * time.Hour
 	defaultReceiptRetention        = 30 * 24 * time.Hour
 	defaultResumeWindow            = 24 * time.Hour
+	// Kubernetes kills a pod 30s after SIGTERM by default: the drain
+	// leaves the rest of that for settling what it closes.
+	defaultDrainTimeout = 20 * time.Second
 
 	// SFTP clients hold a handle or two per transfer, and open one session
 	// per connection; these are far beyond what they use.
@@ -246,6 +252,7 @@ var airlockKeys = keySet{
 		"ban":               {"threshold": nil, "window": nil, "duration": nil},
 		"receipt_retention": nil, "resume_window": nil, "algorithms": nil,
 		"proxy_protocol": {"trusted": nil, "header_timeout": nil},
+		"drain_timeout":  nil,
 	},
 	"http":          {"listen": nil},
 	"database":      nil,
@@ -386,6 +393,7 @@ func parseConfig(c *checker, data []byte, root string) (*Config, string) {
 	cfg.SFTP.ReceiptRetention = c.duration(sftp["receipt_retention"], defaultReceiptRetention, true)
 	cfg.SFTP.ResumeWindow = c.duration(sftp["resume_window"], defaultResumeWindow, true)
 	cfg.SFTP.ProxyProtocol = parseProxyProtocol(c, sftp["proxy_protocol"])
+	cfg.SFTP.DrainTimeout = c.duration(sftp["drain_timeout"], defaultDrainTimeout, true)
 	cfg.Notify = parseNotify(c, c.mapping(doc["notify"], airlockKeys["notify"]))
 	cfg.Pipeline = parsePipeline(c, c.mapping(doc["pipeline"], airlockKeys["pipeline"]))
 	cfg.Audit = parseAudit(c, c.mapping(doc["audit"], airlockKeys["audit"]), root)

@@ -40,6 +40,7 @@ func TestLoadValid(t *testing.T) {
 			Ban:              Ban{Threshold: 10, Window: 10 * time.Minute, Duration: 15 * time.Minute},
 			ReceiptRetention: 30 * 24 * time.Hour,
 			ResumeWindow:     24 * time.Hour,
+			DrainTimeout:     20 * time.Second,
 			// MaxHandlesPerNode 0: derived from the descriptor limit.
 			MaxHandlesPerSession: 256, MaxHandlesPerSupplier: 1024, MaxChannelsPerConnection: 4, WriteStallTimeout: time.Minute,
 		},
@@ -253,13 +254,14 @@ func TestConfigRules(t *testing.T) {
 		{name: "clamd tcp without host", yaml: "scanner:\n  clamd: tcp://:3310\n", want: []string{`airlock.yaml:2: scanner.clamd: ":3310" has no host`}},
 		{name: "sftp limits", yaml: "sftp:\n  max_auth_tries: 3\n  handshake_timeout: 10s\n  idle_timeout: 1h30m\n  keepalive_interval: \"0\"\n" +
 			"  max_connections_per_ip: 2\n  max_unauthenticated: 1\n  ban:\n    threshold: 0\n    window: 1d\n    duration: 7d\n" +
-			"  max_handles_per_session: 8\n  max_handles_per_supplier: 9\n  max_handles_per_node: 10\n  max_channels_per_connection: 1\n  write_stall_timeout: 90s\n",
+			"  max_handles_per_session: 8\n  max_handles_per_supplier: 9\n  max_handles_per_node: 10\n  max_channels_per_connection: 1\n  write_stall_timeout: 90s\n  drain_timeout: 45s\n",
 			check: func(t *testing.T, c *Config, _ string) {
 				want := SFTP{Listen: c.SFTP.Listen, HostKeys: c.SFTP.HostKeys, TempPatterns: c.SFTP.TempPatterns,
 					MaxAuthTries: 3, Algorithms: AlgorithmsCompatible, HandshakeTimeout: 10 * time.Second, IdleTimeout: 90 * time.Minute, KeepaliveInterval: 0,
 					MaxConnectionsPerIP: 2, MaxUnauthenticated: 1, MaxUnauthenticatedPerIP: 10, MaxUnauthenticatedPerNetwork: 1, Ban: Ban{Threshold: 0, Window: 24 * time.Hour, Duration: 7 * 24 * time.Hour},
 					ReceiptRetention:     30 * 24 * time.Hour,
 					ResumeWindow:         24 * time.Hour,
+					DrainTimeout:         45 * time.Second,
 					MaxHandlesPerSession: 8, MaxHandlesPerSupplier: 9, MaxHandlesPerNode: 10, MaxChannelsPerConnection: 1, WriteStallTimeout: 90 * time.Second}
 				if !reflect.DeepEqual(c.SFTP, want) {
 					t.Errorf("sftp %+v\nwant %+v", c.SFTP, want)

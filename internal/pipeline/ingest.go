@@ -45,6 +45,11 @@ func (iw *ingestWorker) Work(ctx context.Context, job *river.Job[ingestArgs]) er
 		// Waiting is no failure: it costs no attempt and records nothing.
 		return river.JobSnooze(turnWait)
 	}
+	if err != nil && ctx.Err() != nil {
+		// Cut short by the node stopping (Queue.Run): no failure either.
+		// River makes the job available again at once.
+		return ctx.Err()
+	}
 	return w.settle(ctx, job.JobRow, job.Args.TransferID, err)
 }
 

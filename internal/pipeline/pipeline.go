@@ -131,9 +131,11 @@ func (h levelFloor) Enabled(ctx context.Context, l slog.Level) bool {
 	return l >= h.min && h.Handler.Enabled(ctx, l)
 }
 
-// Run works jobs until ctx ends, then waits for running jobs to finish or,
-// when that takes too long, cancels them (they are retried later).
-func (q *Queue) Run(ctx context.Context) error {
+// Run works jobs until ctx ends. Then it takes no new job, lets the running
+// ones finish for up to grace, and hands back those still running: their
+// contexts are cancelled, and River makes a job cancelled by a stop
+// available again at once, to any node, without counting the attempt.
+func (q *Queue) Run(ctx context.Context, grace time.Duration) error {
 	if err := q.rescueOwn(ctx); err != nil {
 		return err
 	}
@@ -144,27 +146,40 @@ func (q *Queue) Run(ctx context.Context) error {
 	}
 	defer q.lease.stop()
 	q.forgetNodes(ctx)
-	if err := q.client.Start(ctx); err != nil {
+	// Not ctx: its end would cancel the running jobs at once, as failures.
+	if err := q.client.Start(context.WithoutCancel(ctx)); err != nil {
 		return fmt.Errorf("start job queue: %w", err)
 	}
 	var wg sync.WaitGroup
 	wg.Go(func() { q.keepAlive(ctx) })
 	q.watchDepth(ctx)
 	wg.Wait()
-	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopGrace)
+	stopCtx := context.WithoutCancel(ctx)
+	q.log.Info("job queue stopping: no new jobs taken", "draining", true, "grace", grace.String())
+	graceCtx, cancel := context.WithTimeout(stopCtx, grace)
 	defer cancel()
-	if err := q.client.Stop(stopCtx); err == nil {
+	if err := q.client.Stop(graceCtx); err == nil {
+		q.log.Info("job queue stopped: running jobs finished", "draining", true)
 		return nil
 	}
-	q.log.Warn("jobs still running at shutdown: cancelling them; they will be retried")
-	if err := q.client.StopAndCancel(context.WithoutCancel(ctx)); err != nil {
+	q.log.Warn("jobs still running at the end of the drain: handing them back", "draining", true)
+	handCtx, cancel := context.WithTimeout(stopCtx, handBackWait)
+	defer cancel()
+	if err := q.client.StopAndCancel(handCtx); err == nil {
+		q.log.Info("job queue stopped: running jobs handed back", "draining", true)
+		return nil
+	}
+	// A job deaf to its context: it dies with the process, and its row
+	// must not stay running until River's rescuer takes it up.
+	if err := q.rescueOwn(stopCtx); err != nil {
 		return fmt.Errorf("stop job queue: %w", err)
 	}
 	return nil
 }
 
-// stopGrace is how long shutdown waits for running jobs.
-const stopGrace = 10 * time.Second
+// handBackWait is how long jobs whose contexts were cancelled by a stop get
+// to return.
+const handBackWait = 5 * time.Second
 
 // backoff doubles the delay from first up to limit, with up to 20% jitter
 // so that files that failed together are not all retried at one instant.

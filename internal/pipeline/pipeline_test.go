@@ -59,6 +59,7 @@ type fixtureOptions struct {
 	overwrite   string        // the supplier's overwrite policy; default: config's
 	rescueAfter time.Duration // default 1h
 	workers     int           // default 2
+	retryDelay  time.Duration // retry_backoff and max_backoff; default 10ms and 50ms
 }
 
 func newFixture(t *testing.T, dsn string, opts fixtureOptions) *fixture {
@@ -101,6 +102,9 @@ func newFixture(t *testing.T, dsn string, opts fixtureOptions) *fixture {
 		Workers: cmpOr(opts.workers, 2), MaxAttempts: cmpOr(opts.maxAttempts, 5),
 		RetryBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, RescueAfter: cmp.Or(opts.rescueAfter, time.Hour),
 	}
+	if opts.retryDelay > 0 {
+		f.settings.RetryBackoff, f.settings.MaxBackoff = opts.retryDelay, opts.retryDelay
+	}
 	if f.queue, err = Open(ctx, f.ledger, "test", f.settings, f.workers, testLogger(t)); err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +125,7 @@ func (f *fixture) run() { f.runQueue(f.queue) }
 func (f *fixture) runQueue(q *Queue) {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(f.t.Context()))
 	done := make(chan error, 1)
-	go func() { done <- q.Run(ctx) }()
+	go func() { done <- q.Run(ctx, 0) }()
 	f.t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

@@ -19,6 +19,8 @@ type Metrics struct {
 	limitRefusals      *prometheus.CounterVec
 	openHandles        prometheus.Gauge
 	acceptErrors       prometheus.Counter
+	draining           prometheus.Gauge
+	drainClosed        prometheus.Counter
 }
 
 // NewMetrics registers the collectors with reg.
@@ -69,8 +71,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		acceptErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "airlock_sftp_accept_errors_total", Help: "Failed accepts on the SFTP port (such as running out of file descriptors); each is retried after a backoff.",
 		}),
+		draining: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "airlock_sftp_draining", Help: "1 while the node drains after SIGTERM: new connections are refused, open sessions run on for sftp.drain_timeout.",
+		}),
+		drainClosed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "airlock_sftp_drain_closed_total", Help: "Sessions still open when sftp.drain_timeout ran out, closed by the drain.",
+		}),
 	}
 	reg.MustRegister(m.connections, m.connectionsRefused, m.bans, m.memoryWaits, m.sessions, m.uploadBytes, m.downloadBytes, m.uploads, m.downloads, m.authFailures, m.refused,
-		m.revoked, m.limitRefusals, m.openHandles, m.acceptErrors)
+		m.revoked, m.limitRefusals, m.openHandles, m.acceptErrors, m.draining, m.drainClosed)
 	return m
 }

@@ -109,7 +109,12 @@ type Server struct {
 	dirs    dirSet
 	egress  storage.Cache // egress stores, open across sessions
 	wg      sync.WaitGroup
-	closing chan struct{}
+	closing chan struct{} // closed when the drain closes the sessions
+
+	drainTimeout time.Duration
+	draining     atomic.Bool
+	conns        sync.WaitGroup // connections being served
+	open         atomic.Int64   // their number
 }
 
 // New builds a server, loading or generating its host keys.
@@ -143,6 +148,7 @@ func New(opts Options) (*Server, error) {
 		admission:        newAdmission(admissionLimitsOf(sc)),
 		proxyProtocol:    sc.ProxyProtocol,
 		closing:          make(chan struct{}),
+		drainTimeout:     sc.DrainTimeout,
 		handles: newHandleLimits(cmp.Or(sc.MaxHandlesPerSession, 256), cmp.Or(sc.MaxHandlesPerSupplier, 1024),
 			nodeHandleLimit(sc.MaxHandlesPerNode)),
 		maxChannels: cmp.Or(sc.MaxChannelsPerConnection, 4),
@@ -154,23 +160,29 @@ func New(opts Options) (*Server, error) {
 	return s, nil
 }
 
-// Serve accepts connections on ln until ctx ends, then closes ln and waits
-// for the open sessions to finish their bookkeeping.
+// Serve accepts connections on ln until ctx ends. Then it drains: ln is
+// closed at once, the sessions open may run on for the drain timeout, those
+// left are closed, and Serve returns once every session has settled its
+// bookkeeping.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	go func() {
-		<-ctx.Done()
-		close(s.closing)
+	// The sessions outlive ctx by the drain.
+	sessCtx, endSessions := context.WithCancel(context.WithoutCancel(ctx))
+	defer endSessions()
+	stopAccepting := context.AfterFunc(ctx, func() {
+		s.startDraining()
 		ln.Close()
-	}()
-	s.wg.Go(func() { s.revalidateEvery(ctx, revalidateInterval) })
-	s.wg.Go(func() { s.sweepEvery(ctx, sweepInterval) })
+	})
+	defer stopAccepting()
+	s.wg.Go(func() { s.revalidateEvery(sessCtx, revalidateInterval) })
+	s.wg.Go(func() { s.sweepEvery(sessCtx, sweepInterval) })
 	s.log.Info("sftp listening", "addr", ln.Addr().String(), "max_handles_per_node", s.handles.perNode)
 	var backoff acceptBackoff
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
 			if ctx.Err() != nil {
-				s.wg.Wait()
+				open, left := s.drain()
+				s.closeSessions(ctx, endSessions, open, left)
 				_ = s.egress.Close() // read-only stores: nothing to lose
 				return nil
 			}
@@ -186,9 +198,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		}
 		backoff.reset()
 		s.wg.Add(1)
+		s.conns.Add(1)
+		s.open.Add(1)
 		go func() {
 			defer s.wg.Done()
-			s.handleConn(ctx, nc)
+			defer s.conns.Done()
+			defer s.open.Add(-1)
+			s.handleConn(sessCtx, nc)
 		}()
 	}
 }
@@ -266,6 +282,8 @@ func (s *Server) removeUnrecorded(ctx context.Context, us ledger.UploadSession) 
 
 func (s *Server) handleConn(ctx context.Context, nc net.Conn) {
 	defer nc.Close()
+	// Ends a handshake still under way when the drain closes the sessions.
+	defer context.AfterFunc(ctx, func() { nc.Close() })()
 	connID := rand.Text()[:12]
 	s.metrics.connections.Inc()
 	nc, proxy, err := s.unwrapProxy(nc)

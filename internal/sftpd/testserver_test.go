@@ -51,6 +51,7 @@ type serverOptions struct {
 	// receiptRetention turns receipts on; handoff is Options.Handoff.
 	receiptRetention time.Duration
 	resumeWindow     time.Duration // 0: resume off
+	drainTimeout     time.Duration // 0: a stop closes the sessions at once
 	handoff          func(ctx context.Context, tx *sql.Tx, tr ledger.Transfer) error
 	recordAfter      time.Duration // default: the server's
 	overwrite        string        // every supplier's overwrite policy; default: config's
@@ -133,6 +134,7 @@ func newTestServer(t testing.TB, opts serverOptions) *testServer {
 			TempPatterns:     []string{"*.filepart"},
 			ReceiptRetention: opts.receiptRetention,
 			ResumeWindow:     opts.resumeWindow,
+			DrainTimeout:     opts.drainTimeout,
 
 			MaxHandlesPerSession: opts.maxHandlesPerSession, MaxHandlesPerSupplier: opts.maxHandlesPerSupplier,
 			MaxHandlesPerNode: opts.maxHandlesPerNode, MaxChannelsPerConnection: opts.maxChannels,

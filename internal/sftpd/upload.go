@@ -226,6 +226,10 @@ func (u *upload) TransferError(err error) {
 		u.win.Abort(fmt.Errorf("session closed: no request for %s (idle timeout)", u.s.srv.idleTimeout))
 		return
 	}
+	if u.s.srv.sessionsClosed() {
+		u.win.Abort(errDrained)
+		return
+	}
 	u.win.Abort(fmt.Errorf("connection lost during upload: %w", err))
 }
 

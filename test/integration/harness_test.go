@@ -120,6 +120,7 @@ type gatewayOpts struct {
 	landing     string // default: a directory in the tree
 	database    string // a DSN; default: a SQLite file in the tree
 	landingDir  string // where landed objects appear on disk, when landing is not a directory
+	quarantine  string // default: a directory in the tree
 	maxFileSize string
 	env         []string
 	suppliers   []supplierSpec
@@ -133,6 +134,10 @@ type gatewayOpts struct {
 	// pipeline and waiting), as they did before there was a pipeline. For
 	// tests of the SFTP side that must not pay for thousands of deliveries.
 	stallScans bool
+
+	// drain is sftp.drain_timeout, by default 2s rather than 20s: the
+	// sessions a test leaves open must not hold up its end.
+	drain time.Duration
 }
 
 // The notification addresses of the test gateways.
@@ -151,7 +156,7 @@ type gateway struct {
 	sftpAddr string
 	httpAddr string
 	landing  string
-	database string // the DSN of a database shared with other nodes, or ""
+	database string // the DSN of the ledger: SQLite in the tree, or a database shared with other nodes
 	env      []string
 
 	landingDir string                  // landed objects on disk
@@ -171,13 +176,15 @@ func newGateway(t *testing.T, o gatewayOpts) *gateway {
 	dir := t.TempDir()
 	g := &gateway{t: t, dir: dir, cfg: filepath.Join(dir, "airlock.yaml"),
 		sftpAddr: testpeer.FreeAddr(t), httpAddr: testpeer.FreeAddr(t), landing: o.landing, env: o.env,
-		landingDir: o.landingDir, specs: make(map[string]supplierSpec), stalled: o.stallScans, database: o.database}
+		landingDir: o.landingDir, specs: make(map[string]supplierSpec), stalled: o.stallScans}
 	if g.landing == "" {
 		g.landing = filepath.Join(dir, "state", "landing")
 	}
 	if g.landingDir == "" {
 		g.landingDir = g.landing
 	}
+	g.database = cmp.Or(o.database, "sqlite:"+filepath.Join(dir, "state", "airlock.db"))
+	database, quarantine := cmp.Or(o.database, "sqlite:state/airlock.db"), cmp.Or(o.quarantine, "state/quarantine")
 	// Registered first so that it runs last: the peers below (a stalled
 	// scanner) must let go of airlock before it is asked to stop.
 	t.Cleanup(g.stop)
@@ -208,18 +215,18 @@ func newGateway(t *testing.T, o gatewayOpts) *gateway {
 		extra += fmt.Sprintf("  webhook:\n    url: %q\n    secret_env: %q\n", o.webhook.url(), webhookSecretEnv)
 		g.env = append(g.env, webhookSecretEnv+"="+o.webhook.secret)
 	}
-	database := cmp.Or(o.database, "sqlite:state/airlock.db")
 	writeFile(t, g.cfg, fmt.Sprintf(`sftp:
   listen: %q
+  drain_timeout: %q
 %shttp:
   listen: %q
 database: %q
 landing: %q
-quarantine: "state/quarantine"
+quarantine: %q
 limits:
   max_file_size: %q
 suppliers_dir: "suppliers"
-%s`, g.sftpAddr, o.sftpExtra, g.httpAddr, database, g.landing, maxSize, extra))
+%s`, g.sftpAddr, cmp.Or(o.drain, 2*time.Second).String(), o.sftpExtra, g.httpAddr, database, g.landing, quarantine, maxSize, extra))
 	for _, s := range o.suppliers {
 		var keys []string
 		for _, k := range s.keys {
@@ -370,7 +377,7 @@ func (g *gateway) transfers() []ledger.Transfer {
 // than a CLI run; the caller closes it.
 func (g *gateway) openLedger(t *testing.T) *ledger.Ledger {
 	t.Helper()
-	l, err := ledger.Open(context.Background(), cmp.Or(g.database, "sqlite:"+filepath.Join(g.dir, "state", "airlock.db")))
+	l, err := ledger.Open(context.Background(), g.database)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,10 +16,10 @@ import (
 	"github.com/airlock-gw/airlock/internal/testpeer"
 )
 
-// haproxy is a real HAProxy in TCP mode in front of one gateway, with a
-// frontend per PROXY protocol version. It connects to airlock from
-// 127.0.0.1; clients reach it from other loopback addresses, which it
-// reports in its headers.
+// haproxy is a real HAProxy in TCP mode in front of one gateway or
+// several, with a frontend per PROXY protocol version. It connects to
+// airlock from 127.0.0.1; clients reach it from other loopback addresses,
+// which it reports in its headers.
 type haproxy struct {
 	t      *testing.T
 	cfg    string
@@ -27,23 +27,51 @@ type haproxy struct {
 	proc   *testpeer.Process
 }
 
+// haproxyServer is one gateway behind HAProxy: its SFTP address and, for
+// a health-checked server, its HTTP address, whose /readyz says whether it
+// takes connections.
+type haproxyServer struct{ sftp, http string }
+
 func startHAProxy(t *testing.T, backend string) *haproxy {
 	t.Helper()
+	return startHAProxyOver(t, []haproxyServer{{sftp: backend}})
+}
+
+// startHAProxyOver balances over servers, round robin. A connection that
+// a server refuses is retried on another (a draining node refuses them
+// until its failing /readyz takes it out). A slow /readyz (Postgres on a
+// loaded machine) must not take every node out at once: hence the check
+// timeout, and two failures before a node is out.
+func startHAProxyOver(t *testing.T, servers []haproxyServer) *haproxy {
+	t.Helper()
 	h := &haproxy{t: t, cfg: filepath.Join(t.TempDir(), "haproxy.cfg"), v1: testpeer.FreeAddr(t), v2: testpeer.FreeAddr(t)}
-	writeFile(t, h.cfg, fmt.Sprintf(`global
+	var cfg strings.Builder
+	fmt.Fprint(&cfg, `global
   maxconn 200
 defaults
   mode tcp
   timeout connect 10s
   timeout client 2m
   timeout server 2m
-listen v1
-  bind %s
-  server airlock %s send-proxy
-listen v2
-  bind %s
-  server airlock %s send-proxy-v2
-`, h.v1, backend, h.v2, backend))
+  balance roundrobin
+  retries 3
+  option redispatch 1
+  option httpchk GET /readyz
+  timeout check 3s
+  default-server inter 250ms fall 2 rise 2
+`)
+	for _, fe := range []struct{ name, bind, send string }{{"v1", h.v1, "send-proxy"}, {"v2", h.v2, "send-proxy-v2"}} {
+		fmt.Fprintf(&cfg, "listen %s\n  bind %s\n", fe.name, fe.bind)
+		for i, s := range servers {
+			fmt.Fprintf(&cfg, "  server airlock%d %s %s", i+1, s.sftp, fe.send)
+			if s.http != "" {
+				_, port, _ := net.SplitHostPort(s.http)
+				fmt.Fprintf(&cfg, " check port %s", port)
+			}
+			fmt.Fprintln(&cfg)
+		}
+	}
+	writeFile(t, h.cfg, cfg.String())
 	h.start()
 	t.Cleanup(h.stop)
 	return h

@@ -13,14 +13,13 @@ import (
 	"time"
 
 	"github.com/airlock-gw/airlock/internal/ledger"
-	"github.com/airlock-gw/airlock/internal/ledger/ledgertest"
 )
 
 // rescueAfter is the smallest pipeline.rescue_after there is.
 const rescueAfter = time.Minute
 
-// TestTakeoverFromDeadNode: two nodes on one Postgres, one landing and one
-// destination. Node A takes an upload and hangs scanning it (its clamd
+// TestTakeoverFromDeadNode: two nodes on one Postgres, one S3 landing and
+// one destination. Node A takes an upload and hangs scanning it (its clamd
 // never answers); a later upload of the same path through node B waits
 // behind it, as it must. A is killed with SIGKILL and never restarted: B
 // takes the job over after rescue_after, and both files are delivered
@@ -29,8 +28,8 @@ func TestTakeoverFromDeadNode(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t)
 	// One worker: A hangs on the first job and takes no other.
-	a := c.node("node-a", stalledScanner(t), "  workers: 1\n")
-	b := c.node("node-b", "", "")
+	a := takeoverNode(t, c, "node-a", stalledScanner(t), "  workers: 1\n")
+	b := takeoverNode(t, c, "node-b", "", "")
 	key, dest := c.key, c.dest
 
 	a.start()
@@ -66,7 +65,7 @@ func TestTakeoverFromDeadNode(t *testing.T) {
 	if got := objects(t, dest); len(got) != 1 {
 		t.Errorf("destination holds %v, want report.csv alone", got)
 	}
-	if files := landedFiles(t, c.landing); len(files) != 0 {
+	if files := objects(t, filepath.Join(c.s3.Root, "landing")); len(files) != 0 {
 		t.Errorf("landing still holds %v", files)
 	}
 	for _, id := range []string{older, newer} {
@@ -91,9 +90,9 @@ func TestTakeoverOfHungDelivery(t *testing.T) {
 	s3 := startVersity(t, "dest")
 	front := startHoldingProxy(t, s3.Addr)
 	d := s3.destVia(front.addr, "dest", "acme")
-	c.dest, c.env = d.url, s3.Env()
-	a := c.node("node-a", "", "  workers: 1\n")
-	b := c.node("node-b", "", "")
+	c.dest = d.url // same credentials as the cluster's versitygw
+	a := takeoverNode(t, c, "node-a", "", "  workers: 1\n")
+	b := takeoverNode(t, c, "node-b", "", "")
 	src, sum := randomFile(t, 3<<20)
 
 	a.start()
@@ -191,8 +190,8 @@ func TestSlowJobOfLiveNodeIsKept(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t)
 	clamd, release := gatedClamd(t)
-	a := c.node("node-a", clamd, "  workers: 1\n")
-	b := c.node("node-b", "", "")
+	a := takeoverNode(t, c, "node-a", clamd, "  workers: 1\n")
+	b := takeoverNode(t, c, "node-b", "", "")
 
 	a.start()
 	id := uploadVersion(t, a, c.key, "slow report\n")
@@ -222,35 +221,11 @@ func TestSlowJobOfLiveNodeIsKept(t *testing.T) {
 	b.auditVerifies(t)
 }
 
-// cluster is what the nodes of one test share: a Postgres database, the
-// landing directory, and supplier acme with its key and destination.
-type cluster struct {
-	t       *testing.T
-	dsn     string
-	landing string
-	dest    string // destination.url, a directory unless set otherwise
-	key     clientKey
-	env     []string // of every node
-}
-
-func newCluster(t *testing.T) *cluster {
-	t.Helper()
-	shared := t.TempDir()
-	return &cluster{t: t, dsn: ledgertest.Postgres(t), landing: filepath.Join(shared, "landing"),
-		dest: filepath.Join(shared, "delivered", "acme"), key: newClientKey(t)}
-}
-
-// node configures (without starting) a node of the cluster, with
+// takeoverNode configures (without starting) a node of c with
 // rescue_after 1m; clamd "" is the builtin scanner, workers a YAML line of
 // the pipeline section or "".
-func (c *cluster) node(name, clamd, workers string) *gateway {
-	spec := supplierSpec{name: "acme", keys: []clientKey{c.key}, dest: destination{url: c.dest}}
-	return newGateway(c.t, gatewayOpts{
-		database: c.dsn, landing: c.landing, clamd: clamd, env: c.env,
-		pipeline:  "  rescue_after: 1m\n" + workers,
-		extra:     "node: " + name + "\n",
-		suppliers: []supplierSpec{spec},
-	})
+func takeoverNode(t *testing.T, c *cluster, name, clamd, workers string) *gateway {
+	return c.node(t, name, gatewayOpts{clamd: clamd, pipeline: "  rescue_after: 1m\n" + workers})
 }
 
 // gatedClamd listens on a unix socket like clamd: it answers PING and
