@@ -24,16 +24,25 @@ func ForEachBackend(t *testing.T, fn func(t *testing.T, dsn string)) {
 		fn(t, "sqlite:"+filepath.Join(t.TempDir(), "state", "airlock.db"))
 	})
 	t.Run("postgres", func(t *testing.T) {
-		base := os.Getenv("AIRLOCK_TEST_POSTGRES")
-		if base == "" {
-			if os.Getenv("CI") == "true" {
-				t.Fatal("AIRLOCK_TEST_POSTGRES is not set: run the tests through scripts/with-postgres.sh (make unit does)")
-			}
-			t.Skip("AIRLOCK_TEST_POSTGRES is not set; scripts/with-postgres.sh sets it (with CI=true this fails)")
-		}
+		dsn := Postgres(t)
 		t.Parallel()
-		fn(t, freshSchema(t, base))
+		fn(t, dsn)
 	})
+}
+
+// Postgres returns the DSN of a fresh schema in the database
+// AIRLOCK_TEST_POSTGRES names; without one the test is skipped, or fails
+// with CI=true.
+func Postgres(t *testing.T) string {
+	t.Helper()
+	base := os.Getenv("AIRLOCK_TEST_POSTGRES")
+	if base == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("AIRLOCK_TEST_POSTGRES is not set: run the tests through scripts/with-postgres.sh (make unit and make integration do)")
+		}
+		t.Skip("AIRLOCK_TEST_POSTGRES is not set; scripts/with-postgres.sh sets it (with CI=true this fails)")
+	}
+	return freshSchema(t, base)
 }
 
 // freshSchema creates a schema of its own for one test and returns a DSN
