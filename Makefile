@@ -40,8 +40,9 @@ fmt-check:
 unit:
 	./scripts/with-postgres.sh sh -c '$(GO) test -count=1 $(UNIT_PKGS) && $(GO) test -race -count=1 $(RACE_PKGS)'
 
+# Beside a throwaway Postgres too: the tests of several nodes share one.
 integration:
-	$(GO) test -count=1 -timeout 20m ./test/integration/...
+	./scripts/with-postgres.sh $(GO) test -count=1 -timeout 20m ./test/integration/...
 
 # A short run of every fuzz target (FUZZTIME each); new crashers are saved
 # under testdata/fuzz and fail the run.

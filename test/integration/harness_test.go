@@ -6,6 +6,7 @@ package integration
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -117,6 +118,7 @@ type gatewayOpts struct {
 	sftpExtra   string // more keys of the sftp section, as YAML lines indented by two spaces
 	extra       string // more top-level sections of airlock.yaml
 	landing     string // default: a directory in the tree
+	database    string // a DSN; default: a SQLite file in the tree
 	landingDir  string // where landed objects appear on disk, when landing is not a directory
 	maxFileSize string
 	env         []string
@@ -149,6 +151,7 @@ type gateway struct {
 	sftpAddr string
 	httpAddr string
 	landing  string
+	database string // the DSN of a database shared with other nodes, or ""
 	env      []string
 
 	landingDir string                  // landed objects on disk
@@ -168,7 +171,7 @@ func newGateway(t *testing.T, o gatewayOpts) *gateway {
 	dir := t.TempDir()
 	g := &gateway{t: t, dir: dir, cfg: filepath.Join(dir, "airlock.yaml"),
 		sftpAddr: testpeer.FreeAddr(t), httpAddr: testpeer.FreeAddr(t), landing: o.landing, env: o.env,
-		landingDir: o.landingDir, specs: make(map[string]supplierSpec), stalled: o.stallScans}
+		landingDir: o.landingDir, specs: make(map[string]supplierSpec), stalled: o.stallScans, database: o.database}
 	if g.landing == "" {
 		g.landing = filepath.Join(dir, "state", "landing")
 	}
@@ -205,17 +208,18 @@ func newGateway(t *testing.T, o gatewayOpts) *gateway {
 		extra += fmt.Sprintf("  webhook:\n    url: %q\n    secret_env: %q\n", o.webhook.url(), webhookSecretEnv)
 		g.env = append(g.env, webhookSecretEnv+"="+o.webhook.secret)
 	}
+	database := cmp.Or(o.database, "sqlite:state/airlock.db")
 	writeFile(t, g.cfg, fmt.Sprintf(`sftp:
   listen: %q
 %shttp:
   listen: %q
-database: "sqlite:state/airlock.db"
+database: %q
 landing: %q
 quarantine: "state/quarantine"
 limits:
   max_file_size: %q
 suppliers_dir: "suppliers"
-%s`, g.sftpAddr, o.sftpExtra, g.httpAddr, g.landing, maxSize, extra))
+%s`, g.sftpAddr, o.sftpExtra, g.httpAddr, database, g.landing, maxSize, extra))
 	for _, s := range o.suppliers {
 		var keys []string
 		for _, k := range s.keys {
@@ -366,7 +370,7 @@ func (g *gateway) transfers() []ledger.Transfer {
 // than a CLI run; the caller closes it.
 func (g *gateway) openLedger(t *testing.T) *ledger.Ledger {
 	t.Helper()
-	l, err := ledger.Open(context.Background(), "sqlite:"+filepath.Join(g.dir, "state", "airlock.db"))
+	l, err := ledger.Open(context.Background(), cmp.Or(g.database, "sqlite:"+filepath.Join(g.dir, "state", "airlock.db")))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,10 +16,10 @@ import (
 	"github.com/airlock-gw/airlock/internal/testpeer"
 )
 
-// haproxy is a real HAProxy in TCP mode in front of one gateway, with a
-// frontend per PROXY protocol version. It connects to airlock from
-// 127.0.0.1; clients reach it from other loopback addresses, which it
-// reports in its headers.
+// haproxy is a real HAProxy in TCP mode in front of one gateway or more
+// (in turn), with a frontend per PROXY protocol version. It connects to
+// airlock from 127.0.0.1; clients reach it from other loopback addresses,
+// which it reports in its headers.
 type haproxy struct {
 	t      *testing.T
 	cfg    string
@@ -27,23 +27,29 @@ type haproxy struct {
 	proc   *testpeer.Process
 }
 
-func startHAProxy(t *testing.T, backend string) *haproxy {
+func startHAProxy(t *testing.T, backend string, more ...string) *haproxy {
 	t.Helper()
 	h := &haproxy{t: t, cfg: filepath.Join(t.TempDir(), "haproxy.cfg"), v1: testpeer.FreeAddr(t), v2: testpeer.FreeAddr(t)}
+	servers := func(option string) string {
+		var b strings.Builder
+		for i, addr := range append([]string{backend}, more...) {
+			fmt.Fprintf(&b, "  server airlock%d %s %s\n", i, addr, option)
+		}
+		return b.String()
+	}
 	writeFile(t, h.cfg, fmt.Sprintf(`global
   maxconn 200
 defaults
   mode tcp
+  balance roundrobin
   timeout connect 10s
   timeout client 2m
   timeout server 2m
 listen v1
   bind %s
-  server airlock %s send-proxy
-listen v2
+%slisten v2
   bind %s
-  server airlock %s send-proxy-v2
-`, h.v1, backend, h.v2, backend))
+%s`, h.v1, servers("send-proxy"), h.v2, servers("send-proxy-v2")))
 	h.start()
 	t.Cleanup(h.stop)
 	return h
