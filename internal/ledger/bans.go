@@ -14,10 +14,13 @@ import (
 // database counts them, and its ban once they reached the threshold.
 type Ban struct {
 	IP          netip.Addr `json:"ip"`
-	Failures    int        `json:"failures"`
+	Failures    int        `json:"failures"`     // since WindowStart
+	WindowStart time.Time  `json:"window_start"` // of the failures counted
 	BannedUntil time.Time  `json:"banned_until"` // zero: not banned
-	Node        string     `json:"node"`         // the node whose strikes made the ban
+	Node        string     `json:"node"`         // the node whose strikes made the ban, or came last
 	Reason      string     `json:"reason"`
+	// Made says that the strikes a Strike call just wrote made the ban.
+	Made bool `json:"-"`
 }
 
 // BanRule is sftp.ban: Threshold strikes within Window ban an address for
@@ -29,34 +32,36 @@ type BanRule struct {
 }
 
 // Strikes are the failures a node counted against one address since it
-// last wrote, with the reason of the latest.
+// last wrote, with the reason and time of the latest: a ban they make runs
+// from then (from the time of the write when Last is zero).
 type Strikes struct {
 	IP     netip.Addr
 	Count  int
 	Reason string
+	Last   time.Time
 }
 
 // ErrNotBanned means an address has no ban in force.
 var ErrNotBanned = errors.New("address not banned")
 
 // Strike adds the strikes node counted (at, by rule) to the shared counts,
-// in one transaction, and returns the bans they made. An address banned
-// already is left alone; one whose window or ban has ended counts afresh.
-// Counts whose window and ban have both ended are deleted on the way.
+// in one transaction, and returns each address's count and ban as they
+// leave it, Made set on the bans they made. An address banned already is
+// left alone; one whose window or ban has ended counts afresh. Counts whose
+// window and ban have both ended are deleted first.
+//
+// Rows are locked in the order of strikes: callers on several nodes that
+// sort them alike cannot deadlock.
 func (l *Ledger) Strike(ctx context.Context, node string, at time.Time, rule BanRule, strikes []Strikes) ([]Ban, error) {
-	var made []Ban
+	if err := l.pruneBans(ctx, at, rule.Window); err != nil {
+		return nil, fmt.Errorf("count failed logins: %w", err)
+	}
+	out := make([]Ban, len(strikes))
 	err := l.inTx(ctx, relaxed, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM ip_bans WHERE window_start < $1 AND (banned_until IS NULL OR banned_until < $2)`,
-			formatTime(at.Add(-rule.Window)), formatTime(at)); err != nil {
-			return err
-		}
-		for _, s := range strikes {
-			b, banned, err := l.strike(ctx, tx, node, at, rule, s)
-			if err != nil {
+		for i, s := range strikes {
+			var err error
+			if out[i], err = l.strike(ctx, tx, node, at, rule, s); err != nil {
 				return err
-			}
-			if banned {
-				made = append(made, b)
 			}
 		}
 		return nil
@@ -64,48 +69,70 @@ func (l *Ledger) Strike(ctx context.Context, node string, at time.Time, rule Ban
 	if err != nil {
 		return nil, fmt.Errorf("count failed logins: %w", err)
 	}
-	return made, nil
+	return out, nil
 }
 
-// strike adds one address's strikes and reports whether they banned it.
-func (l *Ledger) strike(ctx context.Context, tx *sql.Tx, node string, at time.Time, rule BanRule, s Strikes) (Ban, bool, error) {
+// pruneBans deletes the counts whose window and ban have both ended, in a
+// statement of its own that waits for no other writer (on Postgres it
+// skips the rows others hold), so that it cannot take part in a deadlock.
+func (l *Ledger) pruneBans(ctx context.Context, at time.Time, window time.Duration) error {
+	stale := `window_start < $1 AND (banned_until IS NULL OR banned_until < $2)`
+	query := `DELETE FROM ip_bans WHERE ` + stale
+	if l.postgres {
+		query = `DELETE FROM ip_bans WHERE ip IN (SELECT ip FROM ip_bans WHERE ` + stale + ` FOR UPDATE SKIP LOCKED)`
+	}
+	_, err := l.writes.ExecContext(ctx, query, formatTime(at.Add(-window)), formatTime(at))
+	return err
+}
+
+// strike adds one address's strikes.
+func (l *Ledger) strike(ctx context.Context, tx *sql.Tx, node string, at time.Time, rule BanRule, s Strikes) (Ban, error) {
 	ip, now := s.IP.String(), formatTime(at)
 	if _, err := tx.ExecContext(ctx, `INSERT INTO ip_bans (ip, failures, window_start, node, reason) VALUES ($1, 0, $2, $3, $4)
 		ON CONFLICT (ip) DO NOTHING`, ip, now, node, s.Reason); err != nil {
-		return Ban{}, false, err
+		return Ban{}, err
 	}
 	lock := "" // SQLite's immediate transaction holds the write lock already
 	if l.postgres {
 		lock = " FOR UPDATE"
 	}
-	var failures int
+	b := Ban{IP: s.IP}
 	var start string
 	var until sql.NullString
-	if err := tx.QueryRowContext(ctx, `SELECT failures, window_start, banned_until FROM ip_bans WHERE ip = $1`+lock, ip).
-		Scan(&failures, &start, &until); err != nil {
-		return Ban{}, false, err
+	if err := tx.QueryRowContext(ctx, `SELECT failures, window_start, banned_until, node, reason FROM ip_bans WHERE ip = $1`+lock, ip).
+		Scan(&b.Failures, &start, &until, &b.Node, &b.Reason); err != nil {
+		return Ban{}, err
 	}
-	if until.Valid && until.String > now {
-		return Ban{}, false, nil // banned already: the strikes came in flight
+	if until.Valid && until.String > now { // banned already: the strikes came in flight
+		var err error
+		if b.WindowStart, err = parseTime(start); err == nil {
+			b.BannedUntil, err = parseTime(until.String)
+		}
+		return b, err
 	}
 	if until.Valid || start < formatTime(at.Add(-rule.Window)) {
-		failures, start = 0, now
+		b.Failures, start = 0, now
 	}
-	b := Ban{IP: s.IP, Failures: failures + s.Count, Node: node, Reason: s.Reason}
+	b.Failures += s.Count
+	b.Node, b.Reason = node, s.Reason
 	var bannedUntil *string
 	if b.Failures >= rule.Threshold {
-		b.BannedUntil = at.Add(rule.Duration).UTC().Truncate(time.Microsecond)
+		b.BannedUntil, b.Made = cmp.Or(s.Last, at).Add(rule.Duration).UTC().Truncate(time.Microsecond), true
 		u := formatTime(b.BannedUntil)
 		bannedUntil = &u
 	}
-	_, err := tx.ExecContext(ctx, `UPDATE ip_bans SET failures = $1, window_start = $2, banned_until = $3, node = $4, reason = $5 WHERE ip = $6`,
+	var err error
+	if b.WindowStart, err = parseTime(start); err != nil {
+		return Ban{}, err
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE ip_bans SET failures = $1, window_start = $2, banned_until = $3, node = $4, reason = $5 WHERE ip = $6`,
 		b.Failures, start, bannedUntil, node, s.Reason, ip)
-	return b, bannedUntil != nil, err
+	return b, err
 }
 
 // Bans returns the bans in force at at, by address.
 func (l *Ledger) Bans(ctx context.Context, at time.Time) ([]Ban, error) {
-	rows, err := l.reads.QueryContext(ctx, `SELECT ip, failures, banned_until, node, reason FROM ip_bans
+	rows, err := l.reads.QueryContext(ctx, `SELECT ip, failures, window_start, banned_until, node, reason FROM ip_bans
 		WHERE banned_until > $1 ORDER BY ip`, formatTime(at))
 	if err != nil {
 		return nil, fmt.Errorf("list bans: %w", err)
@@ -114,11 +141,14 @@ func (l *Ledger) Bans(ctx context.Context, at time.Time) ([]Ban, error) {
 	var out []Ban
 	for rows.Next() {
 		var b Ban
-		var ip, until string
-		if err := rows.Scan(&ip, &b.Failures, &until, &b.Node, &b.Reason); err != nil {
+		var ip, start, until string
+		if err := rows.Scan(&ip, &b.Failures, &start, &until, &b.Node, &b.Reason); err != nil {
 			return nil, fmt.Errorf("list bans: %w", err)
 		}
 		if b.IP, err = netip.ParseAddr(ip); err == nil {
+			b.WindowStart, err = parseTime(start)
+		}
+		if err == nil {
 			b.BannedUntil, err = parseTime(until)
 		}
 		if err != nil {

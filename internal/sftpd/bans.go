@@ -45,13 +45,15 @@ type banBook struct {
 	now   func() time.Time
 
 	mu      sync.Mutex
-	banned  map[netip.Addr]time.Time // address → end of ban
+	banned  map[netip.Addr]time.Time  // address → end of ban
+	known   map[netip.Addr]ledger.Ban // the store's counts of addresses not banned, as of this node's last write
 	pending map[netip.Addr]*pendingStrikes
 }
 
 type pendingStrikes struct {
 	count          int
-	reason, connID string // of the latest strike, for the ban's audit event
+	reason, connID string    // of the latest strike, for the ban's audit event
+	last           time.Time // of the latest strike: a ban runs from then
 }
 
 // madeBan is a ban this node's strikes made, with the connection of the
@@ -63,7 +65,7 @@ type madeBan struct {
 
 func newBanBook(store BanStore, node string, rule ledger.BanRule) *banBook {
 	return &banBook{store: store, node: node, rule: rule, now: time.Now,
-		banned: make(map[netip.Addr]time.Time), pending: make(map[netip.Addr]*pendingStrikes)}
+		banned: make(map[netip.Addr]time.Time), known: make(map[netip.Addr]ledger.Ban), pending: make(map[netip.Addr]*pendingStrikes)}
 }
 
 func (b *banBook) isBanned(ip netip.Addr) bool {
@@ -74,8 +76,10 @@ func (b *banBook) isBanned(ip netip.Addr) bool {
 }
 
 // strike counts a strike against ip, for the next flush. An address whose
-// strikes on this node alone reach the threshold is refused here at once:
-// the store, which has seen no fewer, bans it on the flush.
+// strikes reach the threshold, counting those the store had at this node's
+// last write, is refused here at once: the store, which has seen no fewer,
+// bans it on the flush. A lone node thus bans as soon as the threshold is
+// reached; nodes that share the store, within a flush and a poll.
 func (b *banBook) strike(ip netip.Addr, reason, connID string) {
 	if b.rule.Threshold <= 0 {
 		return
@@ -95,8 +99,12 @@ func (b *banBook) strike(ip netip.Addr, reason, connID string) {
 		b.pending[ip] = p
 	}
 	p.count++
-	p.reason, p.connID = reason, connID
-	if p.count >= b.rule.Threshold {
+	p.reason, p.connID, p.last = reason, connID, now
+	count := p.count
+	if k, ok := b.known[ip]; ok && now.Sub(k.WindowStart) < b.rule.Window {
+		count += k.Failures
+	}
+	if count >= b.rule.Threshold {
 		b.banned[ip] = now.Add(b.rule.Duration)
 	}
 }
@@ -114,29 +122,52 @@ func (b *banBook) flush(ctx context.Context) (made []madeBan, wrote bool, err er
 	}
 	strikes := make([]ledger.Strikes, 0, len(pending))
 	for ip, p := range pending {
-		strikes = append(strikes, ledger.Strikes{IP: ip, Count: p.count, Reason: p.reason})
+		strikes = append(strikes, ledger.Strikes{IP: ip, Count: p.count, Reason: p.reason, Last: p.last})
 	}
 	// In address order, so that nodes writing at once lock the same
 	// rows in the same order and cannot deadlock.
 	slices.SortFunc(strikes, func(x, y ledger.Strikes) int { return x.IP.Compare(y.IP) })
-	bans, err := b.store.Strike(ctx, b.node, b.now(), b.rule, strikes)
+	now := b.now()
+	counts, err := b.store.Strike(ctx, b.node, now, b.rule, strikes)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if err != nil {
 		for ip, p := range pending {
 			if q := b.pending[ip]; q != nil {
 				p.count += q.count
-				p.reason, p.connID = q.reason, q.connID
+				p.reason, p.connID, p.last = q.reason, q.connID, q.last
 			}
 			b.pending[ip] = p
 		}
 		return nil, true, err
 	}
-	for _, ban := range bans {
-		b.banned[ban.IP] = ban.BannedUntil
-		made = append(made, madeBan{Ban: ban, connID: pending[ban.IP].connID})
+	b.forgetStaleLocked(now)
+	for _, c := range counts {
+		switch {
+		case c.BannedUntil.After(now):
+			b.banned[c.IP] = c.BannedUntil
+			delete(b.known, c.IP)
+		case len(b.known) < maxTracked:
+			b.known[c.IP] = c
+		}
+		if c.Made {
+			made = append(made, madeBan{Ban: c, connID: pending[c.IP].connID})
+		}
 	}
 	return made, true, nil
+}
+
+// forgetStaleLocked drops the counts whose window has ended, once there
+// are many.
+func (b *banBook) forgetStaleLocked(now time.Time) {
+	if len(b.known) < maxTracked {
+		return
+	}
+	for ip, k := range b.known {
+		if now.Sub(k.WindowStart) >= b.rule.Window {
+			delete(b.known, ip)
+		}
+	}
 }
 
 // refresh takes the bans in force from the store, keeping those this node
@@ -220,44 +251,41 @@ func (s *Server) flushStrikes(ctx context.Context) {
 // a Server given no other, and for tests.
 type MemoryBans struct {
 	mu   sync.Mutex
-	bans map[netip.Addr]*memoryBan
-}
-
-type memoryBan struct {
-	ledger.Ban
-	windowStart time.Time
+	bans map[netip.Addr]*ledger.Ban
 }
 
 // NewMemoryBans returns an empty store.
-func NewMemoryBans() *MemoryBans { return &MemoryBans{bans: make(map[netip.Addr]*memoryBan)} }
+func NewMemoryBans() *MemoryBans { return &MemoryBans{bans: make(map[netip.Addr]*ledger.Ban)} }
 
 // Strike is BanStore.Strike.
 func (m *MemoryBans) Strike(_ context.Context, node string, at time.Time, rule ledger.BanRule, strikes []ledger.Strikes) ([]ledger.Ban, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for ip, b := range m.bans {
-		if b.windowStart.Before(at.Add(-rule.Window)) && !b.BannedUntil.After(at) {
+		if b.WindowStart.Before(at.Add(-rule.Window)) && !b.BannedUntil.After(at) {
 			delete(m.bans, ip)
 		}
 	}
-	var made []ledger.Ban
-	for _, s := range strikes {
+	out := make([]ledger.Ban, len(strikes))
+	for i, s := range strikes {
 		b := m.bans[s.IP]
 		switch {
 		case b != nil && b.BannedUntil.After(at):
+			out[i] = *b
 			continue
-		case b == nil || !b.BannedUntil.IsZero() || b.windowStart.Before(at.Add(-rule.Window)):
-			b = &memoryBan{Ban: ledger.Ban{IP: s.IP}, windowStart: at}
+		case b == nil || !b.BannedUntil.IsZero() || b.WindowStart.Before(at.Add(-rule.Window)):
+			b = &ledger.Ban{IP: s.IP, WindowStart: at}
 			m.bans[s.IP] = b
 		}
 		b.Failures += s.Count
 		b.Node, b.Reason = node, s.Reason
 		if b.Failures >= rule.Threshold {
-			b.BannedUntil = at.Add(rule.Duration)
-			made = append(made, b.Ban)
+			b.BannedUntil = cmp.Or(s.Last, at).Add(rule.Duration)
 		}
+		out[i] = *b
+		out[i].Made = !b.BannedUntil.IsZero()
 	}
-	return made, nil
+	return out, nil
 }
 
 // Bans is BanStore.Bans.
@@ -267,7 +295,7 @@ func (m *MemoryBans) Bans(_ context.Context, at time.Time) ([]ledger.Ban, error)
 	var out []ledger.Ban
 	for _, b := range m.bans {
 		if b.BannedUntil.After(at) {
-			out = append(out, b.Ban)
+			out = append(out, *b)
 		}
 	}
 	slices.SortFunc(out, func(x, y ledger.Ban) int { return cmp.Compare(x.IP.String(), y.IP.String()) })

@@ -190,3 +190,26 @@ func TestBanBookBoundsTrackedAddresses(t *testing.T) {
 		t.Fatalf("%d addresses pending after the flush", n)
 	}
 }
+
+// TestBanBookCountsWhatTheStoreHad: strikes written by earlier flushes
+// count towards the next, so a lone node bans the moment the threshold is
+// reached, not a flush later; counts older than the window do not.
+func TestBanBookCountsWhatTheStoreHad(t *testing.T) {
+	t.Parallel()
+	clock := newFakeClock()
+	b := newTestBook(NewMemoryBans(), "a", clock)
+	ip, old := netip.MustParseAddr("203.0.113.9"), netip.MustParseAddr("203.0.113.10")
+	for _, x := range []netip.Addr{ip, ip, old, old} {
+		b.strike(x, banFailedLogins, "c")
+	}
+	mustFlush(t, b)
+	b.strike(ip, banFailedLogins, "c")
+	if !b.isBanned(ip) {
+		t.Fatal("the third strike, two of them written, did not ban at once")
+	}
+	clock.advance(testBanRule.Window)
+	b.strike(old, banFailedLogins, "c")
+	if b.isBanned(old) {
+		t.Fatal("strikes older than the window counted")
+	}
+}
