@@ -35,7 +35,8 @@ func TestClusterBans(t *testing.T) {
 	dsn, shared := ledgertest.Postgres(t), t.TempDir()
 	key, wrong := newClientKey(t), newClientKey(t)
 	var nodes []*gateway
-	for _, name := range []string{"node-a", "node-b", "node-c"} {
+	names := []string{"node-a", "node-b", "node-c"}
+	for _, name := range names {
 		g := newGateway(t, gatewayOpts{
 			database: dsn, landing: filepath.Join(shared, "landing"), extra: "node: " + name + "\n",
 			sftpExtra: "  proxy_protocol:\n    trusted: [\"127.0.0.1/32\"]\n" +
@@ -56,11 +57,11 @@ func TestClusterBans(t *testing.T) {
 		out, err := sftpCommandTo(t, addr, "acme", k, fmt.Sprintf("put %s %s\n", src, name), "-o", "BindAddress="+from).CombinedOutput()
 		return string(out), err
 	}
-	// refuses reports whether g turns the attacker away at accept: it
+	// refuses reports whether g turns the address from away at accept: it
 	// closes the connection without sending its banner. A connection
 	// closed at once is no strike, so asking does not earn the ban.
-	refuses := func(t *testing.T, g *gateway) bool {
-		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(attacker)}, Timeout: 10 * time.Second}
+	refuses := func(t *testing.T, g *gateway, from string) bool {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 10 * time.Second}
 		c, err := d.Dial("tcp", g.sftpAddr)
 		if err != nil {
 			t.Fatal(err)
@@ -76,19 +77,19 @@ func TestClusterBans(t *testing.T) {
 				t.Fatalf("login %d with an unknown key succeeded:\n%s", i, out)
 			}
 		}
-		for _, g := range nodes {
+		for i, g := range nodes {
 			failures := g.metric(`airlock_sftp_auth_failures_total{reason="key-not-authorized"}`)
 			if failures < 1 || failures >= clusterBanThreshold {
 				t.Errorf("%s refused %v logins: want some, and fewer than the threshold %d that it would ban on alone",
-					g.cfg, failures, clusterBanThreshold)
+					names[i], failures, clusterBanThreshold)
 			}
 		}
-		for _, g := range nodes {
+		for i, g := range nodes {
 			start := time.Now()
-			eventually(t, 10*time.Second, g.cfg+" refusing "+attacker, func() bool { return refuses(t, g) })
-			t.Logf("%s refuses %s (after %s more)", g.cfg, attacker, time.Since(start).Round(time.Millisecond))
+			eventually(t, 10*time.Second, names[i]+" refusing "+attacker, func() bool { return refuses(t, g, attacker) })
+			t.Logf("%s refuses %s (after %s more)", names[i], attacker, time.Since(start).Round(time.Millisecond))
 			if out, err := upload(t, g.sftpAddr, attacker, key, "banned.bin"); err == nil {
-				t.Errorf("%s lets the banned %s upload with the right key:\n%s", g.cfg, attacker, out)
+				t.Errorf("%s lets the banned %s upload with the right key:\n%s", names[i], attacker, out)
 			}
 		}
 		evs := nodes[0].events()
@@ -110,6 +111,29 @@ func TestClusterBans(t *testing.T) {
 		for _, ev := range fails {
 			if ev.RemoteIP != attacker {
 				t.Errorf("auth.fail names %q, not the client %s: %+v", ev.RemoteIP, attacker, ev)
+			}
+		}
+	})
+
+	t.Run("a ban made on one node reaches the others", func(t *testing.T) {
+		const lone = "127.0.0.8" // straight to node-a, without HAProxy
+		for i := range clusterBanThreshold {
+			if out, err := upload(t, nodes[0].sftpAddr, lone, wrong, "x.bin"); err == nil {
+				t.Fatalf("login %d with an unknown key succeeded:\n%s", i, out)
+			}
+		}
+		banned := time.Now()
+		if !refuses(t, nodes[0], lone) {
+			t.Fatalf("node-a does not refuse %s after %d failed logins", lone, clusterBanThreshold)
+		}
+		for i, g := range nodes[1:] {
+			name := names[1+i]
+			eventually(t, 10*time.Second, name+" refusing "+lone, func() bool { return refuses(t, g, lone) })
+			// Documented as 2 s; more allowed for a loaded machine.
+			delay := time.Since(banned)
+			t.Logf("%s refuses %s %s after node-a banned it", name, lone, delay.Round(time.Millisecond))
+			if delay > 5*time.Second {
+				t.Errorf("%s took %s to refuse %s", name, delay, lone)
 			}
 		}
 	})
@@ -136,7 +160,7 @@ func TestClusterBans(t *testing.T) {
 		if err != nil || json.Unmarshal([]byte(out), &list) != nil {
 			t.Fatalf("bans list --json: %v\n%s%s", err, out, errOut)
 		}
-		if len(list) != 1 || list[0].IP.String() != attacker || list[0].Failures < clusterBanThreshold ||
+		if len(list) != 2 || list[0].IP.String() != attacker || list[0].Failures < clusterBanThreshold ||
 			!strings.HasPrefix(list[0].Node, "node-") || time.Until(list[0].BannedUntil) < 5*time.Minute {
 			t.Errorf("bans list --json: %+v", list)
 		}
@@ -147,13 +171,13 @@ func TestClusterBans(t *testing.T) {
 			t.Fatalf("bans lift: %v\n%s%s", err, out, errOut)
 		}
 		for i, g := range nodes {
-			name := fmt.Sprintf("lifted%d.bin", i)
+			file := fmt.Sprintf("lifted%d.bin", i)
 			start := time.Now()
-			eventually(t, 10*time.Second, g.cfg+" letting "+attacker+" in", func() bool {
-				_, err := upload(t, g.sftpAddr, attacker, key, name)
+			eventually(t, 10*time.Second, names[i]+" letting "+attacker+" in", func() bool {
+				_, err := upload(t, g.sftpAddr, attacker, key, file)
 				return err == nil
 			})
-			t.Logf("%s lets %s in (after %s more)", g.cfg, attacker, time.Since(start).Round(time.Millisecond))
+			t.Logf("%s lets %s in (after %s more)", names[i], attacker, time.Since(start).Round(time.Millisecond))
 		}
 		if ev, ok := nodes[0].findEvent(0, "ip.unbanned", map[string]string{"reason": "supplier fixed its key"}); !ok ||
 			ev.RemoteIP != attacker || !strings.HasPrefix(ev.Actor, "operator") {
