@@ -16,8 +16,9 @@ import (
 // the nodes sharing it see them: the ledger's database. A node writes its
 // strikes in batches and reads the bans back on a timer (see banBook).
 type BanStore interface {
-	// Strike adds the strikes node counted at at, and returns the bans
-	// they made. An address banned already is left alone.
+	// Strike adds the strikes node counted (written at at), and returns
+	// each address's count and ban as they leave it, in order, Made set
+	// on the bans they made. An address banned already is left alone.
 	Strike(ctx context.Context, node string, at time.Time, rule ledger.BanRule, strikes []ledger.Strikes) ([]ledger.Ban, error)
 	// Bans returns the bans in force at at.
 	Bans(ctx context.Context, at time.Time) ([]ledger.Ban, error)
@@ -34,6 +35,10 @@ const (
 	banFlushEvery = 250 * time.Millisecond
 	banPollEvery  = time.Second
 )
+
+// maxTracked bounds the addresses a node keeps strikes not yet written of,
+// and the counts it keeps of the store's.
+const maxTracked = 10000
 
 // banBook is this node's view of the bans all nodes made, and the strikes
 // it counted that the store has not seen yet. An address banned costs no

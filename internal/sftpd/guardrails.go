@@ -139,9 +139,6 @@ func handshakeDeadline(timeout time.Duration, pressured bool) time.Duration {
 	return min(timeout, max(timeout/pressuredHandshakeFraction, minPressuredHandshake))
 }
 
-// maxTracked bounds the addresses with strikes not yet written.
-const maxTracked = 10000
-
 // admissionLimitsOf reads the limits from the sftp section; zero values
 // (a Config not built by config.Load) take the defaults.
 func admissionLimitsOf(sc config.SFTP) admissionLimits {
