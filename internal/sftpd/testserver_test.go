@@ -54,6 +54,7 @@ type serverOptions struct {
 	handoff          func(ctx context.Context, tx *sql.Tx, tr ledger.Transfer) error
 	recordAfter      time.Duration // default: the server's
 	overwrite        string        // every supplier's overwrite policy; default: config's
+	ban              config.Ban    // sftp.ban; default: off
 
 	// Resource limits, 0 for the defaults.
 	maxHandlesPerSession, maxHandlesPerSupplier, maxHandlesPerNode int
@@ -133,6 +134,7 @@ func newTestServer(t testing.TB, opts serverOptions) *testServer {
 			TempPatterns:     []string{"*.filepart"},
 			ReceiptRetention: opts.receiptRetention,
 			ResumeWindow:     opts.resumeWindow,
+			Ban:              opts.ban,
 
 			MaxHandlesPerSession: opts.maxHandlesPerSession, MaxHandlesPerSupplier: opts.maxHandlesPerSupplier,
 			MaxHandlesPerNode: opts.maxHandlesPerNode, MaxChannelsPerConnection: opts.maxChannels,
