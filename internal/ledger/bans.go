@@ -88,18 +88,17 @@ func (l *Ledger) pruneBans(ctx context.Context, at time.Time, window time.Durati
 // strike adds one address's strikes.
 func (l *Ledger) strike(ctx context.Context, tx *sql.Tx, node string, at time.Time, rule BanRule, s Strikes) (Ban, error) {
 	ip, now := s.IP.String(), formatTime(at)
+	// The no-op update locks an existing row until the commit (Postgres;
+	// SQLite's immediate transaction holds the write lock already), so no
+	// other node's strike or prune changes it between this and the update.
 	if _, err := tx.ExecContext(ctx, `INSERT INTO ip_bans (ip, failures, window_start, node, reason) VALUES ($1, 0, $2, $3, $4)
-		ON CONFLICT (ip) DO NOTHING`, ip, now, node, s.Reason); err != nil {
+		ON CONFLICT (ip) DO UPDATE SET failures = ip_bans.failures`, ip, now, node, s.Reason); err != nil {
 		return Ban{}, err
-	}
-	lock := "" // SQLite's immediate transaction holds the write lock already
-	if l.postgres {
-		lock = " FOR UPDATE"
 	}
 	b := Ban{IP: s.IP}
 	var start string
 	var until sql.NullString
-	if err := tx.QueryRowContext(ctx, `SELECT failures, window_start, banned_until, node, reason FROM ip_bans WHERE ip = $1`+lock, ip).
+	if err := tx.QueryRowContext(ctx, `SELECT failures, window_start, banned_until, node, reason FROM ip_bans WHERE ip = $1`, ip).
 		Scan(&b.Failures, &start, &until, &b.Node, &b.Reason); err != nil {
 		return Ban{}, err
 	}

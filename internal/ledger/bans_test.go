@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/netip"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -77,6 +78,44 @@ func TestLift(t *testing.T) {
 		}
 		if len(lifts) != 1 || lifts[0].Actor != "operator:alice" || lifts[0].RemoteIP != ip.String() {
 			t.Fatalf("ip.unbanned events: %+v", lifts)
+		}
+	})
+}
+
+// TestStrikeConcurrent: three nodes writing strikes against the same
+// addresses at once neither lose a count nor deadlock, and make each ban
+// exactly once, at the threshold.
+func TestStrikeConcurrent(t *testing.T) {
+	t.Parallel()
+	ledgertest.ForEachBackend(t, func(t *testing.T, dsn string) {
+		rule := ledger.BanRule{Threshold: 30, Window: time.Hour, Duration: time.Hour}
+		ips := []netip.Addr{netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")}
+		var mu sync.Mutex
+		var made []ledger.Ban
+		var wg sync.WaitGroup
+		for _, node := range []string{"a", "b", "c"} {
+			l := openAt(t, dsn)
+			wg.Go(func() {
+				for range 20 {
+					counts, err := l.Strike(t.Context(), node, time.Now(), rule,
+						[]ledger.Strikes{{IP: ips[0], Count: 1, Reason: "r"}, {IP: ips[1], Count: 1, Reason: "r"}})
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					mu.Lock()
+					for _, c := range counts {
+						if c.Made {
+							made = append(made, c)
+						}
+					}
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		if len(made) != 2 || made[0].Failures != rule.Threshold || made[1].Failures != rule.Threshold || made[0].IP == made[1].IP {
+			t.Fatalf("bans made: %+v, want one per address at %d failures", made, rule.Threshold)
 		}
 	})
 }
