@@ -173,6 +173,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opts serve
 		Landing:   landing,
 		Logger:    log,
 		Metrics:   sftpd.NewMetrics(reg),
+		Bans:      led,
 		Handoff:   queue.Process,
 	})
 	if err != nil {

@@ -168,7 +168,7 @@ func (s *Server) logAuth(ctx context.Context, meta ssh.ConnMetadata, connID stri
 	ev.Kind = "auth.fail"
 	ev.Detail["reason"] = reason
 	s.audit(ctx, ev)
-	s.strike(ctx, remoteIP(meta.RemoteAddr()), connID, log, banFailedLogins)
+	s.bans.strike(remoteIP(meta.RemoteAddr()), banFailedLogins, connID)
 }
 
 // Why an address is banned, in the log and the ip.banned event.
@@ -176,18 +176,6 @@ const (
 	banFailedLogins = "too many failed logins"
 	banHeldSlots    = "held connections without logging in"
 )
-
-// strike counts a strike against ip, and bans it when that makes too many
-// (sftp.ban), saying why in the log and the audit trail.
-func (s *Server) strike(ctx context.Context, ip netip.Addr, connID string, log *slog.Logger, why string) {
-	if !s.admission.failed(ip) {
-		return
-	}
-	log.Warn("address banned", "reason", why, "for", s.admission.banFor)
-	s.metrics.bans.Inc()
-	s.audit(ctx, ledger.Event{Kind: "ip.banned", Actor: "system", RemoteIP: ip.String(), ConnID: connID,
-		Detail: map[string]string{"reason": why, "duration": s.admission.banFor.String()}})
-}
 
 // droppedBeforeLogin handles a connection whose handshake ended without a
 // login. A slot held to the deadline is a strike against the address, and
@@ -207,11 +195,11 @@ func (s *Server) droppedBeforeLogin(ctx context.Context, ip netip.Addr, connID s
 	case errors.As(err, &ne) && ne.Timeout():
 		log.Warn("connection dropped", "reason", reasonHandshakeTimedOut, "after", deadline, "pressured", pressured)
 		s.metrics.connectionsRefused.WithLabelValues(reasonHandshakeTimedOut).Inc()
-		s.strike(ctx, ip, connID, log, banHeldSlots)
+		s.bans.strike(ip, banHeldSlots, connID)
 	case pressured && !tried:
 		log.Warn("connection closed before login while the pool was under pressure", "err", err)
 		s.metrics.connectionsRefused.WithLabelValues(reasonClosedUnderPressure).Inc()
-		s.strike(ctx, ip, connID, log, banHeldSlots)
+		s.bans.strike(ip, banHeldSlots, connID)
 	default:
 		log.Info("connection closed before login", "err", err)
 	}

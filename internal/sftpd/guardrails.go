@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/airlock-gw/airlock/internal/config"
+	"github.com/airlock-gw/airlock/internal/ledger"
 )
 
 // Reasons a connection is dropped before the SSH handshake.
@@ -31,40 +32,33 @@ const (
 
 // admissionLimits are the knobs of an admission (see config.SFTP).
 type admissionLimits struct {
-	banThreshold int           // strikes within banWindow that earn a ban; 0 disables
-	banWindow    time.Duration // how far back strikes count
-	banFor       time.Duration
 	perIP        int // open connections per address
 	unauth       int // connections not yet authenticated, in total
 	unauthPerIP  int // ... from one address
 	unauthPerNet int // ... from one /24 (IPv4) or /64 (IPv6) network
 }
 
-// admission decides which connections get a handshake at all: it bans
-// addresses that earn too many strikes (failed logins, slots held without
-// logging in), and caps connections per address and connections not yet
-// authenticated, in total, per address and per network, so that a handful
-// of addresses cannot fill the pool. Bans are per node; a ban on one node
-// does not follow the address to another.
+// admission decides which connections get a handshake at all: it refuses
+// banned addresses (see banBook: bans are shared by all nodes), and caps
+// connections per address and connections not yet authenticated, in total,
+// per address and per network, so that a handful of addresses cannot fill
+// the pool. The caps are this node's: each node of a cluster applies them
+// to the connections it holds.
 type admission struct {
 	admissionLimits
-	now func() time.Time
+	bans *banBook
 
 	mu          sync.Mutex
-	failures    map[netip.Addr][]time.Time
-	banned      map[netip.Addr]time.Time // address → end of ban
 	open        map[netip.Addr]int
 	unauthed    int
 	unauthedIP  map[netip.Addr]int
 	unauthedNet map[netip.Prefix]int
 }
 
-func newAdmission(l admissionLimits) *admission {
+func newAdmission(l admissionLimits, bans *banBook) *admission {
 	return &admission{
 		admissionLimits: l,
-		now:             time.Now,
-		failures:        make(map[netip.Addr][]time.Time),
-		banned:          make(map[netip.Addr]time.Time),
+		bans:            bans,
 		open:            make(map[netip.Addr]int),
 		unauthedIP:      make(map[netip.Addr]int),
 		unauthedNet:     make(map[netip.Prefix]int),
@@ -87,14 +81,11 @@ func network(ip netip.Addr) netip.Prefix {
 // the connection then gets a shorter handshake deadline. An admitted
 // connection must call authenticated (once) and release.
 func (a *admission) admit(ip netip.Addr) (reason string, pressured, ok bool) {
+	if a.bans.isBanned(ip) {
+		return reasonBanned, false, false
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if until, isBanned := a.banned[ip]; isBanned {
-		if a.now().Before(until) {
-			return reasonBanned, false, false
-		}
-		delete(a.banned, ip)
-	}
 	netw := network(ip)
 	switch {
 	case a.open[ip] >= a.perIP:
@@ -148,62 +139,23 @@ func handshakeDeadline(timeout time.Duration, pressured bool) time.Duration {
 	return min(timeout, max(timeout/pressuredHandshakeFraction, minPressuredHandshake))
 }
 
-// maxTracked bounds the addresses with recent strikes kept in memory;
-// beyond it, strikes older than the window are forgotten at once.
-const maxTracked = 10000
-
-// failed counts a strike against ip (a refused login, or a slot held
-// without logging in) and reports whether it earned a ban.
-func (a *admission) failed(ip netip.Addr) (banned bool) {
-	if a.banThreshold <= 0 {
-		return false
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	now := a.now()
-	if len(a.failures) > maxTracked {
-		a.forgetStaleLocked(now)
-	}
-	recent := a.failures[ip][:0]
-	for _, t := range a.failures[ip] {
-		if now.Sub(t) < a.banWindow {
-			recent = append(recent, t)
-		}
-	}
-	recent = append(recent, now)
-	if len(recent) < a.banThreshold {
-		a.failures[ip] = recent
-		return false
-	}
-	delete(a.failures, ip)
-	a.banned[ip] = now.Add(a.banFor)
-	return true
-}
-
-func (a *admission) forgetStaleLocked(now time.Time) {
-	for ip, times := range a.failures {
-		if now.Sub(times[len(times)-1]) >= a.banWindow {
-			delete(a.failures, ip)
-		}
-	}
-	for ip, until := range a.banned {
-		if !now.Before(until) {
-			delete(a.banned, ip)
-		}
-	}
-}
-
 // admissionLimitsOf reads the limits from the sftp section; zero values
 // (a Config not built by config.Load) take the defaults.
 func admissionLimitsOf(sc config.SFTP) admissionLimits {
 	unauth := cmp.Or(sc.MaxUnauthenticated, 64)
 	return admissionLimits{
-		banThreshold: sc.Ban.Threshold,
-		banWindow:    cmp.Or(sc.Ban.Window, 10*time.Minute),
-		banFor:       cmp.Or(sc.Ban.Duration, 15*time.Minute),
 		perIP:        cmp.Or(sc.MaxConnectionsPerIP, 20),
 		unauth:       unauth,
 		unauthPerIP:  cmp.Or(sc.MaxUnauthenticatedPerIP, 10),
 		unauthPerNet: cmp.Or(sc.MaxUnauthenticatedPerNetwork, max(1, unauth/4)),
+	}
+}
+
+// banRuleOf reads sftp.ban, with the defaults as admissionLimitsOf.
+func banRuleOf(sc config.SFTP) ledger.BanRule {
+	return ledger.BanRule{
+		Threshold: sc.Ban.Threshold,
+		Window:    cmp.Or(sc.Ban.Window, 10*time.Minute),
+		Duration:  cmp.Or(sc.Ban.Duration, 15*time.Minute),
 	}
 }

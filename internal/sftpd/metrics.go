@@ -7,6 +7,8 @@ type Metrics struct {
 	connections        prometheus.Counter
 	connectionsRefused *prometheus.CounterVec
 	bans               prometheus.Counter
+	banWrites          prometheus.Counter
+	banStoreErrors     prometheus.Counter
 	memoryWaits        prometheus.Counter
 	sessions           prometheus.Gauge
 	uploadBytes        prometheus.Counter
@@ -34,6 +36,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"reason"}),
 		bans: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "airlock_sftp_bans_total", Help: "Addresses banned for too many failed logins or slots held without logging in.",
+		}),
+		banWrites: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "airlock_sftp_ban_writes_total", Help: "Batches of failed logins written to the ban store shared by all nodes (at most one per 250 ms).",
+		}),
+		banStoreErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "airlock_sftp_ban_store_errors_total", Help: "Failed writes of failed logins to, or reads of bans from, the ban store; retried.",
 		}),
 		memoryWaits: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "airlock_sftp_upload_memory_waits_total", Help: "Uploads that waited for the upload memory budget (limits.upload_memory).",
@@ -78,7 +86,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "airlock_sftp_drain_closed_total", Help: "Sessions still open when sftp.drain_timeout ran out, closed by the drain.",
 		}),
 	}
-	reg.MustRegister(m.connections, m.connectionsRefused, m.bans, m.memoryWaits, m.sessions, m.uploadBytes, m.downloadBytes, m.uploads, m.downloads, m.authFailures, m.refused,
+	reg.MustRegister(m.connections, m.connectionsRefused, m.bans, m.banWrites, m.banStoreErrors, m.memoryWaits, m.sessions, m.uploadBytes, m.downloadBytes, m.uploads, m.downloads, m.authFailures, m.refused,
 		m.revoked, m.limitRefusals, m.openHandles, m.acceptErrors, m.draining, m.drainClosed)
 	return m
 }

@@ -67,6 +67,9 @@ type Options struct {
 	// MemoryWait is how long an upload waits for the upload memory budget
 	// before it is refused as busy (default 1 minute).
 	MemoryWait time.Duration
+	// Bans keeps failed logins and bans where all nodes see them (the
+	// ledger); nil keeps them in this process's memory.
+	Bans BanStore
 	// Handoff, when set, runs in the transaction that records an upload as
 	// received: the pipeline queues its work there.
 	Handoff func(ctx context.Context, tx *sql.Tx, tr ledger.Transfer) error
@@ -97,6 +100,7 @@ type Server struct {
 	now              func() time.Time
 	recordAfter      time.Duration // see the constant
 	admission        *admission
+	bans             *banBook
 	proxyProtocol    *config.ProxyProtocol // nil: no PROXY protocol headers
 
 	memory      *memoryBudget // for upload buffers
@@ -145,7 +149,7 @@ func New(opts Options) (*Server, error) {
 		maxAuthTries:     cmp.Or(sc.MaxAuthTries, 6),
 		now:              time.Now,
 		recordAfter:      recordAfter,
-		admission:        newAdmission(admissionLimitsOf(sc)),
+		bans:             newBanBook(cmp.Or[BanStore](opts.Bans, NewMemoryBans()), opts.Config.Node, banRuleOf(sc)),
 		proxyProtocol:    sc.ProxyProtocol,
 		closing:          make(chan struct{}),
 		drainTimeout:     sc.DrainTimeout,
@@ -154,6 +158,7 @@ func New(opts Options) (*Server, error) {
 		maxChannels: cmp.Or(sc.MaxChannelsPerConnection, 4),
 		writeStall:  cmp.Or(sc.WriteStallTimeout, time.Minute),
 	}
+	s.admission = newAdmission(admissionLimitsOf(sc), s.bans)
 	s.memory = newMemoryBudget(int64(cmp.Or(opts.Config.Limits.UploadMemory, 512<<20)),
 		int64(s.reorderWindow)+s.landing.WriteBuffer(s.maxFileSize), cmp.Or(opts.MemoryWait, time.Minute))
 	s.cfg = s.sshConfig(signers, sc.Algorithms)
@@ -175,6 +180,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer stopAccepting()
 	s.wg.Go(func() { s.revalidateEvery(sessCtx, revalidateInterval) })
 	s.wg.Go(func() { s.sweepEvery(sessCtx, sweepInterval) })
+	s.wg.Go(func() { s.syncBans(sessCtx) })
 	s.log.Info("sftp listening", "addr", ln.Addr().String(), "max_handles_per_node", s.handles.perNode)
 	var backoff acceptBackoff
 	for {

@@ -55,6 +55,7 @@ type serverOptions struct {
 	handoff          func(ctx context.Context, tx *sql.Tx, tr ledger.Transfer) error
 	recordAfter      time.Duration // default: the server's
 	overwrite        string        // every supplier's overwrite policy; default: config's
+	ban              config.Ban    // sftp.ban; default: off
 
 	// Resource limits, 0 for the defaults.
 	maxHandlesPerSession, maxHandlesPerSupplier, maxHandlesPerNode int
@@ -135,6 +136,7 @@ func newTestServer(t testing.TB, opts serverOptions) *testServer {
 			ReceiptRetention: opts.receiptRetention,
 			ResumeWindow:     opts.resumeWindow,
 			DrainTimeout:     opts.drainTimeout,
+			Ban:              opts.ban,
 
 			MaxHandlesPerSession: opts.maxHandlesPerSession, MaxHandlesPerSupplier: opts.maxHandlesPerSupplier,
 			MaxHandlesPerNode: opts.maxHandlesPerNode, MaxChannelsPerConnection: opts.maxChannels,

@@ -331,13 +331,19 @@ func newCluster(t *testing.T) *cluster {
 }
 
 // node makes (without starting) a gateway of the cluster named name,
-// configured by o besides.
+// configured by o besides: its suppliers (by default acme with the
+// cluster's key) deliver to the cluster's destination.
 func (c *cluster) node(t *testing.T, name string, o gatewayOpts) *gateway {
 	t.Helper()
 	o.database, o.env = c.db, c.s3.Env()
 	o.landing, o.landingDir, o.quarantine = c.s3.url("landing"), filepath.Join(c.s3.Root, "landing"), c.s3.url("quarantine")
 	o.extra += fmt.Sprintf("node: %s\n", name)
-	o.suppliers = []supplierSpec{{name: "acme", keys: []clientKey{c.key}, dest: destination{url: c.dest, dir: c.dest}}}
+	if o.suppliers == nil {
+		o.suppliers = []supplierSpec{{name: "acme", keys: []clientKey{c.key}}}
+	}
+	for i := range o.suppliers {
+		o.suppliers[i].dest = destination{url: c.dest, dir: c.dest}
+	}
 	return newGateway(t, o)
 }
 

@@ -176,7 +176,7 @@ func newGateway(t *testing.T, o gatewayOpts) *gateway {
 	dir := t.TempDir()
 	g := &gateway{t: t, dir: dir, cfg: filepath.Join(dir, "airlock.yaml"),
 		sftpAddr: testpeer.FreeAddr(t), httpAddr: testpeer.FreeAddr(t), landing: o.landing, env: o.env,
-		landingDir: o.landingDir, specs: make(map[string]supplierSpec), stalled: o.stallScans}
+		landingDir: o.landingDir, specs: make(map[string]supplierSpec), stalled: o.stallScans, database: o.database}
 	if g.landing == "" {
 		g.landing = filepath.Join(dir, "state", "landing")
 	}

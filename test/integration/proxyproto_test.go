@@ -32,9 +32,15 @@ type haproxy struct {
 // takes connections.
 type haproxyServer struct{ sftp, http string }
 
-func startHAProxy(t *testing.T, backend string) *haproxy {
+// startHAProxy balances over the gateways at these SFTP addresses, with
+// no health checks.
+func startHAProxy(t *testing.T, backend string, more ...string) *haproxy {
 	t.Helper()
-	return startHAProxyOver(t, []haproxyServer{{sftp: backend}})
+	var servers []haproxyServer
+	for _, addr := range append([]string{backend}, more...) {
+		servers = append(servers, haproxyServer{sftp: addr})
+	}
+	return startHAProxyOver(t, servers)
 }
 
 // startHAProxyOver balances over servers, round robin. A connection that
@@ -50,6 +56,7 @@ func startHAProxyOver(t *testing.T, servers []haproxyServer) *haproxy {
   maxconn 200
 defaults
   mode tcp
+  balance roundrobin
   timeout connect 10s
   timeout client 2m
   timeout server 2m
