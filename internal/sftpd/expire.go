@@ -57,8 +57,11 @@ func (s *Server) expireInterrupted(ctx context.Context, now time.Time) {
 			States: replacedStates, UpdatedSince: tr.CreatedAt, Limit: 1}); err == nil && len(newer) > 0 && newer[0].CreatedAt.After(tr.CreatedAt) {
 			reason = "uploaded again from the start and received: the bytes kept for the interrupted upload are deleted"
 		}
-		if reason != "" {
-			s.endInterrupted(ctx, tr, rp, reason, ledger.Event{Kind: "upload.expire", Actor: "system"})
+		if reason == "" {
+			continue
+		}
+		if err := s.endInterrupted(ctx, tr, rp, reason, ledger.Event{Kind: "upload.expire", Actor: "system"}); err != nil {
+			s.log.Error("end an interrupted upload", "transfer_id", tr.ID, "err", err) // the next sweep tries again
 		}
 	}
 }

@@ -59,9 +59,15 @@ func trySFTP(t *testing.T, g *gateway, user string, key clientKey, opts ...sftp.
 	return c, conn, nil
 }
 
-// sshDial logs in as user with the OpenSSH private key file of key,
+// sshDial logs in to g as user with the OpenSSH private key file of key,
 // ignoring the host key; the handshake must finish within 15s.
 func sshDial(g *gateway, user string, key clientKey) (*ssh.Client, error) {
+	return sshDialAddr(g.sftpAddr, user, key)
+}
+
+// sshDialAddr is sshDial to the SSH server at addr (a gateway, or a load
+// balancer in front of some).
+func sshDialAddr(addr, user string, key clientKey) (*ssh.Client, error) {
 	pem, err := os.ReadFile(key.path)
 	if err != nil {
 		return nil, err
@@ -70,12 +76,12 @@ func sshDial(g *gateway, user string, key clientKey) (*ssh.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse %s: %w", key.path, err)
 	}
-	nc, err := net.DialTimeout("tcp", g.sftpAddr, 10*time.Second)
+	nc, err := net.DialTimeout("tcp", addr, 10*time.Second)
 	if err != nil {
 		return nil, err
 	}
 	_ = nc.SetDeadline(time.Now().Add(15 * time.Second))
-	sc, chans, reqs, err := ssh.NewClientConn(nc, g.sftpAddr, &ssh.ClientConfig{
+	sc, chans, reqs, err := ssh.NewClientConn(nc, addr, &ssh.ClientConfig{
 		User:            user,
 		Auth:            []ssh.AuthMethod{ssh.PublicKeys(signer)},
 		HostKeyCallback: ssh.InsecureIgnoreHostKey(),

@@ -81,6 +81,13 @@ func Put(t *testing.T, st *storage.Store, key string, data []byte) {
 	}
 }
 
+func write(t *testing.T, w *storage.Staged, p []byte) {
+	t.Helper()
+	if _, err := w.Write(p); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // Read returns what key holds.
 func Read(t *testing.T, st *storage.Store, key string) []byte {
 	t.Helper()
@@ -162,7 +169,7 @@ func abortLeavesNothing(t *testing.T, h Harness) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		w.Write(Data(size))
+		write(t, w, Data(size))
 		w.Abort()
 		if err := w.Commit(); err == nil {
 			t.Errorf("an aborted write of %d bytes committed", size)
@@ -256,7 +263,7 @@ func suspendResume(t *testing.T, h Harness) {
 		t.Fatal(err)
 	}
 	cut := Large/2 + 777 // a part, and a tail that fills none
-	w.Write(data[:cut])
+	write(t, w, data[:cut])
 	cp, err := w.Suspend(t.Context())
 	if !h.Resumable {
 		if !errors.Is(err, storage.ErrCannotSuspend) {
@@ -272,7 +279,7 @@ func suspendResume(t *testing.T, h Harness) {
 	if w, err = st.Resume(t.Context(), "s.bin", int64(len(data)), cp); err != nil {
 		t.Fatal(err)
 	}
-	w.Write(data[cut:])
+	write(t, w, data[cut:])
 	if err := w.Commit(); err != nil {
 		t.Fatal(err)
 	}
@@ -284,8 +291,10 @@ func suspendResume(t *testing.T, h Harness) {
 	}
 
 	// Discarded: nothing stays, and a retry is content.
-	w, _ = st.StageResumable(t.Context(), "d.bin", int64(len(data)))
-	w.Write(data[:cut])
+	if w, err = st.StageResumable(t.Context(), "d.bin", int64(len(data))); err != nil {
+		t.Fatal(err)
+	}
+	write(t, w, data[:cut])
 	if cp, err = w.Suspend(t.Context()); err != nil {
 		t.Fatal(err)
 	}
