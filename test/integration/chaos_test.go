@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,11 +29,12 @@ type chaosFile struct {
 // TestChaosKillNodes: three nodes on one Postgres and one S3 landing
 // behind HAProxy (send-proxy-v2, health-checked on /readyz); 20 clients
 // upload 1,000 files in all while a node, picked at random, is killed -9
-// every 10 s and started again. Each client retries a failed upload, as a
-// batch job does. Every upload a client was told succeeded is delivered,
-// with its bytes; every failure was an error the client saw; no transfer
-// is left receiving, none is delivered twice unless its client sent it
-// twice, and the audit chain verifies.
+// and started again, with each quarter of the files and at least every
+// 10 s. Each client retries a failed upload, as a batch job does. Every
+// upload a client was told succeeded is delivered, with its bytes; every
+// failure was an error the client saw; no transfer is left receiving,
+// none is delivered twice unless its client sent it twice, and the audit
+// chain verifies.
 func TestChaosKillNodes(t *testing.T) {
 	t.Parallel()
 	const clients, perClient = 20, 50
@@ -55,30 +57,36 @@ func TestChaosKillNodes(t *testing.T) {
 		files[i] = &chaosFile{path: fmt.Sprintf("/c%02d/f%03d.bin", i/perClient, i%perClient), data: data, sha: hex.EncodeToString(sum[:])}
 	}
 	var wg sync.WaitGroup
-	done := make(chan struct{})
+	var uploaded atomic.Int64
 	for ci := range clients {
-		wg.Go(func() { chaosClient(h.v2, c.key, files[ci*perClient:(ci+1)*perClient]) })
+		wg.Go(func() { chaosClient(h.v2, c.key, files[ci*perClient:(ci+1)*perClient], &uploaded) })
 	}
+	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
 
-	kills := 0
-	start := time.Now()
+	// A kill each time another quarter of the files is in, and at least
+	// every 10 s, so that a fast machine sees as many as a slow one.
+	kills, lastKill, start := 0, time.Now(), time.Now()
+	quarter := int64(len(files) / 4)
 	for finished := false; !finished; {
 		select {
 		case <-done:
 			finished = true
-		case <-time.After(10 * time.Second):
-			if time.Since(start) > 4*time.Minute {
-				t.Fatal("the clients did not finish within 4 minutes")
-			}
-			g := nodes[rand.IntN(len(nodes))]
-			g.kill()
-			g.start()
-			kills++
+		case <-time.After(100 * time.Millisecond):
 		}
+		if finished || uploaded.Load() < quarter*int64(kills+1) && time.Since(lastKill) < 10*time.Second {
+			continue
+		}
+		if time.Since(start) > 4*time.Minute {
+			t.Fatal("the clients did not finish within 4 minutes")
+		}
+		g := nodes[rand.IntN(len(nodes))]
+		g.kill()
+		g.start()
+		kills, lastKill = kills+1, time.Now()
 	}
 	t.Logf("1,000 uploads by %d clients in %s, %d nodes killed -9 meanwhile", clients, time.Since(start).Round(time.Second), kills)
-	if kills < 2 {
+	if kills < 3 {
 		t.Errorf("only %d kills happened during the uploads; the test proves little", kills)
 	}
 	checkChaos(t, nodes[0], c, files)
@@ -86,7 +94,7 @@ func TestChaosKillNodes(t *testing.T) {
 
 // chaosClient uploads files through the balancer at addr, one session for
 // as long as it lasts, retrying each failed upload on a new one.
-func chaosClient(addr string, key clientKey, files []*chaosFile) {
+func chaosClient(addr string, key clientKey, files []*chaosFile, uploaded *atomic.Int64) {
 	var c *sftp.Client
 	defer func() {
 		if c != nil {
@@ -113,6 +121,7 @@ func chaosClient(addr string, key clientKey, files []*chaosFile) {
 				continue
 			}
 			f.ok = true
+			uploaded.Add(1)
 		}
 	}
 }
