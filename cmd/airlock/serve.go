@@ -75,8 +75,8 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opts serve
 		return err
 	}
 	defer quarantine.Close()
-	// Nothing writes to this node's stores yet: what a crash left half
-	// written can go.
+	// What a crash left half written can go; what another node writes
+	// into a shared directory stays (see storage.ClearStaging).
 	for _, st := range []*storage.Store{landing, quarantine} {
 		if n, err := st.ClearStaging(); err != nil {
 			return err

@@ -72,8 +72,9 @@ type Workers struct {
 // NewWorkers returns the workers for Open.
 func NewWorkers(d Deps) *Workers {
 	w := &Workers{Deps: d, river: river.NewWorkers()}
-	// A destination's first use in this process: no copy into it is
-	// running, so what a crash left half written can go.
+	// A destination's first use in this process: what a crash left half
+	// written can go, and what other nodes sharing the directory are
+	// writing stays (see storage.ClearStaging).
 	w.stores.Opened = func(st *storage.Store) error {
 		_, err := st.ClearStaging()
 		return err

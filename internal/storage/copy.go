@@ -293,11 +293,17 @@ func linkLocal(dst *Store, dstKey string, src *Store, srcKey string, opts CopyOp
 		return false, err
 	}
 	f, err := os.Open(staged)
+	if err == nil {
+		err = lockStaged(f)
+	}
 	if err != nil {
+		if f != nil {
+			f.Close()
+		}
 		_ = os.Remove(staged) // the error from Open is the one worth reporting
 		return false, err
 	}
-	l := &localStaged{f: f, final: to, durable: true}
+	l := &localStaged{f: f, path: staged, final: to, durable: true}
 	if err := opts.match(hashCopy(io.Discard, f, opts.Size)); err != nil {
 		l.abort()
 		return false, err

@@ -46,6 +46,7 @@ func localPath(root, key string) (string, error) {
 // place on commit.
 type localStaged struct {
 	f       *os.File
+	path    string // where f is now: in the staging directory until committed
 	final   string
 	durable bool // fsync the file and its directory on commit
 	aborted bool
@@ -61,10 +62,32 @@ func createLocal(root, key string, durable bool) (*localStaged, error) {
 		f, err = os.OpenFile(staged, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
 		return err
 	})
+	if err == nil {
+		err = lockStaged(f)
+	}
 	if err != nil {
+		if f != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
 		return nil, err
 	}
-	return &localStaged{f: f, final: final, durable: durable}, nil
+	return &localStaged{f: f, path: f.Name(), final: final, durable: durable}, nil
+}
+
+// lockStaged marks f as written by a live process until it is closed: a
+// flock, which the kernel drops when the process dies. Nodes sharing a
+// directory (a destination on a shared filesystem) stage in one staging
+// directory, and ClearStaging must take from it only what no live writer
+// holds. The lock is held until the file is in place. It is shared: a
+// hard link staged for a delivery is the landing file's inode, which
+// several deliveries may link at once; ClearStaging's exclusive lock
+// fails while any holds it.
+func lockStaged(f *os.File) error {
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB); err != nil {
+		return fmt.Errorf("lock staged file: %w", err)
+	}
+	return nil
 }
 
 // stagingAttempts bounds how often a file is made again in a staging
@@ -114,20 +137,21 @@ func (l *localStaged) commit() error {
 			return err
 		}
 	}
-	if err := l.f.Close(); err != nil {
-		l.abort()
-		return err
-	}
+	// Renamed while open, so that the file is never in staging without
+	// its writer's lock (see lockStaged).
 	dir := filepath.Dir(l.final)
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		l.abort()
 		return err
 	}
-	if err := os.Rename(l.f.Name(), l.final); err != nil {
+	if err := os.Rename(l.path, l.final); err != nil {
 		l.abort()
 		return err
 	}
-	removeStaging(filepath.Dir(l.f.Name()))
+	if err := l.f.Close(); err != nil {
+		return err
+	}
+	removeStaging(filepath.Dir(l.path))
 	if !l.durable {
 		return nil
 	}
@@ -137,8 +161,8 @@ func (l *localStaged) commit() error {
 func (l *localStaged) abort() {
 	l.aborted = true
 	_ = l.f.Close() // the file is being thrown away
-	_ = os.Remove(l.f.Name())
-	removeStaging(filepath.Dir(l.f.Name()))
+	_ = os.Remove(l.path)
+	removeStaging(filepath.Dir(l.path))
 }
 
 func syncDir(dir string) error {
@@ -234,8 +258,9 @@ func (s *Store) FreeSpace() (free int64, ok bool, err error) {
 }
 
 // ClearStaging removes what writes cut short by a crash left in a local
-// store's staging directory. Call it only where no write to the store can
-// be running: at the start of the process that writes to it.
+// store's staging directory: the files no live writer holds locked (see
+// lockStaged), so that it may run while other processes (nodes sharing
+// the directory) write there.
 func (s *Store) ClearStaging() (int, error) {
 	if !s.local() {
 		return 0, nil
@@ -248,13 +273,37 @@ func (s *Store) ClearStaging() (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("clear staging of %s: %w", s, err)
 	}
+	n := 0
 	for _, e := range entries {
-		if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
-			return 0, fmt.Errorf("clear staging of %s: %w", s, err)
+		removed, err := removeUnlocked(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return n, fmt.Errorf("clear staging of %s: %w", s, err)
+		}
+		if removed {
+			n++
 		}
 	}
-	if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return 0, fmt.Errorf("clear staging of %s: %w", s, err)
+	removeStaging(dir)
+	return n, nil
+}
+
+// removeUnlocked removes the staged file p unless a live writer holds it.
+func removeUnlocked(p string) (bool, error) {
+	f, err := os.Open(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil // committed or aborted meanwhile
 	}
-	return len(entries), nil
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); errors.Is(err, unix.EWOULDBLOCK) {
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return false, err
+	}
+	return true, nil
 }

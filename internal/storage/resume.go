@@ -122,25 +122,29 @@ func (l *localStaged) keep(root string) (Checkpoint, error) {
 	if err == nil {
 		err = l.f.Sync()
 	}
-	if err == nil {
-		err = l.f.Close()
-	}
 	dir := filepath.Join(root, KeptDir)
 	name := rand.Text()
 	if err == nil {
 		err = os.MkdirAll(dir, 0o750)
 	}
+	staged := l.path
+	// Moved while open and locked (see lockStaged), then closed.
 	if err == nil {
-		err = os.Rename(l.f.Name(), filepath.Join(dir, name))
+		if err = os.Rename(staged, filepath.Join(dir, name)); err == nil {
+			l.path = filepath.Join(dir, name)
+		}
 	}
 	if err == nil {
 		err = syncDir(dir)
+	}
+	if err == nil {
+		err = l.f.Close()
 	}
 	if err != nil {
 		l.abort()
 		return Checkpoint{}, err
 	}
-	removeStaging(filepath.Dir(l.f.Name()))
+	removeStaging(filepath.Dir(staged))
 	state, _ := json.Marshal(localCheckpoint{File: name}) // cannot fail
 	return Checkpoint{Size: fi.Size(), State: string(state)}, nil
 }
@@ -158,33 +162,38 @@ func (s *Store) resumeLocal(ctx context.Context, key string, cp Checkpoint) (*St
 		return nil, err
 	}
 	kept := filepath.Join(s.open, KeptDir, name)
-	var f *os.File
-	err = inStaging(s.open, func(staged string) error {
-		if err := os.Rename(kept, staged); err != nil {
-			if errors.Is(err, os.ErrNotExist) {
-				if _, statErr := os.Stat(kept); errors.Is(statErr, os.ErrNotExist) {
-					return fmt.Errorf("the kept bytes are gone: %w", ErrNotFound)
-				}
-			}
-			return err
-		}
-		f, err = os.OpenFile(staged, os.O_WRONLY, 0)
-		return err
-	})
+	// Opened and locked before it moves into staging (see lockStaged).
+	f, err := os.OpenFile(kept, os.O_WRONLY, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("the kept bytes are gone: %w", ErrNotFound)
+	}
+	if err == nil {
+		err = lockStaged(f)
+	}
+	var path string
+	if err == nil {
+		err = inStaging(s.open, func(staged string) error {
+			path = staged
+			return os.Rename(kept, staged)
+		})
+	}
 	if err != nil {
+		if f != nil {
+			f.Close()
+		}
 		return nil, err
 	}
 	removeStaging(filepath.Join(s.open, KeptDir))
 	if fi, err := f.Stat(); err != nil || fi.Size() < cp.Size {
 		err = cmp.Or(err, fmt.Errorf("the kept file has %d bytes, fewer than the %d of its checkpoint", fi.Size(), cp.Size))
-		return nil, errors.Join(err, f.Close(), os.Remove(f.Name()))
+		return nil, errors.Join(err, f.Close(), os.Remove(path))
 	}
 	if err := f.Truncate(cp.Size); err != nil {
-		return nil, errors.Join(err, f.Close(), os.Remove(f.Name()))
+		return nil, errors.Join(err, f.Close(), os.Remove(path))
 	}
 	if _, err := f.Seek(cp.Size, 0); err != nil {
-		return nil, errors.Join(err, f.Close(), os.Remove(f.Name()))
+		return nil, errors.Join(err, f.Close(), os.Remove(path))
 	}
 	_, cancel := context.WithCancel(ctx)
-	return newLocalStaged(&localStaged{f: f, final: final, durable: false}, s.open, cancel), nil
+	return newLocalStaged(&localStaged{f: f, path: path, final: final, durable: false}, s.open, cancel), nil
 }

@@ -243,18 +243,28 @@ func TestLocalStaging(t *testing.T) {
 		t.Fatalf("Verify of the long name = %v, %v", ok, err)
 	}
 
-	// What a killed process leaves behind is cleared at the next start,
-	// and never listed or deleted as an object before that.
+	// What a killed process leaves behind (its lock gone with it) is
+	// cleared at the next start, and never listed or deleted as an object
+	// before that; a live writer's file stays.
 	for _, durable := range []bool{false, true} {
-		if _, err := createLocal(dir, "acme/cut-short", durable); err != nil {
+		l, err := createLocal(dir, "acme/cut-short", durable)
+		if err != nil {
 			t.Fatal(err)
 		}
+		l.f.Close()
+	}
+	live, err := createLocal(dir, "acme/live", false)
+	if err != nil {
+		t.Fatal(err)
 	}
 	if n, err := st.DeletePrefix(t.Context(), ""); err != nil || n != 1 {
 		t.Errorf("DeletePrefix(\"\") = %d, %v; want only the one object", n, err)
 	}
 	if n, err := st.ClearStaging(); err != nil || n != 2 {
 		t.Errorf("ClearStaging = %d, %v; want 2", n, err)
+	}
+	if err := live.commit(); err != nil {
+		t.Errorf("a live write was cleared under it: %v", err)
 	}
 	if left, err := os.ReadDir(filepath.Join(dir, StagingDir)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("staging directory left after clearing, holding %v (%v)", left, err)

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/airlock-gw/airlock/internal/ledger"
+	"github.com/airlock-gw/airlock/internal/ledger/ledgertest"
 	"github.com/airlock-gw/airlock/internal/testpeer"
 )
 
@@ -327,7 +328,7 @@ type cluster struct {
 
 func newCluster(t *testing.T) *cluster {
 	t.Helper()
-	return &cluster{db: testpeer.StartPostgres(t), s3: startVersity(t, "landing", "quarantine"), dest: t.TempDir(), key: newClientKey(t)}
+	return &cluster{db: ledgertest.Postgres(t), s3: startVersity(t, "landing", "quarantine"), dest: t.TempDir(), key: newClientKey(t)}
 }
 
 // node makes (without starting) a gateway of the cluster named name,
