@@ -74,7 +74,8 @@ fuzz:
 	FUZZTIME=$(or $(FUZZTIME),30s) ./scripts/fuzz.sh
 
 # airlock against OpenSSH's sftp server on this machine (bench/cmd/bench):
-# installs sshd if missing, runs as root, writes docs/benchmarks.md.
+# installs sshd if missing (install-peers.sh also brings HAProxy, Postgres and
+# versitygw, for the S3 and cluster scenarios), runs as root, writes docs/benchmarks.md.
 # `make bench BENCH_ARGS=-quick` checks the harness in about a minute.
 bench:
 	./scripts/install-peers.sh openssh-server

@@ -3,7 +3,9 @@
 // client driving both, and prints a Markdown table of the results with the
 // targets of issue 5 (upload and download ≥ 0.9 × OpenSSH, zero errors at
 // 50 concurrent sessions, bounded memory for a 5 GB upload into S3,
-// landed → delivered p50 ≤ 250 ms for 1 MiB files).
+// landed → delivered p50 ≤ 250 ms for 1 MiB files), and, for issue 25,
+// the same concurrent sessions through HAProxy to one airlock node and to
+// three on one Postgres and one S3 landing store.
 //
 // Every airlock upload goes on through the pipeline (builtin scanner, a
 // local destination): a run counts once its files are delivered, and the
@@ -13,10 +15,11 @@
 //	go run ./bench/cmd/bench [-quick] [-runs N] [-size 1GiB] [-out docs/benchmarks.md | -only small,latency]
 //
 // -only runs some of the scenarios (aes, chacha, ctr, download, small, sessions,
-// latency, s3) while iterating on them; it does not go with -out, which
+// latency, s3, cluster) while iterating on them; it does not go with -out, which
 // must always hold a full run.
 //
-// `make bench` installs the peers (scripts/install-peers.sh openssh-server) and runs it with
+// `make bench` installs the peers (scripts/install-peers.sh openssh-server;
+// HAProxy, Postgres and versitygw come with it) and runs it with
 // -out docs/benchmarks.md. It must run as root: sshd only chroots as root.
 // Everything it starts listens on 127.0.0.1 on free ports and lives in one
 // temporary directory, removed at the end.
@@ -66,7 +69,7 @@ type options struct {
 }
 
 // scenarioNames are the names -only takes, in the order the scenarios run.
-var scenarioNames = []string{"aes", "chacha", "ctr", "download", "small", "sessions", "latency", "s3"}
+var scenarioNames = []string{"aes", "chacha", "ctr", "download", "small", "sessions", "latency", "s3", "cluster"}
 
 // selected says whether the run includes scenario name.
 func (o options) selected(name string) bool {
@@ -130,7 +133,7 @@ func parseFlags() options {
 	flag.Var(sizeFlag{&o.s3Small}, "s3-small", "smaller upload into the S3 landing store")
 	flag.Var(sizeFlag{&o.s3Large}, "s3-large", "larger upload into the S3 landing store")
 	flag.BoolVar(&o.noS3, "no-s3", false, "skip the S3 landing scenario")
-	flag.Func("only", "run only these scenarios, comma-separated: aes (1a), chacha (1b), ctr (1c), download (2), small (3), sessions (4), latency (6), s3 (5); default: all; not with -out",
+	flag.Func("only", "run only these scenarios, comma-separated: aes (1a), chacha (1b), ctr (1c), download (2), small (3), sessions (4), latency (6), s3 (5), cluster (7); default: all; not with -out",
 		func(s string) (err error) {
 			o.only, err = parseOnly(s)
 			return err
@@ -179,7 +182,7 @@ func logf(format string, args ...any) {
 
 // toolset is the programs the bench runs.
 type toolset struct {
-	sftp, keygen, sshd, versitygw, airlock string
+	sftp, keygen, sshd, versitygw, haproxy, airlock string
 }
 
 type bench struct {
@@ -351,6 +354,9 @@ func (b *bench) run(ctx context.Context) error {
 			return fmt.Errorf("S3 scenario: %w", err)
 		}
 	}
+	if rep.cluster, err = b.clusterStep(ctx); err != nil {
+		return fmt.Errorf("cluster scenario: %w", err)
+	}
 	if b.opts.micro {
 		logf("Go micro-benchmarks (internal/sftpd)")
 		rep.micro = b.microBenchmarks(ctx)
@@ -381,6 +387,7 @@ func (b *bench) findTools() error {
 		{"ssh-keygen", &b.tools.keygen, true},
 		{"sshd", &b.tools.sshd, true},
 		{"versitygw", &b.tools.versitygw, !b.opts.noS3 && b.opts.selected("s3")},
+		{"haproxy", &b.tools.haproxy, false}, // without it the cluster scenario says it was skipped
 	} {
 		p, err := findTool(t.name)
 		if err != nil && t.need {
@@ -484,7 +491,7 @@ func (b *bench) startServers() error {
 			}
 		}
 	}
-	if b.airTree, err = writeAirlockTree(filepath.Join(b.dir, "airlock-local"), "", b.egressDir, b.client, b.dlClient, nil); err != nil {
+	if b.airTree, err = writeAirlockTree(filepath.Join(b.dir, "airlock-local"), treeSpec{}, b.egressDir, b.client, b.dlClient); err != nil {
 		return err
 	}
 	if b.air, err = startAirlock(b.tools, b.airTree); err != nil {
@@ -578,6 +585,12 @@ func (b *bench) machine() machineInfo {
 	}
 	if b.tools.versitygw != "" {
 		m.versitygw = "versitygw " + moduleVersion(b.tools.versitygw)
+	}
+	if b.tools.haproxy != "" && b.opts.selected("cluster") {
+		m.haproxy = "haproxy " + commandOutput("dpkg-query", "-W", "-f", "${Version}", "haproxy")
+		if bin, err := postgresBin(); err == nil {
+			m.postgres = commandOutput(filepath.Join(bin, "postgres"), "--version")
+		}
 	}
 	root := moduleRoot()
 	m.airlock = commandOutput("git", "-C", root, "describe", "--always", "--dirty")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -61,14 +62,23 @@ type proc struct {
 // startProc starts a server with its output in logPath. The child gets
 // SIGKILL if the bench dies without cleaning up.
 func startProc(name, logPath string, env []string, bin string, args ...string) (*proc, error) {
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	return startCmd(name, logPath, cmd)
+}
+
+// startCmd is startProc for a command set up by the caller (its
+// credentials, directory).
+func startCmd(name, logPath string, cmd *exec.Cmd) (*proc, error) {
 	lf, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = lf, lf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
 	if err := cmd.Start(); err != nil {
 		lf.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
@@ -324,15 +334,28 @@ type airlockTree struct {
 	httpAddr  string
 	landing   string // the landing location as configured (path or URL)
 	delivered string // the suppliers' destinations are directories below it
-	dbPath    string // the SQLite ledger, which also holds River's jobs
+	database  string // as configured: the ledger, which also holds River's jobs
 	egressDir string
 	env       []string
 }
 
+// treeSpec is what differs between the bench's airlock trees; the zero
+// value is one node on its own, with everything in the tree's state
+// directory.
+type treeSpec struct {
+	node       string // default "bench"
+	database   string // default a SQLite file in the tree
+	landing    string // a path or URL; default a directory in the tree
+	quarantine string // default a directory in the tree
+	delivered  string // parent of the destinations; default in the tree
+	sftpExtra  string // more lines of the sftp section, indented
+	env        []string
+}
+
 // writeAirlockTree writes airlock.yaml and the two supplier files.
-func writeAirlockTree(dir, landing, egressDir string, client, dlClient keyPair, env []string) (*airlockTree, error) {
-	t := &airlockTree{dir: dir, cfg: filepath.Join(dir, "airlock.yaml"), landing: landing, egressDir: egressDir, env: env,
-		delivered: filepath.Join(dir, "delivered"), dbPath: filepath.Join(dir, "state", "airlock.db")}
+func writeAirlockTree(dir string, spec treeSpec, egressDir string, client, dlClient keyPair) (*airlockTree, error) {
+	t := &airlockTree{dir: dir, cfg: filepath.Join(dir, "airlock.yaml"), landing: spec.landing, egressDir: egressDir, env: spec.env,
+		delivered: spec.delivered, database: spec.database}
 	var err error
 	if t.sftpAddr, err = freeAddr(); err != nil {
 		return nil, err
@@ -340,14 +363,21 @@ func writeAirlockTree(dir, landing, egressDir string, client, dlClient keyPair, 
 	if t.httpAddr, err = freeAddr(); err != nil {
 		return nil, err
 	}
+	node, quarantine := cmp.Or(spec.node, "bench"), cmp.Or(spec.quarantine, "state/quarantine")
 	if t.landing == "" {
 		t.landing = filepath.Join(dir, "state", "landing")
+	}
+	if t.delivered == "" {
+		t.delivered = filepath.Join(dir, "delivered")
+	}
+	if t.database == "" {
+		t.database = "sqlite:" + filepath.Join(dir, "state", "airlock.db")
 	}
 	// All 50 concurrent sessions come from 127.0.0.1, whereas in production
 	// they come from many suppliers: the per-address cap (default 20) is
 	// raised for that scenario, as sshd's MaxStartups is. Scenario 1c needs
 	// the compatible algorithm profile (aes128-ctr).
-	cfg := fmt.Sprintf(`node: bench
+	cfg := fmt.Sprintf(`node: %q
 sftp:
   listen: %q
   algorithms: compatible
@@ -355,15 +385,15 @@ sftp:
   max_unauthenticated: 128
   max_unauthenticated_per_ip: 128
   max_unauthenticated_per_network: 128
-http:
+%shttp:
   listen: %q
 database: %q
 landing: %q
-quarantine: "state/quarantine"
+quarantine: %q
 limits:
   max_file_size: "6GB"
 suppliers_dir: "suppliers"
-`, t.sftpAddr, t.httpAddr, "sqlite:"+t.dbPath, t.landing)
+`, node, t.sftpAddr, spec.sftpExtra, t.httpAddr, t.database, t.landing, quarantine)
 	files := map[string]string{
 		t.cfg: cfg,
 		filepath.Join(dir, "suppliers", uploader+".yaml"): fmt.Sprintf(

@@ -8,7 +8,8 @@ import (
 	"strings"
 	"time"
 
-	_ "modernc.org/sqlite" // registers "sqlite", to read River's job table
+	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx", to read River's job table on Postgres
+	_ "modernc.org/sqlite"             // registers "sqlite", to read it in a SQLite ledger
 )
 
 // airlockSide is airlock serving tree t as process srv, as the scenarios
@@ -35,11 +36,11 @@ func (b *bench) airlockSide(t *airlockTree, srv *airlockServer) *side {
 // sent. An ingest job is queued in the transaction that records the
 // upload as received, before the client hears that its close succeeded,
 // so once the session has ended, no unfinished job means no work left.
-// No command lists River's jobs, so this reads its table, read-only.
+// No command lists River's jobs, so this reads its table (SELECT only).
 func (t *airlockTree) waitPipeline(ctx context.Context, timeout time.Duration) error {
-	db, err := sql.Open("sqlite", "file:"+t.dbPath+"?mode=ro&_busy_timeout=5000&_query_only=1")
+	db, err := t.openJobs()
 	if err != nil {
-		return fmt.Errorf("open %s: %w", t.dbPath, err)
+		return fmt.Errorf("open the ledger %s: %w", t.database, err)
 	}
 	defer db.Close()
 	deadline := time.Now().Add(timeout)
@@ -61,6 +62,16 @@ func (t *airlockTree) waitPipeline(ctx context.Context, timeout time.Duration) e
 		}
 		time.Sleep(25 * time.Millisecond)
 	}
+}
+
+// openJobs opens the tree's ledger to read River's job table: a SQLite
+// file read-only, so that the bench never takes its write lock, or the
+// Postgres database, where a SELECT holds up no writer.
+func (t *airlockTree) openJobs() (*sql.DB, error) {
+	if p, ok := strings.CutPrefix(t.database, "sqlite:"); ok {
+		return sql.Open("sqlite", "file:"+p+"?mode=ro&_busy_timeout=5000&_query_only=1")
+	}
+	return sql.Open("pgx", t.database)
 }
 
 // verifyDelivered checks that each uploaded name is delivered in the

@@ -17,6 +17,8 @@ type machineInfo struct {
 	openssh   string // client, ssh -V
 	sshd      string
 	versitygw string
+	haproxy   string // and postgres: only when the cluster scenario is selected
+	postgres  string
 	airlock   string // git describe of the tree that was built
 	// uncommitted lists the working tree's changes built into airlock.
 	uncommitted []string
@@ -36,6 +38,7 @@ type report struct {
 	concurrent *result
 	latency    *latencyResult
 	s3         *s3Result
+	cluster    *clusterResult
 	longRSS    float64 // MiB, airlock serving scenarios 1-4
 	loadEnd    string
 	micro      string
@@ -180,7 +183,69 @@ func (rep *report) rows() []row {
 			row{"5d. S3 landing: airlock peak RSS, " + lg + " (MiB)", "—", cell(s3.rss[s3.sizes[1]], 1), "—", "≤ 128 MiB", yesNo(rlarge <= 128 && s3.errors == 0)},
 			row{"5e. peak RSS " + lg + " / " + sm, "—", fmtRatio(growth), "—", "≤ 1.10 (within 10%)", yesNo(math.Abs(growth-1) <= 0.10)})
 	}
-	return append(rows, rep.latencyRows()...)
+	rows = append(rows, rep.latencyRows()...)
+	return append(rows, rep.clusterRows()...)
+}
+
+// clusterRows are scenario 7: each setup's aggregate, the ratio of the
+// larger to one node, and the sessions that failed.
+func (rep *report) clusterRows() []row {
+	c, o := rep.cluster, rep.opts
+	what := fmt.Sprintf("%d sessions × %s through HAProxy", o.sessions, humanSize(o.sessionSize))
+	target := fmt.Sprintf("reported (on %d cores: overhead, not scaling)", rep.machine.cores)
+	if c == nil || c.skipped != "" {
+		why := "skipped"
+		if c != nil {
+			why = c.skipped
+		}
+		return []row{{fmt.Sprintf("7. %s, 1 node and %d nodes on one Postgres and one S3 landing", what, clusterNodes), "—", why, "—", target, "—"}}
+	}
+	one, many := setupName(1), setupName(clusterNodes)
+	return []row{
+		{"7a. " + what + " to " + one + " (Postgres, S3 landing), aggregate (MB/s)", "—", cell(c.samples[one], 0), "—", "—", "—"},
+		{"7b. the same to " + many + ", aggregate (MB/s); ratio = " + many + " / " + one, "—", cell(c.samples[many], 0), fmtRatio(c.ratio()), target, "—"},
+		{"7c. errors (all runs), " + one + " / " + many, "—", fmt.Sprintf("%d / %d", c.errors[one], c.errors[many]), "—", "0",
+			yesNo(c.errors[one] == 0 && c.errors[many] == 0)},
+	}
+}
+
+// clusterCPURows are scenario 7's lines of the CPU table: the nodes' and
+// HAProxy's CPU together.
+func (rep *report) clusterCPURows() []string {
+	c := rep.cluster
+	if c == nil || c.skipped != "" {
+		return nil
+	}
+	var lines []string
+	for i, n := range []int{1, clusterNodes} {
+		name := setupName(n)
+		lines = append(lines, fmt.Sprintf("| 7%c. %s and HAProxy | — | %s | %s | — |", 'a'+i, name,
+			cell(c.sessionCPU[name], 2), cell(c.cpu[name], 2)))
+	}
+	return lines
+}
+
+// clusterNotes say what scenario 7's ratio measures on this machine, and
+// what one node behind the balancer costs against scenario 4's airlock.
+func (rep *report) clusterNotes() []string {
+	c := rep.cluster
+	if c == nil || c.skipped != "" {
+		return nil
+	}
+	one, many := setupName(1), setupName(clusterNodes)
+	cores := rep.machine.cores
+	notes := []string{fmt.Sprintf("7. On this %d-core machine the %s share the same %d cores as the one node does, with the %d clients, "+
+		"HAProxy, Postgres and versitygw: the ratio %s / %s (%s) measures the overhead of the load balancer spreading sessions over "+
+		"more nodes and of the nodes sharing one database, not scaling, which needs nodes on machines of their own. "+
+		"HAProxy's own CPU per run: %s s with %s, %s s with %s.",
+		cores, many, cores, rep.opts.sessions, many, one, fmtRatio(c.ratio()),
+		cell(c.haproxyCPU[one], 2), one, cell(c.haproxyCPU[many], 2), many)}
+	if rep.concurrent != nil {
+		x := median(c.samples[one]) / median(rep.concurrent.samples["airlock"])
+		notes = append(notes, fmt.Sprintf("7a / 4 (the same sessions to one airlock with a SQLite ledger, a local landing and no balancer): %s, "+
+			"the cost of HAProxy, Postgres and the S3 landing for one node.", fmtRatio(x)))
+	}
+	return append(notes, c.notes...)
 }
 
 // concurrentRows are scenario 4: the aggregate throughput, whose target is
@@ -229,8 +294,10 @@ func (rep *report) markdown() string {
 	m := rep.machine
 	fmt.Fprintf(&b, "**Machine:** %s, %d cores, %.0f GiB RAM · Linux %s · %s · %s · sshd: %s",
 		m.cpu, m.cores, m.memGiB, m.kernel, m.goVersion, m.openssh, m.sshd)
-	if m.versitygw != "" {
-		fmt.Fprintf(&b, " · %s", m.versitygw)
+	for _, v := range []string{m.versitygw, m.haproxy, m.postgres} {
+		if v != "" {
+			fmt.Fprintf(&b, " · %s", v)
+		}
 	}
 	fmt.Fprintf(&b, " · airlock %s\n\n", m.airlock)
 	if len(m.uncommitted) > 0 {
@@ -257,6 +324,9 @@ func (rep *report) markdown() string {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", m.label, orDash(cell(r.cpu["OpenSSH"], 2), len(r.cpu["OpenSSH"]) == 0 && r.errors["OpenSSH"] == 0),
 			cell(r.sessionCPU["airlock"], 2), cell(r.cpu["airlock"], 2), fmtRatio(x))
 	}
+	for _, line := range rep.clusterCPURows() {
+		b.WriteString(line + "\n")
+	}
 	var notes []string
 	if rep.longRSS > 0 {
 		notes = append(notes, fmt.Sprintf("airlock's peak RSS over scenarios 1–4 (one process, local landing, with its pipeline): %.1f MiB.", rep.longRSS))
@@ -275,6 +345,7 @@ func (rep *report) markdown() string {
 	if rep.s3 != nil {
 		notes = append(notes, rep.s3.notes...)
 	}
+	notes = append(notes, rep.clusterNotes()...)
 	if len(notes) > 0 {
 		b.WriteString("\nNotes:\n")
 		for _, n := range notes {
@@ -352,11 +423,22 @@ and what was tried: [performance.md](performance.md).
   with ` + "`airlock transfers show ID --json`" + ` (microsecond timestamps). p50 / p99 / max are over every file of
   every run (nearest rank); the pipeline's files/s is the files of a run over the time from its first
   ` + "`received`" + ` to its last ` + "`delivered`" + `. The notes split the latency at the ` + "`scanning`" + ` and ` + "`delivering`" + ` events.
+- **Cluster** (scenario 7, airlock only): the sessions of scenario 4 go through HAProxy (Debian's,
+  ` + "`mode tcp`" + `, ` + "`balance roundrobin`" + `, ` + "`send-proxy-v2`" + ` to each node) to one node and then to three, alternating
+  which setup goes first. Every node is ` + "`airlock serve`" + ` with its own ` + "`node:`" + ` name, SFTP and HTTP ports
+  and state directory, ` + "`sftp.proxy_protocol.trusted: [\"127.0.0.1/32\"]`" + `, and the same host key, database,
+  landing, quarantine and destination directory: a throwaway Postgres the harness starts (` + "`initdb`" + ` in a
+  temporary directory, a Unix socket only, run as the postgres user, default settings but ` + "`max_connections`" + `
+  300), and versitygw holding the landing and quarantine buckets (a local landing directory cannot be shared).
+  For each run the setup's nodes and HAProxy are started, one login per node warms them, and all are stopped
+  once the pipeline (River's jobs, now in Postgres) is idle; the ledger and the buckets carry over between runs.
+  Aggregate, errors and checks as in scenario 4; server CPU is the nodes' and HAProxy's together. This machine's
+  cores are shared by every node, so the ratio of three nodes to one measures overhead, not scaling.
 - **Server CPU** is user + system time from ` + "`/proc/<pid>/stat`" + ` over each run: airlock's process, including
   its pipeline (read after the wait above), and sshd's master with the per-connection processes it has
   reaped (the harness waits for them).
 - **Caveats**: the machine's cores are shared by the client (` + "`sftp`" + ` + ` + "`ssh`" + `), the server, and in
-  scenario 5 versitygw; other work (builds, tests of other sessions) may have run at the same time,
+  scenarios 5 and 7 versitygw (and in 7 HAProxy and Postgres); other work (builds, tests of other sessions) may have run at the same time,
   so read single figures with their min–max spread in mind.
 `)
 	if rep.micro != "" {

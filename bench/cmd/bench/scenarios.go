@@ -164,10 +164,15 @@ func lastLines(s string, n int) string {
 // order alternates which side goes first: OpenSSH first in odd runs,
 // airlock first in even ones.
 func (b *bench) order(run int) []*side {
+	return alternate(run, b.openssh, b.airlock)
+}
+
+// alternate is first, second in odd runs and second, first in even ones.
+func alternate[T any](run int, first, second T) []T {
 	if run%2 == 1 {
-		return []*side{b.openssh, b.airlock}
+		return []T{first, second}
 	}
-	return []*side{b.airlock, b.openssh}
+	return []T{second, first}
 }
 
 // settle cleans both sides and flushes dirty pages, so that one run's
@@ -352,69 +357,80 @@ func perFileNote(n int, sessions, logins map[string][]float64, sides ...string) 
 	return "3. per file, without the login (medians; the login timed by a session that runs only `pwd`): " + strings.Join(parts, "; ") + "."
 }
 
-// concurrent: many sessions at once, each uploading one file; aggregate
-// MB/s over the wall time from the first start to the last exit, and the
-// number of sessions that failed or whose file did not arrive complete.
+// concurrent: many sessions at once, each uploading one file, on both
+// servers in turn.
 func (b *bench) scenarioConcurrent(ctx context.Context) (*result, error) {
 	res := newResult()
-	n := b.opts.sessions
 	for run := 1; run <= b.opts.runs; run++ {
 		for _, s := range b.order(run) {
-			names := make([]string, n)
-			failed := make([]error, n)
-			d, cpu, ierr := b.measure(ctx, s, func() (time.Duration, error) {
-				cctx, cancel := context.WithTimeout(ctx, b.opts.cmdTimeout)
-				defer cancel()
-				var wg sync.WaitGroup
-				start := time.Now()
-				for i := range n {
-					names[i] = fmt.Sprintf("conc-%d-%02d.bin", run, i)
-					cmd := b.sftpCmd(cctx, s, s.up, aesGCM, fmt.Sprintf("put %s %s\n", b.medium.path, path.Join(s.uploadDir, names[i])))
-					var out bytes.Buffer
-					cmd.Stdout, cmd.Stderr = &out, &out
-					wg.Go(func() {
-						if err := cmd.Run(); err != nil {
-							failed[i] = fmt.Errorf("session %d: %v: %s", i, err, lastLines(out.String(), 3))
-						}
-					})
-				}
-				wg.Wait()
-				return time.Since(start), nil
-			})
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
+			if err := b.concurrentRun(ctx, s, fmt.Sprintf("conc-%d", run), run, res); err != nil {
+				return nil, err
 			}
-			if ierr != nil {
-				// The server did not finish; the files it owes show up
-				// as incomplete below.
-				res.notes = append(res.notes, fmt.Sprintf("%s run %d: %v", s.name, run, ierr))
-			}
-			errs := 0
-			for _, err := range failed {
-				if err != nil {
-					errs++
-					if errs <= 3 {
-						res.notes = append(res.notes, fmt.Sprintf("%s run %d: %v", s.name, run, err))
-					}
-				}
-			}
-			bad, verr := s.verify(ctx, names, b.medium)
-			if verr != nil {
-				return nil, verr
-			}
-			if len(bad) > 0 {
-				res.notes = append(res.notes, fmt.Sprintf("%s run %d: %d uploads incomplete; first: %s", s.name, run, len(bad), bad[0]))
-			}
-			errs = max(errs, len(bad)) // a failed session also leaves no complete file
-			res.errors[s.name] += errs
-			v := float64(n) * float64(b.medium.size) / mb / d.Seconds()
-			res.add(s, run, v, fmt.Sprintf("MB/s aggregate, %d errors", errs), d, cpu)
 			if err := b.settle(); err != nil {
 				return nil, err
 			}
 		}
 	}
 	return res, nil
+}
+
+// concurrentRun starts opts.sessions sessions on s at once, each uploading
+// one file named <prefix>-NN.bin, and records in res the aggregate MB/s
+// over the wall time from the first start to the last exit, and the
+// number of sessions that failed or whose file did not arrive complete.
+// Its error is one that ends the bench.
+func (b *bench) concurrentRun(ctx context.Context, s *side, prefix string, run int, res *result) error {
+	n := b.opts.sessions
+	names := make([]string, n)
+	failed := make([]error, n)
+	d, cpu, ierr := b.measure(ctx, s, func() (time.Duration, error) {
+		cctx, cancel := context.WithTimeout(ctx, b.opts.cmdTimeout)
+		defer cancel()
+		var wg sync.WaitGroup
+		start := time.Now()
+		for i := range n {
+			names[i] = fmt.Sprintf("%s-%02d.bin", prefix, i)
+			cmd := b.sftpCmd(cctx, s, s.up, aesGCM, fmt.Sprintf("put %s %s\n", b.medium.path, path.Join(s.uploadDir, names[i])))
+			var out bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &out, &out
+			wg.Go(func() {
+				if err := cmd.Run(); err != nil {
+					failed[i] = fmt.Errorf("session %d: %v: %s", i, err, lastLines(out.String(), 3))
+				}
+			})
+		}
+		wg.Wait()
+		return time.Since(start), nil
+	})
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if ierr != nil {
+		// The server did not finish; the files it owes show up as
+		// incomplete below.
+		res.notes = append(res.notes, fmt.Sprintf("%s run %d: %v", s.name, run, ierr))
+	}
+	errs := 0
+	for _, err := range failed {
+		if err != nil {
+			errs++
+			if errs <= 3 {
+				res.notes = append(res.notes, fmt.Sprintf("%s run %d: %v", s.name, run, err))
+			}
+		}
+	}
+	bad, verr := s.verify(ctx, names, b.medium)
+	if verr != nil {
+		return verr
+	}
+	if len(bad) > 0 {
+		res.notes = append(res.notes, fmt.Sprintf("%s run %d: %d uploads incomplete; first: %s", s.name, run, len(bad), bad[0]))
+	}
+	errs = max(errs, len(bad)) // a failed session also leaves no complete file
+	res.errors[s.name] += errs
+	v := float64(n) * float64(b.medium.size) / mb / d.Seconds()
+	res.add(s, run, v, fmt.Sprintf("MB/s aggregate, %d errors", errs), d, cpu)
+	return nil
 }
 
 // latencyResult is scenario 6, airlock only: the pipeline's files/s and
@@ -491,7 +507,7 @@ func (b *bench) scenarioS3(ctx context.Context) (*s3Result, error) {
 		return nil, err
 	}
 	defer vg.stop()
-	tree, err := writeAirlockTree(filepath.Join(dir, "airlock"), vg.url(bucket), b.egressDir, b.client, b.dlClient, vg.env())
+	tree, err := writeAirlockTree(filepath.Join(dir, "airlock"), treeSpec{landing: vg.url(bucket), env: vg.env()}, b.egressDir, b.client, b.dlClient)
 	if err != nil {
 		return nil, err
 	}
