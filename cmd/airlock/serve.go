@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -10,15 +9,15 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"sync"
+	"slices"
 	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
-	"golang.org/x/sync/errgroup"
 
+	"github.com/airlock-gw/airlock/internal/audit"
 	"github.com/airlock-gw/airlock/internal/config"
 	"github.com/airlock-gw/airlock/internal/httpapi"
 	"github.com/airlock-gw/airlock/internal/ledger"
@@ -57,132 +56,18 @@ type serveOptions struct {
 	ready     func() // called once both listeners are up
 }
 
-// serve runs until ctx ends.
+// serve runs until ctx ends: it opens each part of the node in turn (a
+// node, below), then runs them (run.go).
 func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opts serveOptions) error {
 	logWarnings(log, cfg.Warnings)
-	led, err := ledger.Open(ctx, cfg.Database)
-	if err != nil {
-		return err
-	}
-	defer led.Close()
-	landing, err := storage.Open(ctx, cfg.Landing)
-	if err != nil {
-		return err
-	}
-	defer landing.Close()
-	quarantine, err := storage.Open(ctx, cfg.Quarantine)
-	if err != nil {
-		return err
-	}
-	defer quarantine.Close()
-	// What a crash left half written can go; what another node writes
-	// into a shared directory stays (see storage.ClearStaging).
-	for _, st := range []*storage.Store{landing, quarantine} {
-		if n, err := st.ClearStaging(); err != nil {
-			return err
-		} else if n > 0 {
-			log.Info("removed writes cut short by the last stop", "store", st.String(), "files", n)
-		}
-	}
-	scanner, err := openScanner(cfg.Scanner, log)
-	if err != nil {
-		return err
-	}
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-
-	checkpointer, err := newCheckpointer(ctx, cfg, led, log, reg)
-	if err != nil {
-		return err
-	}
-	defer checkpointer.Store.Close()
-
-	// Set before the reloads start (Watch and SIGHUP, below): a reload
-	// re-checks the live sessions against the new set.
-	var srv *sftpd.Server
-	suppliers := config.NewReloader(cfg.SuppliersDir, filepath.Dir(cfg.File), cfg.Suppliers,
-		func(ctx context.Context, s *config.Suppliers, err error) {
-			ev := ledger.Event{Kind: "config.reload", Actor: "system", Detail: map[string]string{"suppliers_dir": cfg.SuppliersDir}}
-			if err != nil {
-				log.Error("supplier reload refused; keeping the previous configuration", "err", err)
-				ev.Detail["error"] = err.Error()
-			} else {
-				log.Info("suppliers reloaded", "suppliers", s.Len())
-				ev.Detail["suppliers"] = fmt.Sprint(s.Len())
-				if w := s.Warnings(); len(w) > 0 {
-					logWarnings(log, w)
-					ev.Detail["warnings"] = w.Error()
-				}
-			}
-			if _, aerr := led.Append(ctx, ev); aerr != nil {
-				log.Error("append audit event", "kind", ev.Kind, "err", aerr)
-			}
-			if err == nil {
-				if n := srv.Revalidate(ctx, s); n > 0 {
-					log.Warn("sessions the reload no longer allows were closed", "sessions", n)
-				}
-			}
-		})
-
-	mailer, err := openMailer(cfg.Notify, log)
-	if err != nil {
-		return err
-	}
-	notifier := &notify.KeyExpiryNotifier{
-		Suppliers: suppliers.Current,
-		Ledger:    led,
-		Operators: cfg.Notify.Operators,
-		Lead:      cfg.Notify.KeyExpiryNotice,
-		Log:       log,
-	}
-	deps := pipeline.Deps{
-		Ledger:     led,
-		Landing:    landing,
-		Quarantine: quarantine,
-		Suppliers:  suppliers.Current,
-		Scanner:    scanner,
-		TooLarge:   cfg.Scanner.TooLarge,
-		Operators:  cfg.Notify.Operators,
-		Metrics:    pipeline.NewMetrics(reg),
-		Log:        log,
-	}
-	if mailer != nil { // a nil *Mailer in an interface would not be nil
-		notifier.Mailer, deps.Mailer = mailer, mailer
-	}
-	if wh := cfg.Notify.Webhook; wh != nil {
-		if deps.Webhook, err = notify.NewWebhook(wh.URL, wh.SecretEnv, os.Getenv, nil); err != nil {
+	n := &node{cfg: cfg, log: log, reg: prometheus.NewRegistry()}
+	defer n.close()
+	n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	for _, open := range []func(context.Context) error{n.openStores, n.openAudit, n.openPipeline, n.openSFTP} {
+		if err := open(ctx); err != nil {
 			return err
 		}
 	}
-	workers := pipeline.NewWorkers(deps)
-	defer func() {
-		if err := workers.Close(); err != nil {
-			log.Warn("close destination stores", "err", err)
-		}
-	}()
-	queue, err := pipeline.Open(ctx, led, cfg.Node, cfg.Pipeline, workers, log)
-	if err != nil {
-		return err
-	}
-
-	srv, err = sftpd.New(sftpd.Options{
-		Config:    cfg,
-		Suppliers: suppliers.Current,
-		Ledger:    led,
-		Landing:   landing,
-		Logger:    log,
-		Metrics:   sftpd.NewMetrics(reg),
-		Bans:      led,
-		Handoff:   queue.Process,
-	})
-	if err != nil {
-		return err
-	}
-	if err := srv.RecoverInterrupted(ctx); err != nil {
-		return err
-	}
-
 	sftpLn, err := net.Listen("tcp", cfg.SFTP.Listen)
 	if err != nil {
 		return fmt.Errorf("sftp listen: %w", err)
@@ -192,68 +77,182 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opts serve
 		sftpLn.Close()
 		return fmt.Errorf("http listen: %w", err)
 	}
-	handler := httpapi.New([]httpapi.Check{
-		{Name: "database", Pinger: led},
-		{Name: "landing", Pinger: landing},
-		{Name: "quarantine", Pinger: quarantine},
-		{Name: "scanner", Pinger: scanner, Note: scanner.Describe()},
-		{Name: "sftp", Pinger: srv}, // fails while draining
-	}, reg, log)
-	if opts.profiling {
-		handler = httpapi.WithProfiling(handler)
-	}
-	httpSrv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	httpSrv := n.httpServer(opts.profiling)
 	log.Info("airlock started", "sftp", sftpLn.Addr().String(), "http", httpLn.Addr().String(),
 		"node", cfg.Node, "suppliers", cfg.Suppliers.Len(), "landing", cfg.Landing)
 	if opts.ready != nil {
 		opts.ready()
 	}
+	return n.run(ctx, sftpLn, httpLn, httpSrv)
+}
 
-	// ctx ends at SIGTERM: the SFTP server and the queue drain. The HTTP
-	// listener runs on until they are done, its /readyz failing, and the
-	// audit checkpoints cover what the drain settles.
-	grp, ctx := errgroup.WithContext(ctx)
-	rest, stopRest := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopRest()
-	var draining sync.WaitGroup
-	drain := func(run func() error) {
-		draining.Add(1)
-		grp.Go(func() error {
-			defer draining.Done()
-			return run()
-		})
+// node is what serve opens, part by part; close undoes it in reverse.
+type node struct {
+	cfg *config.Config
+	log *slog.Logger
+	reg *prometheus.Registry
+
+	led                 *ledger.Ledger
+	landing, quarantine *storage.Store
+	scanner             scan.Scanner
+	checkpointer        *audit.Checkpointer
+	suppliers           *config.Reloader
+	notifier            *notify.KeyExpiryNotifier
+	queue               *pipeline.Queue
+	srv                 *sftpd.Server
+
+	closers []func()
+}
+
+func (n *node) onClose(f func()) { n.closers = append(n.closers, f) }
+
+func (n *node) close() {
+	for _, f := range slices.Backward(n.closers) {
+		f()
 	}
-	drain(func() error { return srv.Serve(ctx, sftpLn) })
-	drain(func() error { return queue.Run(ctx, cfg.SFTP.DrainTimeout) })
-	grp.Go(func() error {
-		draining.Wait()
-		stopRest()
-		return nil
-	})
-	grp.Go(func() error {
-		log.Info("http listening", "addr", httpLn.Addr().String())
-		if err := httpSrv.Serve(httpLn); !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("http: %w", err)
+}
+
+// openStores opens the ledger and the stores uploads land in, and clears
+// what a crash left half written in them; what another node writes into
+// a shared directory stays (see storage.ClearStaging).
+func (n *node) openStores(ctx context.Context) error {
+	var err error
+	if n.led, err = ledger.Open(ctx, n.cfg.Database); err != nil {
+		return err
+	}
+	n.onClose(func() { n.led.Close() })
+	if n.landing, err = storage.Open(ctx, n.cfg.Landing); err != nil {
+		return err
+	}
+	n.onClose(func() { n.landing.Close() })
+	if n.quarantine, err = storage.Open(ctx, n.cfg.Quarantine); err != nil {
+		return err
+	}
+	n.onClose(func() { n.quarantine.Close() })
+	for _, st := range []*storage.Store{n.landing, n.quarantine} {
+		if cleared, err := st.ClearStaging(); err != nil {
+			return err
+		} else if cleared > 0 {
+			n.log.Info("removed writes cut short by the last stop", "store", st.String(), "files", cleared)
 		}
-		return nil
-	})
-	grp.Go(func() error {
-		<-rest.Done()
-		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		return httpSrv.Shutdown(shutdownCtx)
-	})
-	grp.Go(func() error { return suppliers.Watch(ctx) })
-	grp.Go(func() error { return notifier.Run(ctx) })
-	grp.Go(func() error { return reloadOnHangup(ctx, suppliers) })
-	grp.Go(func() error { return checkpointer.Run(rest) })
-	err = grp.Wait()
-	// Everything has stopped appending: the last checkpoint covers it all.
-	finalCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	_ = checkpointer.Checkpoint(finalCtx) // logged there
-	cancel()
-	log.Info("airlock stopped")
+	}
+	n.scanner, err = openScanner(n.cfg.Scanner, n.log)
 	return err
+}
+
+// openAudit opens the audit checkpoints' store and signing key.
+func (n *node) openAudit(ctx context.Context) error {
+	var err error
+	if n.checkpointer, err = newCheckpointer(ctx, n.cfg, n.led, n.log, n.reg); err != nil {
+		return err
+	}
+	n.onClose(func() { n.checkpointer.Store.Close() })
+	return nil
+}
+
+// openPipeline opens the supplier files (reloaded on change), the
+// notifiers and the job queue with its workers.
+func (n *node) openPipeline(ctx context.Context) error {
+	n.suppliers = config.NewReloader(n.cfg.SuppliersDir, filepath.Dir(n.cfg.File), n.cfg.Suppliers, n.reloaded)
+	mailer, err := openMailer(n.cfg.Notify, n.log)
+	if err != nil {
+		return err
+	}
+	n.notifier = &notify.KeyExpiryNotifier{
+		Suppliers: n.suppliers.Current,
+		Ledger:    n.led,
+		Operators: n.cfg.Notify.Operators,
+		Lead:      n.cfg.Notify.KeyExpiryNotice,
+		Log:       n.log,
+	}
+	deps := pipeline.Deps{
+		Ledger:     n.led,
+		Landing:    n.landing,
+		Quarantine: n.quarantine,
+		Suppliers:  n.suppliers.Current,
+		Scanner:    n.scanner,
+		TooLarge:   n.cfg.Scanner.TooLarge,
+		Operators:  n.cfg.Notify.Operators,
+		Metrics:    pipeline.NewMetrics(n.reg),
+		Log:        n.log,
+	}
+	if mailer != nil { // a nil *Mailer in an interface would not be nil
+		n.notifier.Mailer, deps.Mailer = mailer, mailer
+	}
+	if wh := n.cfg.Notify.Webhook; wh != nil {
+		if deps.Webhook, err = notify.NewWebhook(wh.URL, wh.SecretEnv, os.Getenv, nil); err != nil {
+			return err
+		}
+	}
+	workers := pipeline.NewWorkers(deps)
+	n.onClose(func() {
+		if err := workers.Close(); err != nil {
+			n.log.Warn("close destination stores", "err", err)
+		}
+	})
+	n.queue, err = pipeline.Open(ctx, n.led, n.cfg.Node, n.cfg.Pipeline, workers, n.log)
+	return err
+}
+
+// reloaded logs and audits a reload of the supplier files, and closes the
+// live sessions the new set no longer allows.
+func (n *node) reloaded(ctx context.Context, s *config.Suppliers, err error) {
+	ev := ledger.Event{Kind: "config.reload", Actor: "system", Detail: map[string]string{"suppliers_dir": n.cfg.SuppliersDir}}
+	if err != nil {
+		n.log.Error("supplier reload refused; keeping the previous configuration", "err", err)
+		ev.Detail["error"] = err.Error()
+	} else {
+		n.log.Info("suppliers reloaded", "suppliers", s.Len())
+		ev.Detail["suppliers"] = fmt.Sprint(s.Len())
+		if w := s.Warnings(); len(w) > 0 {
+			logWarnings(n.log, w)
+			ev.Detail["warnings"] = w.Error()
+		}
+	}
+	if _, aerr := n.led.Append(ctx, ev); aerr != nil {
+		n.log.Error("append audit event", "kind", ev.Kind, "err", aerr)
+	}
+	// The reloads start with run, after openSFTP has set srv.
+	if err == nil {
+		if closed := n.srv.Revalidate(ctx, s); closed > 0 {
+			n.log.Warn("sessions the reload no longer allows were closed", "sessions", closed)
+		}
+	}
+}
+
+// openSFTP makes the SFTP server, and fails what this node was receiving
+// when it last stopped.
+func (n *node) openSFTP(ctx context.Context) error {
+	var err error
+	n.srv, err = sftpd.New(sftpd.Options{
+		Config:    n.cfg,
+		Suppliers: n.suppliers.Current,
+		Ledger:    n.led,
+		Landing:   n.landing,
+		Logger:    n.log,
+		Metrics:   sftpd.NewMetrics(n.reg),
+		Bans:      n.led,
+		Handoff:   n.queue.Process,
+	})
+	if err != nil {
+		return err
+	}
+	return n.srv.RecoverInterrupted(ctx)
+}
+
+// httpServer serves health, readiness, metrics and, if asked, profiles.
+func (n *node) httpServer(profiling bool) *http.Server {
+	handler := httpapi.New([]httpapi.Check{
+		{Name: "database", Pinger: n.led},
+		{Name: "landing", Pinger: n.landing},
+		{Name: "quarantine", Pinger: n.quarantine},
+		{Name: "scanner", Pinger: n.scanner, Note: n.scanner.Describe()},
+		{Name: "sftp", Pinger: n.srv}, // fails while draining
+	}, n.reg, n.log)
+	if profiling {
+		handler = httpapi.WithProfiling(handler)
+	}
+	return &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 }
 
 // openMailer returns the mailer notifications go through, or nil when no
@@ -267,16 +266,9 @@ func openMailer(cfg config.Notify, log *slog.Logger) (*notify.Mailer, error) {
 	return notify.NewMailer(*cfg.SMTP, os.Getenv)
 }
 
-// scanner is what serve needs of a malware scanner.
-type scanner interface {
-	pipeline.Scanner
-	httpapi.Pinger
-	Describe() string
-}
-
 // openScanner returns clamd when configured, else the builtin scanner,
 // which is loudly no antivirus.
-func openScanner(cfg config.Scanner, log *slog.Logger) (scanner, error) {
+func openScanner(cfg config.Scanner, log *slog.Logger) (scan.Scanner, error) {
 	if cfg.Clamd != "" {
 		return scan.NewClamd(cfg.Clamd)
 	}

@@ -581,15 +581,17 @@ func parseWebhook(c *checker, f field) *Webhook {
 // unencrypted to host: that is an error unless host is this machine, where
 // no one else can read the traffic, and a warning even then.
 func (c *checker) inClear(f field, val, what, hostKey, host string) {
-	if !isLoopback(host) {
+	if !IsLoopback(host) {
 		c.errorf(valLine(f), "%s: %q sends %s in clear; it is allowed only when %s is a loopback address (localhost, 127.0.0.1, ::1), not %q", f.path, val, what, hostKey, host)
 		return
 	}
 	c.warnf(valLine(f), "%s: %q sends %s in clear (allowed because %s is a loopback address)", f.path, val, what, host)
 }
 
-// isLoopback reports whether host (from host:port) is this machine.
-func isLoopback(host string) bool {
+// IsLoopback reports whether host (from host:port) is this machine: the
+// one place a cleartext protocol (SMTP without TLS, a webhook over http)
+// is allowed.
+func IsLoopback(host string) bool {
 	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
 		return true
 	}

@@ -13,6 +13,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/airlock-gw/airlock/internal/redact"
 )
 
 // Parsers for single values. Each returns the normalised value or an error
@@ -64,17 +66,9 @@ func parseDatabase(s, root string) (string, error) {
 	}
 	u, err := url.Parse(s)
 	if err != nil || u.Scheme != "postgres" && u.Scheme != "postgresql" {
-		return "", fmt.Errorf("%q must be sqlite:<path> or a postgres:// or postgresql:// URL", redact(s))
+		return "", fmt.Errorf("%q must be sqlite:<path> or a postgres:// or postgresql:// URL", redact.URL(s))
 	}
 	return s, nil
-}
-
-// redact hides a password in a DSN before it is echoed in an error.
-func redact(s string) string {
-	if u, err := url.Parse(s); err == nil && u.User != nil {
-		return u.Redacted()
-	}
-	return s
 }
 
 // urlScheme matches the start of anything that is meant as a URL rather

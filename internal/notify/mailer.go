@@ -16,7 +16,6 @@ import (
 	"mime/quotedprintable"
 	"net"
 	"net/mail"
-	"net/netip"
 	"net/smtp"
 	"os"
 	"strings"
@@ -78,7 +77,7 @@ func NewMailer(cfg config.SMTP, getenv func(string) string) (*Mailer, error) {
 		m.tlsMode = config.TLSStartTLS
 	case config.TLSStartTLS, config.TLSImplicit:
 	case config.TLSNone:
-		if !isLoopback(host) {
+		if !config.IsLoopback(host) {
 			return nil, fmt.Errorf("smtp: tls %q is allowed only for a loopback address, not %q", cfg.TLS, host)
 		}
 	default:
@@ -317,13 +316,4 @@ func messageID(from string) string {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b) // never fails
 	return "<" + hex.EncodeToString(b) + "@" + domain + ">"
-}
-
-// isLoopback reports whether host is this machine.
-func isLoopback(host string) bool {
-	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
-		return true
-	}
-	a, err := netip.ParseAddr(host)
-	return err == nil && a.Unmap().IsLoopback()
 }

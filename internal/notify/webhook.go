@@ -17,6 +17,9 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/airlock-gw/airlock/internal/config"
+	"github.com/airlock-gw/airlock/internal/redact"
 )
 
 // ErrPermanent marks a webhook failure that sending again will not fix,
@@ -63,13 +66,13 @@ func NewWebhook(rawURL, secretEnv string, getenv func(string) string, client *ht
 		}
 		return nil, fmt.Errorf("webhook: url: %w", err)
 	}
-	w := &Webhook{url: rawURL, target: redact(u)}
+	w := &Webhook{url: rawURL, target: redact.Parsed(u)}
 	switch {
 	case u.Host == "":
 		return nil, fmt.Errorf("webhook %s: url has no host", w.target)
 	case u.Scheme == "https":
 	case u.Scheme == "http":
-		if !isLoopback(u.Hostname()) {
+		if !config.IsLoopback(u.Hostname()) {
 			return nil, fmt.Errorf("webhook %s: http is allowed only for a loopback address, not %q; use https", w.target, u.Hostname())
 		}
 	default:
@@ -99,12 +102,6 @@ func NewWebhook(rawURL, secretEnv string, getenv func(string) string, client *ht
 // Target returns the URL without userinfo, query or fragment, which may
 // hold credentials: safe to log.
 func (w *Webhook) Target() string { return w.target }
-
-func redact(u *url.URL) string {
-	r := *u
-	r.User, r.RawQuery, r.ForceQuery, r.Fragment, r.RawFragment = nil, "", false, "", ""
-	return r.String()
-}
 
 // WebhookBody is the JSON body of a webhook request, for receivers written
 // in Go (and airlock's own tests).
@@ -192,7 +189,7 @@ func (w *Webhook) Send(ctx context.Context, deliveryID string, o Outcome) error 
 	msg := fmt.Sprintf("%s: %q", resp.Status, snippet)
 	if loc := resp.Header.Get("Location"); loc != "" && resp.StatusCode >= 300 && resp.StatusCode < 400 {
 		if lu, err := req.URL.Parse(loc); err == nil {
-			msg += " (redirect to " + redact(lu) + " not followed)"
+			msg += " (redirect to " + redact.Parsed(lu) + " not followed)"
 		}
 	}
 	if resp.StatusCode >= 400 && resp.StatusCode < 500 &&

@@ -3,9 +3,10 @@ package storage
 import (
 	"errors"
 	"fmt"
-	"maps"
 	"net/url"
 	"strings"
+
+	"github.com/airlock-gw/airlock/internal/redact"
 )
 
 // target is what a location names: what to hand the driver, and what a
@@ -37,7 +38,7 @@ func parseLocation(location string) (target, error) {
 	if err != nil {
 		return target{}, err
 	}
-	t := target{open: location, scheme: u.Scheme, shown: redact(location, u, q)}
+	t := target{open: location, scheme: u.Scheme, shown: redact.URL(location)}
 	if !objectStores[u.Scheme] {
 		return t, nil
 	}
@@ -62,35 +63,6 @@ func joinPrefix(path, param string) string {
 		dir += "/"
 	}
 	return dir + param
-}
-
-// redact drops what must not reach logs or the ledger: userinfo and
-// secret-looking query parameters (a pasted SAS token or presigned URL).
-// A location with neither is shown as written.
-func redact(location string, u *url.URL, q url.Values) string {
-	kept := maps.Clone(q)
-	maps.DeleteFunc(kept, func(k string, _ []string) bool { return secretParam(k) })
-	if u.User == nil && len(kept) == len(q) {
-		return location
-	}
-	c := *u
-	c.User, c.RawQuery = nil, kept.Encode()
-	return c.String()
-}
-
-var secretWords = []string{"secret", "token", "password", "passwd", "credential", "signature", "private", "access_key", "accesskey", "apikey", "api_key"}
-
-func secretParam(name string) bool {
-	n := strings.ToLower(name)
-	if n == "sig" {
-		return true
-	}
-	for _, w := range secretWords {
-		if strings.Contains(n, w) {
-			return true
-		}
-	}
-	return false
 }
 
 // String returns the location without credentials or secrets, for logs

@@ -3,6 +3,8 @@ package storage
 import (
 	"net/url"
 	"testing"
+
+	"github.com/airlock-gw/airlock/internal/redact"
 )
 
 func TestParseLocation(t *testing.T) {
@@ -79,7 +81,7 @@ func assertRedacted(t *testing.T, shown string) {
 		t.Fatalf("String() = %q shows userinfo", shown)
 	}
 	for k := range u.Query() {
-		if secretParam(k) {
+		if redact.SecretParam(k) {
 			t.Fatalf("String() = %q shows %s", shown, k)
 		}
 	}
