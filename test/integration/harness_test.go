@@ -768,19 +768,27 @@ func (g *gateway) destFile(supplier, p string) string {
 // once instead of holding up airlock's shutdown.
 func stalledScanner(t *testing.T) string {
 	t.Helper()
+	addr, ln := clamdSocket(t)
+	serveConns(t, ln, func(c net.Conn) { _, _ = io.Copy(io.Discard, c) })
+	return addr
+}
+
+// clamdSocket listens on a fresh unix socket, removed when the test ends,
+// and returns its scanner.clamd address.
+func clamdSocket(t *testing.T) (string, net.Listener) {
+	t.Helper()
 	// Not t.TempDir: a unix socket path must stay under 108 bytes.
-	dir, err := os.MkdirTemp("", "stall")
+	dir, err := os.MkdirTemp("", "clamd")
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { os.RemoveAll(dir) }) // after serveConns' cleanup, registered later
 	sock := filepath.Join(dir, "clamd.sock")
 	ln, err := net.Listen("unix", sock)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(dir) }) // runs after serveConns' cleanup
-	serveConns(t, ln, func(c net.Conn) { _, _ = io.Copy(io.Discard, c) })
-	return "unix:" + sock
+	return "unix:" + sock, ln
 }
 
 // serveConns accepts connections on ln, each served by serve in a

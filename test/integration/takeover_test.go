@@ -233,34 +233,13 @@ func takeoverNode(t *testing.T, c *cluster, name, clamd, workers string) *gatewa
 // until release is called (or the test ends).
 func gatedClamd(t *testing.T) (addr string, release func()) {
 	t.Helper()
-	// Not t.TempDir: a unix socket path must stay under 108 bytes.
-	dir, err := os.MkdirTemp("", "gate")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sock := filepath.Join(dir, "clamd.sock")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
+	addr, ln := clamdSocket(t)
 	gate := make(chan struct{})
 	var once sync.Once
 	release = func() { once.Do(func() { close(gate) }) }
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go serveGated(conn, gate)
-		}
-	}()
-	t.Cleanup(func() {
-		release()
-		ln.Close()
-		os.RemoveAll(dir)
-	})
-	return "unix:" + sock, release
+	serveConns(t, ln, func(conn net.Conn) { serveGated(conn, gate) })
+	t.Cleanup(release) // before serveConns closes the connections
+	return addr, release
 }
 
 func serveGated(conn net.Conn, gate <-chan struct{}) {
