@@ -32,10 +32,7 @@ func newBansCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if asJSON {
-				if bans == nil {
-					bans = []ledger.Ban{}
-				}
-				return writeJSON(cmd.OutOrStdout(), bans)
+				return writeJSON(cmd.OutOrStdout(), orEmpty(bans))
 			}
 			return writeBanTable(cmd.OutOrStdout(), bans)
 		},

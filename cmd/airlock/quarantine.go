@@ -141,11 +141,11 @@ func (g *globals) act(cmd *cobra.Command, action func(context.Context, *pipeline
 }
 
 // orEmpty makes an empty list print as [] rather than null.
-func orEmpty(trs []ledger.Transfer) []ledger.Transfer {
-	if trs == nil {
-		return []ledger.Transfer{}
+func orEmpty[T any](list []T) []T {
+	if list == nil {
+		return []T{}
 	}
-	return trs
+	return list
 }
 
 func writeQuarantineTable(w io.Writer, trs []ledger.Transfer) error {
