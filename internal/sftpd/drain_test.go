@@ -8,9 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pkg/sftp"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"golang.org/x/crypto/ssh"
 
 	"github.com/airlock-gw/airlock/internal/ledger"
 )
@@ -25,23 +23,8 @@ func TestDrain(t *testing.T) {
 	ts := newTestServer(t, serverOptions{drainTimeout: drainTimeout, resumeWindow: time.Hour})
 	data := bytes.Repeat([]byte("drain me "), 10<<10)
 	half := len(data) / 2
-	open := func(p string) (*ssh.Client, *sftp.File) {
-		conn := ts.connect(t, uploader)
-		c, err := sftp.NewClient(conn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f, err := c.Create(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := f.Write(data[:half]); err != nil {
-			t.Fatal(err)
-		}
-		return conn, f
-	}
-	finishingConn, finishing := open("/finishing.bin")
-	_, cut := open("/cut.bin")
+	finishingConn, finishing := ts.openUpload(t, "/finishing.bin", data[:half])
+	_, cut := ts.openUpload(t, "/cut.bin", data[:half])
 	if err := ts.srv.Ping(t.Context()); err != nil {
 		t.Fatalf("ready before the stop: %v", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pkg/sftp"
+	"golang.org/x/crypto/ssh"
 
 	"github.com/airlock-gw/airlock/internal/ledger"
 	"github.com/airlock-gw/airlock/internal/storage"
@@ -23,18 +24,7 @@ import (
 // for the upload to be recorded as interrupted.
 func (ts *testServer) cutUpload(t *testing.T, p string, data []byte, n int) ledger.Transfer {
 	t.Helper()
-	conn := ts.connect(t, uploader)
-	c, err := sftp.NewClient(conn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := c.Create(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.Write(data[:n]); err != nil {
-		t.Fatal(err)
-	}
+	conn, _ := ts.openUpload(t, p, data[:n])
 	conn.Close()
 	var tr ledger.Transfer
 	eventually(t, "the cut upload to be recorded as interrupted", func() bool {
@@ -49,6 +39,25 @@ func (ts *testServer) cutUpload(t *testing.T, p string, data []byte, n int) ledg
 		t.Fatalf("interrupted upload recorded at %d bytes, want %d", tr.Size, n)
 	}
 	return tr
+}
+
+// openUpload creates p on a connection of its own and writes data to it,
+// leaving the file open.
+func (ts *testServer) openUpload(t *testing.T, p string, data []byte) (*ssh.Client, *sftp.File) {
+	t.Helper()
+	conn := ts.connect(t, uploader)
+	c, err := sftp.NewClient(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := c.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	return conn, f
 }
 
 // resumeFrom reopens p with flags and writes data from the length the
@@ -178,16 +187,7 @@ func TestInterruptedUploadEnds(t *testing.T) {
 func TestResumeOff(t *testing.T) {
 	t.Parallel()
 	ts := newTestServer(t, serverOptions{})
-	conn := ts.connect(t, uploader)
-	c, err := sftp.NewClient(conn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := c.Create("/x.bin")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.Write(make([]byte, 1000))
+	conn, _ := ts.openUpload(t, "/x.bin", make([]byte, 1000))
 	conn.Close()
 	eventually(t, "the cut upload to fail", func() bool {
 		trs := ts.transfers(t, uploader)
