@@ -506,6 +506,16 @@ type gatedScanner struct {
 	cancelled atomic.Int32 // scans whose context ended while held
 }
 
+// newGatedScanner gates the builtin scanner.
+func newGatedScanner(t *testing.T) *gatedScanner {
+	t.Helper()
+	builtin, err := scan.NewBuiltin("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &gatedScanner{open: make(chan struct{}), inner: builtin}
+}
+
 func (s *gatedScanner) Scan(ctx context.Context, r io.Reader) (scan.Result, error) {
 	b, err := io.ReadAll(r)
 	if err != nil {
@@ -525,11 +535,7 @@ func (s *gatedScanner) Scan(ctx context.Context, r io.Reader) (scan.Result, erro
 func TestUploadsOfOnePathAreDeliveredInOrder(t *testing.T) {
 	t.Parallel()
 	ledgertest.ForEachBackend(t, func(t *testing.T, dsn string) {
-		builtin, err := scan.NewBuiltin("")
-		if err != nil {
-			t.Fatal(err)
-		}
-		gate := &gatedScanner{open: make(chan struct{}), inner: builtin}
+		gate := newGatedScanner(t)
 		f := newFixture(t, dsn, fixtureOptions{scanner: gate})
 		f.run()
 		older := f.land("/data.csv", []byte("old version\n"))

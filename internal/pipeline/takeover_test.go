@@ -14,7 +14,6 @@ import (
 
 	"github.com/airlock-gw/airlock/internal/ledger"
 	"github.com/airlock-gw/airlock/internal/ledger/ledgertest"
-	"github.com/airlock-gw/airlock/internal/scan"
 )
 
 // startNode runs a second node on the fixture's database and stores, with
@@ -71,18 +70,14 @@ func TestTakeoverGoesByHeartbeat(t *testing.T) {
 }
 
 func checkTakeover(t *testing.T, dsn string, tc takeoverCase) {
-	builtin, err := scan.NewBuiltin("")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gate := &gatedScanner{open: make(chan struct{}), inner: builtin}
+	gate := newGatedScanner(t)
 	// One worker: node test, silent but not dead, must not take the job
 	// back once node b has made it available again.
 	f := newFixture(t, dsn, fixtureOptions{scanner: gate, rescueAfter: tc.testRescueAfter, workers: 1})
 	f.run()
 	tr := f.land("/report.csv", []byte("old report\n"))
 	f.waitState(tr.ID, ledger.Scanning)
-	b := f.startNode("b", builtin, time.Second)
+	b := f.startNode("b", gate.inner, time.Second)
 
 	if tc.takenOver {
 		f.waitState(tr.ID, ledger.Delivered)
@@ -168,11 +163,7 @@ func TestLeaseLapseCancelsJobs(t *testing.T) {
 func TestNodeWithoutHeartbeatStopsItsJobs(t *testing.T) {
 	t.Parallel()
 	ledgertest.ForEachBackend(t, func(t *testing.T, dsn string) {
-		builtin, err := scan.NewBuiltin("")
-		if err != nil {
-			t.Fatal(err)
-		}
-		gate := &gatedScanner{open: make(chan struct{}), inner: builtin}
+		gate := newGatedScanner(t)
 		f := newFixture(t, dsn, fixtureOptions{scanner: gate, rescueAfter: time.Second, workers: 1})
 		f.run()
 		tr := f.land("/report.csv", []byte("old report\n"))
