@@ -64,6 +64,7 @@ func newRootCmd() *cobra.Command {
 		newAuditCmd(g),
 		newKeysCmd(g),
 		newQuarantineCmd(g),
+		newApprovalsCmd(g),
 		newBansCmd(g),
 		newDemoCmd(g),
 	)

@@ -35,7 +35,7 @@ func (g *globals) operator(ctx context.Context) (op *pipeline.Operator, closeAll
 			closeAll()
 		}
 	}()
-	op = &pipeline.Operator{Actor: operatorName()}
+	op = &pipeline.Operator{Actor: operatorName(), Person: operatorPerson(), Routes: routesOf(cfg)}
 	if op.Ledger, err = ledger.Open(ctx, cfg.Database); err != nil {
 		return nil, nil, err
 	}
@@ -56,10 +56,19 @@ func (g *globals) operator(ctx context.Context) (op *pipeline.Operator, closeAll
 
 // operatorName is who the audit log says acted.
 func operatorName() string {
-	if u, err := user.Current(); err == nil && u.Username != "" {
-		return "operator:" + u.Username
+	if p := operatorPerson(); p != "" {
+		return "operator:" + p
 	}
 	return "operator"
+}
+
+// operatorPerson is the operator's system user name, "" if unknown: the
+// person whose approval counts.
+func operatorPerson() string {
+	if u, err := user.Current(); err == nil {
+		return u.Username
+	}
+	return ""
 }
 
 func newQuarantineCmd(g *globals) *cobra.Command {
@@ -99,7 +108,7 @@ func newQuarantineCmd(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.act(cmd, func(ctx context.Context, op *pipeline.Operator) (ledger.Transfer, error) {
 				return op.Release(ctx, args[0], reason, skipScan)
-			}, "released; it will be delivered once it scans clean")
+			}, said("released; it will be delivered once it scans clean"))
 		},
 	}
 	release.Flags().StringVar(&reason, "reason", "", "why the file may go out (required; kept in the audit log)")
@@ -113,7 +122,7 @@ func newQuarantineCmd(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.act(cmd, func(ctx context.Context, op *pipeline.Operator) (ledger.Transfer, error) {
 				return op.Delete(ctx, args[0], deleteReason)
-			}, "deleted from quarantine")
+			}, said("deleted from quarantine"))
 		},
 	}
 	del.Flags().StringVar(&deleteReason, "reason", "", "why (required; kept in the audit log)")
@@ -123,7 +132,7 @@ func newQuarantineCmd(g *globals) *cobra.Command {
 }
 
 // act runs one operator action and reports its result.
-func (g *globals) act(cmd *cobra.Command, action func(context.Context, *pipeline.Operator) (ledger.Transfer, error), done string) error {
+func (g *globals) act(cmd *cobra.Command, action func(context.Context, *pipeline.Operator) (ledger.Transfer, error), done func(ledger.Transfer) string) error {
 	op, closeAll, err := g.operator(cmd.Context())
 	if err != nil {
 		return err
@@ -136,8 +145,13 @@ func (g *globals) act(cmd *cobra.Command, action func(context.Context, *pipeline
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(cmd.OutOrStdout(), "%s %s: %s (state %s)\n", tr.ID, tr.Path, done, tr.State)
+	fmt.Fprintf(cmd.OutOrStdout(), "%s %s: %s (state %s)\n", tr.ID, tr.Path, done(tr), tr.State)
 	return nil
+}
+
+// said is an action's report that is the same whatever the outcome.
+func said(s string) func(ledger.Transfer) string {
+	return func(ledger.Transfer) string { return s }
 }
 
 // orEmpty makes an empty list print as [] rather than null.

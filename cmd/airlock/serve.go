@@ -232,7 +232,7 @@ func (n *node) openSFTP(ctx context.Context) error {
 		Logger:    n.log,
 		Metrics:   sftpd.NewMetrics(n.reg),
 		Bans:      n.led,
-		Handoff:   n.queue.Process,
+		Handoff:   n.queue.Admit,
 	})
 	if err != nil {
 		return err

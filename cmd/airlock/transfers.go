@@ -30,6 +30,7 @@ func newTransfersCmd(g *globals) *cobra.Command {
 		state     string
 		direction string
 		supplier  string
+		route     string
 		limit     int
 		asJSON    bool
 	)
@@ -38,7 +39,7 @@ func newTransfersCmd(g *globals) *cobra.Command {
 		Short: "List transfers, newest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			f := ledger.Filter{Supplier: supplier, Limit: limit}
+			f := ledger.Filter{Supplier: supplier, Route: route, Limit: limit}
 			if state != "" {
 				s, err := ledger.ParseState(state)
 				if err != nil {
@@ -69,8 +70,9 @@ func newTransfersCmd(g *globals) *cobra.Command {
 		},
 	}
 	list.Flags().StringVar(&state, "state", "", "only transfers in this state")
-	list.Flags().StringVar(&direction, "direction", "", "only ingress (uploads) or egress (downloads)")
-	list.Flags().StringVar(&supplier, "supplier", "", "only this supplier's transfers")
+	list.Flags().StringVar(&direction, "direction", "", "only ingress (uploads), egress (downloads and datasets sent) or release")
+	list.Flags().StringVar(&supplier, "supplier", "", "only this supplier's (or writer's) transfers")
+	list.Flags().StringVar(&route, "route", "", "only the transfers of this dataset or route")
 	list.Flags().IntVar(&limit, "limit", 0, "at most this many (0: all)")
 	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 
@@ -111,7 +113,7 @@ func newTransfersCmd(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.act(cmd, func(ctx context.Context, op *pipeline.Operator) (ledger.Transfer, error) {
 				return op.Retry(ctx, args[0])
-			}, "queued again")
+			}, said("queued again"))
 		},
 	}
 	cmd.AddCommand(list, show, retry)
@@ -137,7 +139,7 @@ func writeTransferTable(w io.Writer, trs []ledger.Transfer) error {
 func writeTransferDetail(w io.Writer, t ledger.Transfer, events []ledger.Event) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, row := range [][2]string{
-		{"id", t.ID}, {"direction", string(t.Direction)}, {"supplier", t.Supplier}, {"path", t.Path},
+		{"id", t.ID}, {"direction", string(t.Direction)}, {"supplier", t.Supplier}, {"route", t.Route}, {"path", t.Path},
 		{"size", fmt.Sprint(t.Size)}, {"sha256", t.SHA256}, {"state", string(t.State)},
 		{"scan_result", t.ScanResult}, {"destination", t.Destination}, {"error", t.Error},
 		{"created_at", t.CreatedAt.Format(time.RFC3339)}, {"updated_at", t.UpdatedAt.Format(time.RFC3339)},

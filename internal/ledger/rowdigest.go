@@ -19,10 +19,12 @@ const RowKey = "row"
 // A new encoding gets a new version; verify keeps reading the old ones.
 // v2 is v1 followed by the mtime and hidden_at columns (NULL as "", which
 // no stored time is); a row with both NULL is still digested as v1, so
-// that its digest is what it always was.
+// that its digest is what it always was. v3 is v2 followed by the route
+// and batch columns, for a row that has either: rows without keep theirs.
 const (
-	rowVersion   = "v1"
-	rowVersionMT = "v2"
+	rowVersion      = "v1"
+	rowVersionMT    = "v2"
+	rowVersionRoute = "v3"
 )
 
 // anchorRow sets ev's RowKey to the digest of t, the row as ev's
@@ -55,7 +57,10 @@ func rowDigest(t Transfer, created, updated string, mtime, hidden any) string {
 	version := rowVersion
 	mt, hasMTime := mtime.(string)
 	hid, hasHidden := hidden.(string)
-	if hasMTime || hasHidden {
+	switch {
+	case t.Route != "" || t.Batch != "":
+		version = rowVersionRoute
+	case hasMTime || hasHidden:
 		version = rowVersionMT
 	}
 	b = append(b, "airlock transfer row "+version+"\n"...)
@@ -70,8 +75,11 @@ func rowDigest(t Transfer, created, updated string, mtime, hidden any) string {
 	for _, f := range [...]string{t.LandingKey, t.Node, t.RemoteIP, created, updated} {
 		b = appendField(b, f)
 	}
-	if version == rowVersionMT {
+	if version != rowVersion {
 		b = appendField(appendField(b, mt), hid)
+	}
+	if version == rowVersionRoute {
+		b = appendField(appendField(b, t.Route), t.Batch)
 	}
 	sum := sha256.Sum256(b)
 	var out [len(rowVersion) + 1 + 2*sha256.Size]byte
@@ -96,5 +104,6 @@ func appendInt(b []byte, n int64) []byte {
 // knownRowDigest reports whether d is a digest this version of airlock
 // computes, rather than one of a later encoding.
 func knownRowDigest(d string) bool {
-	return strings.HasPrefix(d, rowVersion+":") || strings.HasPrefix(d, rowVersionMT+":")
+	v, _, _ := strings.Cut(d, ":")
+	return v == rowVersion || v == rowVersionMT || v == rowVersionRoute
 }

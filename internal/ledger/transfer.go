@@ -22,26 +22,32 @@ type Direction string
 const (
 	// Ingress: a supplier sends data in.
 	Ingress Direction = "ingress"
-	// Egress: a supplier fetches data out, from its download area. An
-	// egress transfer is recorded once, when the supplier closes the
-	// file: delivered when it read the whole file, failed when it read
-	// part of it; its size is the bytes read.
+	// Egress: data goes out. Along a route (a push dataset), a transfer
+	// is queued when its object appears and delivered by the pipeline.
+	// A supplier's download from its /download area has no route: it is
+	// recorded once, when the supplier closes the file: delivered when it
+	// read the whole file, failed when it read part of it; its size is
+	// the bytes read.
 	Egress Direction = "egress"
+	// Release: a data team releases files into the environment.
+	Release Direction = "release"
 )
 
 // ParseDirection parses a direction name, as given to the CLI.
 func ParseDirection(s string) (Direction, error) {
 	switch d := Direction(strings.ToLower(s)); d {
-	case Ingress, Egress:
+	case Ingress, Egress, Release:
 		return d, nil
 	}
-	return "", fmt.Errorf("unknown direction %q: want %s or %s", s, Ingress, Egress)
+	return "", fmt.Errorf("unknown direction %q: want %s, %s or %s", s, Ingress, Egress, Release)
 }
 
-// State is where a transfer is in its life:
+// State is where a transfer is in its life. An upload:
 // receiving → received → scanning → delivering → delivered | quarantined | failed.
 // An upload cut off is interrupted (receiving ⇄ interrupted) until its
-// client resumes it, or fails when its resume window ends.
+// client resumes it, or fails when its resume window ends. A transfer
+// along a route: queued → [awaiting_approval →] [scanning →] delivering →
+// delivered | rejected | quarantined | failed.
 type State string
 
 // The states of a transfer.
@@ -49,14 +55,20 @@ const (
 	Receiving   State = "receiving"
 	Interrupted State = "interrupted"
 	Received    State = "received"
-	Scanning    State = "scanning"
-	Delivering  State = "delivering"
-	Delivered   State = "delivered"
-	Quarantined State = "quarantined"
-	Failed      State = "failed"
+	Queued      State = "queued"
+	// AwaitingApproval holds a transfer until enough people approve it.
+	AwaitingApproval State = "awaiting_approval"
+	Scanning         State = "scanning"
+	Delivering       State = "delivering"
+	Delivered        State = "delivered"
+	Quarantined      State = "quarantined"
+	Failed           State = "failed"
+	// Rejected: an approver refused it; nothing was sent or deleted.
+	Rejected State = "rejected"
 )
 
-var states = []State{Receiving, Interrupted, Received, Scanning, Delivering, Delivered, Quarantined, Failed}
+var states = []State{Receiving, Interrupted, Received, Queued, AwaitingApproval, Scanning, Delivering,
+	Delivered, Quarantined, Failed, Rejected}
 
 // ParseState parses a state name, as given to the CLI's --state flag.
 func ParseState(s string) (State, error) {
@@ -72,9 +84,16 @@ func ParseState(s string) (State, error) {
 
 // Transfer is one file moving through the gateway.
 type Transfer struct {
-	ID          string    `json:"id"`
-	Direction   Direction `json:"direction"`
-	Supplier    string    `json:"supplier"`
+	ID        string    `json:"id"`
+	Direction Direction `json:"direction"`
+	// Supplier is who sent the file: a supplier's SFTP name, or the writer
+	// of an object a route picked up.
+	Supplier string `json:"supplier"`
+	// Route is the dataset or route the transfer moves along; "" for a
+	// supplier's own uploads and downloads.
+	Route string `json:"route,omitempty"`
+	// Batch groups the transfers one trigger started; "" when none.
+	Batch       string    `json:"batch,omitempty"`
 	Path        string    `json:"path"` // as the supplier sees it, e.g. "/2026/data.csv"
 	Size        int64     `json:"size"`
 	SHA256      string    `json:"sha256"` // lowercase hex, "" until known
@@ -91,7 +110,7 @@ type Transfer struct {
 	HiddenAt *time.Time `json:"hidden_at,omitempty"`
 	// Not in the public JSON contract but kept in the row:
 	Attempts   int    `json:"attempts"`
-	LandingKey string `json:"landing_key"` // object key in the landing store
+	LandingKey string `json:"landing_key"` // object key in the landing store, or a route's source store
 	Node       string `json:"node"`        // node that received it (crash recovery is per node)
 	RemoteIP   string `json:"remote_ip"`
 }
@@ -103,13 +122,16 @@ var (
 	ErrStateConflict = errors.New("transfer state conflict")
 )
 
-// NewTransfer returns t as a new transfer in state Receiving, with a fresh
-// ID and timestamps. Nothing is recorded yet: Begin records it as it is,
-// Record together with its outcome.
+// NewTransfer returns t as a new transfer in state Receiving (Queued, if
+// that is its state already), with a fresh ID and timestamps. Nothing is
+// recorded yet: Begin records it as it is, Record together with its
+// outcome, Admit as a route's.
 func NewTransfer(t Transfer) Transfer {
 	at := now()
 	t.ID = newID(at)
-	t.State = Receiving
+	if t.State != Queued {
+		t.State = Receiving
+	}
 	t.CreatedAt, t.UpdatedAt = at, at
 	if t.Direction == "" {
 		t.Direction = Ingress
@@ -171,7 +193,7 @@ func checkNew(t Transfer) error {
 	switch {
 	case t.Supplier == "" || t.Path == "":
 		return errors.New("supplier and path are required")
-	case t.ID == "" || t.State != Receiving:
+	case t.ID == "" || (t.State != Receiving && t.State != Queued):
 		return errors.New("not a new transfer: make it with NewTransfer")
 	}
 	return nil
@@ -197,7 +219,8 @@ func insertTransfer(ctx context.Context, tx *sql.Tx, t Transfer) error {
 	_, err := tx.ExecContext(ctx, sqlInsertTransfer,
 		t.ID, string(t.Direction), t.Supplier, t.Path, t.Size, t.SHA256, string(t.State),
 		t.ScanResult, t.Destination, t.Error, t.Attempts, t.LandingKey, t.Node, t.RemoteIP,
-		formatTime(t.CreatedAt), formatTime(t.UpdatedAt), storedTime(t.MTime), storedTime(t.HiddenAt))
+		formatTime(t.CreatedAt), formatTime(t.UpdatedAt), storedTime(t.MTime), storedTime(t.HiddenAt),
+		t.Route, t.Batch)
 	return err
 }
 
@@ -350,6 +373,7 @@ func (l *Ledger) Get(ctx context.Context, id string) (Transfer, error) {
 type Filter struct {
 	Direction  Direction
 	Supplier   string
+	Route      string
 	Path       string
 	PathPrefix string // paths that start with it
 	// Destination selects transfers delivered or quarantined there.
@@ -399,6 +423,9 @@ func (l *Ledger) List(ctx context.Context, f Filter) ([]Transfer, error) {
 	}
 	if f.Supplier != "" {
 		where = append(where, "supplier = "+arg(f.Supplier))
+	}
+	if f.Route != "" {
+		where = append(where, "route = "+arg(f.Route))
 	}
 	if f.Path != "" {
 		where = append(where, "path = "+arg(f.Path))
@@ -471,14 +498,14 @@ func (l *Ledger) List(ctx context.Context, f Filter) ([]Transfer, error) {
 }
 
 const transferColumns = `id, direction, supplier, path, size, sha256, state, scan_result, destination,
-	error, attempts, landing_key, node, remote_ip, created_at, updated_at, mtime, hidden_at`
+	error, attempts, landing_key, node, remote_ip, created_at, updated_at, mtime, hidden_at, route, batch`
 
 // Every statement that writes a transfer row runs in the transaction of an
 // event that carries the row's digest as it leaves it (anchorRow): audit
 // verify reports a row that disagrees with its latest digest as edited.
 const (
 	sqlInsertTransfer = `INSERT INTO transfers (` + transferColumns + `)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)`
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`
 	// The path is set apart, by renames only: SQLite rewrites the entry of
 	// every index on a column an UPDATE sets, changed or not, and each
 	// entry rewritten is another page in the commit.
@@ -497,25 +524,51 @@ func (l *Ledger) getTransfer(ctx context.Context, tx *sql.Tx, id string) (Transf
 	return t, err
 }
 
-func scanTransfer(row interface{ Scan(...any) error }) (Transfer, error) {
-	var t Transfer
-	var created, updated string
-	var mtime, hidden sql.NullString
+// storedRow is a transfers row as scanned, its times still as stored.
+type storedRow struct {
+	t                Transfer
+	created, updated string
+	mtime, hidden    sql.NullString
+}
+
+func scanRow(row interface{ Scan(...any) error }) (storedRow, error) {
+	var r storedRow
+	t := &r.t
 	err := row.Scan(&t.ID, &t.Direction, &t.Supplier, &t.Path, &t.Size, &t.SHA256, &t.State, &t.ScanResult,
-		&t.Destination, &t.Error, &t.Attempts, &t.LandingKey, &t.Node, &t.RemoteIP, &created, &updated, &mtime, &hidden)
+		&t.Destination, &t.Error, &t.Attempts, &t.LandingKey, &t.Node, &t.RemoteIP, &r.created, &r.updated,
+		&r.mtime, &r.hidden, &t.Route, &t.Batch)
+	return r, err
+}
+
+// digest is the row's digest as anchorRow computes it.
+func (r storedRow) digest() string {
+	return rowDigest(r.t, r.created, r.updated, nullable(r.mtime), nullable(r.hidden))
+}
+
+// nullable is a scanned nullable column as rowDigest takes it.
+func nullable(s sql.NullString) any {
+	if !s.Valid {
+		return nil
+	}
+	return s.String
+}
+
+func scanTransfer(row interface{ Scan(...any) error }) (Transfer, error) {
+	r, err := scanRow(row)
 	if err != nil {
 		return Transfer{}, err
 	}
-	if t.MTime, err = parseNullTime(mtime); err != nil {
+	t := r.t
+	if t.MTime, err = parseNullTime(r.mtime); err != nil {
 		return Transfer{}, fmt.Errorf("transfer %s: mtime: %w", t.ID, err)
 	}
-	if t.HiddenAt, err = parseNullTime(hidden); err != nil {
+	if t.HiddenAt, err = parseNullTime(r.hidden); err != nil {
 		return Transfer{}, fmt.Errorf("transfer %s: hidden_at: %w", t.ID, err)
 	}
-	if t.CreatedAt, err = parseTime(created); err != nil {
+	if t.CreatedAt, err = parseTime(r.created); err != nil {
 		return Transfer{}, fmt.Errorf("transfer %s: created_at: %w", t.ID, err)
 	}
-	if t.UpdatedAt, err = parseTime(updated); err != nil {
+	if t.UpdatedAt, err = parseTime(r.updated); err != nil {
 		return Transfer{}, fmt.Errorf("transfer %s: updated_at: %w", t.ID, err)
 	}
 	return t, nil

@@ -295,13 +295,11 @@ func (vr *verifier) streamRows(ctx context.Context) ([]editedRow, error) {
 	defer rows.Close()
 	var edited []editedRow
 	for rows.Next() {
-		var t Transfer
-		var created, updated string
-		var mtime, hidden sql.NullString
-		if err := rows.Scan(&t.ID, &t.Direction, &t.Supplier, &t.Path, &t.Size, &t.SHA256, &t.State, &t.ScanResult,
-			&t.Destination, &t.Error, &t.Attempts, &t.LandingKey, &t.Node, &t.RemoteIP, &created, &updated, &mtime, &hidden); err != nil {
+		r, err := scanRow(rows)
+		if err != nil {
 			return nil, err
 		}
+		t := r.t
 		vr.v.Rows++
 		re, ok := vr.latest[t.ID]
 		delete(vr.latest, t.ID)
@@ -313,7 +311,7 @@ func (vr *verifier) streamRows(ctx context.Context) ([]editedRow, error) {
 		case !knownRowDigest(re.digest):
 			vr.v.report(Problem{Seq: re.digestSeq, TransferID: t.ID, Reason: fmt.Sprintf(
 				"event %d holds a row digest this airlock cannot read (%.8s…): verify with the airlock that wrote it", re.digestSeq, re.digest)})
-		case rowDigest(t, created, updated, nullable(mtime), nullable(hidden)) != re.digest:
+		case r.digest() != re.digest:
 			if len(edited)+len(vr.v.Problems) < maxProblems {
 				edited = append(edited, editedRow{t, re})
 			} else {
@@ -356,12 +354,4 @@ func (vr *verifier) diagnose(ctx context.Context, row Transfer, seq int64) (stri
 		return fmt.Sprintf("row edited: it does not match the digest of its latest event (seq %d)", seq), nil
 	}
 	return fmt.Sprintf("row edited: %s (latest event seq %d)", strings.Join(diffs, "; "), seq), nil
-}
-
-// nullable is a scanned nullable column as rowDigest takes it.
-func nullable(s sql.NullString) any {
-	if !s.Valid {
-		return nil
-	}
-	return s.String
 }

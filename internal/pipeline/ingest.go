@@ -293,13 +293,20 @@ func (in *ingestion) deliver(ctx context.Context) error {
 // still being received is not waited for: its session may be on a node
 // that died, and nothing would settle it.
 func (in *ingestion) awaitTurn(ctx context.Context) error {
-	trs, err := in.Ledger.List(ctx, ledger.Filter{Direction: ledger.Ingress, Supplier: in.tr.Supplier, Path: in.tr.Path, States: pending})
+	return in.Workers.awaitTurn(ctx, in.tr, ledger.Filter{Direction: ledger.Ingress, Supplier: in.tr.Supplier, Path: in.tr.Path, States: pending})
+}
+
+// awaitTurn returns errNotYourTurn while a transfer that f selects and
+// that began before tr has not settled: transfers of one path reach their
+// destination in the order they began.
+func (w *Workers) awaitTurn(ctx context.Context, tr ledger.Transfer, f ledger.Filter) error {
+	trs, err := w.Ledger.List(ctx, f)
 	if err != nil {
 		return fmt.Errorf("deliver: %w", err)
 	}
 	for _, other := range trs {
-		if other.ID < in.tr.ID { // ids sort by creation time
-			in.Log.Debug("delivery waits for an earlier upload of the same path", "transfer_id", in.tr.ID, "earlier", other.ID)
+		if other.ID < tr.ID { // ids sort by creation time
+			w.Log.Debug("delivery waits for an earlier transfer of the same path", "transfer_id", tr.ID, "earlier", other.ID)
 			return errNotYourTurn
 		}
 	}
@@ -333,14 +340,23 @@ func (in *ingestion) quarantine(ctx context.Context, scanResult string, size int
 
 // settleOutcome records the outcome and queues its notifications, together.
 func (in *ingestion) settleOutcome(ctx context.Context, from, to ledger.State, ch ledger.Change, detail map[string]string) error {
+	return in.Workers.settleOutcome(ctx, in.client, &in.tr, from, to, ch, detail)
+}
+
+// settleOutcome moves *tr from from into the outcome to, with ch and the
+// event detail, and queues the outcome's notifications in the same
+// transaction; *tr becomes the transfer as recorded.
+func (w *Workers) settleOutcome(ctx context.Context, client *river.Client[*sql.Tx], tr *ledger.Transfer,
+	from, to ledger.State, ch ledger.Change, detail map[string]string) error {
 	noError := ""
 	ch.Error = &noError
-	ch.InTx = in.announce(in.client)
-	var err error
-	if in.tr, err = in.Ledger.Advance(ctx, in.tr.ID, []ledger.State{from}, to, ch, ledger.Event{Detail: detail}); err != nil {
+	ch.InTx = w.announce(client)
+	settled, err := w.Ledger.Advance(ctx, tr.ID, []ledger.State{from}, to, ch, ledger.Event{Detail: detail})
+	if err != nil {
 		return err
 	}
-	in.settled(in.tr)
+	*tr = settled
+	w.settled(settled)
 	return nil
 }
 

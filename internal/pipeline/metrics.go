@@ -11,6 +11,7 @@ type Metrics struct {
 	queueDepth prometheus.Gauge
 	overwrites *prometheus.CounterVec
 	takeovers  prometheus.Counter
+	exports    *prometheus.CounterVec
 }
 
 // NewMetrics registers the collectors with reg.
@@ -20,10 +21,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "airlock_scan_results_total", Help: "Files scanned, by verdict (clean, infected, too-large-to-scan).",
 		}, []string{"verdict"}),
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "airlock_transfer_outcomes_total", Help: "Transfers settled, by outcome (delivered, quarantined, failed).",
+			Name: "airlock_transfer_outcomes_total", Help: "Transfers settled, by outcome (delivered, quarantined, rejected, failed).",
 		}, []string{"outcome"}),
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "airlock_job_retries_total", Help: "Job attempts that failed and will be retried, by job kind (ingest, notify).",
+			Name: "airlock_job_retries_total", Help: "Job attempts that failed and will be retried, by job kind (ingest, egress, notify).",
 		}, []string{"kind"}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "airlock_delivery_latency_seconds",
@@ -41,7 +42,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "airlock_jobs_taken_over_total",
 			Help: "Jobs of a node silent for pipeline.rescue_after that this node made available again.",
 		}),
+		exports: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "airlock_export_objects_total",
+			Help: "Objects found in the export area, by what became of them (queued: a transfer of its dataset; unrouted: under no push dataset, never sent).",
+		}, []string{"result"}),
 	}
-	reg.MustRegister(m.scans, m.outcomes, m.retries, m.latency, m.queueDepth, m.overwrites, m.takeovers)
+	reg.MustRegister(m.scans, m.outcomes, m.retries, m.latency, m.queueDepth, m.overwrites, m.takeovers, m.exports)
 	return m
 }

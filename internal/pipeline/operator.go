@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/riverqueue/river"
+
 	"github.com/airlock-gw/airlock/internal/ledger"
 	"github.com/airlock-gw/airlock/internal/storage"
 )
@@ -20,6 +22,10 @@ type Operator struct {
 	Landing    *storage.Store
 	Quarantine *storage.Store
 	Actor      string // e.g. "operator:alice"
+	// Person is who the operator is ("alice"): four eyes are two people.
+	Person string
+	// Routes looks up a route by name, for its approvals.
+	Routes func(name string) (Route, bool)
 }
 
 // Retry sends a failed transfer through the pipeline again.
@@ -105,8 +111,51 @@ func (o *Operator) quarantined(ctx context.Context, id, reason string) (ledger.T
 	return tr, nil
 }
 
-func (o *Operator) queue(args ingestArgs) func(context.Context, *sql.Tx, ledger.Transfer) error {
+func (o *Operator) queue(args river.JobArgs) func(context.Context, *sql.Tx, ledger.Transfer) error {
 	return func(ctx context.Context, tx *sql.Tx, _ ledger.Transfer) error {
 		return insert(ctx, o.Queue.client, tx, args)
 	}
+}
+
+// Approve records the operator's approval of a transfer held for it; the
+// approval that completes the route's count sends the transfer on. The
+// writer of the file cannot approve it.
+func (o *Operator) Approve(ctx context.Context, id string) (ledger.Transfer, int, error) {
+	tr, route, err := o.held(ctx, id)
+	if err != nil {
+		return ledger.Transfer{}, 0, fmt.Errorf("approve %s: %w", id, err)
+	}
+	return o.Ledger.Approve(ctx, id, o.Person, route.Approval, ledger.Change{InTx: o.queue(jobFor(tr))},
+		ledger.Event{Actor: o.Actor})
+}
+
+// Reject refuses a transfer held for approval: nothing is sent and nothing
+// deleted. reason is required: it goes into the audit log.
+func (o *Operator) Reject(ctx context.Context, id, reason string) (ledger.Transfer, error) {
+	if reason == "" {
+		return ledger.Transfer{}, errors.New("a reason is required: it is kept in the audit log")
+	}
+	if _, _, err := o.held(ctx, id); err != nil {
+		return ledger.Transfer{}, fmt.Errorf("reject %s: %w", id, err)
+	}
+	note := "rejected by " + o.Actor + ": " + reason
+	return o.Ledger.Advance(ctx, id, []ledger.State{ledger.AwaitingApproval}, ledger.Rejected,
+		ledger.Change{Error: &note},
+		ledger.Event{Kind: "approval.rejected", Actor: o.Actor, Detail: map[string]string{"reason": reason}})
+}
+
+// held returns transfer id, which must await approval, and its route.
+func (o *Operator) held(ctx context.Context, id string) (ledger.Transfer, Route, error) {
+	tr, err := o.Ledger.Get(ctx, id)
+	if err != nil {
+		return ledger.Transfer{}, Route{}, err
+	}
+	if tr.State != ledger.AwaitingApproval {
+		return ledger.Transfer{}, Route{}, fmt.Errorf("%w: the transfer is %s, not %s", ErrNotAllowed, tr.State, ledger.AwaitingApproval)
+	}
+	route, ok := o.Routes(tr.Route)
+	if !ok {
+		return ledger.Transfer{}, Route{}, fmt.Errorf("%w: route %s is no longer configured", ErrNotAllowed, tr.Route)
+	}
+	return tr, route, nil
 }

@@ -200,16 +200,27 @@ func (b backoff) delay(attempt int) time.Duration {
 	return d - time.Duration(rand.Int64N(int64(d)/5+1))
 }
 
-// Process is the ledger.Change.InTx hook for a transfer that has just been
-// received: it queues the job that scans and delivers it.
-func (q *Queue) Process(ctx context.Context, tx *sql.Tx, tr ledger.Transfer) error {
-	return insert(ctx, q.client, tx, ingestArgs{TransferID: tr.ID})
+// Admit is the hook every source calls in the transaction that records a
+// transfer ready for the pipeline (ledger.Change.InTx, ledger.Admit): it
+// queues the job that moves the transfer on, so that the two commit
+// together or not at all. An upload the SFTP server received is scanned
+// and delivered; a transfer along a route is checked and sent.
+func (q *Queue) Admit(ctx context.Context, tx *sql.Tx, tr ledger.Transfer) error {
+	return insert(ctx, q.client, tx, jobFor(tr))
+}
+
+// jobFor is the job that moves tr on from where it is.
+func jobFor(tr ledger.Transfer) river.JobArgs {
+	if tr.Route != "" {
+		return egressArgs{TransferID: tr.ID}
+	}
+	return ingestArgs{TransferID: tr.ID}
 }
 
 // insert queues a job in tx. Workers pass the client River gives them in
 // their context, everyone else the Queue's. River's fast insert does not
 // read the job back: on SQLite a transaction queueing one job takes about
-// 100 µs instead of 135 (BenchmarkProcess). It cannot insert unique jobs,
+// 100 µs instead of 135 (BenchmarkAdmit). It cannot insert unique jobs,
 // and none here is.
 func insert(ctx context.Context, client *river.Client[*sql.Tx], tx *sql.Tx, args river.JobArgs) error {
 	if _, err := client.InsertManyFastTx(ctx, tx, []river.InsertManyParams{{Args: args}}); err != nil {
@@ -256,8 +267,8 @@ func (q *Queue) depth(ctx context.Context) (int, error) {
 const maxDepthCounted = 10000
 
 // pending are the states in which a transfer is still on its way through
-// the pipeline.
-var pending = []ledger.State{ledger.Received, ledger.Scanning, ledger.Delivering}
+// the pipeline, with a job to move it on.
+var pending = []ledger.State{ledger.Received, ledger.Queued, ledger.Scanning, ledger.Delivering}
 
 // ErrNotAllowed means an operator action does not apply to the transfer in
 // its current state.

@@ -177,7 +177,7 @@ func (f *fixture) land(p string, data []byte) ledger.Transfer {
 	}
 	size, sum := int64(len(data)), hexSum(data)
 	tr, err = f.ledger.Advance(ctx, tr.ID, []ledger.State{ledger.Receiving}, ledger.Received,
-		ledger.Change{Size: &size, SHA256: &sum, InTx: f.queue.Process}, ledger.Event{})
+		ledger.Change{Size: &size, SHA256: &sum, InTx: f.queue.Admit}, ledger.Event{})
 	if err != nil {
 		f.t.Fatal(err)
 	}

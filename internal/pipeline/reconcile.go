@@ -62,7 +62,7 @@ func (rw *reconcileWorker) Work(ctx context.Context, _ *river.Job[reconcileArgs]
 	// Listed after the transfers: a job that ends in between leaves its
 	// transfer settled, and a job queued for a settled transfer does
 	// nothing.
-	alive, err := liveIngests(ctx, client)
+	alive, err := liveJobs(ctx, client)
 	if err != nil {
 		return fmt.Errorf("reconcile: %w", err)
 	}
@@ -90,11 +90,11 @@ func (rw *reconcileWorker) Work(ctx context.Context, _ *river.Job[reconcileArgs]
 	return nil
 }
 
-// liveIngests returns the transfers that have an ingest job that may still
-// run.
-func liveIngests(ctx context.Context, client *river.Client[*sql.Tx]) (map[string]bool, error) {
+// liveJobs returns the transfers that have an ingest or egress job that
+// may still run.
+func liveJobs(ctx context.Context, client *river.Client[*sql.Tx]) (map[string]bool, error) {
 	alive := make(map[string]bool)
-	params := river.NewJobListParams().Kinds(ingestArgs{}.Kind()).States(
+	params := river.NewJobListParams().Kinds(ingestArgs{}.Kind(), egressArgs{}.Kind()).States(
 		rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRetryable,
 		rivertype.JobStateRunning, rivertype.JobStateScheduled,
 	).First(reconcileBatch)
@@ -104,7 +104,9 @@ func liveIngests(ctx context.Context, client *river.Client[*sql.Tx]) (map[string
 			return nil, err
 		}
 		for _, job := range res.Jobs {
-			var args ingestArgs
+			var args struct {
+				TransferID string `json:"transfer_id"`
+			}
 			if err := json.Unmarshal(job.EncodedArgs, &args); err != nil {
 				return nil, fmt.Errorf("job %d: %w", job.ID, err)
 			}
@@ -120,7 +122,10 @@ func liveIngests(ctx context.Context, client *river.Client[*sql.Tx]) (map[string
 // requeueArgs is the job for a stuck transfer. A release without a rescan
 // is not remembered: the file is scanned again, which is safe. If its
 // bytes are gone, the job finds that out and fails the transfer.
-func (w *Workers) requeueArgs(ctx context.Context, tr ledger.Transfer) (ingestArgs, error) {
+func (w *Workers) requeueArgs(ctx context.Context, tr ledger.Transfer) (river.JobArgs, error) {
+	if tr.Route != "" {
+		return jobFor(tr), nil
+	}
 	where, err := locate(ctx, w.Landing, w.Quarantine, tr)
 	return ingestArgs{TransferID: tr.ID, FromQuarantine: where == inQuarantine}, err
 }

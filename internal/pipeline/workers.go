@@ -51,6 +51,8 @@ type Deps struct {
 	Landing    *storage.Store
 	Quarantine *storage.Store
 	Suppliers  func() *config.Suppliers
+	// Routes looks up a route (a push dataset) by name, as configured now.
+	Routes func(name string) (Route, bool)
 	Scanner    Scanner
 	// TooLarge is what happens to a file the scanner would not scan
 	// whole: config.TooLargeQuarantine or config.TooLargeDeliver.
@@ -80,6 +82,7 @@ func NewWorkers(d Deps) *Workers {
 		return err
 	}
 	river.AddWorker(w.river, &ingestWorker{w: w})
+	river.AddWorker(w.river, &egressWorker{w: w})
 	river.AddWorker(w.river, &notifyWorker{w: w})
 	river.AddWorker(w.river, &reconcileWorker{w: w})
 	return w

@@ -33,6 +33,10 @@ type CopyOptions struct {
 	Size   int64  // expected size in bytes
 	SHA256 string // expected lowercase hex sha256 of the content
 	KMSKey string
+	// Shared: the source is not airlock's own but may still be written by
+	// others (an export area), so it is never hard-linked, which would let
+	// a write to it change what was delivered.
+	Shared bool
 }
 
 // CopyResult says how Copy delivered.
@@ -56,7 +60,8 @@ const maxCopyObjectSize = 5 << 30
 //     5 GiB; the store's own sha256 of the copy must match, or the copy is
 //     deleted again and the error wraps ErrChecksumMismatch;
 //   - by a hard link when both stores are local directories on one
-//     filesystem (and no KMS key is asked for): the source is hashed, the
+//     filesystem (and no KMS key is asked for, and the source is not
+//     Shared): the source is hashed, the
 //     file and its new name synced, and no bytes are written;
 //   - otherwise streamed through a staged object on dst, hashed on the way.
 //
@@ -83,7 +88,7 @@ func deliver(ctx context.Context, dst *Store, dstKey string, src *Store, srcKey 
 	case copiesServerSide(dst, dstKey, src, srcKey, opts.Size):
 		res.ServerSide = true
 		err = copyServerSide(ctx, dst, dstKey, src, srcKey, opts)
-	case dst.local() && src.local() && opts.KMSKey == "":
+	case dst.local() && src.local() && opts.KMSKey == "" && !opts.Shared:
 		if res.Linked, err = linkLocal(dst, dstKey, src, srcKey, opts); err == nil && !res.Linked {
 			err = copyStreamed(ctx, dst, dstKey, src, srcKey, opts)
 		}

@@ -1,0 +1,161 @@
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/airlock-gw/airlock/internal/ledger/ledgertest"
+)
+
+func queued(route, key string, size int64, mtime time.Time, writer string) Transfer {
+	return NewTransfer(Transfer{Direction: Egress, State: Queued, Supplier: writer, Route: route,
+		Path: "/" + strings.TrimPrefix(key, route+"/"), Size: size, LandingKey: key, MTime: &mtime})
+}
+
+func TestAdmit(t *testing.T) {
+	t.Parallel()
+	ledgertest.ForEachBackend(t, func(t *testing.T, dsn string) {
+		ctx := t.Context()
+		l := openLedger(t, dsn)
+		at := time.Date(2026, 12, 7, 10, 0, 0, 123456000, time.UTC)
+		var hooked int
+		hook := func(context.Context, *sql.Tx, Transfer) error { hooked++; return nil }
+
+		first, err := l.Admit(ctx, queued("proj", "proj/a/b.csv", 10, at, "ann"), Event{}, hook)
+		if err != nil || first.State != Queued || hooked != 1 {
+			t.Fatalf("Admit = %+v, %v (hook ran %d times); want queued, hook once", first, err, hooked)
+		}
+		// Seen again, by any node: nothing changes, the hook does not run.
+		if _, err := l.Admit(ctx, queued("proj", "proj/a/b.csv", 10, at, "ann"), Event{}, hook); !errors.Is(err, ErrAdmitted) || hooked != 1 {
+			t.Fatalf("second Admit = %v (hook ran %d times); want ErrAdmitted, hook once", err, hooked)
+		}
+		// A new version (size or mtime), or another route: a transfer of its own.
+		for _, tr := range []Transfer{
+			queued("proj", "proj/a/b.csv", 11, at, "ann"),
+			queued("proj", "proj/a/b.csv", 10, at.Add(time.Second), "ann"),
+			queued("other", "proj/a/b.csv", 10, at, "ann"),
+		} {
+			if _, err := l.Admit(ctx, tr, Event{}, nil); err != nil {
+				t.Errorf("Admit %s of %s, %d bytes at %v = %v; want a new transfer", tr.LandingKey, tr.Route, tr.Size, tr.MTime, err)
+			}
+		}
+		// A failed hook leaves nothing behind.
+		boom := errors.New("boom")
+		if _, err := l.Admit(ctx, queued("proj", "proj/c", 1, at, "ann"), Event{},
+			func(context.Context, *sql.Tx, Transfer) error { return boom }); !errors.Is(err, boom) {
+			t.Fatalf("Admit with a failing hook = %v; want boom", err)
+		}
+		if _, err := l.Admit(ctx, queued("proj", "proj/c", 1, at, "ann"), Event{}, nil); err != nil {
+			t.Errorf("Admit after the failed one = %v; want admitted", err)
+		}
+		got, err := l.List(ctx, Filter{Route: "proj"})
+		if err != nil || len(got) != 4 {
+			t.Fatalf("List route proj = %d transfers, %v; want 4", len(got), err)
+		}
+		if g, err := l.Get(ctx, first.ID); err != nil || g.Route != "proj" || g.Direction != Egress || g.MTime == nil || !g.MTime.Equal(at) {
+			t.Errorf("Get = %+v, %v; want route proj, egress, mtime %v", g, err, at)
+		}
+		if _, err := l.VerifyAudit(ctx); err != nil {
+			t.Errorf("audit verify: %v", err)
+		}
+	})
+}
+
+func TestAdmitRefusesIncomplete(t *testing.T) {
+	t.Parallel()
+	l := openLedger(t, "sqlite:"+filepath.Join(t.TempDir(), "airlock.db"))
+	at := time.Now()
+	for name, tr := range map[string]Transfer{
+		"not queued": NewTransfer(Transfer{Supplier: "ann", Route: "proj", Path: "/a", LandingKey: "proj/a", MTime: &at}),
+		"no route":   queued("", "proj/a", 1, at, "ann"),
+		"no mtime":   NewTransfer(Transfer{State: Queued, Supplier: "ann", Route: "proj", Path: "/a", LandingKey: "proj/a"}),
+		"no writer":  queued("proj", "proj/a", 1, at, ""),
+	} {
+		if _, err := l.Admit(t.Context(), tr, Event{}, nil); err == nil {
+			t.Errorf("Admit %s: no error", name)
+		}
+	}
+}
+
+func TestApprove(t *testing.T) {
+	t.Parallel()
+	ledgertest.ForEachBackend(t, func(t *testing.T, dsn string) {
+		ctx := t.Context()
+		l := openLedger(t, dsn)
+		tr, err := l.Admit(ctx, queued("proj", "proj/x", 1, time.Now(), "ann"), Event{}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := l.Approve(ctx, tr.ID, "bob", 2, Change{}, Event{}); !errors.Is(err, ErrStateConflict) {
+			t.Fatalf("Approve while queued = %v; want ErrStateConflict", err)
+		}
+		if _, err := l.Advance(ctx, tr.ID, []State{Queued}, AwaitingApproval, Change{}, Event{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := l.Approve(ctx, tr.ID, "ann", 2, Change{}, Event{}); !errors.Is(err, ErrOwnApproval) {
+			t.Fatalf("the writer's approval = %v; want ErrOwnApproval", err)
+		}
+		got, n, err := l.Approve(ctx, tr.ID, "bob", 2, Change{}, Event{})
+		if err != nil || n != 1 || got.State != AwaitingApproval {
+			t.Fatalf("bob's approval = %s, %d, %v; want awaiting_approval, 1", got.State, n, err)
+		}
+		if _, _, err := l.Approve(ctx, tr.ID, "bob", 2, Change{}, Event{}); !errors.Is(err, ErrApprovedBefore) {
+			t.Fatalf("bob again = %v; want ErrApprovedBefore", err)
+		}
+		var hooked bool
+		got, n, err = l.Approve(ctx, tr.ID, "cat", 2, Change{InTx: func(_ context.Context, _ *sql.Tx, tr Transfer) error {
+			hooked = tr.State == Delivering
+			return nil
+		}}, Event{})
+		if err != nil || n != 2 || got.State != Delivering || !hooked {
+			t.Fatalf("cat's approval = %s, %d, %v (hook saw delivering: %v); want delivering, 2, hooked", got.State, n, err, hooked)
+		}
+		if who, err := l.Approvers(ctx, tr.ID); err != nil || strings.Join(who, ",") != "bob,cat" {
+			t.Errorf("Approvers = %v, %v; want bob,cat", who, err)
+		}
+		if _, err := l.VerifyAudit(ctx); err != nil {
+			t.Errorf("audit verify: %v", err)
+		}
+	})
+}
+
+// TestApproveConcurrently: two approvals that both complete the count
+// cannot both move the transfer.
+func TestApproveConcurrently(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	l := openLedger(t, "sqlite:"+filepath.Join(t.TempDir(), "airlock.db"))
+	tr, err := l.Admit(ctx, queued("proj", "proj/x", 1, time.Now(), "ann"), Event{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Advance(ctx, tr.ID, []State{Queued}, AwaitingApproval, Change{}, Event{}); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	moved := 0
+	var wg sync.WaitGroup
+	for _, who := range []string{"bob", "cat", "dan"} {
+		wg.Go(func() {
+			_, _, err := l.Approve(ctx, tr.ID, who, 1, Change{InTx: func(context.Context, *sql.Tx, Transfer) error {
+				mu.Lock()
+				moved++
+				mu.Unlock()
+				return nil
+			}}, Event{})
+			if err != nil && !errors.Is(err, ErrStateConflict) {
+				t.Errorf("%s: %v", who, err)
+			}
+		})
+	}
+	wg.Wait()
+	if moved != 1 {
+		t.Errorf("the transfer moved %d times; want once", moved)
+	}
+}
