@@ -96,7 +96,7 @@ type node struct {
 	landing, quarantine *storage.Store
 	scanner             scan.Scanner
 	checkpointer        *audit.Checkpointer
-	suppliers           *config.Reloader
+	suppliers           *config.Reloader[config.Suppliers]
 	notifier            *notify.KeyExpiryNotifier
 	queue               *pipeline.Queue
 	srv                 *sftpd.Server
@@ -281,7 +281,7 @@ func openScanner(cfg config.Scanner, log *slog.Logger) (scan.Scanner, error) {
 }
 
 // reloadOnHangup re-reads the supplier files on SIGHUP.
-func reloadOnHangup(ctx context.Context, r *config.Reloader) error {
+func reloadOnHangup(ctx context.Context, r *config.Reloader[config.Suppliers]) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)

@@ -12,8 +12,8 @@ import (
 func newValidateCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "validate",
-		Short: "Check airlock.yaml and every supplier file; print each problem as file:line: message",
-		Long: "Check airlock.yaml and every supplier file. Errors are printed as file:line: message, then\n" +
+		Short: "Check airlock.yaml and every supplier and dataset file; print each problem as file:line: message",
+		Long: "Check airlock.yaml and every supplier and dataset file. Errors are printed as file:line: message, then\n" +
 			"warnings (risky but legal settings) as file:line: warning: message. The exit status is 1\n" +
 			"if there is any error; warnings alone do not fail.",
 		Args: cobra.NoArgs,
@@ -34,8 +34,12 @@ func newValidateCmd(g *globals) *cobra.Command {
 				fmt.Fprintf(stderr, "%s, %s found\n", count(len(errs), "error"), count(len(warnings), "warning"))
 				return exitError{code: 1}
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (%s, %s)\n", g.configPath,
-				count(cfg.Suppliers.Len(), "supplier"), count(len(warnings), "warning"))
+			datasets := ""
+			if n := cfg.Datasets.Len(); n > 0 {
+				datasets = ", " + count(n, "dataset")
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok (%s%s, %s)\n", g.configPath,
+				count(cfg.Suppliers.Len(), "supplier"), datasets, count(len(warnings), "warning"))
 			return nil
 		},
 	}

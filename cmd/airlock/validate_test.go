@@ -29,6 +29,28 @@ func TestValidate(t *testing.T) {
 			wantStdout: "airlock.yaml: ok (1 supplier, 0 warnings)\n",
 		},
 		{
+			name: "with datasets",
+			files: map[string]string{
+				"airlock.yaml":          "node: n\n",
+				"suppliers/acme.yaml":   supplier("acme", "203.0.113.0/24", testEdKey),
+				"datasets/out_one.yaml": "name: out_one\npaperwork: https://wiki.example/dpia\nusers: [alpha_user_one]\nbucket: target-bucket\n",
+			},
+			wantStdout: "airlock.yaml: ok (1 supplier, 1 dataset, 0 warnings)\n",
+		},
+		{
+			name: "a dataset error",
+			files: map[string]string{
+				"airlock.yaml":          "node: n\n",
+				"suppliers/acme.yaml":   supplier("acme", "203.0.113.0/24", testEdKey),
+				"datasets/out_one.yaml": "name: out_one\npaperwork: https://wiki.example/dpia\nusers: [alpha_user_one]\n",
+			},
+			wantExit: 1,
+			wantStderr: []string{
+				`datasets/out_one.yaml:1: missing bucket (a push dataset) or pull_arns (a pull dataset)`,
+				`1 error, 0 warnings found`,
+			},
+		},
+		{
 			name: "warnings only",
 			files: map[string]string{
 				"airlock.yaml":        "node: n\n",

@@ -35,9 +35,14 @@ type Config struct {
 	Limits       Limits
 	SuppliersDir string // absolute
 	Suppliers    *Suppliers
-	Notify       Notify
-	Pipeline     Pipeline
-	Audit        Audit
+	// Exports is the push area, like Landing: what dataset users write
+	// under <Exports>/<dataset>/ is sent to the dataset's bucket.
+	Exports     string
+	DatasetsDir string // absolute; a missing directory is no datasets
+	Datasets    *Datasets
+	Notify      Notify
+	Pipeline    Pipeline
+	Audit       Audit
 	// Warnings lists the risky but legal settings of the whole tree, supplier
 	// files included (those are also in Suppliers.Warnings), sorted by file
 	// and line.
@@ -199,6 +204,8 @@ const (
 	defaultMaxFileSize  = 5 * Size(1e9)
 	defaultUploadMemory = 512 << 20
 	defaultSuppliersDir = "suppliers"
+	defaultDatasetsDir  = "datasets"
+	defaultExports      = "state/exports"
 
 	defaultMaxAuthTries        = 6
 	defaultHandshakeTimeout    = 30 * time.Second
@@ -261,6 +268,8 @@ var airlockKeys = keySet{
 	"scanner":       {"clamd": nil, "deny_list": nil, "too_large": nil},
 	"limits":        {"max_file_size": nil, "upload_memory": nil},
 	"suppliers_dir": nil,
+	"exports":       nil,
+	"datasets_dir":  nil,
 	"notify": {
 		"smtp":              {"addr": nil, "from": nil, "username": nil, "password_env": nil, "tls": nil},
 		"operators":         nil,
@@ -297,18 +306,20 @@ func Check(file string) (cfg *Config, warnings Errors, err error) {
 	}
 	c := &checker{file: file}
 	root := filepath.Dir(abs)
-	cfg, suppliersDir := parseConfig(c, data, root)
+	cfg, dirs := parseConfig(c, data, root)
 	cfg.File = abs
-	if suppliersDir != "" {
-		cfg.SuppliersDir = resolvePath(root, suppliersDir)
-		shown := suppliersDir
-		if !filepath.IsAbs(shown) {
-			shown = filepath.Join(filepath.Dir(file), shown)
-		}
+	if dirs.suppliers != "" {
+		cfg.SuppliersDir = resolvePath(root, dirs.suppliers)
 		var errs, warns Errors
-		cfg.Suppliers, errs, warns = loadSuppliers(shown, root, time.Now())
+		cfg.Suppliers, errs, warns = loadSuppliers(shownPath(file, dirs.suppliers), root, time.Now())
 		c.errs = append(c.errs, errs...)
 		c.warns = append(c.warns, warns...)
+	}
+	if dirs.datasets != "" {
+		cfg.DatasetsDir = resolvePath(root, dirs.datasets)
+		var errs Errors
+		cfg.Datasets, errs = loadDatasets(shownPath(file, dirs.datasets), root, dirs.datasetsSet)
+		c.errs = append(c.errs, errs...)
 	}
 	c.warns.sort()
 	if err := c.errs.orNil(); err != nil {
@@ -332,13 +343,13 @@ func (c *Config) IsTempName(name string) bool {
 }
 
 // parseConfig validates airlock.yaml into a Config. It returns the
-// suppliers_dir as written, or "" when that cannot be determined, so that
-// Load can still check the supplier files when other settings are broken.
-func parseConfig(c *checker, data []byte, root string) (*Config, string) {
+// directories of definitions, so that Load can still check the supplier
+// and dataset files when other settings are broken.
+func parseConfig(c *checker, data []byte, root string) (*Config, treeDirs) {
 	cfg := &Config{}
 	top := c.parse(data)
 	if top == nil {
-		return cfg, ""
+		return cfg, treeDirs{}
 	}
 	doc := c.mapping(field{val: top}, airlockKeys)
 
@@ -403,14 +414,13 @@ func parseConfig(c *checker, data []byte, root string) (*Config, string) {
 	cfg.Limits.MaxFileSize = c.positiveSize(limits["max_file_size"], defaultMaxFileSize)
 	cfg.Limits.UploadMemory = c.positiveSize(limits["upload_memory"], defaultUploadMemory)
 
-	dir, ok := c.str(doc["suppliers_dir"])
-	switch {
-	case !ok:
-		return cfg, ""
-	case dir == "":
-		dir = defaultSuppliersDir
+	cfg.Exports = c.value(doc["exports"], defaultExports, root, parseStore)
+	return cfg, treeDirs{
+		suppliers: c.dir(doc["suppliers_dir"], defaultSuppliersDir),
+		datasets:  c.dir(doc["datasets_dir"], defaultDatasetsDir),
+		// A datasets_dir written out must exist: a typo must not pass.
+		datasetsSet: doc["datasets_dir"].present(),
 	}
-	return cfg, dir
 }
 
 // parseSFTPLimits reads the connection limits of the sftp section.

@@ -51,12 +51,14 @@ func TestLoadValid(t *testing.T) {
 		Scanner:      Scanner{Clamd: "unix:/run/clamav/clamd.ctl", TooLarge: TooLargeQuarantine},
 		Limits:       Limits{MaxFileSize: 5_000_000_000, UploadMemory: 512 << 20},
 		SuppliersDir: filepath.Join(root, "suppliers"),
+		Exports:      filepath.Join(root, "state/exports"),
+		DatasetsDir:  filepath.Join(root, "datasets"),
 		Notify:       Notify{KeyExpiryNotice: 14 * 24 * time.Hour},
 		Pipeline:     Pipeline{Workers: defaultWorkers(), MaxAttempts: 20, RetryBackoff: time.Second, MaxBackoff: 5 * time.Minute, RescueAfter: time.Hour},
 		Audit:        Audit{Checkpoints: filepath.Join(root, "state/checkpoints"), SigningKey: filepath.Join(root, "state/audit_ed25519"), CheckpointInterval: 5 * time.Minute},
 	}
 	got := *cfg
-	got.Suppliers = nil
+	got.Suppliers, got.Datasets = nil, nil
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("config:\n got %+v\nwant %+v", got, want)
 	}
@@ -118,6 +120,33 @@ func TestLoadValid(t *testing.T) {
 	}
 	if globex.Egress != nil {
 		t.Errorf("globex egress %+v, want nil", globex.Egress)
+	}
+
+	wantDatasets := []*Dataset{{
+		Name:      "new_project",
+		Paperwork: "https://wiki.example/dpia/new_project",
+		Users:     []string{"alpha_user_one", "alpha_user_two"},
+		Bucket:    Target{URL: "s3://target-bucket/prefix?region=eu-west-2", KMSKey: wantDest.KMSKey},
+		KeepFiles: true,
+		Approval:  1,
+		File:      filepath.Join(root, "datasets/new_project.yaml"),
+	}, {
+		Name:       "shared_extract",
+		Paperwork:  "https://wiki.example/dsa/shared_extract",
+		Users:      []string{"alpha_user_one"},
+		PullARNs:   []string{"arn:aws:iam::123456789012:role/role-name-1", "arn:aws:iam::210987654321:root"},
+		PullBucket: "s3://mojap-shared-extract",
+		Retention:  30 * 24 * time.Hour,
+		File:       filepath.Join(root, "datasets/shared_extract.yml"),
+	}}
+	if got := cfg.Datasets.All(); !reflect.DeepEqual(got, wantDatasets) {
+		t.Errorf("datasets:\n got %+v\nwant %+v", got, wantDatasets)
+	}
+	if d, ok := cfg.Datasets.Lookup("shared_extract"); !ok || d.Push() || cfg.Datasets.Len() != 2 {
+		t.Errorf("Lookup(shared_extract) = %+v, %v; Len %d", d, ok, cfg.Datasets.Len())
+	}
+	if d, _ := cfg.Datasets.Lookup("new_project"); !d.Push() {
+		t.Error("new_project is not a push dataset")
 	}
 }
 

@@ -250,6 +250,20 @@ func (c *checker) oneOf(f field, def string, allowed ...string) string {
 	return def
 }
 
+// boolean returns the true or false in f, or def when f is absent or null.
+func (c *checker) boolean(f field, def bool) bool {
+	if !f.present() {
+		return def
+	}
+	n := resolve(f.val)
+	var v bool
+	if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" || n.Decode(&v) != nil {
+		c.errorf(n.Line, "%s: expected true or false, got %s", f.path, describe(n))
+		return def
+	}
+	return v
+}
+
 // integer returns the integer in f, or def when f is absent or null, and
 // reports a value outside [lo, hi] (hi < lo: no upper bound).
 func (c *checker) integer(f field, def, lo, hi int) int {

@@ -16,39 +16,51 @@ import (
 // editors, `git pull` and kubelet all change a directory in several steps.
 const debounce = 200 * time.Millisecond
 
-// Reloader keeps the current supplier set and swaps it atomically when the
-// supplier files change and still load without errors, so a bad edit never
-// locks suppliers out.
-type Reloader struct {
+// Reloader keeps the current set of definitions (suppliers, datasets) of
+// one directory and swaps it atomically when the files change and still
+// load without errors, so a bad edit never locks anyone out.
+type Reloader[T any] struct {
 	dir, root string
-	onReload  func(ctx context.Context, s *Suppliers, err error)
-	current   atomic.Pointer[Suppliers]
+	what      string // the directory's kind, for messages
+	load      func(dir, root string) (*T, error)
+	onReload  func(ctx context.Context, s *T, err error)
+	current   atomic.Pointer[T]
 	// mu serialises reloads, so that a slow, older read never replaces the
 	// result of a newer one.
 	mu sync.Mutex
 }
 
-// NewReloader returns a Reloader serving initial until the first successful
-// reload of dir (relative paths against root, as in LoadSuppliers).
-// onReload, if not nil, is called after every reload with the set now in
-// effect and the load error, if any; it must not call Reload.
-func NewReloader(dir, root string, initial *Suppliers, onReload func(ctx context.Context, s *Suppliers, err error)) *Reloader {
-	r := &Reloader{dir: dir, root: root, onReload: onReload}
+// NewReloader returns a Reloader of the supplier files serving initial
+// until the first successful reload of dir (relative paths against root,
+// as in LoadSuppliers). onReload, if not nil, is called after every reload
+// with the set now in effect and the load error, if any; it must not call
+// Reload.
+func NewReloader(dir, root string, initial *Suppliers, onReload func(ctx context.Context, s *Suppliers, err error)) *Reloader[Suppliers] {
+	return newReloader(dir, root, "suppliers", LoadSuppliers, initial, onReload)
+}
+
+// NewDatasetReloader is NewReloader for the dataset files.
+func NewDatasetReloader(dir, root string, initial *Datasets, onReload func(ctx context.Context, s *Datasets, err error)) *Reloader[Datasets] {
+	return newReloader(dir, root, "datasets", LoadDatasets, initial, onReload)
+}
+
+func newReloader[T any](dir, root, what string, load func(dir, root string) (*T, error), initial *T, onReload func(context.Context, *T, error)) *Reloader[T] {
+	r := &Reloader[T]{dir: dir, root: root, what: what, load: load, onReload: onReload}
 	r.current.Store(initial)
 	return r
 }
 
-// Current returns the supplier set in effect.
-func (r *Reloader) Current() *Suppliers {
+// Current returns the set in effect.
+func (r *Reloader[T]) Current() *T {
 	return r.current.Load()
 }
 
-// Reload re-reads the supplier files. On success the new set replaces the
-// current one; on failure the current set stays and the Errors are returned.
-func (r *Reloader) Reload(ctx context.Context) error {
+// Reload re-reads the files. On success the new set replaces the current
+// one; on failure the current set stays and the Errors are returned.
+func (r *Reloader[T]) Reload(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	s, err := LoadSuppliers(r.dir, r.root)
+	s, err := r.load(r.dir, r.root)
 	if err == nil {
 		r.current.Store(s)
 	}
@@ -58,26 +70,26 @@ func (r *Reloader) Reload(ctx context.Context) error {
 	return err
 }
 
-// Watch reloads whenever a supplier file changes, until ctx is done. It
+// Watch reloads whenever a file of the directory changes, until ctx is done. It
 // also follows the directory itself being replaced (renamed over, or a
 // symlink swapped) and Kubernetes ConfigMap updates (which swap a ..data
 // symlink inside the directory). It reloads once at the start, to catch up
 // with changes made since the initial load. Reload results go to onReload;
 // Watch only returns an error if it cannot start watching.
-func (r *Reloader) Watch(ctx context.Context) error {
+func (r *Reloader[T]) Watch(ctx context.Context) error {
 	dir, err := filepath.Abs(r.dir)
 	if err != nil {
-		return fmt.Errorf("watch suppliers: %w", err)
+		return fmt.Errorf("watch %s: %w", r.what, err)
 	}
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
-		return fmt.Errorf("watch suppliers: %w", err)
+		return fmt.Errorf("watch %s: %w", r.what, err)
 	}
 	defer w.Close()
 	// The parent is watched too: that is where events about dir itself arrive.
 	for _, p := range []string{dir, filepath.Dir(dir)} {
 		if err := w.Add(p); err != nil {
-			return fmt.Errorf("watch suppliers: %w", err)
+			return fmt.Errorf("watch %s: %w", r.what, err)
 		}
 	}
 	// Catch up with changes made between the initial load and now; later
@@ -114,14 +126,7 @@ func (r *Reloader) Watch(ctx context.Context) error {
 }
 
 // triggersReload reports whether a change to the named directory entry can
-// change the supplier set: a supplier file, or Kubernetes' ..data symlink.
+// change the set: a definition file, or Kubernetes' ..data symlink.
 func triggersReload(name string) bool {
-	return isSupplierFile(name) || strings.HasPrefix(name, "..")
-}
-
-// isSupplierFile reports whether a directory entry is a supplier file. Dot
-// files are skipped: editors and Kubernetes keep their own files there.
-func isSupplierFile(name string) bool {
-	ext := filepath.Ext(name)
-	return !strings.HasPrefix(name, ".") && (ext == ".yaml" || ext == ".yml")
+	return isConfigFile(name) || strings.HasPrefix(name, "..")
 }

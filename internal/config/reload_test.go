@@ -47,7 +47,7 @@ func (r *reloads) last(t *testing.T) reloadCall {
 
 // newTestReloader loads the suppliers in files (written to a new
 // suppliers directory) and returns a Reloader serving them.
-func newTestReloader(t *testing.T, files map[string]string) (*Reloader, *reloads, string) {
+func newTestReloader(t *testing.T, files map[string]string) (*Reloader[Suppliers], *reloads, string) {
 	t.Helper()
 	root := writeTree(t, files)
 	dir := filepath.Join(root, "suppliers")

@@ -32,6 +32,7 @@ func TestSchemaMatchesLoader(t *testing.T) {
 	}{
 		{"../../docs/schema/airlock.schema.json", airlockKeys, nil},
 		{"../../docs/schema/supplier.schema.json", supplierKeys, map[string]string{"name": nameSyntax.String()}},
+		{"../../docs/schema/dataset.schema.json", datasetKeys, map[string]string{"name": datasetNameSyntax.String()}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -122,11 +121,10 @@ func (s *Supplier) Authorize(key ssh.PublicKey) (AuthorizedKey, bool) {
 	return match, found
 }
 
-// Suppliers is an immutable set of suppliers; share it freely between
-// goroutines.
+// Suppliers is an immutable set of suppliers, looked up by name (the SFTP
+// user name); share it freely between goroutines.
 type Suppliers struct {
-	byName   map[string]*Supplier
-	sorted   []*Supplier
+	named[Supplier]
 	warnings Errors
 }
 
@@ -135,22 +133,6 @@ type Suppliers struct {
 // depend on the date (a key about to expire) are as of the load.
 func (s *Suppliers) Warnings() Errors {
 	return slices.Clone(s.warnings)
-}
-
-// Lookup returns the supplier with the given name (the SFTP user name).
-func (s *Suppliers) Lookup(name string) (*Supplier, bool) {
-	sup, ok := s.byName[name]
-	return sup, ok
-}
-
-// All returns the suppliers sorted by name. The slice is a copy; the
-// suppliers themselves must not be modified.
-func (s *Suppliers) All() []*Supplier {
-	return slices.Clone(s.sorted)
-}
-
-func (s *Suppliers) Len() int {
-	return len(s.sorted)
 }
 
 var nameSyntax = regexp.MustCompile(`^[a-z][a-z0-9_-]{1,31}$`)
@@ -196,80 +178,46 @@ type parsedSupplier struct {
 
 // loadSuppliers loads the supplier files, with warnings as of now.
 func loadSuppliers(dir, root string, now time.Time) (*Suppliers, Errors, Errors) {
-	absDir, err := filepath.Abs(dir)
-	if err != nil {
-		return nil, Errors{{File: dir, Msg: err.Error()}}, nil
-	}
 	absRoot, err := filepath.Abs(root)
 	if err != nil {
 		return nil, Errors{{File: dir, Msg: err.Error()}}, nil
 	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, Errors{{File: dir, Msg: "cannot read suppliers directory: " + pathErr(err)}}, nil
-	}
-	var errs, warns Errors
 	var parsed []*parsedSupplier
-	for _, e := range entries { // sorted by name, so messages are stable
-		name := e.Name()
-		if !isSupplierFile(name) {
-			continue
-		}
-		shown := filepath.Join(dir, name)
-		// ReadFile follows symlinks, as Kubernetes mounts files via ..data.
-		data, err := os.ReadFile(shown)
-		if err != nil {
-			errs = append(errs, Error{File: shown, Msg: "cannot read: " + pathErr(err)})
-			continue
-		}
-		c := &checker{file: shown}
-		p := parseSupplier(c, data, strings.TrimSuffix(name, filepath.Ext(name)), absRoot, now)
-		errs = append(errs, c.errs...)
-		warns = append(warns, c.warns...)
-		if p != nil {
-			p.File = filepath.Join(absDir, name)
+	errs, warns := loadDir(dir, "suppliers", func(c *checker, f defFile, data []byte) {
+		if p := parseSupplier(c, data, f.stem, absRoot, now); p != nil {
+			p.File = f.abs
 			parsed = append(parsed, p)
 		}
-	}
+	})
 	errs = append(errs, crossCheck(parsed)...)
 	warns.sort()
 	if len(errs) > 0 {
 		return nil, errs, warns
 	}
-	set := &Suppliers{byName: make(map[string]*Supplier, len(parsed)), warnings: warns}
-	for _, p := range parsed {
-		set.byName[p.Name] = p.Supplier
-		set.sorted = append(set.sorted, p.Supplier)
+	sups := make([]*Supplier, len(parsed))
+	for i, p := range parsed {
+		sups[i] = p.Supplier
 	}
-	slices.SortFunc(set.sorted, func(a, b *Supplier) int { return strings.Compare(a.Name, b.Name) })
+	set := &Suppliers{named: newNamed(sups, func(s *Supplier) string { return s.Name }), warnings: warns}
 	return set, nil, warns
 }
 
 // crossCheck finds supplier names and SSH keys used in more than one file;
 // the later file (in name order) gets the error.
 func crossCheck(parsed []*parsedSupplier) Errors {
-	type use struct {
-		p    *parsedSupplier
-		line int
-	}
 	var errs Errors
-	names := map[string]use{}
-	keys := map[string]use{}
+	names, keys := firstSeen{}, firstSeen{}
 	for _, p := range parsed {
 		if p.Name != "" {
-			if first, dup := names[p.Name]; dup {
+			if first, dup := names.seen(p.Name, place{p.shown, p.nameLine}); dup {
 				errs = append(errs, Error{File: p.shown, Line: p.nameLine, Msg: fmt.Sprintf(
-					"duplicate supplier name %q (also in %s:%d)", p.Name, first.p.shown, first.line)})
-			} else {
-				names[p.Name] = use{p, p.nameLine}
+					"duplicate supplier name %q (also in %s:%d)", p.Name, first.file, first.line)})
 			}
 		}
 		for i, k := range p.SSHKeys {
-			if first, dup := keys[k.Fingerprint]; dup {
+			if first, dup := keys.seen(k.Fingerprint, place{p.shown, p.keyLines[i]}); dup {
 				errs = append(errs, Error{File: p.shown, Line: p.keyLines[i], Msg: fmt.Sprintf(
-					"ssh key %s is also used in %s:%d", k.Fingerprint, first.p.shown, first.line)})
-			} else {
-				keys[k.Fingerprint] = use{p, p.keyLines[i]}
+					"ssh key %s is also used in %s:%d", k.Fingerprint, first.file, first.line)})
 			}
 		}
 	}
