@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -69,7 +68,7 @@ func TestAdmit(t *testing.T) {
 
 func TestAdmitRefusesIncomplete(t *testing.T) {
 	t.Parallel()
-	l := openLedger(t, "sqlite:"+filepath.Join(t.TempDir(), "airlock.db"))
+	l := openLedger(t, ledgertest.SQLite(t))
 	at := time.Now()
 	for name, tr := range map[string]Transfer{
 		"not queued": NewTransfer(Transfer{Supplier: "ann", Route: "proj", Path: "/a", LandingKey: "proj/a", MTime: &at}),
@@ -130,7 +129,7 @@ func TestApprove(t *testing.T) {
 func TestApproveConcurrently(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	l := openLedger(t, "sqlite:"+filepath.Join(t.TempDir(), "airlock.db"))
+	l := openLedger(t, ledgertest.SQLite(t))
 	tr, err := l.Admit(ctx, queued("proj", "proj/x", 1, time.Now(), "ann"), Event{}, nil)
 	if err != nil {
 		t.Fatal(err)

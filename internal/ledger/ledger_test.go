@@ -174,6 +174,7 @@ func TestCommitInto(t *testing.T) {
 	want := map[State]commitMode{
 		Receiving: relaxed, Interrupted: durable, Received: durable, Scanning: relaxed, Delivering: relaxed,
 		Delivered: relaxed, Quarantined: durable, Failed: durable,
+		Queued: durable, AwaitingApproval: durable, Rejected: durable,
 	}
 	for _, st := range states {
 		m, ok := want[st]

@@ -137,7 +137,7 @@ func TestVerifyTransferRows(t *testing.T) {
 		}},
 		{"row inserted", func(f tamperFixture) (string, []any) {
 			return `INSERT INTO transfers (` + transferColumns + `) SELECT 'forged', direction, supplier, path, size, sha256, state,
-				scan_result, destination, error, attempts, landing_key, node, remote_ip, created_at, updated_at, mtime, hidden_at FROM transfers WHERE id = $1`,
+				scan_result, destination, error, attempts, landing_key, node, remote_ip, created_at, updated_at, mtime, hidden_at, route, batch FROM transfers WHERE id = $1`,
 				[]any{f.delivered.ID}
 		}, func(tamperFixture) (string, string) {
 			return "forged", "no audit event records this row"

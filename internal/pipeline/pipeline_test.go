@@ -60,6 +60,7 @@ type fixtureOptions struct {
 	rescueAfter time.Duration // default 1h
 	workers     int           // default 2
 	retryDelay  time.Duration // retry_backoff and max_backoff; default 10ms and 50ms
+	routes      map[string]Route
 }
 
 func newFixture(t *testing.T, dsn string, opts fixtureOptions) *fixture {
@@ -91,6 +92,10 @@ func newFixture(t *testing.T, dsn string, opts fixtureOptions) *fixture {
 		Scanner:   opts.scanner, TooLarge: config.TooLargeQuarantine,
 		Operators: []string{"ops@example.org"},
 		Metrics:   f.metrics, Log: testLogger(t),
+		Routes: func(name string) (Route, bool) {
+			r, ok := opts.routes[name]
+			return r, ok
+		},
 	}
 	if !opts.noMailer {
 		deps.Mailer = f.mailer

@@ -21,13 +21,18 @@ func ForEachBackend(t *testing.T, fn func(t *testing.T, dsn string)) {
 	t.Helper()
 	t.Run("sqlite", func(t *testing.T) {
 		t.Parallel()
-		fn(t, "sqlite:"+filepath.Join(t.TempDir(), "state", "airlock.db"))
+		fn(t, SQLite(t))
 	})
 	t.Run("postgres", func(t *testing.T) {
 		dsn := Postgres(t)
 		t.Parallel()
 		fn(t, dsn)
 	})
+}
+
+// SQLite returns the DSN of a fresh SQLite ledger in a temporary directory.
+func SQLite(t testing.TB) string {
+	return "sqlite:" + filepath.Join(t.TempDir(), "state", "airlock.db")
 }
 
 // Postgres returns the DSN of a fresh schema in the database

@@ -1,0 +1,189 @@
+package pipeline
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/airlock-gw/airlock/internal/ledger"
+	"github.com/airlock-gw/airlock/internal/ledger/ledgertest"
+	"github.com/airlock-gw/airlock/internal/storage"
+)
+
+// egressFixture is a pipeline with a push dataset "proj" from an export
+// directory to a target directory.
+type egressFixture struct {
+	*fixture
+	exportDir, targetDir string
+	exports              *Exports
+}
+
+func newEgressFixture(t *testing.T, dsn string, route Route) *egressFixture {
+	t.Helper()
+	root := t.TempDir()
+	ef := &egressFixture{exportDir: filepath.Join(root, "exports"), targetDir: filepath.Join(root, "target")}
+	route.Source, route.Target = ef.exportDir, ef.targetDir
+	ef.fixture = newFixture(t, dsn, fixtureOptions{routes: map[string]Route{"proj": route}})
+	store, err := storage.Open(t.Context(), ef.exportDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	ef.exports = &Exports{Ledger: ef.ledger, Queue: ef.queue, Store: store, Routes: ef.deps.Routes,
+		Metrics: ef.metrics, Log: testLogger(t)}
+	return ef
+}
+
+// export writes key into the export area and has it found, as a poll would.
+func (ef *egressFixture) export(key string, data []byte) {
+	ef.t.Helper()
+	p := filepath.Join(ef.exportDir, filepath.FromSlash(key))
+	writeFile(ef.t, p, data)
+	ef.find(key)
+}
+
+func (ef *egressFixture) find(key string) {
+	ef.t.Helper()
+	fi, err := os.Stat(filepath.Join(ef.exportDir, filepath.FromSlash(key)))
+	if err != nil {
+		ef.t.Fatal(err)
+	}
+	if err := ef.exports.Found(ef.t.Context(), key, fi.Size(), fi.ModTime()); err != nil {
+		ef.t.Fatalf("Found %s: %v", key, err)
+	}
+}
+
+// only returns the one transfer of route proj at path.
+func (ef *egressFixture) only(path string) ledger.Transfer {
+	ef.t.Helper()
+	trs, err := ef.ledger.List(ef.t.Context(), ledger.Filter{Route: "proj", Path: path})
+	if err != nil || len(trs) != 1 {
+		ef.t.Fatalf("transfers of proj at %s: %d, %v; want 1", path, len(trs), err)
+	}
+	return trs[0]
+}
+
+func TestEgressPush(t *testing.T) {
+	t.Parallel()
+	for _, keep := range []bool{false, true} {
+		t.Run(map[bool]string{false: "delete", true: "keep_files"}[keep], func(t *testing.T) {
+			t.Parallel()
+			ef := newEgressFixture(t, ledgertest.SQLite(t), Route{KeepFiles: keep})
+			ef.run()
+			files := map[string][]byte{
+				"proj/empty.csv":         {},
+				"proj/a/b/nested.bin":    bytes.Repeat([]byte("x"), 3<<20),
+				"proj/2026-12-07/report": []byte("rows"),
+			}
+			for key, data := range files {
+				ef.export(key, data)
+			}
+			for key, data := range files {
+				tr := ef.waitState(ef.only("/"+key[len("proj/"):]).ID, ledger.Delivered)
+				if tr.Direction != ledger.Egress || tr.SHA256 != hexSum(data) {
+					t.Errorf("%s: %+v; want egress with sha256 %s", key, tr, hexSum(data))
+				}
+				got, err := os.ReadFile(filepath.Join(ef.targetDir, filepath.FromSlash(key[len("proj/"):])))
+				if err != nil || !bytes.Equal(got, data) {
+					t.Errorf("%s at the target: %d bytes, %v; want the %d written", key, len(got), err, len(data))
+				}
+			}
+			left := ef.files(ef.exportDir)
+			if keep && len(left) != len(files) || !keep && len(left) != 0 {
+				t.Errorf("left in the export area: %v (keep_files %v)", left, keep)
+			}
+			// Seen again (a re-poll, a restart): never sent twice.
+			if keep {
+				for key := range files {
+					ef.find(key)
+				}
+				if trs, _ := ef.ledger.List(t.Context(), ledger.Filter{Route: "proj"}); len(trs) != len(files) {
+					t.Errorf("%d transfers after a second poll; want %d", len(trs), len(files))
+				}
+			}
+			if _, err := ef.ledger.VerifyAudit(t.Context()); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+func TestExportUnrouted(t *testing.T) {
+	t.Parallel()
+	ef := newEgressFixture(t, ledgertest.SQLite(t), Route{})
+	ef.export("elsewhere/x.csv", []byte("x"))
+	ef.export("loose.csv", []byte("y"))
+	ef.find("elsewhere/x.csv") // seen again: not reported again
+	ef.find("loose.csv")
+	if n := testutil.ToFloat64(ef.metrics.exports.WithLabelValues("unrouted")); n != 2 {
+		t.Errorf("unrouted objects counted %v times; want 2 (each once)", n)
+	}
+	evs, err := ef.ledger.Events(t.Context(), "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, ev := range evs {
+		if ev.Kind == "export.unrouted" {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Errorf("%d export.unrouted events; want 2", n)
+	}
+	if trs, _ := ef.ledger.List(t.Context(), ledger.Filter{Direction: ledger.Egress}); len(trs) != 0 {
+		t.Errorf("unrouted objects made transfers: %+v", trs)
+	}
+}
+
+func TestEgressApproval(t *testing.T) {
+	t.Parallel()
+	ledgertest.ForEachBackend(t, func(t *testing.T, dsn string) {
+		ef := newEgressFixture(t, dsn, Route{Approval: 1})
+		ef.run()
+		ef.export("proj/approved.csv", []byte("yes"))
+		ef.export("proj/rejected.csv", []byte("no"))
+		approved := ef.waitState(ef.only("/approved.csv").ID, ledger.AwaitingApproval)
+		rejected := ef.waitState(ef.only("/rejected.csv").ID, ledger.AwaitingApproval)
+		me, err := user.Current()
+		if err != nil || approved.Supplier != me.Username {
+			t.Fatalf("writer = %q; want the file's owner %q (%v)", approved.Supplier, me.Username, err)
+		}
+		time.Sleep(200 * time.Millisecond) // nothing leaves while held
+		if got := ef.files(ef.targetDir); len(got) != 0 {
+			t.Fatalf("sent before approval: %v", got)
+		}
+		routes := ef.deps.Routes
+		writer := &Operator{Ledger: ef.ledger, Queue: ef.queue, Actor: "operator:" + me.Username, Person: me.Username, Routes: routes}
+		if _, _, err := writer.Approve(t.Context(), approved.ID); !errors.Is(err, ledger.ErrOwnApproval) {
+			t.Fatalf("the writer's own approval = %v; want ErrOwnApproval", err)
+		}
+		steward := &Operator{Ledger: ef.ledger, Queue: ef.queue, Actor: "operator:steward", Person: "steward", Routes: routes}
+		if _, err := steward.Reject(t.Context(), rejected.ID, ""); err == nil {
+			t.Error("a rejection without a reason was accepted")
+		}
+		if _, err := steward.Reject(t.Context(), rejected.ID, "not the agreed extract"); err != nil {
+			t.Fatal(err)
+		}
+		if _, n, err := steward.Approve(t.Context(), approved.ID); err != nil || n != 1 {
+			t.Fatalf("steward's approval = %d, %v", n, err)
+		}
+		ef.waitState(approved.ID, ledger.Delivered)
+		if got := ef.files(ef.targetDir); !slices.Equal(got, []string{"approved.csv"}) {
+			t.Errorf("sent: %v; want approved.csv only", got)
+		}
+		if got := ef.files(ef.exportDir); !slices.Equal(got, []string{"proj/rejected.csv"}) {
+			t.Errorf("left in the export area: %v; want the rejected file, untouched", got)
+		}
+		if kinds := ef.eventKinds(rejected.ID); !slices.Contains(kinds, "approval.rejected") {
+			t.Errorf("rejection events: %v", kinds)
+		}
+	})
+}
