@@ -52,8 +52,8 @@ type Deps struct {
 	Quarantine *storage.Store
 	Suppliers  func() *config.Suppliers
 	// Routes looks up a route (a push dataset) by name, as configured now.
-	Routes func(name string) (Route, bool)
-	Scanner    Scanner
+	Routes  func(name string) (Route, bool)
+	Scanner Scanner
 	// TooLarge is what happens to a file the scanner would not scan
 	// whole: config.TooLargeQuarantine or config.TooLargeDeliver.
 	TooLarge  string
