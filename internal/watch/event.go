@@ -19,16 +19,18 @@ type Notified struct {
 // s3Event is the part of an S3 event notification (AWS, MinIO,
 // versitygw) that says where something happened.
 type s3Event struct {
-	Records []struct {
-		S3 struct {
-			Bucket struct {
-				Name string `json:"name"`
-			} `json:"bucket"`
-			Object struct {
-				Key string `json:"key"`
-			} `json:"object"`
-		} `json:"s3"`
-	} `json:"Records"`
+	Records []s3Record `json:"Records"`
+}
+
+type s3Record struct {
+	S3 struct {
+		Bucket struct {
+			Name string `json:"name"`
+		} `json:"bucket"`
+		Object struct {
+			Key string `json:"key"`
+		} `json:"object"`
+	} `json:"s3"`
 }
 
 // ParseS3Event returns the objects an S3 event notification names. A
