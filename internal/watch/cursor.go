@@ -10,8 +10,9 @@ import (
 // version it has seen, since when, and whether it handed it over. It holds
 // an entry per object present, nothing of the objects gone.
 type cursor struct {
-	seen map[string]*entry
-	gen  uint64 // the poll under way
+	seen   map[string]*entry
+	gen    uint64 // the poll under way
+	listed int    // how many objects it listed
 }
 
 // version is what tells an object's versions apart: a rewrite changes its
@@ -40,11 +41,16 @@ func (c *cursor) see(a storage.Attributes, now time.Duration) *entry {
 		*e = entry{version: v, since: now}
 	}
 	e.gen = c.gen
+	c.listed++
 	return e
 }
 
-// sweep forgets the objects the poll just completed did not list.
+// sweep forgets the objects the poll just completed did not list. It
+// looks only when there are some: a listing gives each key once.
 func (c *cursor) sweep() {
+	if c.listed == len(c.seen) {
+		return
+	}
 	for k, e := range c.seen {
 		if e.gen != c.gen {
 			delete(c.seen, k)

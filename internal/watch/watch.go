@@ -176,7 +176,7 @@ func (p *Poller) Poll(ctx context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	c := &p.cursor
-	c.gen++
+	c.gen, c.listed = c.gen+1, 0
 	now := p.clock()
 	before := len(c.seen)
 	err := p.l.Walk(ctx, p.prefix, func(a storage.Attributes) error {
@@ -207,7 +207,7 @@ func (p *Poller) handOver(ctx context.Context, e *entry, a storage.Attributes) e
 		return nil
 	}
 	p.opts.Metrics.handOver(true)
-	p.log.Debug("found", "key", a.Key, "size", a.Size)
+	p.log.LogAttrs(ctx, slog.LevelDebug, "found", slog.String("key", a.Key), slog.Int64("size", a.Size))
 	e.done = true
 	return nil
 }
