@@ -6,10 +6,45 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"gocloud.dev/blob"
+	"golang.org/x/sys/unix"
 )
+
+// TestWalkLocalOnlyFiles: in a local store only regular files are objects:
+// a symbolic link (to a file outside the store, or to a directory) or a
+// FIFO is not, so that nothing is read through one.
+func TestWalkLocalOnlyFiles(t *testing.T) {
+	t.Parallel()
+	root, outside := t.TempDir(), t.TempDir()
+	secret := filepath.Join(outside, "secret")
+	for _, err := range []error{
+		os.WriteFile(secret, []byte("not exported"), 0o600),
+		os.MkdirAll(filepath.Join(root, "ds/sub"), 0o750),
+		os.WriteFile(filepath.Join(root, "ds/sub/real.csv"), []byte("x"), 0o640),
+		os.Symlink(secret, filepath.Join(root, "ds/link.csv")),
+		os.Symlink(outside, filepath.Join(root, "ds/linkdir")),
+		unix.Mkfifo(filepath.Join(root, "ds/fifo"), 0o600),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := Open(t.Context(), root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var keys []string
+	if err := st.Walk(t.Context(), "", func(a Attributes) error { keys = append(keys, a.Key); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"ds/sub/real.csv"}; !slices.Equal(keys, want) {
+		t.Errorf("Walk = %v, want %v", keys, want)
+	}
+}
 
 // BenchmarkWalkLocal lists a directory of 20k files in 100 directories
 // with Walk, and with fileblob's recursive listing, which Walk replaces
