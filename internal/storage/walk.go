@@ -16,8 +16,10 @@ import (
 )
 
 // Walk calls fn with every object whose key starts with prefix, at any
-// depth, in key order, leaving out the staging and kept areas as List
-// does. An error from fn stops the walk and is returned.
+// depth, leaving out the staging and kept areas as List does. Object
+// stores list in key order; a local store directory by directory, so
+// "a/b" comes before "a-c". An error from fn stops the walk and is
+// returned.
 func (s *Store) Walk(ctx context.Context, prefix string, fn func(Attributes) error) error {
 	if s.local() {
 		return s.walkLocal(ctx, prefix, fn)
