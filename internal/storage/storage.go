@@ -359,6 +359,7 @@ type Attributes struct {
 	Size     int64
 	ModTime  int64             // Unix seconds
 	Metadata map[string]string // user metadata; none in local directories
+	ETag     string            // set by Walk: S3's entity tag, another store's hex MD5, or "" (local directories)
 }
 
 // Stat returns the attributes of key.

@@ -27,6 +27,7 @@ type Versity struct {
 	Root string // a t.TempDir()
 
 	tb   testing.TB
+	args []string // more flags, before the backend's
 	log  string   // the file versitygw writes its output to, across restarts
 	proc *Process // nil while stopped
 }
@@ -36,7 +37,14 @@ type Versity struct {
 // output logged if the test failed.
 func StartVersity(tb testing.TB, buckets ...string) *Versity {
 	tb.Helper()
-	v := &Versity{Addr: FreeAddr(tb), Root: tb.TempDir(), tb: tb}
+	return StartVersityArgs(tb, nil, buckets...)
+}
+
+// StartVersityArgs is StartVersity with more flags for versitygw, such as
+// --event-webhook-url.
+func StartVersityArgs(tb testing.TB, args []string, buckets ...string) *Versity {
+	tb.Helper()
+	v := &Versity{Addr: FreeAddr(tb), Root: tb.TempDir(), tb: tb, args: args}
 	v.log = filepath.Join(tb.TempDir(), "versitygw.log")
 	for _, b := range buckets {
 		if err := os.MkdirAll(filepath.Join(v.Root, b), 0o755); err != nil {
@@ -64,7 +72,8 @@ func (v *Versity) Start() {
 		v.tb.Fatal(err)
 	}
 	defer out.Close()
-	cmd := exec.Command(bin, "--access", versityAccess, "--secret", versitySecret, "--port", v.Addr, "posix", v.Root)
+	args := append([]string{"--access", versityAccess, "--secret", versitySecret, "--port", v.Addr}, v.args...)
+	cmd := exec.Command(bin, append(args, "posix", v.Root)...)
 	cmd.Stdout, cmd.Stderr = out, out
 	v.proc = Start(v.tb, cmd)
 	WaitTCP(v.tb, v.Addr, v.proc.Exited())

@@ -41,6 +41,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("ListAndDelete", func(t *testing.T) { listAndDelete(t, h) })
 	t.Run("CopyVerifies", func(t *testing.T) { copyVerifies(t, h) })
 	t.Run("SuspendResume", func(t *testing.T) { suspendResume(t, h) })
+	t.Run("Walk", func(t *testing.T) { walk(t, h) })
 }
 
 func open(t *testing.T, h Harness) *storage.Store {
