@@ -26,6 +26,7 @@ import (
 	"github.com/airlock-gw/airlock/internal/scan"
 	"github.com/airlock-gw/airlock/internal/sftpd"
 	"github.com/airlock-gw/airlock/internal/storage"
+	"github.com/airlock-gw/airlock/internal/watch"
 )
 
 func newServeCmd(g *globals) *cobra.Command {
@@ -63,7 +64,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opts serve
 	n := &node{cfg: cfg, log: log, reg: prometheus.NewRegistry()}
 	defer n.close()
 	n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	for _, open := range []func(context.Context) error{n.openStores, n.openAudit, n.openPipeline, n.openSFTP} {
+	for _, open := range []func(context.Context) error{n.openStores, n.openAudit, n.openDatasets, n.openPipeline, n.openExports, n.openSFTP} {
 		if err := open(ctx); err != nil {
 			return err
 		}
@@ -97,6 +98,11 @@ type node struct {
 	scanner             scan.Scanner
 	checkpointer        *audit.Checkpointer
 	suppliers           *config.Reloader[config.Suppliers]
+	datasets            *config.Reloader[config.Datasets]
+	exports             *storage.Store
+	poller              *watch.Poller
+	notifications       http.Handler // bucket notifications: a poll now
+	metrics             *pipeline.Metrics
 	notifier            *notify.KeyExpiryNotifier
 	queue               *pipeline.Queue
 	srv                 *sftpd.Server
@@ -158,6 +164,7 @@ func (n *node) openPipeline(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	n.metrics = pipeline.NewMetrics(n.reg)
 	n.notifier = &notify.KeyExpiryNotifier{
 		Suppliers: n.suppliers.Current,
 		Ledger:    n.led,
@@ -170,10 +177,11 @@ func (n *node) openPipeline(ctx context.Context) error {
 		Landing:    n.landing,
 		Quarantine: n.quarantine,
 		Suppliers:  n.suppliers.Current,
+		Routes:     n.routes,
 		Scanner:    n.scanner,
 		TooLarge:   n.cfg.Scanner.TooLarge,
 		Operators:  n.cfg.Notify.Operators,
-		Metrics:    pipeline.NewMetrics(n.reg),
+		Metrics:    n.metrics,
 		Log:        n.log,
 	}
 	if mailer != nil { // a nil *Mailer in an interface would not be nil
@@ -246,9 +254,11 @@ func (n *node) httpServer(profiling bool) *http.Server {
 		{Name: "database", Pinger: n.led},
 		{Name: "landing", Pinger: n.landing},
 		{Name: "quarantine", Pinger: n.quarantine},
+		{Name: "exports", Pinger: n.exports},
 		{Name: "scanner", Pinger: n.scanner, Note: n.scanner.Describe()},
 		{Name: "sftp", Pinger: n.srv}, // fails while draining
 	}, n.reg, n.log)
+	handler = n.withNotifications(handler)
 	if profiling {
 		handler = httpapi.WithProfiling(handler)
 	}
@@ -280,8 +290,8 @@ func openScanner(cfg config.Scanner, log *slog.Logger) (scan.Scanner, error) {
 	return b, nil
 }
 
-// reloadOnHangup re-reads the supplier files on SIGHUP.
-func reloadOnHangup(ctx context.Context, r *config.Reloader[config.Suppliers]) error {
+// reloadOnHangup re-reads the supplier and dataset files on SIGHUP.
+func reloadOnHangup(ctx context.Context, rs ...interface{ Reload(context.Context) error }) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -290,8 +300,10 @@ func reloadOnHangup(ctx context.Context, r *config.Reloader[config.Suppliers]) e
 		case <-ctx.Done():
 			return nil
 		case <-hup:
-			// The outcome is logged and audited by the reload callback.
-			_ = r.Reload(ctx)
+			// The outcome is logged and audited by the reload callbacks.
+			for _, r := range rs {
+				_ = r.Reload(ctx)
+			}
 		}
 	}
 }

@@ -39,6 +39,7 @@ type Config struct {
 	// under <Exports>/<dataset>/ is sent to the dataset's bucket.
 	Exports     string
 	DatasetsDir string // absolute; a missing directory is no datasets
+	Watch       Watch
 	Datasets    *Datasets
 	Notify      Notify
 	Pipeline    Pipeline
@@ -276,6 +277,7 @@ var airlockKeys = keySet{
 		"key_expiry_notice": nil,
 		"webhook":           {"url": nil, "secret_env": nil},
 	},
+	"watch":    {"every": nil, "webhook_token_env": nil},
 	"pipeline": {"workers": nil, "max_attempts": nil, "retry_backoff": nil, "max_backoff": nil, "rescue_after": nil},
 	"audit":    {"checkpoints": nil, "signing_key": nil, "checkpoint_interval": nil},
 }
@@ -415,6 +417,7 @@ func parseConfig(c *checker, data []byte, root string) (*Config, treeDirs) {
 	cfg.Limits.UploadMemory = c.positiveSize(limits["upload_memory"], defaultUploadMemory)
 
 	cfg.Exports = c.value(doc["exports"], defaultExports, root, parseStore)
+	cfg.Watch = parseWatch(c, c.mapping(doc["watch"], airlockKeys["watch"]))
 	return cfg, treeDirs{
 		suppliers: c.dir(doc["suppliers_dir"], defaultSuppliersDir),
 		datasets:  c.dir(doc["datasets_dir"], defaultDatasetsDir),
