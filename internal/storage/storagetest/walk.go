@@ -63,7 +63,7 @@ func walk(t *testing.T, h Harness) {
 		return tag
 	}
 	before := etag()
-	Put(t, st, "z", Data(10*(len(all)-1)+1)[1:])
+	Put(t, st, "z", Data(10*(len(all)-1) + 1)[1:])
 	if after := etag(); before != "" && after == before {
 		t.Errorf("rewritten with other bytes, z kept its ETag %s", before)
 	}
