@@ -54,6 +54,19 @@ func walk(t *testing.T, h Harness) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Where there is an ETag, other bytes of the same size change it.
+	etag := func() string {
+		var tag string
+		if err := st.Walk(t.Context(), "z", func(a storage.Attributes) error { tag = a.ETag; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return tag
+	}
+	before := etag()
+	Put(t, st, "z", Data(10*(len(all)-1) + 1)[1:])
+	if after := etag(); before != "" && after == before {
+		t.Errorf("rewritten with other bytes, z kept its ETag %s", before)
+	}
 	stop := errors.New("stop")
 	n := 0
 	if err := st.Walk(t.Context(), "", func(storage.Attributes) error { n++; return stop }); !errors.Is(err, stop) || n != 1 {
