@@ -2,7 +2,9 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/user"
 	"strconv"
@@ -15,7 +17,9 @@ import (
 // Owner returns who wrote key, as the store knows it: the name of a local
 // file's owner (its uid when the system has no name for it), an S3
 // object's owner (display name, else canonical id). It is "" when the
-// store keeps no owner (mem://, other clouds).
+// store keeps no owner (mem://, other clouds) or will not say: an S3
+// server without ACLs (versitygw answers 501) or a role not allowed to
+// read them (403).
 func (s *Store) Owner(ctx context.Context, key string) (string, error) {
 	if s.local() {
 		return s.localOwner(key)
@@ -25,6 +29,10 @@ func (s *Store) Owner(ctx context.Context, key string) (string, error) {
 		return "", nil
 	}
 	out, err := client.GetObjectAcl(ctx, &s3.GetObjectAclInput{Bucket: aws.String(s.name), Key: aws.String(s.prefix + key)})
+	var status httpStatus
+	if errors.As(err, &status) && (status.HTTPStatusCode() == http.StatusNotImplemented || status.HTTPStatusCode() == http.StatusForbidden) {
+		return "", nil
+	}
 	if err != nil {
 		return "", fmt.Errorf("owner of %s: %w", key, wrapNotFound(err))
 	}

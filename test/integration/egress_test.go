@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
 	"github.com/airlock-gw/airlock/internal/ledger"
 	"github.com/airlock-gw/airlock/internal/testpeer"
 )
@@ -61,25 +64,36 @@ func startPushGateway(t *testing.T, o gatewayOpts, exports string, ds ...dataset
 // exported are the objects a test wrote into the export area, by key.
 type exported map[string]string // key → sha256
 
-// put writes n random bytes to key of the store at location, through
-// airlock's own staged writer: an S3 object appears only once complete.
-func (e exported) put(t *testing.T, location, key string, n int) {
+// put writes n random bytes to key with write.
+func (e exported) put(t *testing.T, write func(key string, data []byte), key string, n int) {
 	t.Helper()
-	st := openStore(t, location)
 	data := make([]byte, n)
 	rand.Read(data)
-	staged, err := st.Stage(t.Context(), key, int64(n))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := staged.Write(data); err != nil {
-		t.Fatal(err)
-	}
-	if err := staged.Commit(); err != nil {
-		t.Fatal(err)
-	}
+	write(key, data)
 	sum := sha256.Sum256(data)
 	e[key] = hex.EncodeToString(sum[:])
+}
+
+// toBucket writes objects into bucket of v with PutObject: an object
+// appears only once whole.
+func toBucket(t *testing.T, v *s3Server, bucket string) func(key string, data []byte) {
+	client := s3Client(t, v.Versity)
+	return func(key string, data []byte) {
+		t.Helper()
+		if _, err := client.PutObject(t.Context(), &s3.PutObjectInput{
+			Bucket: aws.String(bucket), Key: aws.String(key), Body: bytes.NewReader(data),
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// toDir writes files into dir.
+func toDir(t *testing.T, dir string) func(key string, data []byte) {
+	return func(key string, data []byte) {
+		t.Helper()
+		writeFile(t, filepath.Join(dir, filepath.FromSlash(key)), string(data))
+	}
 }
 
 // egressRows are the gateway's transfers of route.
@@ -159,7 +173,7 @@ func TestPushDataset(t *testing.T) {
 	const kmsKey = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 	s3 := startVersity(t, "exports", "target")
 	proxy := testpeer.StartRecordingProxy(t, s3.Addr)
-	exportsURL := s3.url("exports")
+	exportsURL, put := s3.url("exports"), toBucket(t, s3, "exports")
 	want := exported{}
 	sizes := []int{0, 1, 4 << 10, 64 << 10, 1 << 20, 50 << 20, 9 << 20, 17 << 20}
 	for i := range 200 {
@@ -167,13 +181,13 @@ func TestPushDataset(t *testing.T) {
 		if n > 1<<20 && i >= len(sizes) {
 			n = 200 << 10 // the large ones once: the run stays short
 		}
-		want.put(t, exportsURL, fmt.Sprintf("proj/d%d/s%d/f%03d.bin", i%7, i%3, i), n)
+		want.put(t, put, fmt.Sprintf("proj/d%d/s%d/f%03d.bin", i%7, i%3, i), n)
 	}
 	for i := range 3 {
-		want.put(t, exportsURL, fmt.Sprintf("kept/f%d.csv", i), 1000+i)
+		want.put(t, put, fmt.Sprintf("kept/f%d.csv", i), 1000+i)
 	}
-	want.put(t, exportsURL, "stray/x.csv", 10)
-	want.put(t, exportsURL, "loose.csv", 10)
+	want.put(t, put, "stray/x.csv", 10)
+	want.put(t, put, "loose.csv", 10)
 
 	g := startPushGateway(t, gatewayOpts{env: s3.Env()}, exportsURL,
 		dataset{name: "proj", bucket: testpeer.S3URL(proxy.Addr, "target", "proj-out"), kmsKey: kmsKey},
@@ -236,10 +250,10 @@ func TestPushDataset(t *testing.T) {
 func TestPushCrash(t *testing.T) {
 	t.Parallel()
 	s3 := startVersity(t, "exports", "target")
-	exportsURL := s3.url("exports")
+	exportsURL, put := s3.url("exports"), toBucket(t, s3, "exports")
 	want := exported{}
 	for i := range 300 {
-		want.put(t, exportsURL, fmt.Sprintf("proj/batch%d/f%03d.bin", i%4, i), 16<<10+i*1024)
+		want.put(t, put, fmt.Sprintf("proj/batch%d/f%03d.bin", i%4, i), 16<<10+i*1024)
 	}
 	g := startPushGateway(t, gatewayOpts{env: s3.Env(), pipeline: "  retry_backoff: 200ms\n  max_backoff: 1s\n"},
 		exportsURL, dataset{name: "proj", bucket: testpeer.S3URL(s3.Addr, "target", "out")})
@@ -267,7 +281,7 @@ func TestPushTargetDown(t *testing.T) {
 		exports, dataset{name: "proj", bucket: target.url("target")})
 	want := exported{}
 	for i := range 5 {
-		want.put(t, exports, fmt.Sprintf("proj/f%d.csv", i), 10<<10)
+		want.put(t, toDir(t, exports), fmt.Sprintf("proj/f%d.csv", i), 10<<10)
 	}
 	eventually(t, 30*time.Second, "the sends to be retried", func() bool {
 		return g.metric(`airlock_job_retries_total{kind="egress"}`) >= 3
@@ -287,8 +301,8 @@ func TestPushApproval(t *testing.T) {
 	exports, target := t.TempDir(), t.TempDir()
 	g := startPushGateway(t, gatewayOpts{}, exports, dataset{name: "proj", bucket: target, approval: 1})
 	want := exported{}
-	want.put(t, exports, "proj/theirs.csv", 100)
-	want.put(t, exports, "proj/mine.csv", 100)
+	want.put(t, toDir(t, exports), "proj/theirs.csv", 100)
+	want.put(t, toDir(t, exports), "proj/mine.csv", 100)
 	// The test runs as root, the operator of the CLI: "theirs" is
 	// written by another user, "mine" by the operator.
 	if err := os.Chown(filepath.Join(exports, "proj", "theirs.csv"), 65534, 65534); err != nil {
