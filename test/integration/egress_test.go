@@ -259,6 +259,16 @@ func TestPushCrash(t *testing.T) {
 		exportsURL, dataset{name: "proj", bucket: testpeer.S3URL(s3.Addr, "target", "out")})
 	for kill := range 3 {
 		time.Sleep(time.Duration(700+300*kill) * time.Millisecond)
+		sent := 0
+		for _, tr := range g.egressRows(t, "proj") {
+			if tr.State == ledger.Delivered {
+				sent++
+			}
+		}
+		if kill == 0 && sent == len(want) {
+			t.Fatal("every file was sent before the first kill: the test kills nothing in flight")
+		}
+		t.Logf("kill %d: %d of %d files sent", kill+1, sent, len(want))
 		g.kill()
 		g.start()
 	}
