@@ -23,3 +23,17 @@ func datasetRoutes(exports string, current func() *config.Datasets) func(string)
 func routesOf(cfg *config.Config) func(string) (pipeline.Route, bool) {
 	return datasetRoutes(cfg.Exports, func() *config.Datasets { return cfg.Datasets })
 }
+
+// pullRetention lists the pull datasets current returns that delete what
+// they keep past a retention.
+func pullRetention(current func() *config.Datasets) func() []pipeline.Retention {
+	return func() []pipeline.Retention {
+		var rs []pipeline.Retention
+		for _, d := range current().All() {
+			if !d.Push() && d.Retention > 0 {
+				rs = append(rs, pipeline.Retention{Dataset: d.Name, Location: d.PullBucket, Keep: d.Retention})
+			}
+		}
+		return rs
+	}
+}

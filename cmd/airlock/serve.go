@@ -178,6 +178,7 @@ func (n *node) openPipeline(ctx context.Context) error {
 		Quarantine: n.quarantine,
 		Suppliers:  n.suppliers.Current,
 		Routes:     n.routes,
+		Retention:  pullRetention(n.datasets.Current),
 		Scanner:    n.scanner,
 		TooLarge:   n.cfg.Scanner.TooLarge,
 		Operators:  n.cfg.Notify.Operators,

@@ -105,7 +105,7 @@ func Open(ctx context.Context, led *ledger.Ledger, node string, settings config.
 	if w != nil {
 		cfg.Workers = w.river
 		cfg.Middleware = []rivertype.Middleware{&fence{lease: ls}}
-		cfg.PeriodicJobs = []*river.PeriodicJob{reconcileJob()}
+		cfg.PeriodicJobs = []*river.PeriodicJob{reconcileJob(), retentionJob()}
 		cfg.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: settings.Workers}}
 	}
 	client, err := river.NewClient(driver, cfg)

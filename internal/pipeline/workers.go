@@ -52,8 +52,11 @@ type Deps struct {
 	Quarantine *storage.Store
 	Suppliers  func() *config.Suppliers
 	// Routes looks up a route (a push dataset) by name, as configured now.
-	Routes  func(name string) (Route, bool)
-	Scanner Scanner
+	Routes func(name string) (Route, bool)
+	// Retention lists the pull buckets whose old objects are deleted, as
+	// configured now; nil: none.
+	Retention func() []Retention
+	Scanner   Scanner
 	// TooLarge is what happens to a file the scanner would not scan
 	// whole: config.TooLargeQuarantine or config.TooLargeDeliver.
 	TooLarge  string
@@ -85,6 +88,7 @@ func NewWorkers(d Deps) *Workers {
 	river.AddWorker(w.river, &egressWorker{w: w})
 	river.AddWorker(w.river, &notifyWorker{w: w})
 	river.AddWorker(w.river, &reconcileWorker{w: w})
+	river.AddWorker(w.river, &retentionWorker{w: w})
 	return w
 }
 
