@@ -363,3 +363,47 @@ func TestPushApproval(t *testing.T) {
 	}
 	g.auditVerifies(t)
 }
+
+// TestPullRetention: a pull dataset's `retention` deletes, from its bucket
+// on a real S3 server, the objects last written before it, each audited;
+// newer ones stay.
+func TestPullRetention(t *testing.T) {
+	t.Parallel()
+	s3 := startVersity(t, "pull")
+	put := toBucket(t, s3, "pull")
+	want := exported{}
+	for _, key := range []string{"old.csv", "deep/old.bin", "new.csv"} {
+		want.put(t, put, key, 100)
+	}
+	// versitygw's posix backend dates an object by its file.
+	old := time.Now().Add(-3 * 24 * time.Hour)
+	for _, key := range []string{"old.csv", "deep/old.bin"} {
+		if err := os.Chtimes(filepath.Join(s3.Root, "pull", filepath.FromSlash(key)), old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g := newGateway(t, gatewayOpts{env: s3.Env()})
+	writeFile(t, filepath.Join(g.dir, "suppliers", ".keep"), "")
+	writeFile(t, filepath.Join(g.dir, "datasets", "shared.yaml"), fmt.Sprintf(`name: shared
+paperwork: "https://docs.example/dsa/shared"
+users: ["alpha_user"]
+pull_arns: ["arn:aws:iam::111122223333:role/reader"]
+pull_bucket: %q
+retention: 2d
+`, s3.url("pull")))
+	g.start()
+	eventually(t, time.Minute, "the old objects to be deleted", func() bool {
+		left := objects(t, filepath.Join(s3.Root, "pull"))
+		return len(left) == 1 && left["new.csv"] == want["new.csv"]
+	})
+	var deleted []string
+	for _, ev := range g.events() {
+		if ev.Kind == "retention.delete" {
+			deleted = append(deleted, ev.Detail["key"])
+		}
+	}
+	if len(deleted) != 2 {
+		t.Errorf("retention.delete events for %v; want old.csv and deep/old.bin", deleted)
+	}
+	g.auditVerifies(t)
+}
