@@ -6,6 +6,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -406,4 +410,39 @@ retention: 2d
 		t.Errorf("retention.delete events for %v; want old.csv and deep/old.bin", deleted)
 	}
 	g.auditVerifies(t)
+}
+
+// TestPushNotification: with versitygw's bucket notifications posted to
+// airlock's /events/s3, a file written into the export area is sent long
+// before the next listing (watch.every: 1m).
+func TestPushNotification(t *testing.T) {
+	t.Parallel()
+	g := newGateway(t, gatewayOpts{})
+	// versitygw posts a test event as it starts, before airlock (which
+	// needs its address) runs: a relay answers that one.
+	relay := httptest.NewServer(&httputil.ReverseProxy{
+		Rewrite:      func(r *httputil.ProxyRequest) { r.SetURL(&url.URL{Scheme: "http", Host: g.httpAddr}) },
+		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, _ error) { w.WriteHeader(http.StatusNoContent) },
+	})
+	t.Cleanup(relay.Close)
+	v := &s3Server{testpeer.StartVersityArgs(t, []string{"--event-webhook-url", relay.URL + "/events/s3"}, "exports", "target")}
+	g.env = append(g.env, v.Env()...)
+	cfg, err := os.ReadFile(g.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, g.cfg, string(cfg)+fmt.Sprintf("exports: %q\nwatch:\n  every: 1m\n", v.url("exports")))
+	writeFile(t, filepath.Join(g.dir, "suppliers", ".keep"), "")
+	writeFile(t, filepath.Join(g.dir, "datasets", "proj.yaml"), dataset{name: "proj", bucket: testpeer.S3URL(v.Addr, "target", "out")}.yaml())
+	g.start()
+	time.Sleep(2 * time.Second) // past the first listing, at start
+	want := exported{}
+	start := time.Now()
+	want.put(t, toBucket(t, v, "exports"), "proj/now.csv", 1000)
+	trs := g.waitSent(t, "proj", want, 20*time.Second)
+	t.Logf("sent %s after the write", time.Since(start).Round(time.Millisecond))
+	assertSent(t, "proj", want, trs, filepath.Join(v.Root, "target", "out"))
+	if n := g.metric(`airlock_watch_polls_total{trigger="kick"}`); n < 1 {
+		t.Errorf("no listing was kicked by a notification (%v)", n)
+	}
 }
