@@ -66,6 +66,7 @@ func newRootCmd() *cobra.Command {
 		newQuarantineCmd(g),
 		newBansCmd(g),
 		newDemoCmd(g),
+		newPolicyCmd(g),
 	)
 	return root
 }

@@ -40,6 +40,7 @@ type Config struct {
 	Exports     string
 	DatasetsDir string // absolute; a missing directory is no datasets
 	Datasets    *Datasets
+	Policy      Policy
 	Notify      Notify
 	Pipeline    Pipeline
 	Audit       Audit
@@ -270,6 +271,7 @@ var airlockKeys = keySet{
 	"suppliers_dir": nil,
 	"exports":       nil,
 	"datasets_dir":  nil,
+	"policy":        policyKeys,
 	"notify": {
 		"smtp":              {"addr": nil, "from": nil, "username": nil, "password_env": nil, "tls": nil},
 		"operators":         nil,
@@ -415,6 +417,7 @@ func parseConfig(c *checker, data []byte, root string) (*Config, treeDirs) {
 	cfg.Limits.UploadMemory = c.positiveSize(limits["upload_memory"], defaultUploadMemory)
 
 	cfg.Exports = c.value(doc["exports"], defaultExports, root, parseStore)
+	cfg.Policy = parsePolicy(c, doc["policy"])
 	return cfg, treeDirs{
 		suppliers: c.dir(doc["suppliers_dir"], defaultSuppliersDir),
 		datasets:  c.dir(doc["datasets_dir"], defaultDatasetsDir),
