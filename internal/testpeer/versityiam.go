@@ -31,11 +31,13 @@ import (
 // VersityIAM is a versitygw S3 gateway that evaluates bucket policies the
 // way AWS does: its users are created in versitygw's standalone IAM
 // service, so a policy names them by IAM ARN
-// (arn:aws:iam::000000000000:user/<name>). It serves S3 over TLS only
-// (aws:SecureTransport is true), with a certificate CAFile holds.
+// (arn:aws:iam::000000000000:user/<name>). It serves S3 over TLS, with a
+// certificate CAFile holds, and a second gateway on the same directory and
+// users serves it in clear (aws:SecureTransport is false there).
 type VersityIAM struct {
-	Addr   string // host:port of the S3 API (https)
-	CAFile string // PEM of the certificate the gateway presents
+	Addr      string // host:port of the S3 API (https)
+	PlainAddr string // host:port of the same buckets over http
+	CAFile    string // PEM of the certificate the gateway presents
 
 	tb      testing.TB
 	iamAddr string // host:port of the IAM API (http, on 127.0.0.1)
@@ -54,7 +56,7 @@ func StartVersityIAM(tb testing.TB) *VersityIAM {
 	tb.Helper()
 	bin := Require(tb, "versitygw")
 	dir := tb.TempDir()
-	v := &VersityIAM{Addr: FreeAddr(tb), iamAddr: FreeAddr(tb), tb: tb}
+	v := &VersityIAM{Addr: FreeAddr(tb), PlainAddr: FreeAddr(tb), iamAddr: FreeAddr(tb), tb: tb}
 	cert, key := v.writeCert(dir)
 	v.CAFile = cert
 	pool := x509.NewCertPool()
@@ -81,6 +83,9 @@ func StartVersityIAM(tb testing.TB) *VersityIAM {
 	gw := v.start(bin, filepath.Join(dir, "gateway.log"), "--port", v.Addr, "--cert", cert, "--key", key,
 		"--iam-standalone-endpoint", sock, "posix", filepath.Join(dir, "data"))
 	WaitTCP(tb, v.Addr, gw.Exited())
+	plain := v.start(bin, filepath.Join(dir, "plain.log"), "--port", v.PlainAddr,
+		"--iam-standalone-endpoint", sock, "posix", filepath.Join(dir, "data"))
+	WaitTCP(tb, v.PlainAddr, plain.Exited())
 	return v
 }
 
@@ -221,11 +226,22 @@ func (v *VersityIAM) Do(req *http.Request, body []byte, acc VersityAccount, serv
 	return b, resp.StatusCode
 }
 
-// S3 sends an S3 request for bucket/key (key "" for the bucket) as acc,
-// and returns the response body and status.
+// S3 sends an S3 request for bucket/key (key "" for the bucket) as acc
+// over TLS, and returns the response body and status.
 func (v *VersityIAM) S3(method, bucket, key string, body []byte, acc VersityAccount) ([]byte, int) {
 	v.tb.Helper()
-	u := "https://" + v.Addr + "/" + bucket
+	return v.s3("https://"+v.Addr, method, bucket, key, body, acc)
+}
+
+// S3Plain is S3 in clear, through the plain gateway.
+func (v *VersityIAM) S3Plain(method, bucket, key string, body []byte, acc VersityAccount) ([]byte, int) {
+	v.tb.Helper()
+	return v.s3("http://"+v.PlainAddr, method, bucket, key, body, acc)
+}
+
+func (v *VersityIAM) s3(base, method, bucket, key string, body []byte, acc VersityAccount) ([]byte, int) {
+	v.tb.Helper()
+	u := base + "/" + bucket
 	if key != "" {
 		u += "/" + key
 	}

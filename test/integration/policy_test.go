@@ -15,9 +15,9 @@ import (
 // TestPullPolicyApplied: `airlock policy dataset NAME --apply` puts the
 // generated pull bucket policy on a real S3 server that evaluates bucket
 // policies by IAM ARN (versitygw with its standalone IAM service), after
-// which the reader in pull_arns may read and list but not write, the
-// dataset's user may write, and another account of the same server is
-// refused. Before the policy, the reader is refused too: what allows it
+// which the reader in pull_arns may read and list but not write, and not
+// at all without TLS, the dataset's user may write, and another account
+// of the same server is refused. Before the policy, the reader is refused too: what allows it
 // is the policy airlock applied.
 func TestPullPolicyApplied(t *testing.T) {
 	t.Parallel()
@@ -90,6 +90,10 @@ pull_bucket: "`+s3.URL(bucket)+`"
 		if b, status := s3.S3(tt.method, bucket, tt.key, body, tt.acc); status != tt.want {
 			t.Errorf("%s: %d, want %d: %s", tt.who, status, tt.want, b)
 		}
+	}
+	// The same reader, without TLS: DenyInsecureTransport.
+	if _, status := s3.S3Plain(http.MethodGet, bucket, "extract.csv", nil, reader); status != http.StatusForbidden {
+		t.Errorf("reader in clear: %d, want 403", status)
 	}
 
 	l, err := ledger.Open(t.Context(), "sqlite:"+filepath.Join(dir, "state", "airlock.db"))
