@@ -49,8 +49,9 @@ func (n *node) run(ctx context.Context, sftpLn, httpLn net.Listener, httpSrv *ht
 		return httpSrv.Shutdown(shutdownCtx)
 	})
 	grp.Go(func() error { return n.suppliers.Watch(ctx) })
+	grp.Go(func() error { return n.datasets.Watch(ctx) })
 	grp.Go(func() error { return n.notifier.Run(ctx) })
-	grp.Go(func() error { return reloadOnHangup(ctx, n.suppliers) })
+	grp.Go(func() error { return reloadOnHangup(ctx, n.suppliers.Reload, n.datasets.Reload) })
 	grp.Go(func() error { return n.checkpointer.Run(rest) })
 	err := grp.Wait()
 	// Everything has stopped appending: the last checkpoint covers it all.

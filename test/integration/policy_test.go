@@ -6,7 +6,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/airlock-gw/airlock/internal/ledger"
 	"github.com/airlock-gw/airlock/internal/testpeer"
@@ -117,4 +119,45 @@ pull_bucket: "`+s3.URL(bucket)+`"
 	if out, err := exec.Command(airlockBin, "audit", "verify", "--config", cfg).CombinedOutput(); err != nil {
 		t.Errorf("audit verify: %v\n%s", err, out)
 	}
+}
+
+// TestDatasetReload: a running gateway picks up a datasets directory that
+// appears after it started, refuses a broken dataset file (keeping the
+// datasets in force), and reloads the datasets on SIGHUP; every reload is
+// audited.
+func TestDatasetReload(t *testing.T) {
+	t.Parallel()
+	g := newGateway(t, gatewayOpts{})
+	writeFile(t, filepath.Join(g.dir, "suppliers", ".keep"), "")
+	g.start()
+	datasets := filepath.Join(g.dir, "datasets") // absent at start: no datasets
+
+	writeFile(t, filepath.Join(datasets, "new_project.yaml"),
+		"name: new_project\npaperwork: \"https://wiki.example/dpia\"\nusers: [\"alpha_user_one\"]\nbucket: target-bucket\n")
+	eventually(t, 10*time.Second, "a config.reload event with the new dataset", func() bool {
+		_, ok := g.findEvent(0, "config.reload", map[string]string{"datasets": "1"})
+		return ok
+	})
+
+	after := g.lastSeq()
+	writeFile(t, filepath.Join(datasets, "broken.yaml"), "name: broken\npaperwork: \"TODO\"\n")
+	eventually(t, 10*time.Second, "the refused reload to be audited", func() bool {
+		_, ok := g.findEvent(after, "config.reload", map[string]string{"datasets_dir": datasets, "error": "broken.yaml"})
+		return ok
+	})
+	if !strings.Contains(g.log.String(), "dataset reload refused; keeping the previous configuration") {
+		t.Errorf("the refused reload was not logged:\n%s", g.logTail(20))
+	}
+
+	// With no file changing, only SIGHUP reloads. Let the watcher's
+	// debounce (200 ms) settle first.
+	time.Sleep(time.Second)
+	after = g.lastSeq()
+	if err := g.proc.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "SIGHUP to reload the datasets", func() bool {
+		_, ok := g.findEvent(after, "config.reload", map[string]string{"datasets_dir": datasets, "error": "broken.yaml"})
+		return ok
+	})
 }
