@@ -124,7 +124,10 @@ func crossCheckDatasets(parsed []*parsedDataset) Errors {
 	var errs Errors
 	names, buckets := firstSeen{}, firstSeen{}
 	for _, p := range parsed {
-		if first, dup := names.seen(p.Name, place{p.shown, p.nameLine}); dup && p.Name != "" {
+		if p.Name == "" {
+			continue // the name is broken, and reported
+		}
+		if first, dup := names.seen(p.Name, place{p.shown, p.nameLine}); dup {
 			errs = append(errs, Error{File: p.shown, Line: p.nameLine, Msg: fmt.Sprintf(
 				"duplicate dataset name %q (also in %s:%d)", p.Name, first.file, first.line)})
 		}
