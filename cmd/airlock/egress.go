@@ -5,40 +5,15 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"path/filepath"
 
-	"github.com/airlock-gw/airlock/internal/config"
-	"github.com/airlock-gw/airlock/internal/ledger"
 	"github.com/airlock-gw/airlock/internal/pipeline"
 	"github.com/airlock-gw/airlock/internal/storage"
 	"github.com/airlock-gw/airlock/internal/watch"
 )
 
-// openDatasets opens the dataset files, reloaded on change: the routes
-// the pipeline sends egress transfers along.
-func (n *node) openDatasets(context.Context) error {
-	n.datasets = config.NewDatasetReloader(n.cfg.DatasetsDir, filepath.Dir(n.cfg.File), n.cfg.Datasets, n.datasetsReloaded)
-	return nil
-}
-
 // routes looks up a push dataset, as configured now.
 func (n *node) routes(name string) (pipeline.Route, bool) {
 	return datasetRoutes(n.cfg.Exports, n.datasets.Current)(name)
-}
-
-// datasetsReloaded logs and audits a reload of the dataset files.
-func (n *node) datasetsReloaded(ctx context.Context, d *config.Datasets, err error) {
-	ev := ledger.Event{Kind: "config.reload", Actor: "system", Detail: map[string]string{"datasets_dir": n.cfg.DatasetsDir}}
-	if err != nil {
-		n.log.Error("dataset reload refused; keeping the previous configuration", "err", err)
-		ev.Detail["error"] = err.Error()
-	} else {
-		n.log.Info("datasets reloaded", "datasets", d.Len())
-		ev.Detail["datasets"] = fmt.Sprint(d.Len())
-	}
-	if _, aerr := n.led.Append(ctx, ev); aerr != nil {
-		n.log.Error("append audit event", "kind", ev.Kind, "err", aerr)
-	}
 }
 
 // openExports opens the export area and its poller: what dataset users

@@ -67,6 +67,7 @@ func newRootCmd() *cobra.Command {
 		newApprovalsCmd(g),
 		newBansCmd(g),
 		newDemoCmd(g),
+		newPolicyCmd(g),
 	)
 	return root
 }

@@ -64,7 +64,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opts serve
 	n := &node{cfg: cfg, log: log, reg: prometheus.NewRegistry()}
 	defer n.close()
 	n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	for _, open := range []func(context.Context) error{n.openStores, n.openAudit, n.openDatasets, n.openPipeline, n.openExports, n.openSFTP} {
+	for _, open := range []func(context.Context) error{n.openStores, n.openAudit, n.openPipeline, n.openExports, n.openSFTP} {
 		if err := open(ctx); err != nil {
 			return err
 		}
@@ -160,6 +160,10 @@ func (n *node) openAudit(ctx context.Context) error {
 // notifiers and the job queue with its workers.
 func (n *node) openPipeline(ctx context.Context) error {
 	n.suppliers = config.NewReloader(n.cfg.SuppliersDir, filepath.Dir(n.cfg.File), n.cfg.Suppliers, n.reloaded)
+	n.datasets = config.NewDatasetReloader(n.cfg.DatasetsDir, filepath.Dir(n.cfg.File), n.cfg.Datasets,
+		func(ctx context.Context, d *config.Datasets, err error) {
+			n.auditReload(ctx, "dataset", n.cfg.DatasetsDir, d.Len(), nil, err)
+		})
 	mailer, err := openMailer(n.cfg.Notify, n.log)
 	if err != nil {
 		return err
@@ -206,26 +210,32 @@ func (n *node) openPipeline(ctx context.Context) error {
 // reloaded logs and audits a reload of the supplier files, and closes the
 // live sessions the new set no longer allows.
 func (n *node) reloaded(ctx context.Context, s *config.Suppliers, err error) {
-	ev := ledger.Event{Kind: "config.reload", Actor: "system", Detail: map[string]string{"suppliers_dir": n.cfg.SuppliersDir}}
-	if err != nil {
-		n.log.Error("supplier reload refused; keeping the previous configuration", "err", err)
-		ev.Detail["error"] = err.Error()
-	} else {
-		n.log.Info("suppliers reloaded", "suppliers", s.Len())
-		ev.Detail["suppliers"] = fmt.Sprint(s.Len())
-		if w := s.Warnings(); len(w) > 0 {
-			logWarnings(n.log, w)
-			ev.Detail["warnings"] = w.Error()
-		}
-	}
-	if _, aerr := n.led.Append(ctx, ev); aerr != nil {
-		n.log.Error("append audit event", "kind", ev.Kind, "err", aerr)
-	}
+	n.auditReload(ctx, "supplier", n.cfg.SuppliersDir, s.Len(), s.Warnings(), err)
 	// The reloads start with run, after openSFTP has set srv.
 	if err == nil {
 		if closed := n.srv.Revalidate(ctx, s); closed > 0 {
 			n.log.Warn("sessions the reload no longer allows were closed", "sessions", closed)
 		}
+	}
+}
+
+// auditReload logs and audits a reload of the kind ("supplier") of files
+// in dir, which left count of them in force.
+func (n *node) auditReload(ctx context.Context, kind, dir string, count int, warns config.Errors, err error) {
+	ev := ledger.Event{Kind: "config.reload", Actor: "system", Detail: map[string]string{kind + "s_dir": dir}}
+	if err != nil {
+		n.log.Error(kind+" reload refused; keeping the previous configuration", "err", err)
+		ev.Detail["error"] = err.Error()
+	} else {
+		n.log.Info(kind+"s reloaded", kind+"s", count)
+		ev.Detail[kind+"s"] = fmt.Sprint(count)
+		if len(warns) > 0 {
+			logWarnings(n.log, warns)
+			ev.Detail["warnings"] = warns.Error()
+		}
+	}
+	if _, aerr := n.led.Append(ctx, ev); aerr != nil {
+		n.log.Error("append audit event", "kind", ev.Kind, "err", aerr)
 	}
 }
 
@@ -292,7 +302,7 @@ func openScanner(cfg config.Scanner, log *slog.Logger) (scan.Scanner, error) {
 }
 
 // reloadOnHangup re-reads the supplier and dataset files on SIGHUP.
-func reloadOnHangup(ctx context.Context, rs ...interface{ Reload(context.Context) error }) error {
+func reloadOnHangup(ctx context.Context, reloads ...func(context.Context) error) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -301,9 +311,9 @@ func reloadOnHangup(ctx context.Context, rs ...interface{ Reload(context.Context
 		case <-ctx.Done():
 			return nil
 		case <-hup:
-			// The outcome is logged and audited by the reload callbacks.
-			for _, r := range rs {
-				_ = r.Reload(ctx)
+			// The outcomes are logged and audited by the reload callbacks.
+			for _, reload := range reloads {
+				_ = reload(ctx)
 			}
 		}
 	}

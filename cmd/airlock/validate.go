@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/airlock-gw/airlock/internal/config"
+	"github.com/airlock-gw/airlock/internal/policy"
 )
 
 func newValidateCmd(g *globals) *cobra.Command {
@@ -22,6 +23,10 @@ func newValidateCmd(g *globals) *cobra.Command {
 			var errs config.Errors
 			if err != nil && !errors.As(err, &errs) {
 				return err
+			}
+			if cfg != nil {
+				// The documents `airlock policy` would write must be valid too.
+				errs = policy.Check(cfg)
 			}
 			stderr := cmd.ErrOrStderr()
 			for _, e := range errs {

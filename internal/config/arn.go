@@ -30,9 +30,9 @@ func parseARN(s string) (arn.ARN, error) {
 	return a, nil
 }
 
-// checkPrincipalARN accepts the ARN of an IAM principal a bucket or key
+// CheckPrincipalARN accepts the ARN of an IAM principal a bucket or key
 // policy can name: an account's root, a user or a role.
-func checkPrincipalARN(s string) error {
+func CheckPrincipalARN(s string) error {
 	a, err := parseARN(s)
 	if err != nil {
 		return err

@@ -41,6 +41,7 @@ type Config struct {
 	DatasetsDir string // absolute; a missing directory is no datasets
 	Watch       Watch
 	Datasets    *Datasets
+	Policy      Policy
 	Notify      Notify
 	Pipeline    Pipeline
 	Audit       Audit
@@ -271,6 +272,7 @@ var airlockKeys = keySet{
 	"suppliers_dir": nil,
 	"exports":       nil,
 	"datasets_dir":  nil,
+	"policy":        policyKeys,
 	"notify": {
 		"smtp":              {"addr": nil, "from": nil, "username": nil, "password_env": nil, "tls": nil},
 		"operators":         nil,
@@ -418,6 +420,7 @@ func parseConfig(c *checker, data []byte, root string) (*Config, treeDirs) {
 
 	cfg.Exports = c.value(doc["exports"], defaultExports, root, parseStore)
 	cfg.Watch = parseWatch(c, c.mapping(doc["watch"], airlockKeys["watch"]))
+	cfg.Policy = parsePolicy(c, doc["policy"])
 	return cfg, treeDirs{
 		suppliers: c.dir(doc["suppliers_dir"], defaultSuppliersDir),
 		datasets:  c.dir(doc["datasets_dir"], defaultDatasetsDir),

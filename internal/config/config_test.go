@@ -54,6 +54,7 @@ func TestLoadValid(t *testing.T) {
 		Exports:      filepath.Join(root, "state/exports"),
 		DatasetsDir:  filepath.Join(root, "datasets"),
 		Watch:        Watch{Every: 5 * time.Second},
+		Policy:       Policy{Partition: "aws", DenyTLSBelow: "1.2"},
 		Notify:       Notify{KeyExpiryNotice: 14 * 24 * time.Hour},
 		Pipeline:     Pipeline{Workers: defaultWorkers(), MaxAttempts: 20, RetryBackoff: time.Second, MaxBackoff: 5 * time.Minute, RescueAfter: time.Hour},
 		Audit:        Audit{Checkpoints: filepath.Join(root, "state/checkpoints"), SigningKey: filepath.Join(root, "state/audit_ed25519"), CheckpointInterval: 5 * time.Minute},

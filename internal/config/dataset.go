@@ -124,7 +124,10 @@ func crossCheckDatasets(parsed []*parsedDataset) Errors {
 	var errs Errors
 	names, buckets := firstSeen{}, firstSeen{}
 	for _, p := range parsed {
-		if first, dup := names.seen(p.Name, place{p.shown, p.nameLine}); dup && p.Name != "" {
+		if p.Name == "" {
+			continue // the name is broken, and reported
+		}
+		if first, dup := names.seen(p.Name, place{p.shown, p.nameLine}); dup {
 			errs = append(errs, Error{File: p.shown, Line: p.nameLine, Msg: fmt.Sprintf(
 				"duplicate dataset name %q (also in %s:%d)", p.Name, first.file, first.line)})
 		}
@@ -209,7 +212,7 @@ func parsePush(c *checker, d *Dataset, doc map[string]field, root string) {
 // parsePull reads the keys of a pull dataset and returns the line that
 // names its bucket.
 func parsePull(c *checker, d *Dataset, doc map[string]field) int {
-	d.PullARNs = c.names(field{}, doc, "pull_arns", checkPrincipalARN)
+	d.PullARNs = c.names(field{}, doc, "pull_arns", CheckPrincipalARN)
 	d.Retention = c.duration(doc["retention"], 0, false)
 	if f := doc["keep_files"]; f.present() && c.boolean(f, false) {
 		c.errorf(f.key.Line, "keep_files applies only to push datasets (bucket): a pull dataset keeps its files in its own bucket")

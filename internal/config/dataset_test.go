@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -285,5 +286,34 @@ func TestDatasetReload(t *testing.T) {
 	}
 	if len(got) != 2 || got[1] != good {
 		t.Errorf("onReload saw %v", got)
+	}
+}
+
+// TestDatasetWatchMissingDir: a datasets directory that does not exist yet
+// is watched for; the files written once it appears are loaded.
+func TestDatasetWatchMissingDir(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	dir := filepath.Join(root, "datasets")
+	initial, err := LoadDatasets(dir, root)
+	if err != nil || initial.Len() != 0 {
+		t.Fatalf("missing directory: %v, %d datasets", err, initial.Len())
+	}
+	var mu sync.Mutex
+	reloads := 0
+	r := NewDatasetReloader(dir, root, initial, func(context.Context, *Datasets, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		reloads++
+	})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- r.Watch(ctx) }()
+	waitFor(t, "the first reload", func() bool { mu.Lock(); defer mu.Unlock(); return reloads > 0 })
+	writeFile(t, filepath.Join(dir, "new_project.yaml"), pushYAML)
+	waitFor(t, "the new directory's dataset", func() bool { _, ok := r.Current().Lookup("new_project"); return ok })
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Watch() = %v, want nil", err)
 	}
 }

@@ -2,7 +2,9 @@ package config
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -86,9 +88,11 @@ func (r *Reloader[T]) Watch(ctx context.Context) error {
 		return fmt.Errorf("watch %s: %w", r.what, err)
 	}
 	defer w.Close()
-	// The parent is watched too: that is where events about dir itself arrive.
+	// The parent is watched too: that is where events about dir itself
+	// arrive, including its creation when it does not exist yet (a
+	// missing datasets directory is no datasets, until one appears).
 	for _, p := range []string{dir, filepath.Dir(dir)} {
-		if err := w.Add(p); err != nil {
+		if err := w.Add(p); err != nil && (p != dir || !errors.Is(err, fs.ErrNotExist)) {
 			return fmt.Errorf("watch %s: %w", r.what, err)
 		}
 	}
