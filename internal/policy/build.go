@@ -10,10 +10,13 @@ import (
 	"github.com/airlock-gw/airlock/internal/storage"
 )
 
-// The actions each party gets. Ingestion's are the onboarding guide's.
+// The actions each party gets. Ingestion's are the onboarding guide's,
+// plus what a delivery of a large file needs: it is a multipart upload,
+// which under SSE-KMS takes kms:Decrypt to complete, and one cut short is
+// aborted.
 var (
-	ingestionS3  = []string{"s3:PutObject", "s3:PutObjectAcl", "s3:PutObjectTagging", "s3:GetObject", "s3:DeleteObject"}
-	ingestionKMS = []string{"kms:GenerateDataKey", "kms:Encrypt"}
+	ingestionS3  = []string{"s3:PutObject", "s3:PutObjectAcl", "s3:PutObjectTagging", "s3:GetObject", "s3:DeleteObject", "s3:AbortMultipartUpload"}
+	ingestionKMS = []string{"kms:GenerateDataKey", "kms:Encrypt", "kms:Decrypt"}
 	// The mover verifies what it sent (GetObject), and multipart uploads
 	// under SSE-KMS need kms:Decrypt.
 	moverS3  = []string{"s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload"}
