@@ -121,6 +121,11 @@ func (eg *egress) check(ctx context.Context) error {
 		return permanent("%s changed before it was sent: %d bytes, not %d", eg.tr.LandingKey, n, eg.tr.Size)
 	}
 	sum := hex.EncodeToString(h.Sum(nil))
+	if eg.tr.SHA256 != "" && sum != eg.tr.SHA256 {
+		// Checked before (a retry): what was checked, and maybe approved,
+		// is no longer what is there.
+		return permanent("%s changed since it was first checked: sha256 %s, not %s", eg.tr.LandingKey, sum, eg.tr.SHA256)
+	}
 	to := ledger.Delivering
 	if eg.route.Approval > 0 {
 		to = ledger.AwaitingApproval

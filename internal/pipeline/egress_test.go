@@ -187,3 +187,26 @@ func TestEgressApproval(t *testing.T) {
 		}
 	})
 }
+
+// TestEgressRetry: a send that keeps failing fails the transfer; once the
+// cause is gone, an operator's retry sends it.
+func TestEgressRetry(t *testing.T) {
+	t.Parallel()
+	ef := newEgressFixture(t, ledgertest.SQLite(t), Route{})
+	// A regular file where the target directory should be.
+	writeFile(t, ef.targetDir, []byte("not a directory"))
+	ef.run()
+	ef.export("proj/data.csv", []byte("rows"))
+	failed := ef.waitState(ef.only("/data.csv").ID, ledger.Failed)
+	if err := os.Remove(ef.targetDir); err != nil {
+		t.Fatal(err)
+	}
+	op := &Operator{Ledger: ef.ledger, Queue: ef.queue, Actor: "operator:ops", Person: "ops", Routes: ef.deps.Routes}
+	if _, err := op.Retry(t.Context(), failed.ID); err != nil {
+		t.Fatal(err)
+	}
+	ef.waitState(failed.ID, ledger.Delivered)
+	if got := ef.files(ef.targetDir); !slices.Equal(got, []string{"data.csv"}) {
+		t.Errorf("target holds %v", got)
+	}
+}

@@ -37,6 +37,9 @@ func (o *Operator) Retry(ctx context.Context, id string) (ledger.Transfer, error
 	if tr.State != ledger.Failed {
 		return ledger.Transfer{}, fmt.Errorf("retry %s: %w: only a failed transfer can be retried, and it is %s", id, ErrNotAllowed, tr.State)
 	}
+	if tr.Route != "" {
+		return o.retryRoute(ctx, tr)
+	}
 	if tr.Direction == ledger.Egress {
 		return ledger.Transfer{}, fmt.Errorf("retry %s: %w: a download is the supplier's to repeat", id, ErrNotAllowed)
 	}
@@ -57,6 +60,17 @@ func (o *Operator) Retry(ctx context.Context, id string) (ledger.Transfer, error
 	return o.Ledger.Advance(ctx, id, []ledger.State{ledger.Failed}, ledger.Received, ledger.Change{
 		Error: &noError,
 		InTx:  o.queue(args),
+	}, ledger.Event{Kind: "transfer.retry", Actor: o.Actor})
+}
+
+// retryRoute queues a failed transfer along a route again: it is checked
+// from the start, its source hashed again (and held for approval again,
+// if its route asks for one).
+func (o *Operator) retryRoute(ctx context.Context, tr ledger.Transfer) (ledger.Transfer, error) {
+	noError := ""
+	return o.Ledger.Advance(ctx, tr.ID, []ledger.State{ledger.Failed}, ledger.Queued, ledger.Change{
+		Error: &noError,
+		InTx:  o.queue(jobFor(tr)),
 	}, ledger.Event{Kind: "transfer.retry", Actor: o.Actor})
 }
 
