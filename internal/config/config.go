@@ -40,6 +40,9 @@ type Config struct {
 	Exports     string
 	DatasetsDir string // absolute; a missing directory is no datasets
 	Watch       Watch
+	RoutesDir   string // absolute; a missing directory is no routes
+	Routes      *Routes
+	Keys        map[string]string // key services by name: gocloud secrets URLs
 	Datasets    *Datasets
 	Policy      Policy
 	Notify      Notify
@@ -207,6 +210,7 @@ const (
 	defaultUploadMemory = 512 << 20
 	defaultSuppliersDir = "suppliers"
 	defaultDatasetsDir  = "datasets"
+	defaultRoutesDir    = "routes"
 	defaultExports      = "state/exports"
 
 	defaultMaxAuthTries        = 6
@@ -279,9 +283,11 @@ var airlockKeys = keySet{
 		"key_expiry_notice": nil,
 		"webhook":           {"url": nil, "secret_env": nil},
 	},
-	"watch":    {"every": nil, "webhook_token_env": nil},
-	"pipeline": {"workers": nil, "max_attempts": nil, "retry_backoff": nil, "max_backoff": nil, "rescue_after": nil},
-	"audit":    {"checkpoints": nil, "signing_key": nil, "checkpoint_interval": nil},
+	"watch":      {"every": nil, "webhook_token_env": nil},
+	"routes_dir": nil,
+	"keys":       nil,
+	"pipeline":   {"workers": nil, "max_attempts": nil, "retry_backoff": nil, "max_backoff": nil, "rescue_after": nil},
+	"audit":      {"checkpoints": nil, "signing_key": nil, "checkpoint_interval": nil},
 }
 
 // Load reads airlock.yaml at file and every supplier file. On any problem
@@ -323,6 +329,12 @@ func Check(file string) (cfg *Config, warnings Errors, err error) {
 		cfg.DatasetsDir = resolvePath(root, dirs.datasets)
 		var errs Errors
 		cfg.Datasets, errs = loadDatasets(shownPath(file, dirs.datasets), root, dirs.datasetsSet)
+		c.errs = append(c.errs, errs...)
+	}
+	if dirs.routes != "" {
+		cfg.RoutesDir = resolvePath(root, dirs.routes)
+		var errs Errors
+		cfg.Routes, errs = loadRoutes(shownPath(file, dirs.routes), root, dirs.routesSet, cfg.Keys)
 		c.errs = append(c.errs, errs...)
 	}
 	c.warns.sort()
@@ -420,12 +432,15 @@ func parseConfig(c *checker, data []byte, root string) (*Config, treeDirs) {
 
 	cfg.Exports = c.value(doc["exports"], defaultExports, root, parseStore)
 	cfg.Watch = parseWatch(c, c.mapping(doc["watch"], airlockKeys["watch"]))
+	cfg.Keys = parseKeys(c, doc["keys"])
 	cfg.Policy = parsePolicy(c, doc["policy"])
 	return cfg, treeDirs{
 		suppliers: c.dir(doc["suppliers_dir"], defaultSuppliersDir),
 		datasets:  c.dir(doc["datasets_dir"], defaultDatasetsDir),
 		// A datasets_dir written out must exist: a typo must not pass.
 		datasetsSet: doc["datasets_dir"].present(),
+		routes:      c.dir(doc["routes_dir"], defaultRoutesDir),
+		routesSet:   doc["routes_dir"].present(),
 	}
 }
 

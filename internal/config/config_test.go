@@ -54,13 +54,15 @@ func TestLoadValid(t *testing.T) {
 		Exports:      filepath.Join(root, "state/exports"),
 		DatasetsDir:  filepath.Join(root, "datasets"),
 		Watch:        Watch{Every: 5 * time.Second},
+		RoutesDir:    filepath.Join(root, "routes"),
+		Keys:         map[string]string{},
 		Policy:       Policy{Partition: "aws", DenyTLSBelow: "1.2"},
 		Notify:       Notify{KeyExpiryNotice: 14 * 24 * time.Hour},
 		Pipeline:     Pipeline{Workers: defaultWorkers(), MaxAttempts: 20, RetryBackoff: time.Second, MaxBackoff: 5 * time.Minute, RescueAfter: time.Hour},
 		Audit:        Audit{Checkpoints: filepath.Join(root, "state/checkpoints"), SigningKey: filepath.Join(root, "state/audit_ed25519"), CheckpointInterval: 5 * time.Minute},
 	}
 	got := *cfg
-	got.Suppliers, got.Datasets = nil, nil
+	got.Suppliers, got.Datasets, got.Routes = nil, nil, nil
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("config:\n got %+v\nwant %+v", got, want)
 	}

@@ -10,8 +10,9 @@ import (
 // treeDirs are the directories of definitions as written in airlock.yaml,
 // each "" when it cannot be determined.
 type treeDirs struct {
-	suppliers, datasets string
-	datasetsSet         bool // datasets_dir was written out, not defaulted
+	suppliers, datasets, routes string
+	// datasets_dir and routes_dir were written out, not defaulted.
+	datasetsSet, routesSet bool
 }
 
 // shownPath is dir, as written in the airlock.yaml named file, as a path
