@@ -158,3 +158,41 @@ func TestApproveConcurrently(t *testing.T) {
 		t.Errorf("the transfer moved %d times; want once", moved)
 	}
 }
+
+func TestOpenBatch(t *testing.T) {
+	t.Parallel()
+	ledgertest.ForEachBackend(t, func(t *testing.T, dsn string) {
+		ctx := t.Context()
+		l := openLedger(t, dsn)
+		at := time.Now()
+		members := func() []Transfer {
+			return []Transfer{queued("cbol", "day/a.csv", 1, at, "etl"), queued("cbol", "day/b/c.csv", 2, at, "etl")}
+		}
+		flag := Batch{Route: "cbol", Trigger: "day/pipeline_success.flag", TriggerVersion: "0:1"}
+		var hooked int
+		b, err := l.OpenBatch(ctx, flag, members(), func(context.Context, *sql.Tx, Transfer) error { hooked++; return nil })
+		if err != nil || b.Files != 2 || b.Reruns != "" || hooked != 2 {
+			t.Fatalf("OpenBatch = %+v, %v (hook ran %d times)", b, err, hooked)
+		}
+		if _, err := l.OpenBatch(ctx, flag, members(), nil); !errors.Is(err, ErrAdmitted) {
+			t.Fatalf("the same flag again = %v; want ErrAdmitted", err)
+		}
+		again := flag
+		again.TriggerVersion = "0:2" // the flag rewritten: a re-run of the same files
+		rerun, err := l.OpenBatch(ctx, again, members(), nil)
+		if err != nil || rerun.Reruns != b.ID {
+			t.Fatalf("re-run = %+v, %v; want reruns %s", rerun, err, b.ID)
+		}
+		bs, err := l.Batches(ctx, "cbol", 0)
+		if err != nil || len(bs) != 2 || bs[0].ID != rerun.ID || bs[0].States[Queued] != 2 || bs[0].Complete() {
+			t.Fatalf("Batches = %+v, %v", bs, err)
+		}
+		trs, err := l.List(ctx, Filter{Batch: b.ID})
+		if err != nil || len(trs) != 2 || trs[0].Batch != b.ID {
+			t.Fatalf("members = %+v, %v", trs, err)
+		}
+		if _, err := l.VerifyAudit(ctx); err != nil {
+			t.Errorf("audit verify: %v", err)
+		}
+	})
+}

@@ -374,6 +374,7 @@ type Filter struct {
 	Direction  Direction
 	Supplier   string
 	Route      string
+	Batch      string
 	Path       string
 	PathPrefix string // paths that start with it
 	// Destination selects transfers delivered or quarantined there.
@@ -426,6 +427,9 @@ func (l *Ledger) List(ctx context.Context, f Filter) ([]Transfer, error) {
 	}
 	if f.Route != "" {
 		where = append(where, "route = "+arg(f.Route))
+	}
+	if f.Batch != "" {
+		where = append(where, "batch = "+arg(f.Batch))
 	}
 	if f.Path != "" {
 		where = append(where, "path = "+arg(f.Path))

@@ -1,0 +1,158 @@
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// Batch is the group of transfers one trigger (a route's flag) started.
+type Batch struct {
+	ID    string `json:"id"`
+	Route string `json:"route"`
+	// Trigger is the key of the object that started it, and
+	// TriggerVersion that object's version (size and mtime).
+	Trigger        string `json:"trigger"`
+	TriggerVersion string `json:"trigger_version"`
+	// Reruns is the batch an earlier version of the same trigger started,
+	// if any: this one sends the prefix again.
+	Reruns    string    `json:"reruns,omitempty"`
+	Files     int       `json:"files"`
+	CreatedAt time.Time `json:"created_at"`
+	// States counts the members by state (read by Batches and GetBatch).
+	States map[State]int `json:"states,omitempty"`
+}
+
+// Complete reports whether every member of b was delivered.
+func (b Batch) Complete() bool { return b.States[Delivered] == b.Files }
+
+// OpenBatch records b (Route, Trigger and TriggerVersion set) and its
+// members, made by NewTransfer in state Queued along b's route, in one
+// transaction with an event for the batch ("batch.open") and one for each
+// member, running inTx (when set) for each member. A trigger version seen
+// before returns ErrAdmitted and changes nothing; an earlier version of
+// the same trigger is named in Reruns.
+func (l *Ledger) OpenBatch(ctx context.Context, b Batch, members []Transfer, inTx func(context.Context, *sql.Tx, Transfer) error) (Batch, error) {
+	at := now()
+	b.ID, b.CreatedAt, b.Files = newID(at), at, len(members)
+	evs := make([]*Event, 0, 1+len(members))
+	open := &Event{Kind: "batch.open", At: at, Detail: map[string]string{
+		"batch": b.ID, "route": b.Route, "trigger": b.Trigger, "files": strconv.Itoa(b.Files)}}
+	evs = append(evs, open)
+	for i := range members {
+		members[i].Batch = b.ID
+		if err := checkAdmit(members[i]); err != nil {
+			return Batch{}, fmt.Errorf("open batch: %w", err)
+		}
+		ev := &Event{Kind: "transfer." + string(Queued), Detail: map[string]string{"key": members[i].LandingKey, "batch": b.ID}}
+		startEvent(members[i], ev)
+		anchorRow(ev, members[i])
+		evs = append(evs, ev)
+	}
+	err := l.withEvents(ctx, durable, evs, func(tx *sql.Tx) error {
+		if err := insertBatch(ctx, tx, &b); err != nil {
+			return err
+		}
+		open.Detail["reruns"] = b.Reruns
+		for _, t := range members {
+			if err := insertTransfer(ctx, tx, t); err != nil {
+				return err
+			}
+			if inTx != nil {
+				if err := inTx(ctx, tx, t); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return Batch{}, fmt.Errorf("open batch of %s for %s: %w", b.Route, b.Trigger, err)
+	}
+	return b, nil
+}
+
+// insertBatch inserts b unless its trigger version has a batch already,
+// naming in b.Reruns the latest batch of an earlier version.
+func insertBatch(ctx context.Context, tx *sql.Tx, b *Batch) error {
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM batches WHERE route = $1 AND trigger_key = $2 AND trigger_version = $3`,
+		b.Route, b.Trigger, b.TriggerVersion).Scan(&n); err != nil {
+		return err
+	}
+	if n > 0 {
+		return ErrAdmitted
+	}
+	err := tx.QueryRowContext(ctx, `SELECT id FROM batches WHERE route = $1 AND trigger_key = $2 ORDER BY created_at DESC, id DESC LIMIT 1`,
+		b.Route, b.Trigger).Scan(&b.Reruns)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO batches (id, route, trigger_key, trigger_version, reruns, files, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)`, b.ID, b.Route, b.Trigger, b.TriggerVersion, b.Reruns, b.Files, formatTime(b.CreatedAt))
+	return err
+}
+
+// Batches returns the batches of route (every route's when ""), newest
+// first, with their members counted by state.
+func (l *Ledger) Batches(ctx context.Context, route string, limit int) ([]Batch, error) {
+	query := `SELECT id, route, trigger_key, trigger_version, reruns, files, created_at FROM batches`
+	var args []any
+	if route != "" {
+		query += ` WHERE route = $1`
+		args = append(args, route)
+	}
+	query += ` ORDER BY created_at DESC, id DESC`
+	if limit > 0 {
+		query += ` LIMIT ` + strconv.Itoa(limit)
+	}
+	rows, err := l.reads.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list batches: %w", err)
+	}
+	var bs []Batch
+	for rows.Next() {
+		var b Batch
+		var created string
+		if err := rows.Scan(&b.ID, &b.Route, &b.Trigger, &b.TriggerVersion, &b.Reruns, &b.Files, &created); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("list batches: %w", err)
+		}
+		if b.CreatedAt, err = parseTime(created); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("batch %s: %w", b.ID, err)
+		}
+		bs = append(bs, b)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list batches: %w", err)
+	}
+	for i := range bs {
+		if bs[i].States, err = l.memberStates(ctx, bs[i].ID); err != nil {
+			return nil, err
+		}
+	}
+	return bs, nil
+}
+
+func (l *Ledger) memberStates(ctx context.Context, batch string) (map[State]int, error) {
+	rows, err := l.reads.QueryContext(ctx, `SELECT state, COUNT(*) FROM transfers WHERE batch = $1 GROUP BY state`, batch)
+	if err != nil {
+		return nil, fmt.Errorf("count members of batch %s: %w", batch, err)
+	}
+	defer rows.Close()
+	states := map[State]int{}
+	for rows.Next() {
+		var s State
+		var n int
+		if err := rows.Scan(&s, &n); err != nil {
+			return nil, fmt.Errorf("count members of batch %s: %w", batch, err)
+		}
+		states[s] = n
+	}
+	return states, rows.Err()
+}

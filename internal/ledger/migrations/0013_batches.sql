@@ -1,0 +1,16 @@
+-- A batch groups the transfers one trigger started: a route's flag object
+-- (one version of it: key, size, mtime), or later a release manifest. One
+-- batch per trigger version, so a flag seen again never starts a second;
+-- reruns names the batch an earlier version of the same flag started.
+-- The manifest is each member's name, size and sha256: the members' rows.
+CREATE TABLE batches (
+	id          TEXT PRIMARY KEY,
+	route       TEXT NOT NULL,
+	trigger_key TEXT NOT NULL,
+	trigger_version TEXT NOT NULL,
+	reruns      TEXT NOT NULL DEFAULT '',
+	files       INTEGER NOT NULL,
+	created_at  TEXT NOT NULL,
+	UNIQUE (route, trigger_key, trigger_version)
+);
+CREATE INDEX transfers_batch ON transfers (batch) WHERE batch <> '';
