@@ -11,9 +11,9 @@ import (
 	"github.com/airlock-gw/airlock/internal/watch"
 )
 
-// routes looks up a push dataset, as configured now.
+// routes looks up a push dataset, as configured now, or a route.
 func (n *node) routes(name string) (pipeline.Route, bool) {
-	return datasetRoutes(n.cfg.Exports, n.datasets.Current)(name)
+	return routeLookup(n.cfg.Exports, n.datasets.Current, n.cfg.Routes)(name)
 }
 
 // openExports opens the export area and its poller: what dataset users
@@ -25,14 +25,13 @@ func (n *node) openExports(ctx context.Context) error {
 		return err
 	}
 	n.onClose(func() { n.exports.Close() })
-	admit := &pipeline.Exports{Ledger: n.led, Queue: n.queue, Store: n.exports, Routes: n.routes,
-		Metrics: n.metrics, Log: n.log}
+	admit := &pipeline.Exports{Source: n.source(n.exports), Routes: n.routes}
 	found := watch.HandlerFunc(func(ctx context.Context, o watch.Object) error {
 		return admit.Found(ctx, o.Key, o.Size, o.ModTime)
 	})
-	m := watch.NewMetrics(n.reg)
-	n.poller = watch.NewPoller(n.exports, "", watch.Options{Every: n.cfg.Watch.Every, Metrics: m}, found, n.log)
-	opts := watch.WebhookOptions{Metrics: m, Log: n.log}
+	n.watchMetrics = watch.NewMetrics(n.reg)
+	n.poller = watch.NewPoller(n.exports, "", watch.Options{Every: n.cfg.Watch.Every, Metrics: n.watchMetrics}, found, n.log)
+	opts := watch.WebhookOptions{Metrics: n.watchMetrics, Log: n.log}
 	if env := n.cfg.Watch.TokenEnv; env != "" {
 		if opts.Token = os.Getenv(env); opts.Token == "" {
 			return fmt.Errorf("watch.webhook_token_env: %s is not set", env)
@@ -40,6 +39,11 @@ func (n *node) openExports(ctx context.Context) error {
 	}
 	n.notifications = watch.Webhook(opts, n.poller)
 	return nil
+}
+
+// source is the admission of what appears in st.
+func (n *node) source(st *storage.Store) pipeline.Source {
+	return pipeline.Source{Ledger: n.led, Queue: n.queue, Store: st, Metrics: n.metrics, Log: n.log}
 }
 
 // withNotifications serves bucket notifications at /events/s3 beside h.

@@ -5,23 +5,31 @@ import (
 	"github.com/airlock-gw/airlock/internal/pipeline"
 )
 
-// datasetRoutes is the pipeline's route lookup over the datasets current
-// returns: a push dataset is a route from its prefix of the export area to
-// its bucket. A pull dataset is no route: nothing is sent to it.
-func datasetRoutes(exports string, current func() *config.Datasets) func(string) (pipeline.Route, bool) {
+// routeLookup is the pipeline's route lookup: a push dataset (of the
+// datasets current returns) is a route from its prefix of the export area
+// to its bucket; a route file, from its source to its destination, which
+// keeps its files. A pull dataset is no route: nothing is sent to it.
+func routeLookup(exports string, current func() *config.Datasets, routes *config.Routes) func(string) (pipeline.Route, bool) {
 	return func(name string) (pipeline.Route, bool) {
-		d, ok := current().Lookup(name)
-		if !ok || !d.Push() {
+		if d, ok := current().Lookup(name); ok {
+			if !d.Push() {
+				return pipeline.Route{}, false
+			}
+			return pipeline.Route{Source: exports, Target: d.Bucket.URL, KMSKey: d.Bucket.KMSKey,
+				KeepFiles: d.KeepFiles, Approval: d.Approval}, true
+		}
+		r, ok := routes.Lookup(name)
+		if !ok {
 			return pipeline.Route{}, false
 		}
-		return pipeline.Route{Source: exports, Target: d.Bucket.URL, KMSKey: d.Bucket.KMSKey,
-			KeepFiles: d.KeepFiles, Approval: d.Approval}, true
+		source, _ := r.Watch("")
+		return pipeline.Route{Source: source, Target: r.Destination, KMSKey: r.KMSKey, KeepFiles: true, Approval: r.Approval}, true
 	}
 }
 
-// routesOf is the route lookup over cfg's datasets as loaded.
+// routesOf is the route lookup over cfg's datasets and routes as loaded.
 func routesOf(cfg *config.Config) func(string) (pipeline.Route, bool) {
-	return datasetRoutes(cfg.Exports, func() *config.Datasets { return cfg.Datasets })
+	return routeLookup(cfg.Exports, func() *config.Datasets { return cfg.Datasets }, cfg.Routes)
 }
 
 // pullRetention lists the pull datasets current returns that delete what

@@ -64,7 +64,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opts serve
 	n := &node{cfg: cfg, log: log, reg: prometheus.NewRegistry()}
 	defer n.close()
 	n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	for _, open := range []func(context.Context) error{n.openStores, n.openAudit, n.openPipeline, n.openExports, n.openSFTP} {
+	for _, open := range []func(context.Context) error{n.openStores, n.openAudit, n.openPipeline, n.openExports, n.openRoutes, n.openSFTP} {
 		if err := open(ctx); err != nil {
 			return err
 		}
@@ -101,6 +101,8 @@ type node struct {
 	datasets            *config.Reloader[config.Datasets]
 	exports             *storage.Store
 	poller              *watch.Poller
+	watchMetrics        *watch.Metrics
+	routeStores         map[string]*storage.Store // each route's source, by name
 	notifications       http.Handler // bucket notifications: a poll now
 	metrics             *pipeline.Metrics
 	notifier            *notify.KeyExpiryNotifier

@@ -336,6 +336,7 @@ func Check(file string) (cfg *Config, warnings Errors, err error) {
 		var errs Errors
 		cfg.Routes, errs = loadRoutes(shownPath(file, dirs.routes), root, dirs.routesSet, cfg.Keys)
 		c.errs = append(c.errs, errs...)
+		c.errs = append(c.errs, routesApart(cfg.Routes, cfg.Datasets)...)
 	}
 	c.warns.sort()
 	if err := c.errs.orNil(); err != nil {

@@ -283,3 +283,47 @@ func parseTLSFiles(c *checker, f field, root string) TLSFiles {
 	}
 	return t
 }
+
+// Watch returns where the route's source is on date (yyyy-mm-dd): the
+// store location up to the directory holding $TODAYS_DATE, and the key
+// prefix below it with the date filled in. A source without the
+// placeholder is watched whole.
+func (r *Route) Watch(date string) (location, prefix string) {
+	return splitDated(r.Source, date)
+}
+
+// splitDated splits a location at the directory that holds $TODAYS_DATE.
+func splitDated(location, date string) (string, string) {
+	u, err := url.Parse(location)
+	isURL := err == nil && urlScheme.MatchString(location)
+	p := location
+	if isURL {
+		p = u.Path
+	}
+	i := strings.Index(p, TodaysDate)
+	if i < 0 {
+		return location, ""
+	}
+	cut := strings.LastIndex(p[:i], "/") + 1
+	base, prefix := p[:cut], strings.ReplaceAll(p[cut:], TodaysDate, date)
+	if !isURL {
+		return strings.TrimSuffix(base, "/"), prefix
+	}
+	u.Path = strings.TrimSuffix(base, "/")
+	return u.String(), prefix
+}
+
+// routesApart reports routes named like a dataset: transfers name their
+// route, which must say which one it is.
+func routesApart(routes *Routes, datasets *Datasets) Errors {
+	var errs Errors
+	if routes == nil || datasets == nil {
+		return nil
+	}
+	for _, r := range routes.All() {
+		if d, ok := datasets.Lookup(r.Name); ok {
+			errs = append(errs, Error{File: r.File, Line: 1, Msg: fmt.Sprintf("route name %q is also the name of the dataset in %s: rename one", r.Name, d.File)})
+		}
+	}
+	return errs
+}

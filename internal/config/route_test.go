@@ -100,3 +100,19 @@ func TestRouteValues(t *testing.T) {
 		t.Errorf("%+v", r)
 	}
 }
+
+func TestRouteWatch(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct{ source, location, prefix string }{
+		{"s3://src/dataegress/cbol-report/$TODAYS_DATE/?region=eu-west-2", "s3://src/dataegress/cbol-report?region=eu-west-2", "2026-12-07/"},
+		{"s3://src/$TODAYS_DATE/out/?region=r", "s3://src?region=r", "2026-12-07/out/"},
+		{"s3://src/day-$TODAYS_DATE/", "s3://src", "day-2026-12-07/"},
+		{"/srv/out/$TODAYS_DATE/", "/srv/out", "2026-12-07/"},
+		{"s3://src/all/?region=r", "s3://src/all/?region=r", ""},
+	} {
+		r := Route{Source: tt.source}
+		if loc, prefix := r.Watch("2026-12-07"); loc != tt.location || prefix != tt.prefix {
+			t.Errorf("Watch(%q) = %q, %q; want %q, %q", tt.source, loc, prefix, tt.location, tt.prefix)
+		}
+	}
+}

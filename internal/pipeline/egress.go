@@ -8,9 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
+	"time"
 
 	"github.com/riverqueue/river"
 
+	"github.com/airlock-gw/airlock/internal/config"
 	"github.com/airlock-gw/airlock/internal/ledger"
 	"github.com/airlock-gw/airlock/internal/storage"
 )
@@ -19,7 +22,7 @@ import (
 // go, as configured now: a changed target applies to what is not yet sent.
 type Route struct {
 	Source    string // store location the route's objects are read from
-	Target    string // store location they are sent to, under their path
+	Target    string // store location they are sent to, under their path; may hold $TODAYS_DATE
 	KMSKey    string // SSE-KMS key for the target, if any
 	KeepFiles bool   // leave each object in the source once it is sent
 	Approval  int    // people other than the writer who must approve each transfer
@@ -146,7 +149,7 @@ func (eg *egress) deliver(ctx context.Context) error {
 		States: []ledger.State{ledger.Queued, ledger.AwaitingApproval, ledger.Delivering}}); err != nil {
 		return err
 	}
-	dst, err := eg.stores.Open(ctx, eg.route.Target)
+	dst, err := eg.stores.Open(ctx, eg.target())
 	if err != nil {
 		return fmt.Errorf("open target: %w", err)
 	}
@@ -167,6 +170,12 @@ func (eg *egress) deliver(ctx context.Context) error {
 	eg.Log.Info("sent", "transfer_id", eg.tr.ID, "route", eg.tr.Route, "path", eg.tr.Path,
 		"destination", where, "size", eg.tr.Size)
 	return eg.removeSource(ctx)
+}
+
+// target is the route's target for this transfer: $TODAYS_DATE in it is
+// the UTC date the transfer was queued, whenever it is sent.
+func (eg *egress) target() string {
+	return strings.ReplaceAll(eg.route.Target, config.TodaysDate, eg.tr.CreatedAt.UTC().Format(time.DateOnly))
 }
 
 // copy streams (or has S3 copy) the source object to key of dst. The

@@ -36,8 +36,8 @@ func newEgressFixture(t *testing.T, dsn string, route Route) *egressFixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	ef.exports = &Exports{Ledger: ef.ledger, Queue: ef.queue, Store: store, Routes: ef.deps.Routes,
-		Metrics: ef.metrics, Log: testLogger(t)}
+	ef.exports = &Exports{Source: Source{Ledger: ef.ledger, Queue: ef.queue, Store: store,
+		Metrics: ef.metrics, Log: testLogger(t)}, Routes: ef.deps.Routes}
 	return ef
 }
 
@@ -209,4 +209,79 @@ func TestEgressRetry(t *testing.T) {
 	if got := ef.files(ef.targetDir); !slices.Equal(got, []string{"data.csv"}) {
 		t.Errorf("target holds %v", got)
 	}
+}
+
+// TestRouteFlagBatch: the flag sends every other object under the prefix
+// as one batch, to a target dated by the day it was queued; the flag is
+// not sent, a file written after it waits for the next flag, the same flag
+// seen again starts nothing, and a rewritten flag re-runs the batch.
+func TestRouteFlagBatch(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	srcDir, targetDir := filepath.Join(root, "src"), filepath.Join(root, "dest")
+	f := newFixture(t, ledgertest.SQLite(t), fixtureOptions{routes: map[string]Route{
+		"cbol": {Source: srcDir, Target: targetDir + "/$TODAYS_DATE", KeepFiles: true},
+	}})
+	f.run()
+	store, err := storage.Open(t.Context(), srcDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	rs := &RouteSource{Source: Source{Ledger: f.ledger, Queue: f.queue, Store: store, Metrics: f.metrics, Log: testLogger(t)},
+		Route: "cbol", Prefix: "day/", Flag: "pipeline_success.flag"}
+	found := func(key string) {
+		t.Helper()
+		fi, err := os.Stat(filepath.Join(srcDir, filepath.FromSlash(key)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := rs.Found(t.Context(), key, fi.Size(), fi.ModTime()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, key := range []string{"day/a.csv", "day/sub/b.csv"} {
+		writeFile(t, filepath.Join(srcDir, filepath.FromSlash(key)), []byte(key))
+		found(key) // before the flag: nothing yet
+	}
+	if bs, _ := f.ledger.Batches(t.Context(), "cbol", 0); len(bs) != 0 {
+		t.Fatalf("batches before the flag: %+v", bs)
+	}
+	writeFile(t, filepath.Join(srcDir, "day", "pipeline_success.flag"), nil)
+	found("day/pipeline_success.flag")
+	found("day/pipeline_success.flag") // seen again
+	writeFile(t, filepath.Join(srcDir, "day", "late.csv"), []byte("late"))
+	found("day/late.csv")
+	bs, err := f.ledger.Batches(t.Context(), "cbol", 0)
+	if err != nil || len(bs) != 1 || bs[0].Files != 2 {
+		t.Fatalf("batches = %+v, %v; want one of 2 files", bs, err)
+	}
+	for _, tr := range mustList(t, f.ledger, ledger.Filter{Batch: bs[0].ID}) {
+		f.waitState(tr.ID, ledger.Delivered)
+	}
+	date := time.Now().UTC().Format(time.DateOnly)
+	got := f.files(targetDir)
+	slices.Sort(got)
+	if want := []string{date + "/a.csv", date + "/sub/b.csv"}; !slices.Equal(got, want) {
+		t.Errorf("target holds %v; want %v", got, want)
+	}
+	// The flag rewritten: the prefix is sent again, late.csv with it.
+	later := time.Now().Add(time.Minute)
+	if err := os.Chtimes(filepath.Join(srcDir, "day", "pipeline_success.flag"), later, later); err != nil {
+		t.Fatal(err)
+	}
+	found("day/pipeline_success.flag")
+	bs, err = f.ledger.Batches(t.Context(), "cbol", 0)
+	if err != nil || len(bs) != 2 || bs[0].Reruns != bs[1].ID || bs[0].Files != 3 {
+		t.Fatalf("batches after the flag was rewritten = %+v, %v; want a re-run of 3 files", bs, err)
+	}
+}
+
+func mustList(t *testing.T, l *ledger.Ledger, f ledger.Filter) []ledger.Transfer {
+	t.Helper()
+	trs, err := l.List(t.Context(), f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return trs
 }
