@@ -65,6 +65,7 @@ func newRootCmd() *cobra.Command {
 		newKeysCmd(g),
 		newQuarantineCmd(g),
 		newApprovalsCmd(g),
+		newBatchesCmd(g),
 		newBansCmd(g),
 		newDemoCmd(g),
 		newPolicyCmd(g),

@@ -31,6 +31,7 @@ func newTransfersCmd(g *globals) *cobra.Command {
 		direction string
 		supplier  string
 		route     string
+		batch     string
 		limit     int
 		asJSON    bool
 	)
@@ -39,7 +40,7 @@ func newTransfersCmd(g *globals) *cobra.Command {
 		Short: "List transfers, newest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			f := ledger.Filter{Supplier: supplier, Route: route, Limit: limit}
+			f := ledger.Filter{Supplier: supplier, Route: route, Batch: batch, Limit: limit}
 			if state != "" {
 				s, err := ledger.ParseState(state)
 				if err != nil {
@@ -73,6 +74,7 @@ func newTransfersCmd(g *globals) *cobra.Command {
 	list.Flags().StringVar(&direction, "direction", "", "only ingress (uploads), egress (downloads and datasets sent) or release")
 	list.Flags().StringVar(&supplier, "supplier", "", "only this supplier's (or writer's) transfers")
 	list.Flags().StringVar(&route, "route", "", "only the transfers of this dataset or route")
+	list.Flags().StringVar(&batch, "batch", "", "only the members of this batch: its manifest")
 	list.Flags().IntVar(&limit, "limit", 0, "at most this many (0: all)")
 	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/airlock-gw/airlock/internal/ledger"
+)
+
+func newBatchesCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "batches", Short: "Inspect the batches routes' flags started"}
+	var (
+		route  string
+		limit  int
+		asJSON bool
+	)
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List batches, newest first, with their members counted by state",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			l, err := g.openLedger(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer l.Close()
+			bs, err := l.Batches(cmd.Context(), route, limit)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return writeJSON(cmd.OutOrStdout(), orEmpty(bs))
+			}
+			return writeBatchTable(cmd.OutOrStdout(), bs)
+		},
+	}
+	list.Flags().StringVar(&route, "route", "", "only this route's batches")
+	list.Flags().IntVar(&limit, "limit", 0, "at most this many (0: all)")
+	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.AddCommand(list)
+	return cmd
+}
+
+func writeBatchTable(w io.Writer, bs []ledger.Batch) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tROUTE\tSTARTED\tFILES\tDELIVERED\tFAILED\tCOMPLETE\tRERUNS\tTRIGGER")
+	for _, b := range bs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%v\t%s\t%s\n", b.ID, b.Route, b.CreatedAt.Format(time.DateTime), b.Files,
+			b.States[ledger.Delivered], b.States[ledger.Failed]+b.States[ledger.Rejected], b.Complete(), b.Reruns, b.Trigger)
+	}
+	return tw.Flush()
+}
