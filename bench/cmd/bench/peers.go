@@ -349,6 +349,7 @@ type treeSpec struct {
 	quarantine string // default a directory in the tree
 	delivered  string // parent of the destinations; default in the tree
 	sftpExtra  string // more lines of the sftp section, indented
+	extra      string // more top-level keys
 	env        []string
 }
 
@@ -393,7 +394,7 @@ quarantine: %q
 limits:
   max_file_size: "6GB"
 suppliers_dir: "suppliers"
-`, node, t.sftpAddr, spec.sftpExtra, t.httpAddr, t.database, t.landing, quarantine)
+%s`, node, t.sftpAddr, spec.sftpExtra, t.httpAddr, t.database, t.landing, quarantine, spec.extra)
 	files := map[string]string{
 		t.cfg: cfg,
 		filepath.Join(dir, "suppliers", uploader+".yaml"): fmt.Sprintf(
@@ -403,15 +404,28 @@ suppliers_dir: "suppliers"
 			"name: %s\nemail: bench@example.org\nallowed_ips: [\"127.0.0.1/32\"]\nssh_keys: [%q]\ndestination:\n  url: %q\negress:\n  url: %q\n",
 			downloader, dlClient.authorized, filepath.Join(t.delivered, downloader), egressDir),
 	}
-	for p, content := range files {
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return nil, err
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			return nil, err
-		}
+	if err := writeFiles(files); err != nil {
+		return nil, err
+	}
+	// An empty datasets directory: serve stops when the default one is
+	// missing ("watch datasets: no such file or directory").
+	if err := os.MkdirAll(filepath.Join(dir, "datasets"), 0o755); err != nil {
+		return nil, err
 	}
 	return t, nil
+}
+
+// writeFiles writes each file, by path, with its directories.
+func writeFiles(files map[string]string) error {
+	for p, content := range files {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // airlockServer is a running `airlock serve` on a tree.

@@ -39,6 +39,7 @@ type report struct {
 	latency    *latencyResult
 	s3         *s3Result
 	cluster    *clusterResult
+	push       *pushResult
 	longRSS    float64 // MiB, airlock serving scenarios 1-4
 	loadEnd    string
 	micro      string
@@ -184,7 +185,8 @@ func (rep *report) rows() []row {
 			row{"5e. peak RSS " + lg + " / " + sm, "—", fmtRatio(growth), "—", "≤ 1.10 (within 10%)", yesNo(math.Abs(growth-1) <= 0.10)})
 	}
 	rows = append(rows, rep.latencyRows()...)
-	return append(rows, rep.clusterRows()...)
+	rows = append(rows, rep.clusterRows()...)
+	return append(rows, rep.pushRows()...)
 }
 
 // clusterRows are scenario 7: each setup's aggregate, the ratio of the
@@ -346,6 +348,7 @@ func (rep *report) markdown() string {
 		notes = append(notes, rep.s3.notes...)
 	}
 	notes = append(notes, rep.clusterNotes()...)
+	notes = append(notes, rep.pushNotes()...)
 	if len(notes) > 0 {
 		b.WriteString("\nNotes:\n")
 		for _, n := range notes {
@@ -434,11 +437,20 @@ and what was tried: [performance.md](performance.md).
   once the pipeline (River's jobs, now in Postgres) is idle; the ledger and the buckets carry over between runs.
   Aggregate, errors and checks as in scenario 4; server CPU is the nodes' and HAProxy's together. This machine's
   cores are shared by every node, so the ratio of three nodes to one measures overhead, not scaling.
+- **Push dataset** (scenario 8, airlock only): a dataset whose bucket is on versitygw (posix backend) on
+  127.0.0.1 and a local export area, polled every 250 ms; an object pushed from there is streamed (read,
+  hashed and sent in 8 MiB parts, one filling while one is sent), never server-side copied. For each push
+  airlock is started fresh, the source (the sizes of scenario 5) is hard-linked into the dataset's prefix,
+  so that it appears whole at once, and once the ledger records it delivered airlock's ` + "`VmHWM`" + ` is read and
+  the object in the target checked by sha256. MB/s is the size over the time from the transfer's first audit
+  event to the one recording it ` + "`delivered`" + `: hashing the source, the send, versitygw assembling the parts
+  (a copy on the same disk) and the check; the notes give the send (` + "`delivering`" + ` → ` + "`delivered`" + `) alone.
+  It needs about 3 × the large size plus the small one free, and is skipped with a message when the disk has less.
 - **Server CPU** is user + system time from ` + "`/proc/<pid>/stat`" + ` over each run: airlock's process, including
   its pipeline (read after the wait above), and sshd's master with the per-connection processes it has
   reaped (the harness waits for them).
 - **Caveats**: the machine's cores are shared by the client (` + "`sftp`" + ` + ` + "`ssh`" + `), the server, and in
-  scenarios 5 and 7 versitygw (and in 7 HAProxy and Postgres); other work (builds, tests of other sessions) may have run at the same time,
+  scenarios 5, 7 and 8 versitygw (and in 7 HAProxy and Postgres); other work (builds, tests of other sessions) may have run at the same time,
   so read single figures with their min–max spread in mind.
 `)
 	if rep.micro != "" {
