@@ -15,7 +15,7 @@ import (
 // EncryptSpec is a route's encrypt: either age recipients or one armored
 // OpenPGP public key (a key ring of one or more keys, all recipients).
 type EncryptSpec struct {
-	Age []string // "age1…" (X25519) or "age1pq1…" (hybrid post-quantum)
+	Age []string // "age1…" (X25519) or "age1pq1…" (hybrid post-quantum; age refuses a mix of both)
 	PGP []byte   // the armored public key file's bytes
 }
 
@@ -59,7 +59,9 @@ func encryptAge(w io.Writer, recipients []string) (io.WriteCloser, error) {
 			r, err = age.ParseX25519Recipient(s)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("encrypt: age recipient %d: %w", i+1, err)
+			// Not err: age quotes the string, which may be a secret
+			// identity pasted by mistake.
+			return nil, fmt.Errorf("encrypt: age recipient %d: not an age1… public key", i+1)
 		}
 		recs = append(recs, r)
 	}
