@@ -15,12 +15,23 @@ const (
 	CompressZstd = "zstd"
 )
 
+// CheckCompress refuses an algorithm Compress does not know, for a
+// config check before any file.
+func CheckCompress(alg string) error {
+	switch alg {
+	case "", CompressNone, CompressGzip, CompressZstd:
+		return nil
+	}
+	return fmt.Errorf("compress: unknown algorithm %q (want gzip, zstd or none)", alg)
+}
+
 // Compress returns a writer that compresses into w with alg ("" is
 // none). Closing it flushes the compressed stream; it does not close w.
 func Compress(w io.Writer, alg string) (io.WriteCloser, error) {
+	if err := CheckCompress(alg); err != nil {
+		return nil, err
+	}
 	switch alg {
-	case "", CompressNone:
-		return nopCloser{w}, nil
 	case CompressGzip:
 		return gzip.NewWriter(w), nil
 	case CompressZstd:
@@ -32,7 +43,7 @@ func Compress(w io.Writer, alg string) (io.WriteCloser, error) {
 		}
 		return zw, nil
 	default:
-		return nil, fmt.Errorf("compress: unknown algorithm %q (want gzip, zstd or none)", alg)
+		return nopCloser{w}, nil
 	}
 }
 

@@ -48,7 +48,7 @@ const copyBuf = 128 << 10
 // Read it to io.EOF, then Sums gives the before and after; Close it in
 // any case (it stops the goroutine). ctx cancels the transform.
 func Pipe(ctx context.Context, src io.Reader, s Steps) (*Piped, error) {
-	if _, err := Compress(io.Discard, s.Compress); err != nil {
+	if err := CheckCompress(s.Compress); err != nil {
 		return nil, err
 	}
 	if !s.Encrypt.IsZero() {
