@@ -57,7 +57,7 @@ func Pipe(ctx context.Context, src io.Reader, s Steps) (*Piped, error) {
 		}
 	}
 	inSum := newSummer()
-	var body io.Reader = io.TeeReader(ctxReader{ctx, src}, inSum)
+	body := io.TeeReader(ctxReader{ctx, src}, inSum)
 	if s.Decrypt {
 		var err error
 		if body, err = Decrypt(ctx, body, s.Meta, s.Keys); err != nil {
