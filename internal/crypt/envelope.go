@@ -99,6 +99,9 @@ func unwrap(ctx context.Context, meta map[string]string, keys KeyService) (Envel
 	if err != nil {
 		return Envelope{}, nil, err
 	}
+	if keys == nil {
+		return Envelope{}, nil, errors.New("no key service to unwrap the data key")
+	}
 	dataKey, err := keys.Decrypt(ctx, env.WrappedKey)
 	if err != nil {
 		return Envelope{}, nil, fmt.Errorf("unwrap data key (%s %s): %w", MetaKeyID, env.KeyID, err)

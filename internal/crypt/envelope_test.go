@@ -150,6 +150,7 @@ func TestDecryptRefusesEnvelope(t *testing.T) {
 		{"data key empty", with(MetaWrappedKey, wrap(0)), keys, "data key unwrapped to 0 bytes", true},
 		{"key twice", with("IV", good[MetaIV]), keys, MetaIV + " given twice", true},
 		{"wrong key service", good, otherKeys, "unwrap data key (datakeyencryptionkeyid dks-1)", false},
+		{"no key service", good, nil, "no key service", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
