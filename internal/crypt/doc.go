@@ -1,8 +1,8 @@
 // Package crypt holds the transforms a route applies to a file on its way
 // out: decrypt an envelope-encrypted object, rewrap its data key for the
 // recipient, compress, and encrypt to age or OpenPGP recipients. Every
-// transform streams: memory stays flat in the file's size (a few buffers
-// of some hundred KiB, zstd's window included).
+// transform streams: memory stays flat in the file's size (under 20 MiB a
+// file measured, most of it zstd's 8 MiB window).
 //
 // # The envelope
 //
