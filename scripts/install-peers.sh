@@ -2,7 +2,8 @@
 # Installs the real programs the tests talk to, when missing: the OpenSSH
 # client, rclone, lftp, ssh-audit, curl, python3-paramiko, clamd, HAProxy and
 # the Postgres server (Debian packages), versitygw, helm (for the chart's
-# checks) and the linter golangci-lint (Go modules).
+# checks), local-kms (the AWS KMS emulator) and the linter golangci-lint
+# (Go modules).
 # Arguments name more Debian packages to install when missing (make bench
 # passes openssh-server). Safe to re-run; needs root for apt on a fresh
 # machine.
@@ -11,6 +12,7 @@ set -euo pipefail
 VERSITYGW_VERSION=v1.8.0
 GOLANGCI_LINT_VERSION=v2.15.0
 HELM_VERSION=v4.3.2
+LOCAL_KMS_VERSION=v0.0.0-20260228092603-2a5e92d09ab6
 
 need_apt=()
 command -v sftp >/dev/null || need_apt+=(openssh-client)
@@ -96,6 +98,11 @@ fi
 if ! command -v golangci-lint >/dev/null && [ ! -x "$gobin/golangci-lint" ]; then
 	echo "installing golangci-lint $GOLANGCI_LINT_VERSION"
 	(cd / && GOFLAGS= go install "github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$GOLANGCI_LINT_VERSION")
+fi
+
+if ! command -v local-kms >/dev/null && [ ! -x "$gobin/local-kms" ]; then
+	echo "installing local-kms $LOCAL_KMS_VERSION (the AWS KMS emulator, for the crypt tests)"
+	(cd / && GOFLAGS= go install "github.com/nsmithuk/local-kms@$LOCAL_KMS_VERSION")
 fi
 
 if ! command -v helm >/dev/null && [ ! -x "$gobin/helm" ]; then
