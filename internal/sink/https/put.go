@@ -1,0 +1,249 @@
+package https
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"strings"
+)
+
+// Headers the caller may set on a Put, so that receivers see the same
+// names on every route. Values go as given; Put checks only that they are
+// safe to send.
+const (
+	// HeaderSHA256 is the hex SHA-256 of the body as sent, for the
+	// receiver to check; Put refuses a value that is not 64 hex digits.
+	HeaderSHA256 = "X-Content-SHA256"
+	// HeaderBatch is the id of the batch the file belongs to.
+	HeaderBatch = "X-Airlock-Batch"
+	// HeaderTransfer is airlock's id of the transfer, the same on every
+	// attempt, so that a receiver can drop a duplicate.
+	HeaderTransfer = "X-Airlock-Transfer"
+	// The data key of an envelope-encrypted body, rewrapped for the
+	// recipient (base64), the id of the key it is wrapped under, and the
+	// body's IV (base64): the egress metadata datakeyencryptionkeyid,
+	// ciphertext and iv, as headers.
+	HeaderDatakeyCiphertext = "X-Datakey-Ciphertext"
+	HeaderDatakeyKeyID      = "X-Datakey-Encryption-Key-Id"
+	HeaderDatakeyIV         = "X-Datakey-Iv"
+)
+
+// reserved are the headers Put sets itself or that would change how the
+// body is framed; a caller's value for them is refused.
+var reserved = map[string]bool{
+	"Host": true, "Content-Length": true, "Transfer-Encoding": true, "Connection": true,
+	"Expect": true, "Te": true, "Trailer": true, "Upgrade": true, "Keep-Alive": true,
+	"Proxy-Connection": true, "Authorization": true,
+}
+
+// errBodyLimit is how much of a refusal's body an error quotes.
+const errBodyLimit = 200
+
+// Put sends body, exactly size bytes, to the base URL + rel in one PUT,
+// streamed: memory stays flat in the size. rel is a relative slash path;
+// each segment is escaped, and empty, "." and ".." segments are refused.
+// headers are sent as given (see HeaderSHA256 and the others). A body
+// shorter or longer than size fails the attempt before its last byte is
+// sent, so a receiver never acknowledges a truncated file.
+//
+// Success is a 2xx answer. An error wraps ErrPermanent when retrying
+// cannot help (see the package comment); otherwise the caller retries
+// later with a new body reader.
+func (s *Sink) Put(ctx context.Context, rel string, body io.Reader, size int64, headers map[string]string) error {
+	target, err := s.target(rel)
+	if err != nil {
+		return fmt.Errorf("https put %q: %w (%w)", rel, err, ErrPermanent)
+	}
+	if size < 0 {
+		return fmt.Errorf("https put %s: size %d: %w", target, size, ErrPermanent)
+	}
+	src := &exactReader{r: body, left: size}
+	var reqBody io.Reader = http.NoBody
+	if size > 0 {
+		reqBody = src
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, target, reqBody)
+	if err != nil {
+		return fmt.Errorf("https put %s: %w (%w)", target, err, ErrPermanent)
+	}
+	req.ContentLength = size
+	req.Header.Set("Content-Type", "application/octet-stream")
+	req.Header.Set("User-Agent", "airlock")
+	if err := setHeaders(req.Header, headers); err != nil {
+		return fmt.Errorf("https put %s: %w (%w)", target, err, ErrPermanent)
+	}
+	if size > 0 {
+		req.Header.Set("Expect", "100-continue")
+	}
+	resp, err := s.client.Do(req)
+	switch {
+	case src.err != nil:
+		if resp != nil {
+			resp.Body.Close()
+		}
+		return fmt.Errorf("https put %s: %w", target, src.err)
+	case err != nil:
+		return fmt.Errorf("https put %s: %w", target, classify(ctx, err))
+	}
+	defer resp.Body.Close()
+	return answer(target, resp)
+}
+
+// target is the URL of rel under the base.
+func (s *Sink) target(rel string) (string, error) {
+	if rel == "" {
+		return "", errors.New("empty path")
+	}
+	segs := strings.Split(rel, "/")
+	for i, seg := range segs {
+		if seg == "" || seg == "." || seg == ".." {
+			return "", errors.New("path has an empty, . or .. segment")
+		}
+		segs[i] = url.PathEscape(seg)
+	}
+	return s.base + strings.Join(segs, "/"), nil
+}
+
+func setHeaders(h http.Header, headers map[string]string) error {
+	for name, v := range headers {
+		canon := textproto.CanonicalMIMEHeaderKey(name)
+		switch {
+		case !validName(name):
+			return fmt.Errorf("header name %q is not a token", name)
+		case reserved[canon] || strings.HasPrefix(canon, "Proxy-"):
+			return fmt.Errorf("header %s is set by the sink, not the caller", canon)
+		case strings.ContainsFunc(v, func(r rune) bool { return r < ' ' && r != '\t' || r == 0x7f }):
+			return fmt.Errorf("header %s has a control character", canon)
+		case canon == textproto.CanonicalMIMEHeaderKey(HeaderSHA256) && !isSHA256(v):
+			return fmt.Errorf("header %s: %q is not 64 hex digits", canon, v)
+		}
+		h.Set(canon, v)
+	}
+	return nil
+}
+
+func validName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if r > '~' || r <= ' ' || strings.ContainsRune(`"(),/:;<=>?@[\]{}`, r) {
+			return false
+		}
+	}
+	return true
+}
+
+func isSHA256(s string) bool {
+	return len(s) == 64 && strings.Trim(s, "0123456789abcdefABCDEF") == ""
+}
+
+// answer turns the receiver's answer into nil (2xx) or an error quoting
+// the status and the start of the body: nginx says there why it refused.
+func answer(target string, resp *http.Response) error {
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		// Reading a short answer to its end lets the connection be reused.
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		return nil
+	}
+	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, errBodyLimit))
+	msg := fmt.Sprintf("%s: %q", resp.Status, snippet)
+	code := resp.StatusCode
+	switch {
+	case code >= 300 && code < 400:
+		return fmt.Errorf("https put %s: %s (redirect to %q not followed): %w", target, msg, resp.Header.Get("Location"), ErrPermanent)
+	case code >= 400 && code < 500 && code != http.StatusRequestTimeout && code != http.StatusTooManyRequests:
+		return fmt.Errorf("https put %s: %s: %w", target, msg, ErrPermanent)
+	}
+	return fmt.Errorf("https put %s: %s", target, msg)
+}
+
+// certAlerts are the TLS alerts by which a receiver refuses airlock's
+// client certificate. crypto/tls reports a received alert as a
+// net.OpError "remote error" around an unexported type, so they are known
+// by their text.
+var certAlerts = map[string]bool{
+	"tls: bad certificate": true, "tls: unsupported certificate": true,
+	"tls: revoked certificate": true, "tls: expired certificate": true,
+	"tls: unknown certificate": true, "tls: unknown certificate authority": true,
+	"tls: access denied": true, "tls: certificate required": true,
+}
+
+// classify marks a failed request permanent when it failed on a
+// certificate, which does not change by itself: the receiver's failed
+// verification against tls.ca (an unknown CA, another host name, expired),
+// the receiver refused ours, or it does not speak TLS at all. Anything
+// else (refused, reset, timed out, cancelled) may pass; it stays retryable.
+func classify(ctx context.Context, err error) error {
+	// url.Error repeats the URL; the caller's message names it once.
+	var uerr *url.Error
+	if errors.As(err, &uerr) {
+		err = uerr.Err
+	}
+	if ctx.Err() != nil {
+		return err
+	}
+	var (
+		verr   *tls.CertificateVerificationError
+		unk    x509.UnknownAuthorityError
+		host   x509.HostnameError
+		inval  x509.CertificateInvalidError
+		recErr tls.RecordHeaderError
+		opErr  *net.OpError
+	)
+	switch {
+	case errors.As(err, &verr), errors.As(err, &unk), errors.As(err, &host), errors.As(err, &inval):
+		return fmt.Errorf("the receiver's certificate fails verification against tls.ca: %w (%w)", err, ErrPermanent)
+	case errors.As(err, &opErr) && opErr.Op == "remote error" && certAlerts[opErr.Err.Error()]:
+		return fmt.Errorf("the receiver refused airlock's client certificate: %w (%w)", err, ErrPermanent)
+	case errors.As(err, &recErr):
+		return fmt.Errorf("the receiver does not speak TLS: %w (%w)", err, ErrPermanent)
+	}
+	return err
+}
+
+// exactReader passes on exactly left bytes of r and records why not, if
+// not: a short body fails at its end, a longer one before its last byte
+// is passed on.
+type exactReader struct {
+	r    io.Reader
+	left int64
+	err  error
+}
+
+func (e *exactReader) Read(p []byte) (int, error) {
+	if e.err != nil {
+		return 0, e.err
+	}
+	if e.left == 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > e.left {
+		p = p[:e.left]
+	}
+	n, err := e.r.Read(p)
+	e.left -= int64(n)
+	switch {
+	case e.left == 0:
+		var one [1]byte
+		if m, _ := io.ReadFull(e.r, one[:]); m > 0 {
+			e.err = fmt.Errorf("body longer than its size: %w", ErrPermanent)
+			return 0, e.err
+		}
+		return n, nil
+	case err == io.EOF:
+		e.err = fmt.Errorf("body ended %d bytes short of its size: %w", e.left, ErrPermanent)
+		return n, e.err
+	case err != nil:
+		e.err = fmt.Errorf("read body: %w", err)
+		return n, e.err
+	}
+	return n, nil
+}
