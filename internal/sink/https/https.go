@@ -157,6 +157,9 @@ func loadTLS(files TLSFiles) (*tls.Config, error) {
 		return nil, fmt.Errorf("tls.cert %s with tls.key %s: %w", files.Cert, files.Key, err)
 	}
 	conf.Certificates = []tls.Certificate{pair}
+	// Always present it, even when the receiver names other CAs (Go would
+	// then send none): its refusal then says what is wrong with ours.
+	conf.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &pair, nil }
 	return conf, nil
 }
 
