@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -103,12 +104,22 @@ func (ca *CA) issue(name string, usage x509.ExtKeyUsage, edit func(*x509.Certifi
 	}
 }
 
+// write stores der as PEM in a new file named after name: one CA may
+// issue certificates of one name to parallel tests.
 func (ca *CA) write(name, typ string, der []byte) string {
-	p := filepath.Join(ca.dir, name)
-	if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+	ext := filepath.Ext(name)
+	f, err := os.CreateTemp(ca.dir, strings.TrimSuffix(name, ext)+"-*"+ext)
+	if err != nil {
 		ca.tb.Fatal(err)
 	}
-	return p
+	defer f.Close()
+	if err := pem.Encode(f, &pem.Block{Type: typ, Bytes: der}); err != nil {
+		ca.tb.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		ca.tb.Fatal(err)
+	}
+	return f.Name()
 }
 
 func newKey(tb testing.TB) *ecdsa.PrivateKey {

@@ -29,18 +29,24 @@ type receiver struct {
 	reqs    int
 }
 
+// serverOpts vary a test receiver's TLS.
+type serverOpts struct {
+	hosts      []string // of its certificate; testpeer's default when empty
+	maxVersion uint16   // of TLS; Go's default when 0
+}
+
 // newReceiver starts a receiver with a server certificate from serverCA
 // that requires a client certificate from clientCA.
-func newReceiver(t *testing.T, serverCA, clientCA *testpeer.CA, hosts ...string) *receiver {
+func newReceiver(t *testing.T, serverCA, clientCA *testpeer.CA, o serverOpts) *receiver {
 	t.Helper()
 	rc := &receiver{files: map[string][]byte{}, raw: map[string]string{}, headers: map[string]http.Header{}}
-	rc.Server = startTLS(t, serverCA, clientCA, http.HandlerFunc(rc.serve), hosts...)
+	rc.Server = startTLS(t, serverCA, clientCA, http.HandlerFunc(rc.serve), o)
 	return rc
 }
 
-func startTLS(t *testing.T, serverCA, clientCA *testpeer.CA, h http.Handler, hosts ...string) *httptest.Server {
+func startTLS(t *testing.T, serverCA, clientCA *testpeer.CA, h http.Handler, o serverOpts) *httptest.Server {
 	t.Helper()
-	pair := serverCA.Server("receiver", hosts...)
+	pair := serverCA.Server("receiver", o.hosts...)
 	cert, err := tls.LoadX509KeyPair(pair.Cert, pair.Key)
 	if err != nil {
 		t.Fatal(err)
@@ -52,6 +58,7 @@ func startTLS(t *testing.T, serverCA, clientCA *testpeer.CA, h http.Handler, hos
 		Certificates: []tls.Certificate{cert},
 		ClientCAs:    pool(t, clientCA.CertFile),
 		ClientAuth:   tls.RequireAndVerifyClientCert,
+		MaxVersion:   o.maxVersion,
 	}
 	srv.StartTLS()
 	t.Cleanup(srv.Close)

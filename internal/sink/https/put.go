@@ -165,21 +165,28 @@ func answer(target string, resp *http.Response) error {
 	return fmt.Errorf("https put %s: %s", target, msg)
 }
 
-// certAlerts are the TLS alerts by which a receiver refuses airlock's
-// client certificate. crypto/tls reports a received alert as a
-// net.OpError "remote error" around an unexported type, so they are known
-// by their text.
-var certAlerts = map[string]bool{
-	"tls: bad certificate": true, "tls: unsupported certificate": true,
-	"tls: revoked certificate": true, "tls: expired certificate": true,
-	"tls: unknown certificate": true, "tls: unknown certificate authority": true,
-	"tls: access denied": true, "tls: certificate required": true,
+// alertCauses are the TLS alerts by which a receiver refuses airlock's
+// client certificate or its TLS versions, with what they mean. crypto/tls
+// reports a received alert as a net.OpError "remote error" around an
+// unexported type, so they are known by their text.
+var alertCauses = map[string]string{
+	"tls: bad certificate":                refusedCert,
+	"tls: unsupported certificate":        refusedCert,
+	"tls: revoked certificate":            refusedCert,
+	"tls: expired certificate":            refusedCert,
+	"tls: unknown certificate":            refusedCert,
+	"tls: unknown certificate authority":  refusedCert,
+	"tls: access denied":                  refusedCert,
+	"tls: certificate required":           refusedCert,
+	"tls: protocol version not supported": "the receiver accepts no TLS version airlock offers (1.2 or later)",
 }
+
+const refusedCert = "the receiver refused airlock's client certificate"
 
 // classify marks a failed request permanent when it failed on a
 // certificate, which does not change by itself: the receiver's failed
 // verification against tls.ca (an unknown CA, another host name, expired),
-// the receiver refused ours, or it does not speak TLS at all. Anything
+// the receiver refused ours or our TLS versions, or it does not speak TLS. Anything
 // else (refused, reset, timed out, cancelled) may pass; it stays retryable.
 func classify(ctx context.Context, err error) error {
 	// url.Error repeats the URL; the caller's message names it once.
@@ -201,8 +208,8 @@ func classify(ctx context.Context, err error) error {
 	switch {
 	case errors.As(err, &verr), errors.As(err, &unk), errors.As(err, &host), errors.As(err, &inval):
 		return fmt.Errorf("the receiver's certificate fails verification against tls.ca: %w (%w)", err, ErrPermanent)
-	case errors.As(err, &opErr) && opErr.Op == "remote error" && certAlerts[opErr.Err.Error()]:
-		return fmt.Errorf("the receiver refused airlock's client certificate: %w (%w)", err, ErrPermanent)
+	case errors.As(err, &opErr) && opErr.Op == "remote error" && alertCauses[opErr.Err.Error()] != "":
+		return fmt.Errorf("%s: %w (%w)", alertCauses[opErr.Err.Error()], err, ErrPermanent)
 	case errors.As(err, &recErr):
 		return fmt.Errorf("the receiver does not speak TLS: %w (%w)", err, ErrPermanent)
 	}

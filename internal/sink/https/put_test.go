@@ -3,6 +3,7 @@ package https_test
 import (
 	"bytes"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"io"
@@ -20,7 +21,7 @@ import (
 func TestPut(t *testing.T) {
 	t.Parallel()
 	ca := testpeer.NewCA(t, "test")
-	rc := newReceiver(t, ca, ca)
+	rc := newReceiver(t, ca, ca, serverOpts{})
 	s := newSink(t, rc.URL, ca, ca)
 	tests := []struct {
 		rel, path, raw string
@@ -59,7 +60,7 @@ func TestPut(t *testing.T) {
 func TestPutEmpty(t *testing.T) {
 	t.Parallel()
 	ca := testpeer.NewCA(t, "test")
-	rc := newReceiver(t, ca, ca)
+	rc := newReceiver(t, ca, ca, serverOpts{})
 	s := newSink(t, rc.URL, ca, ca)
 	if err := s.Put(t.Context(), "empty", strings.NewReader(""), 0, nil); err != nil {
 		t.Fatalf("Put: %v", err)
@@ -104,7 +105,7 @@ func TestPutStatus(t *testing.T) {
 				}
 				w.WriteHeader(tt.status)
 				_, _ = io.WriteString(w, "the reason")
-			}))
+			}), serverOpts{})
 			err := newSink(t, srv.URL, ca, ca).Put(t.Context(), "f", strings.NewReader("x"), 1, nil)
 			switch {
 			case tt.ok && err != nil:
@@ -125,7 +126,7 @@ func TestPutStatus(t *testing.T) {
 func TestPutRetry(t *testing.T) {
 	t.Parallel()
 	ca := testpeer.NewCA(t, "test")
-	rc := newReceiver(t, ca, ca)
+	rc := newReceiver(t, ca, ca, serverOpts{})
 	rc.answers = []int{http.StatusInternalServerError}
 	s := newSink(t, rc.URL, ca, ca)
 	body := "retried contents"
@@ -152,17 +153,19 @@ func TestPutTLSRefusals(t *testing.T) {
 		serverCA, clientCA *testpeer.CA // the receiver's certificate's CA and the CA it requires of clients
 		hosts              []string
 		noClientCert       bool
+		maxVersion         uint16 // of the receiver
 		want               string
 	}{
 		{name: "receiver from another CA", serverCA: other, clientCA: ours, want: "fails verification against tls.ca"},
 		{name: "receiver for another host", serverCA: ours, clientCA: ours, hosts: []string{"receiver.invalid"}, want: "fails verification against tls.ca"},
 		{name: "client certificate unknown", serverCA: ours, clientCA: other, want: "refused airlock's client certificate"},
 		{name: "no client certificate", serverCA: ours, clientCA: ours, noClientCert: true, want: "refused airlock's client certificate"},
+		{name: "receiver below TLS 1.2", serverCA: ours, clientCA: ours, maxVersion: tls.VersionTLS11, want: "accepts no TLS version airlock offers"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			rc := newReceiver(t, tt.serverCA, tt.clientCA, tt.hosts...)
+			rc := newReceiver(t, tt.serverCA, tt.clientCA, serverOpts{hosts: tt.hosts, maxVersion: tt.maxVersion})
 			files := sinkhttps.TLSFiles{CA: ours.CertFile}
 			if !tt.noClientCert {
 				pair := ours.Client("airlock")
@@ -201,7 +204,7 @@ func TestPutStall(t *testing.T) {
 	t.Parallel()
 	ca := testpeer.NewCA(t, "test")
 	release := make(chan struct{})
-	srv := startTLS(t, ca, ca, http.HandlerFunc(func(http.ResponseWriter, *http.Request) { <-release }))
+	srv := startTLS(t, ca, ca, http.HandlerFunc(func(http.ResponseWriter, *http.Request) { <-release }), serverOpts{})
 	defer close(release)
 	pair := ca.Client("airlock")
 	s, err := sinkhttps.New(srv.URL+"/in/", sinkhttps.TLSFiles{Cert: pair.Cert, Key: pair.Key, CA: ca.CertFile},
@@ -225,7 +228,7 @@ func TestPutStall(t *testing.T) {
 func TestPutBodyLength(t *testing.T) {
 	t.Parallel()
 	ca := testpeer.NewCA(t, "test")
-	rc := newReceiver(t, ca, ca)
+	rc := newReceiver(t, ca, ca, serverOpts{})
 	s := newSink(t, rc.URL, ca, ca)
 	tests := []struct {
 		name string
@@ -255,7 +258,7 @@ func TestPutBodyLength(t *testing.T) {
 func TestPutRefusesArguments(t *testing.T) {
 	t.Parallel()
 	ca := testpeer.NewCA(t, "test")
-	rc := newReceiver(t, ca, ca)
+	rc := newReceiver(t, ca, ca, serverOpts{})
 	s := newSink(t, rc.URL, ca, ca)
 	tests := []struct {
 		name    string
@@ -300,7 +303,7 @@ func TestPutStreams(t *testing.T) {
 			return
 		}
 		w.WriteHeader(http.StatusCreated)
-	}))
+	}), serverOpts{})
 	s := newSink(t, srv.URL, ca, ca)
 	const size = 100 << 20
 	gate := &gatedReader{r: io.LimitReader(zeros{}, size), at: 50 << 20, until: func() bool { return received.Load() >= 40<<20 }}
