@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -110,4 +111,42 @@ func TestHTTPSinkNginx(t *testing.T) {
 		}
 		landed(t, "late.csv", body)
 	})
+
+	t.Run("outage mid-file", func(t *testing.T) {
+		s := sink(t, good)
+		body := make([]byte, 16<<20)
+		_, _ = rand.Read(body)
+		// nginx is stopped once 4 MiB have been read from the body.
+		cut := &stopAt{r: bytes.NewReader(body), at: 4 << 20, stop: ngx.Stop}
+		err := s.Put(t.Context(), "cut.bin", cut, int64(len(body)), nil)
+		if err == nil || errors.Is(err, sinkhttps.ErrPermanent) {
+			t.Fatalf("Put cut by nginx stopping: %v, want a retryable error", err)
+		}
+		t.Logf("cut by nginx stopping: %v", err)
+		if _, err := os.Stat(filepath.Join(ngx.Root, "DA", "cut.bin")); !os.IsNotExist(err) {
+			t.Fatalf("a partial file is in nginx's directory (%v)", err)
+		}
+		ngx.Start()
+		if err := put(s, "cut.bin", body); err != nil {
+			t.Fatalf("Put after nginx returned: %v", err)
+		}
+		landed(t, "cut.bin", body)
+	})
+}
+
+// stopAt calls stop once at bytes have been read through it.
+type stopAt struct {
+	r        io.Reader
+	at, read int64
+	stop     func()
+}
+
+func (s *stopAt) Read(p []byte) (int, error) {
+	if s.stop != nil && s.read >= s.at {
+		s.stop()
+		s.stop = nil
+	}
+	n, err := s.r.Read(p)
+	s.read += int64(n)
+	return n, err
 }

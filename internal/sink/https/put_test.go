@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -306,6 +307,7 @@ func TestPutStreams(t *testing.T) {
 	}), serverOpts{})
 	s := newSink(t, srv.URL, ca, ca)
 	const size = 100 << 20
+	peak := heapPeak(t)
 	gate := &gatedReader{r: io.LimitReader(zeros{}, size), at: 50 << 20, until: func() bool { return received.Load() >= 40<<20 }}
 	if err := s.Put(t.Context(), "big", gate, size, nil); err != nil {
 		t.Fatalf("Put: %v", err)
@@ -315,6 +317,43 @@ func TestPutStreams(t *testing.T) {
 	}
 	if got := received.Load(); got != size {
 		t.Fatalf("received %d bytes, want %d", got, size)
+	}
+	// Sender and receiver share the heap; both keep it flat.
+	if grew := peak(); grew > 32<<20 {
+		t.Fatalf("the heap grew by %d MiB sending 100 MiB", grew>>20)
+	} else {
+		t.Logf("the heap grew by at most %.1f MiB sending 100 MiB", float64(grew)/(1<<20))
+	}
+}
+
+// heapPeak samples the heap every 20 ms from now; the function it returns
+// stops and says how far it rose above where it started.
+func heapPeak(t *testing.T) func() int64 {
+	t.Helper()
+	var m runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&m)
+	base, peak := int64(m.HeapAlloc), int64(0)
+	done, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		var m runtime.MemStats
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			runtime.ReadMemStats(&m)
+			peak = max(peak, int64(m.HeapAlloc)-base)
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() int64 {
+		close(done)
+		<-stopped
+		return peak
 	}
 }
 
