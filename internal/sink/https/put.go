@@ -11,7 +11,11 @@ import (
 	"net/http"
 	"net/textproto"
 	"net/url"
+	"strconv"
 	"strings"
+	"time"
+
+	"github.com/airlock-gw/airlock/internal/redact"
 )
 
 // Headers the caller may set on a Put, so that receivers see the same
@@ -53,7 +57,8 @@ const errBodyLimit = 200
 // shorter or longer than size fails the attempt before its last byte is
 // sent, so a receiver never acknowledges a truncated file.
 //
-// Success is a 2xx answer. An error wraps ErrPermanent when retrying
+// Success is a 2xx answer; any other answer is a *StatusError (with the
+// receiver's Retry-After). An error wraps ErrPermanent when retrying
 // cannot help (see the package comment); otherwise the caller retries
 // later with a new body reader.
 func (s *Sink) Put(ctx context.Context, rel string, body io.Reader, size int64, headers map[string]string) error {
@@ -145,24 +150,67 @@ func isSHA256(s string) bool {
 	return len(s) == 64 && strings.Trim(s, "0123456789abcdefABCDEF") == ""
 }
 
-// answer turns the receiver's answer into nil (2xx) or an error quoting
-// the status and the start of the body: nginx says there why it refused.
+// StatusError is a receiver's answer other than 2xx. It wraps
+// ErrPermanent when another attempt cannot help.
+type StatusError struct {
+	Code int
+	// RetryAfter is the wait the receiver asked for (Retry-After, in
+	// seconds or as a date; with 429 and 503), 0 when it asked none: the
+	// caller's backoff should wait at least as long.
+	RetryAfter time.Duration
+	msg        string
+	permanent  bool
+}
+
+func (e *StatusError) Error() string { return e.msg }
+
+func (e *StatusError) Unwrap() error {
+	if e.permanent {
+		return ErrPermanent
+	}
+	return nil
+}
+
+// answer turns the receiver's answer into nil (2xx) or a *StatusError
+// quoting the status and the start of the body: nginx says there why it
+// refused.
 func answer(target string, resp *http.Response) error {
-	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+	code := resp.StatusCode
+	if code >= 200 && code < 300 {
 		// Reading a short answer to its end lets the connection be reused.
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 		return nil
 	}
 	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, errBodyLimit))
-	msg := fmt.Sprintf("%s: %q", resp.Status, snippet)
-	code := resp.StatusCode
+	e := &StatusError{Code: code, RetryAfter: retryAfter(resp.Header.Get("Retry-After"), time.Now())}
+	e.msg = fmt.Sprintf("https put %s: %s: %q", target, resp.Status, snippet)
 	switch {
 	case code >= 300 && code < 400:
-		return fmt.Errorf("https put %s: %s (redirect to %q not followed): %w", target, msg, resp.Header.Get("Location"), ErrPermanent)
+		e.permanent = true
+		if lu, err := resp.Request.URL.Parse(resp.Header.Get("Location")); err == nil {
+			e.msg += " (redirect to " + redact.Parsed(lu) + " not followed)"
+		}
 	case code >= 400 && code < 500 && code != http.StatusRequestTimeout && code != http.StatusTooManyRequests:
-		return fmt.Errorf("https put %s: %s: %w", target, msg, ErrPermanent)
+		e.permanent = true
 	}
-	return fmt.Errorf("https put %s: %s", target, msg)
+	if e.permanent {
+		e.msg += ": " + ErrPermanent.Error()
+	}
+	return e
+}
+
+// retryAfter reads a Retry-After value: seconds, or an HTTP date.
+func retryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.ParseUint(v, 10, 32); err == nil {
+		return time.Duration(secs) * time.Second
+	}
+	if at, err := http.ParseTime(v); err == nil && at.After(now) {
+		return at.Sub(now)
+	}
+	return 0
 }
 
 // alertCauses are the TLS alerts by which a receiver refuses airlock's

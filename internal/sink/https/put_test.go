@@ -102,7 +102,7 @@ func TestPutStatus(t *testing.T) {
 			srv := startTLS(t, ca, ca, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				_, _ = io.Copy(io.Discard, r.Body)
 				if tt.status >= 300 && tt.status < 400 {
-					w.Header().Set("Location", "/elsewhere")
+					w.Header().Set("Location", "/elsewhere?token=s3cr3t")
 				}
 				w.WriteHeader(tt.status)
 				_, _ = io.WriteString(w, "the reason")
@@ -117,6 +117,47 @@ func TestPutStatus(t *testing.T) {
 				t.Fatalf("Put: %v; permanent %v, want %v", err, errors.Is(err, sinkhttps.ErrPermanent), tt.permanent)
 			case !tt.ok && !strings.Contains(err.Error(), "the reason"):
 				t.Fatalf("Put: %v, want the receiver's reason quoted", err)
+			case err != nil && strings.Contains(err.Error(), "s3cr3t"):
+				t.Fatalf("Put: %v shows the redirect's query", err)
+			}
+			var se *sinkhttps.StatusError
+			if !tt.ok && (!errors.As(err, &se) || se.Code != tt.status) {
+				t.Fatalf("Put: %v, want a StatusError with %d", err, tt.status)
+			}
+		})
+	}
+}
+
+// TestPutRetryAfter: the wait a receiver asks for reaches the caller.
+func TestPutRetryAfter(t *testing.T) {
+	t.Parallel()
+	ca := testpeer.NewCA(t, "test")
+	tests := []struct {
+		header   string
+		min, max time.Duration
+	}{
+		{"", 0, 0},
+		{"7", 7 * time.Second, 7 * time.Second},
+		{time.Now().Add(time.Minute).UTC().Format(http.TimeFormat), 50 * time.Second, time.Minute},
+		{"soon", 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.header, func(t *testing.T) {
+			t.Parallel()
+			srv := startTLS(t, ca, ca, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, _ = io.Copy(io.Discard, r.Body)
+				if tt.header != "" {
+					w.Header().Set("Retry-After", tt.header)
+				}
+				w.WriteHeader(http.StatusServiceUnavailable)
+			}), serverOpts{})
+			err := newSink(t, srv.URL, ca, ca).Put(t.Context(), "f", strings.NewReader("x"), 1, nil)
+			var se *sinkhttps.StatusError
+			if !errors.As(err, &se) || errors.Is(err, sinkhttps.ErrPermanent) {
+				t.Fatalf("Put: %v, want a retryable StatusError", err)
+			}
+			if se.RetryAfter < tt.min || se.RetryAfter > tt.max {
+				t.Fatalf("RetryAfter %v, want %v to %v", se.RetryAfter, tt.min, tt.max)
 			}
 		})
 	}
@@ -313,7 +354,7 @@ func TestPutStreams(t *testing.T) {
 		t.Fatalf("Put: %v", err)
 	}
 	if gate.timedOut {
-		t.Fatal("the receiver had not 40 MiB when 50 MiB were read: the body was buffered")
+		t.Error("the receiver had not 40 MiB when 50 MiB were read: the body was buffered")
 	}
 	if got := received.Load(); got != size {
 		t.Fatalf("received %d bytes, want %d", got, size)
