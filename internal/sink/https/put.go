@@ -19,8 +19,10 @@ import (
 )
 
 // Headers the caller may set on a Put, so that receivers see the same
-// names on every route. Values go as given; Put checks only that they are
-// safe to send.
+// names on every route. The file's name is the request path and its size
+// the Content-Length; these add the rest. Values go as given; Put checks
+// only that they are safe to send. Names go out in Go's canonical case
+// (X-Content-Sha256): HTTP header names are case-insensitive.
 const (
 	// HeaderSHA256 is the hex SHA-256 of the body as sent, for the
 	// receiver to check; Put refuses a value that is not 64 hex digits.
