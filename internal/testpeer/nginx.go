@@ -41,7 +41,9 @@ pid %[1]s/nginx.pid;
 error_log %[1]s/error.log info;
 events { worker_connections 64; }
 http {
-	access_log %[1]s/access.log;
+	# The headers airlock adds, to show they reach a real receiver.
+	log_format put '$request_method $uri $status $http_x_content_sha256 $http_x_airlock_batch';
+	access_log %[1]s/access.log put;
 	client_body_temp_path %[1]s/body;
 	proxy_temp_path %[1]s/proxy;
 	fastcgi_temp_path %[1]s/fastcgi;
@@ -75,6 +77,18 @@ http {
 	})
 	n.Start()
 	return n
+}
+
+// AccessLog returns nginx's access log: one line per request, of the
+// method, path, status and the X-Content-SHA256 and X-Airlock-Batch
+// headers.
+func (n *Nginx) AccessLog() string {
+	n.tb.Helper()
+	b, err := os.ReadFile(filepath.Join(n.dir, "access.log"))
+	if err != nil {
+		n.tb.Fatal(err)
+	}
+	return string(b)
 }
 
 // Start runs nginx again, on the same address and directories, after

@@ -6,11 +6,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	sinkhttps "github.com/airlock-gw/airlock/internal/sink/https"
 	"github.com/airlock-gw/airlock/internal/testpeer"
@@ -56,6 +59,10 @@ func TestHTTPSinkNginx(t *testing.T) {
 			t.Fatalf("Put: %v", err)
 		}
 		landed(t, rel, body)
+		sum := sha256.Sum256(body)
+		// nginx logs a request after answering it.
+		line := "PUT /DA/2026-12-07/part one.csv 201 " + hex.EncodeToString(sum[:]) + " b-1"
+		eventually(t, 10*time.Second, "the headers in nginx's access log", func() bool { return strings.Contains(ngx.AccessLog(), line) })
 		// A retry after a lost answer replaces the file: one file, whole.
 		if err := put(s, rel, body); err != nil {
 			t.Fatalf("Put again: %v", err)
@@ -64,6 +71,40 @@ func TestHTTPSinkNginx(t *testing.T) {
 		entries, _ := os.ReadDir(filepath.Join(ngx.Root, "DA", "2026-12-07"))
 		if len(entries) != 1 {
 			t.Fatalf("nginx has %d files, want 1", len(entries))
+		}
+	})
+
+	t.Run("many files at once", func(t *testing.T) {
+		s := sink(t, good)
+		const files, workers = 120, 4
+		bodies := make([][]byte, files)
+		for i := range bodies {
+			bodies[i] = make([]byte, 1+i*311%(64<<10))
+			_, _ = rand.Read(bodies[i])
+		}
+		errs := make(chan error, files)
+		next := make(chan int, files)
+		for i := range files {
+			next <- i
+		}
+		close(next)
+		var wg sync.WaitGroup
+		for range workers {
+			wg.Go(func() {
+				for i := range next {
+					errs <- put(s, fmt.Sprintf("many/f%03d.bin", i), bodies[i])
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatalf("Put: %v", err)
+			}
+		}
+		for i, b := range bodies {
+			landed(t, fmt.Sprintf("many/f%03d.bin", i), b)
 		}
 	})
 
