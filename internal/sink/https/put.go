@@ -263,7 +263,9 @@ func classify(ctx context.Context, err error) error {
 	case errors.As(err, &recErr):
 		return fmt.Errorf("the receiver does not speak TLS: %w (%w)", err, ErrPermanent)
 	}
-	return err
+	// Go's own words for a connection dropped mid-body ("use of closed
+	// network connection") do not say whose it was.
+	return fmt.Errorf("no answer from the receiver (retryable): %w", err)
 }
 
 // exactReader passes on exactly left bytes of r and records why not, if
