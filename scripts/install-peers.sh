@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs the real programs the tests talk to, when missing: the OpenSSH
-# client, rclone, lftp, ssh-audit, curl, python3-paramiko, clamd, HAProxy and
-# the Postgres server (Debian packages), versitygw, helm (for the chart's
-# checks), local-kms (the AWS KMS emulator) and the linter golangci-lint
-# (Go modules).
+# client, rclone, lftp, ssh-audit, curl, python3-paramiko, clamd, HAProxy,
+# nginx and the Postgres server (Debian packages), versitygw, helm (for the
+# chart's checks), local-kms (the AWS KMS emulator) and the linter
+# golangci-lint (Go modules).
 # Arguments name more Debian packages to install when missing (make bench
 # passes openssh-server). Safe to re-run; needs root for apt on a fresh
 # machine.
@@ -35,6 +35,10 @@ command -v clamd >/dev/null || [ -x /usr/sbin/clamd ] || { need_clamd=true; need
 # own, so the package's service is left stopped too.
 need_haproxy=false
 command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || { need_haproxy=true; need_servers+=(haproxy); }
+# nginx, the HTTPS receiver (mutual TLS, PUT) of the https sink's tests;
+# they run their own, so the package's service is left stopped too.
+need_nginx=false
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || { need_nginx=true; need_servers+=(nginx); }
 for pkg in "$@"; do
 	dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
@@ -75,6 +79,13 @@ if $need_haproxy; then
 		$sudo systemctl disable --now haproxy.service >/dev/null 2>&1 || true
 	else
 		[ ! -x /etc/init.d/haproxy ] || $sudo /etc/init.d/haproxy stop >/dev/null 2>&1 || true
+	fi
+fi
+if $need_nginx; then
+	if [ -d /run/systemd/system ]; then
+		$sudo systemctl disable --now nginx.service >/dev/null 2>&1 || true
+	else
+		[ ! -x /etc/init.d/nginx ] || $sudo /etc/init.d/nginx stop >/dev/null 2>&1 || true
 	fi
 fi
 if $need_clamd; then
