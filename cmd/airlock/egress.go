@@ -13,7 +13,7 @@ import (
 
 // routes looks up a push dataset, as configured now, or a route.
 func (n *node) routes(name string) (pipeline.Route, bool) {
-	return routeLookup(n.cfg.Exports, n.datasets.Current, n.cfg.Routes)(name)
+	return routeLookup(n.cfg.Exports, n.datasets.Current, n.cfg.Routes, n.sends)(name)
 }
 
 // openExports opens the export area and its poller: what dataset users

@@ -8,8 +8,9 @@ import (
 // routeLookup is the pipeline's route lookup: a push dataset (of the
 // datasets current returns) is a route from its prefix of the export area
 // to its bucket; a route file, from its source to its destination, which
-// keeps its files. A pull dataset is no route: nothing is sent to it.
-func routeLookup(exports string, current func() *config.Datasets, routes *config.Routes) func(string) (pipeline.Route, bool) {
+// keeps its files, through what sends says for it. A pull dataset is no
+// route: nothing is sent to it.
+func routeLookup(exports string, current func() *config.Datasets, routes *config.Routes, sends map[string]sending) func(string) (pipeline.Route, bool) {
 	return func(name string) (pipeline.Route, bool) {
 		if d, ok := current().Lookup(name); ok {
 			if !d.Push() {
@@ -23,13 +24,15 @@ func routeLookup(exports string, current func() *config.Datasets, routes *config
 			return pipeline.Route{}, false
 		}
 		source, _ := r.Watch("")
-		return pipeline.Route{Source: source, Target: r.Destination, KMSKey: r.KMSKey, KeepFiles: true, Approval: r.Approval}, true
+		s := sends[name]
+		return pipeline.Route{Source: source, Target: r.Destination, KMSKey: r.KMSKey, KeepFiles: true, Approval: r.Approval,
+			Transform: s.transform, Receiver: s.receiver, ReceiverPrefix: s.receiverPrefix}, true
 	}
 }
 
 // routesOf is the route lookup over cfg's datasets and routes as loaded.
 func routesOf(cfg *config.Config) func(string) (pipeline.Route, bool) {
-	return routeLookup(cfg.Exports, func() *config.Datasets { return cfg.Datasets }, cfg.Routes)
+	return routeLookup(cfg.Exports, func() *config.Datasets { return cfg.Datasets }, cfg.Routes, nil)
 }
 
 // pullRetention lists the pull datasets current returns that delete what

@@ -103,6 +103,7 @@ type node struct {
 	poller              *watch.Poller
 	watchMetrics        *watch.Metrics
 	routeStores         map[string]*storage.Store // each route's source, by name
+	sends               map[string]sending        // each route's transform and receiver, by name
 	notifications       http.Handler // bucket notifications: a poll now
 	metrics             *pipeline.Metrics
 	notifier            *notify.KeyExpiryNotifier

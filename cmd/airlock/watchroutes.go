@@ -6,21 +6,31 @@ import (
 	"sync"
 	"time"
 
+	"gocloud.dev/secrets"
+
 	"github.com/airlock-gw/airlock/internal/config"
 	"github.com/airlock-gw/airlock/internal/pipeline"
 	"github.com/airlock-gw/airlock/internal/storage"
 	"github.com/airlock-gw/airlock/internal/watch"
 )
 
-// openRoutes opens the source store of every route. A route that needs
-// what this version cannot do yet (transforms, an https:// receiver) stops
-// the start, rather than be skipped unseen.
+// openRoutes opens the source store of every route, and its transform and
+// receiver. A route that needs what this version cannot do yet stops the
+// start, rather than be skipped unseen.
 func (n *node) openRoutes(ctx context.Context) error {
-	n.routeStores = map[string]*storage.Store{}
-	for _, r := range n.cfg.Routes.All() {
-		if r.Decrypt || r.Rewrap != "" || r.Compress != "" || r.Encrypt.PGP != "" || len(r.Encrypt.Age) > 0 || r.HTTPS() {
-			return fmt.Errorf("%s: route %s: transforms (decrypt, rewrap, encrypt, compress) and https:// destinations are not available in this version yet", r.File, r.Name)
+	n.routeStores, n.sends = map[string]*storage.Store{}, map[string]sending{}
+	keepers := map[string]*secrets.Keeper{}
+	n.onClose(func() {
+		for _, k := range keepers {
+			k.Close()
 		}
+	})
+	for _, r := range n.cfg.Routes.All() {
+		s, err := openSending(ctx, r, n.cfg.Keys, keepers)
+		if err != nil {
+			return err
+		}
+		n.sends[r.Name] = s
 		location, _ := r.Watch("")
 		st, err := storage.Open(ctx, location)
 		if err != nil {

@@ -327,3 +327,10 @@ func routesApart(routes *Routes, datasets *Datasets) Errors {
 	}
 	return errs
 }
+
+// Deliver splits an https:// destination like Watch a source: the base URL
+// up to the directory holding $TODAYS_DATE, and the rest, still holding
+// it (a file's path goes below the rest, dated by the day it was queued).
+func (r *Route) Deliver() (base, prefix string) {
+	return splitDated(r.Destination, TodaysDate)
+}

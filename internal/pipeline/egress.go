@@ -26,6 +26,13 @@ type Route struct {
 	KMSKey    string // SSE-KMS key for the target, if any
 	KeepFiles bool   // leave each object in the source once it is sent
 	Approval  int    // people other than the writer who must approve each transfer
+	// Transform, when set, changes the bytes on their way (or the key
+	// sent with them): they are streamed through it, never copied.
+	Transform *Transform
+	// Receiver, when set, takes the files instead of a target store, each
+	// under ReceiverPrefix (which may hold $TODAYS_DATE) and its path.
+	Receiver       Receiver
+	ReceiverPrefix string
 }
 
 // egressArgs is the job that sends a transfer along its route: it hashes
@@ -141,41 +148,59 @@ func (eg *egress) check(ctx context.Context) error {
 	return eg.deliver(ctx)
 }
 
-// deliver copies the object to the route's target unless it is there
-// already (a run before a crash got that far), records the delivery and
-// removes the source.
+// deliver sends the object along its route (copy or send), records the
+// delivery and removes the source.
 func (eg *egress) deliver(ctx context.Context) error {
 	if err := eg.awaitTurn(ctx, eg.tr, ledger.Filter{Direction: eg.tr.Direction, Route: eg.tr.Route, Path: eg.tr.Path,
 		States: []ledger.State{ledger.Queued, ledger.AwaitingApproval, ledger.Delivering}}); err != nil {
 		return err
 	}
+	var s sent
+	var detail map[string]string
+	var err error
+	if eg.route.Transform == nil && eg.route.Receiver == nil {
+		s.where, err = eg.copyOnce(ctx)
+	} else if s, err = eg.send(ctx); err == nil {
+		detail = s.outcomeDetail()
+	}
+	if err != nil {
+		return err
+	}
+	if err := eg.settleOutcome(ctx, eg.client, &eg.tr, ledger.Delivering, ledger.Delivered, ledger.Change{Destination: &s.where}, detail); err != nil {
+		return err
+	}
+	eg.Log.Info("sent", "transfer_id", eg.tr.ID, "route", eg.tr.Route, "path", eg.tr.Path,
+		"destination", s.where, "size", eg.tr.Size)
+	return eg.removeSource(ctx)
+}
+
+// copyOnce copies the object to the route's target store unless it is
+// there already (a run before a crash got that far), and returns where.
+func (eg *egress) copyOnce(ctx context.Context) (string, error) {
 	dst, err := eg.stores.Open(ctx, eg.target())
 	if err != nil {
-		return fmt.Errorf("open target: %w", err)
+		return "", fmt.Errorf("open target: %w", err)
 	}
 	key := destinationKey(eg.tr)
 	there, err := dst.Verify(ctx, key, eg.tr.Size, eg.tr.SHA256)
 	if err != nil {
-		return fmt.Errorf("deliver: %w", err)
+		return "", fmt.Errorf("deliver: %w", err)
 	}
 	if !there {
 		if err := eg.copy(ctx, dst, key); err != nil {
-			return err
+			return "", err
 		}
 	}
-	where := objectLocation(dst.String(), key)
-	if err := eg.settleOutcome(ctx, eg.client, &eg.tr, ledger.Delivering, ledger.Delivered, ledger.Change{Destination: &where}, nil); err != nil {
-		return err
-	}
-	eg.Log.Info("sent", "transfer_id", eg.tr.ID, "route", eg.tr.Route, "path", eg.tr.Path,
-		"destination", where, "size", eg.tr.Size)
-	return eg.removeSource(ctx)
+	return objectLocation(dst.String(), key), nil
 }
 
-// target is the route's target for this transfer: $TODAYS_DATE in it is
-// the UTC date the transfer was queued, whenever it is sent.
-func (eg *egress) target() string {
-	return strings.ReplaceAll(eg.route.Target, config.TodaysDate, eg.tr.CreatedAt.UTC().Format(time.DateOnly))
+// target is the route's target store for this transfer.
+func (eg *egress) target() string { return eg.dated(eg.route.Target) }
+
+// dated is s with $TODAYS_DATE the UTC date the transfer was queued,
+// whenever it is sent.
+func (eg *egress) dated(s string) string {
+	return strings.ReplaceAll(s, config.TodaysDate, eg.tr.CreatedAt.UTC().Format(time.DateOnly))
 }
 
 // copy streams (or has S3 copy) the source object to key of dst. The

@@ -112,7 +112,7 @@ func (w *Workers) settle(ctx context.Context, job *rivertype.JobRow, id string, 
 		log.Error("job failed after the transfer settled", "state", tr.State, "err", err)
 		return nil
 	}
-	if errors.Is(err, errPermanent) || job.Attempt >= job.MaxAttempts {
+	if errors.Is(err, ErrPermanent) || job.Attempt >= job.MaxAttempts {
 		failed, aerr := w.Ledger.Advance(ctx, id, pending, ledger.Failed, ledger.Change{
 			Error: &msg,
 			InTx:  w.announce(river.ClientFromContext[*sql.Tx](ctx)),
@@ -173,11 +173,11 @@ func (w *Workers) messages(tr ledger.Transfer, state ledger.State) (notify.Outco
 	return o, notify.OutcomeMessages(o, email, w.Operators)
 }
 
-// errPermanent marks an error that no retry can fix.
-var errPermanent = errors.New("permanent")
+// ErrPermanent marks an error that no retry can fix; a Receiver wraps it.
+var ErrPermanent = errors.New("permanent")
 
 func permanent(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", errPermanent, fmt.Sprintf(format, args...))
+	return fmt.Errorf("%w: %s", ErrPermanent, fmt.Sprintf(format, args...))
 }
 
 // objectLocation names key inside the store at location, for the ledger's

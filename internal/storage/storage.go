@@ -132,6 +132,11 @@ func (s *Store) Stage(ctx context.Context, key string, maxSize int64) (*Staged, 
 	return s.stage(ctx, key, maxSize, WriteOptions{})
 }
 
+// StageWith is Stage for an object with the properties opts gives it.
+func (s *Store) StageWith(ctx context.Context, key string, maxSize int64, opts WriteOptions) (*Staged, error) {
+	return s.stage(ctx, key, maxSize, opts)
+}
+
 // WriteOptions are properties of an object a staged write makes.
 type WriteOptions struct {
 	KMSKey   string            // SSE-KMS key id/ARN: x-amz-server-side-encryption: aws:kms and x-amz-server-side-encryption-aws-kms-key-id; S3 only (error for other stores when set)

@@ -42,7 +42,7 @@ error_log %[1]s/error.log info;
 events { worker_connections 64; }
 http {
 	# The headers airlock adds, to show they reach a real receiver.
-	log_format put '$request_method $uri $status $http_x_content_sha256 $http_x_airlock_batch';
+	log_format put '$request_method $uri $status $http_x_content_sha256 $http_x_airlock_batch $http_x_airlock_transfer $http_x_datakey_ciphertext $http_x_datakey_encryption_key_id $http_x_datakey_iv';
 	access_log %[1]s/access.log put;
 	client_body_temp_path %[1]s/body;
 	proxy_temp_path %[1]s/proxy;
@@ -80,8 +80,8 @@ http {
 }
 
 // AccessLog returns nginx's access log: one line per request, of the
-// method, path, status and the X-Content-SHA256 and X-Airlock-Batch
-// headers.
+// method, path, status and the X-Content-SHA256, X-Airlock-Batch,
+// X-Airlock-Transfer and X-Datakey-* headers ("-" when absent).
 func (n *Nginx) AccessLog() string {
 	n.tb.Helper()
 	b, err := os.ReadFile(filepath.Join(n.dir, "access.log"))
