@@ -2,7 +2,10 @@ package pipeline
 
 import (
 	"bytes"
+	"compress/gzip"
 	"errors"
+	"fmt"
+	"io"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -10,8 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"filippo.io/age"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/airlock-gw/airlock/internal/crypt"
 	"github.com/airlock-gw/airlock/internal/ledger"
 	"github.com/airlock-gw/airlock/internal/ledger/ledgertest"
 	"github.com/airlock-gw/airlock/internal/storage"
@@ -284,4 +289,45 @@ func mustList(t *testing.T, l *ledger.Ledger, f ledger.Filter) []ledger.Transfer
 		t.Fatal(err)
 	}
 	return trs
+}
+
+// TestRouteCompressEncrypt: a route that compresses and encrypts writes
+// what decrypts and decompresses to the source, and records the sha256
+// and size of what it sent.
+func TestRouteCompressEncrypt(t *testing.T) {
+	t.Parallel()
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ef := newEgressFixture(t, ledgertest.SQLite(t), Route{KeepFiles: true, Transform: &Transform{
+		Compress: "gzip", Encrypt: crypt.EncryptSpec{Age: []string{id.Recipient().String()}}}})
+	ef.run()
+	data := bytes.Repeat([]byte("a compressible row\n"), 50000)
+	ef.export("proj/rows.csv", data)
+	tr := ef.waitState(ef.only("/rows.csv").ID, ledger.Delivered)
+	sent, err := os.ReadFile(filepath.Join(ef.targetDir, "rows.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec, err := age.Decrypt(bytes.NewReader(sent), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zr, err := gzip.NewReader(dec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(zr)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("decrypted and decompressed: %d bytes, %v; want the %d sent", len(got), err, len(data))
+	}
+	evs, err := ef.ledger.Events(t.Context(), tr.ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := evs[len(evs)-1]
+	if last.Detail["sha256_out"] != hexSum(sent) || last.Detail["size_out"] != fmt.Sprint(len(sent)) || tr.SHA256 != hexSum(data) {
+		t.Errorf("delivery event %v, transfer sha256 %s; want the sums of the bytes read and sent", last.Detail, tr.SHA256)
+	}
 }
