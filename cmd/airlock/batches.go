@@ -47,10 +47,10 @@ func newBatchesCmd(g *globals) *cobra.Command {
 
 func writeBatchTable(w io.Writer, bs []ledger.Batch) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tROUTE\tSTARTED\tFILES\tDELIVERED\tFAILED\tCOMPLETE\tRERUNS\tTRIGGER")
+	fmt.Fprintln(tw, "ID\tROUTE\tSTARTED\tFILES\tDELIVERED\tFAILED\tSTATE\tRERUNS\tTRIGGER")
 	for _, b := range bs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%v\t%s\t%s\n", b.ID, b.Route, b.CreatedAt.Format(time.DateTime), b.Files,
-			b.States[ledger.Delivered], b.States[ledger.Failed]+b.States[ledger.Rejected], b.Complete(), b.Reruns, b.Trigger)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", b.ID, b.Route, b.CreatedAt.Format(time.DateTime), b.Files,
+			b.States[ledger.Delivered], b.States[ledger.Failed]+b.States[ledger.Rejected], b.State, b.Reruns, b.Trigger)
 	}
 	return tw.Flush()
 }

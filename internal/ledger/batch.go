@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -19,12 +20,20 @@ type Batch struct {
 	TriggerVersion string `json:"trigger_version"`
 	// Reruns is the batch an earlier version of the same trigger started,
 	// if any: this one sends the prefix again.
-	Reruns    string    `json:"reruns,omitempty"`
-	Files     int       `json:"files"`
-	CreatedAt time.Time `json:"created_at"`
+	Reruns    string     `json:"reruns,omitempty"`
+	Files     int        `json:"files"`
+	State     string     `json:"state"` // BatchOpen or BatchDelivered
+	CreatedAt time.Time  `json:"created_at"`
+	SettledAt *time.Time `json:"settled_at,omitempty"`
 	// States counts the members by state (read by Batches and GetBatch).
 	States map[State]int `json:"states,omitempty"`
 }
+
+// The states of a batch.
+const (
+	BatchOpen      = "open"
+	BatchDelivered = "delivered"
+)
 
 // Complete reports whether every member of b was delivered.
 func (b Batch) Complete() bool { return b.States[Delivered] == b.Files }
@@ -37,7 +46,7 @@ func (b Batch) Complete() bool { return b.States[Delivered] == b.Files }
 // the same trigger is named in Reruns.
 func (l *Ledger) OpenBatch(ctx context.Context, b Batch, members []Transfer, inTx func(context.Context, *sql.Tx, Transfer) error) (Batch, error) {
 	at := now()
-	b.ID, b.CreatedAt, b.Files = newID(at), at, len(members)
+	b.ID, b.CreatedAt, b.Files, b.State = newID(at), at, len(members), BatchOpen
 	evs := make([]*Event, 0, 1+len(members))
 	open := &Event{Kind: "batch.open", At: at, Detail: map[string]string{
 		"batch": b.ID, "route": b.Route, "trigger": b.Trigger, "files": strconv.Itoa(b.Files)}}
@@ -99,7 +108,7 @@ func insertBatch(ctx context.Context, tx *sql.Tx, b *Batch) error {
 // Batches returns the batches of route (every route's when ""), newest
 // first, with their members counted by state.
 func (l *Ledger) Batches(ctx context.Context, route string, limit int) ([]Batch, error) {
-	query := `SELECT id, route, trigger_key, trigger_version, reruns, files, created_at FROM batches`
+	query := `SELECT ` + batchColumns + ` FROM batches`
 	var args []any
 	if route != "" {
 		query += ` WHERE route = $1`
@@ -115,15 +124,10 @@ func (l *Ledger) Batches(ctx context.Context, route string, limit int) ([]Batch,
 	}
 	var bs []Batch
 	for rows.Next() {
-		var b Batch
-		var created string
-		if err := rows.Scan(&b.ID, &b.Route, &b.Trigger, &b.TriggerVersion, &b.Reruns, &b.Files, &created); err != nil {
+		b, err := scanBatch(rows)
+		if err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("list batches: %w", err)
-		}
-		if b.CreatedAt, err = parseTime(created); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("batch %s: %w", b.ID, err)
 		}
 		bs = append(bs, b)
 	}
@@ -155,4 +159,75 @@ func (l *Ledger) memberStates(ctx context.Context, batch string) (map[State]int,
 		states[s] = n
 	}
 	return states, rows.Err()
+}
+
+const batchColumns = `id, route, trigger_key, trigger_version, reruns, files, state, created_at, settled_at`
+
+func scanBatch(row interface{ Scan(...any) error }) (Batch, error) {
+	var b Batch
+	var created string
+	var settled sql.NullString
+	err := row.Scan(&b.ID, &b.Route, &b.Trigger, &b.TriggerVersion, &b.Reruns, &b.Files, &b.State, &created, &settled)
+	if err != nil {
+		return Batch{}, err
+	}
+	if b.CreatedAt, err = parseTime(created); err != nil {
+		return Batch{}, fmt.Errorf("batch %s: %w", b.ID, err)
+	}
+	if b.SettledAt, err = parseNullTime(settled); err != nil {
+		return Batch{}, fmt.Errorf("batch %s: %w", b.ID, err)
+	}
+	return b, nil
+}
+
+// GetBatch returns batch id with its members counted by state.
+func (l *Ledger) GetBatch(ctx context.Context, id string) (Batch, error) {
+	b, err := scanBatch(l.reads.QueryRowContext(ctx, `SELECT `+batchColumns+` FROM batches WHERE id = $1`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Batch{}, fmt.Errorf("get batch %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Batch{}, fmt.Errorf("get batch %s: %w", id, err)
+	}
+	if b.States, err = l.memberStates(ctx, id); err != nil {
+		return Batch{}, err
+	}
+	return b, nil
+}
+
+// LastOfBatch reports, inside the transaction that records a member's
+// delivery, whether it was the batch's last member not yet delivered.
+// Writers take turns on the chain head's lock, so of members delivered at
+// once exactly one sees it.
+func LastOfBatch(ctx context.Context, tx *sql.Tx, batch string) (bool, error) {
+	var n int
+	err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM transfers WHERE batch = $1 AND state <> $2`, batch, string(Delivered)).Scan(&n)
+	return n == 0, err
+}
+
+// SettleBatch marks an open batch delivered, with ev ("batch.delivered"
+// unless set) in the same transaction. A batch settled before is left as
+// it is (settled false).
+func (l *Ledger) SettleBatch(ctx context.Context, id string, ev Event) (settled bool, err error) {
+	ev.Kind = cmp.Or(ev.Kind, "batch."+BatchDelivered)
+	ev.At = now()
+	errSettled := errors.New("settled before")
+	err = l.withEvent(ctx, durable, &ev, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE batches SET state = $1, settled_at = $2 WHERE id = $3 AND state = $4`,
+			BatchDelivered, formatTime(ev.At), id, BatchOpen)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return cmp.Or(err, errSettled)
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, errSettled):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("settle batch %s: %w", id, err)
+	}
+	return true, nil
 }

@@ -166,7 +166,8 @@ func (eg *egress) deliver(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := eg.settleOutcome(ctx, eg.client, &eg.tr, ledger.Delivering, ledger.Delivered, ledger.Change{Destination: &s.where}, detail); err != nil {
+	if err := eg.settleOutcome(ctx, eg.client, &eg.tr, ledger.Delivering, ledger.Delivered,
+		ledger.Change{Destination: &s.where, InTx: eg.batchDone}, detail); err != nil {
 		return err
 	}
 	eg.Log.Info("sent", "transfer_id", eg.tr.ID, "route", eg.tr.Route, "path", eg.tr.Path,

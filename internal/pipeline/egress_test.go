@@ -3,6 +3,7 @@ package pipeline
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -265,10 +266,27 @@ func TestRouteFlagBatch(t *testing.T) {
 		f.waitState(tr.ID, ledger.Delivered)
 	}
 	date := time.Now().UTC().Format(time.DateOnly)
+	manifestName := date + "/" + bs[0].ID + ".manifest.json"
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		b, err := f.ledger.GetBatch(t.Context(), bs[0].ID)
+		if err == nil && b.State == ledger.BatchDelivered {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("batch %+v (%v); want delivered", b, err)
+		}
+	}
 	got := f.files(targetDir)
 	slices.Sort(got)
-	if want := []string{date + "/a.csv", date + "/sub/b.csv"}; !slices.Equal(got, want) {
+	want := []string{date + "/a.csv", manifestName, date + "/sub/b.csv"}
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
 		t.Errorf("target holds %v; want %v", got, want)
+	}
+	var m manifest
+	raw, err := os.ReadFile(filepath.Join(targetDir, filepath.FromSlash(manifestName)))
+	if err != nil || json.Unmarshal(raw, &m) != nil || len(m.Files) != 2 || m.Files[0].SHA256 != hexSum([]byte("day/a.csv")) {
+		t.Errorf("manifest: %s (%v)", raw, err)
 	}
 	// The flag rewritten: the prefix is sent again, late.csv with it.
 	later := time.Now().Add(time.Minute)

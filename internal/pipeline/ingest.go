@@ -345,12 +345,13 @@ func (in *ingestion) settleOutcome(ctx context.Context, from, to ledger.State, c
 
 // settleOutcome moves *tr from from into the outcome to, with ch and the
 // event detail, and queues the outcome's notifications in the same
-// transaction; *tr becomes the transfer as recorded.
+// transaction (before ch.InTx, if set); *tr becomes the transfer as
+// recorded.
 func (w *Workers) settleOutcome(ctx context.Context, client *river.Client[*sql.Tx], tr *ledger.Transfer,
 	from, to ledger.State, ch ledger.Change, detail map[string]string) error {
 	noError := ""
 	ch.Error = &noError
-	ch.InTx = w.announce(client)
+	ch.InTx = chain(w.announce(client), ch.InTx)
 	settled, err := w.Ledger.Advance(ctx, tr.ID, []ledger.State{from}, to, ch, ledger.Event{Detail: detail})
 	if err != nil {
 		return err

@@ -131,7 +131,7 @@ func (eg *egress) write(ctx context.Context, piped *crypt.Piped, meta map[string
 	if err != nil {
 		return sent{}, fmt.Errorf("open target: %w", err)
 	}
-	opts := storage.WriteOptions{KMSKey: eg.route.KMSKey}
+	opts := storageOptions(eg.route)
 	if rewrapped {
 		opts.Metadata = lowerKeys(meta)
 	}
@@ -153,6 +153,11 @@ func (eg *egress) write(ctx context.Context, piped *crypt.Piped, meta map[string
 		return sent{}, fmt.Errorf("send: %w", err)
 	}
 	return s, nil
+}
+
+// storageOptions are the properties of what route writes to its target.
+func storageOptions(route Route) storage.WriteOptions {
+	return storage.WriteOptions{KMSKey: route.KMSKey}
 }
 
 // checked returns what went out, once the source read is known to be the

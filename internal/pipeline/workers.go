@@ -86,6 +86,7 @@ func NewWorkers(d Deps) *Workers {
 	}
 	river.AddWorker(w.river, &ingestWorker{w: w})
 	river.AddWorker(w.river, &egressWorker{w: w})
+	river.AddWorker(w.river, &batchWorker{w: w})
 	river.AddWorker(w.river, &notifyWorker{w: w})
 	river.AddWorker(w.river, &reconcileWorker{w: w})
 	river.AddWorker(w.river, &retentionWorker{w: w})

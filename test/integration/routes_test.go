@@ -15,8 +15,9 @@ import (
 // TestRouteFlag: a route watching a dated prefix on versitygw sends,
 // when pipeline_success.flag appears, every other object under today's
 // prefix to today's destination prefix, as one batch; the flag is not
-// sent, a file written after it waits for the next flag, and the
-// rewritten flag sends the prefix again as a re-run.
+// sent, the batch's manifest is, once every file has arrived; a file
+// written after the flag waits for the next one, and the rewritten flag
+// sends the prefix again as a re-run.
 func TestRouteFlag(t *testing.T) {
 	t.Parallel()
 	s3 := startVersity(t, "src", "dest")
@@ -43,7 +44,8 @@ recipient: "Data Warehouse"
 		t.Fatalf("sent before the flag: %+v", rows)
 	}
 	put(prefix+"pipeline_success.flag", nil)
-	batches := g.waitBatches(t, 1, func(b ledger.Batch) bool { return b.Complete() })
+	delivered := func(b ledger.Batch) bool { return b.State == ledger.BatchDelivered }
+	batches := g.waitBatches(t, 1, delivered)
 	if b := batches[0]; b.Files != 6 || b.Reruns != "" {
 		t.Errorf("batch %+v; want 6 files, no re-run", b)
 	}
@@ -53,8 +55,8 @@ recipient: "Data Warehouse"
 			t.Errorf("%s: destination holds %q; want %s", rel, got[rel], sum)
 		}
 	}
-	if len(got) != len(want) {
-		t.Errorf("destination holds %d objects; want %d (never the flag)", len(got), len(want))
+	if _, ok := got[batches[0].ID+".manifest.json"]; !ok || len(got) != len(want)+1 {
+		t.Errorf("destination holds %v; want the %d files and the batch's manifest (never the flag)", got, len(want))
 	}
 
 	// Written after the flag: no batch of its own, sent with the next one.
@@ -65,7 +67,7 @@ recipient: "Data Warehouse"
 	}
 	time.Sleep(1100 * time.Millisecond) // a new modification time, to the second
 	put(prefix+"pipeline_success.flag", []byte("again"))
-	batches = g.waitBatches(t, 2, func(b ledger.Batch) bool { return b.Complete() })
+	batches = g.waitBatches(t, 2, delivered)
 	if b := batches[0]; b.Files != 7 || b.Reruns != batches[1].ID {
 		t.Errorf("re-run %+v; want 7 files, reruns %s", b, batches[1].ID)
 	}
