@@ -104,7 +104,7 @@ type node struct {
 	watchMetrics        *watch.Metrics
 	routeStores         map[string]*storage.Store // each route's source, by name
 	sends               map[string]sending        // each route's transform and receiver, by name
-	notifications       http.Handler // bucket notifications: a poll now
+	notifications       http.Handler              // bucket notifications: a poll now
 	metrics             *pipeline.Metrics
 	notifier            *notify.KeyExpiryNotifier
 	queue               *pipeline.Queue

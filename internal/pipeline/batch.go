@@ -148,7 +148,9 @@ func (w *Workers) manifestEntry(ctx context.Context, tr ledger.Transfer) (manife
 // sendManifest writes body as <id>.manifest.json beside the batch's files.
 func (w *Workers) sendManifest(ctx context.Context, route Route, id string, day time.Time, body []byte) (string, error) {
 	name := id + ".manifest.json"
-	date := func(s string) string { return strings.ReplaceAll(s, config.TodaysDate, day.UTC().Format(time.DateOnly)) }
+	date := func(s string) string {
+		return strings.ReplaceAll(s, config.TodaysDate, day.UTC().Format(time.DateOnly))
+	}
 	if route.Receiver != nil {
 		sum := sha256.Sum256(body)
 		rel := date(route.ReceiverPrefix) + name
