@@ -191,6 +191,14 @@ func TestOpenBatch(t *testing.T) {
 		if err != nil || len(trs) != 2 || trs[0].Batch != b.ID {
 			t.Fatalf("members = %+v, %v", trs, err)
 		}
+		for i, want := range []bool{true, false} { // settled once
+			if settled, err := l.SettleBatch(ctx, b.ID, Event{}); err != nil || settled != want {
+				t.Errorf("SettleBatch #%d = %v, %v; want %v", i+1, settled, err, want)
+			}
+		}
+		if got, err := l.GetBatch(ctx, b.ID); err != nil || got.State != BatchDelivered || got.SettledAt == nil {
+			t.Errorf("GetBatch = %+v, %v; want delivered", got, err)
+		}
 		if _, err := l.VerifyAudit(ctx); err != nil {
 			t.Errorf("audit verify: %v", err)
 		}
