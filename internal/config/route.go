@@ -286,10 +286,14 @@ func parseTLSFiles(c *checker, f field, root string) TLSFiles {
 
 // Watch returns where the route's source is on date (yyyy-mm-dd): the
 // store location up to the directory holding $TODAYS_DATE, and the key
-// prefix below it with the date filled in. A source without the
-// placeholder is watched whole.
+// prefix below it with the date filled in, a directory (ending in "/").
+// A source without the placeholder is watched whole.
 func (r *Route) Watch(date string) (location, prefix string) {
-	return splitDated(r.Source, date)
+	location, prefix = splitDated(r.Source, date)
+	if prefix != "" && !strings.HasSuffix(prefix, "/") {
+		prefix += "/" // a path lost its slash when made absolute
+	}
+	return location, prefix
 }
 
 // splitDated splits a location at the directory that holds $TODAYS_DATE.

@@ -108,6 +108,7 @@ func TestRouteWatch(t *testing.T) {
 		{"s3://src/$TODAYS_DATE/out/?region=r", "s3://src?region=r", "2026-12-07/out/"},
 		{"s3://src/day-$TODAYS_DATE/", "s3://src", "day-2026-12-07/"},
 		{"/srv/out/$TODAYS_DATE/", "/srv/out", "2026-12-07/"},
+		{"/srv/out/$TODAYS_DATE", "/srv/out", "2026-12-07/"},
 		{"s3://src/all/?region=r", "s3://src/all/?region=r", ""},
 	} {
 		r := Route{Source: tt.source}
