@@ -22,7 +22,7 @@ func (n *node) openRoutes(ctx context.Context) error {
 	keepers := map[string]*secrets.Keeper{}
 	n.onClose(func() {
 		for _, k := range keepers {
-			k.Close()
+			_ = k.Close() // a keeper holds nothing to lose
 		}
 	})
 	for _, r := range n.cfg.Routes.All() {

@@ -91,7 +91,8 @@ func (eg *egress) send(ctx context.Context) (sent, error) {
 	if err != nil {
 		return sent{}, refusal(err)
 	}
-	defer piped.Close()
+	// Its error is the transform's, which Sums has reported by then.
+	defer func() { _ = piped.Close() }()
 	if eg.route.Receiver != nil {
 		return eg.put(ctx, piped, t, meta)
 	}
