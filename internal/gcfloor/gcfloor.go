@@ -22,33 +22,61 @@ import (
 // defaultPercent is the runtime's GOGC when the environment sets none.
 const defaultPercent = 100
 
-// What the heap goal is made of: GOGC percent of the live heap and the
-// roots (stacks, globals) over the live heap.
-var goalParts = []metrics.Sample{
+// runtimeMinimum is the runtime's least heap goal at GOGC=100; it scales
+// with GOGC (defaultHeapMinimum in runtime/mgcpacer.go).
+const runtimeMinimum = 4 << 20
+
+// readings are the runtime metrics a tune reads, in heapOf's order.
+var readings = []metrics.Sample{
 	{Name: "/gc/heap/live:bytes"},
 	{Name: "/gc/scan/stack:bytes"},
 	{Name: "/gc/scan/globals:bytes"},
+	{Name: "/memory/classes/total:bytes"},
+	{Name: "/memory/classes/heap/released:bytes"},
+	{Name: "/memory/classes/heap/free:bytes"},
+	{Name: "/memory/classes/heap/objects:bytes"},
+}
+
+// heap is what the settings are made from.
+type heap struct {
+	live    uint64 // marked by the last collection
+	roots   uint64 // stacks and globals, which the goal counts as well
+	nonHeap uint64 // the runtime's memory besides the heap's spans
+}
+
+func heapOf(s []metrics.Sample) heap {
+	v := func(i int) uint64 { return s[i].Value.Uint64() }
+	return heap{live: v(0), roots: v(1) + v(2), nonHeap: v(3) - v(4) - v(5) - v(6)}
 }
 
 // Hold raises GOGC after each collection, so that the next one starts at
 // about floor bytes of heap, for as long as the live heap is under half of
 // floor; above that GOGC stays at the default, 100. An operator's GOGC in
-// the environment wins: Hold then does nothing. A memory limit
+// the environment wins: Hold then does nothing. An operator's memory limit
 // (GOMEMLIMIT) still caps the goal. When ctx ends, the next collection
-// puts GOGC back to 100 and Hold stops.
+// puts both settings back and Hold stops.
 func Hold(ctx context.Context, floor uint64) {
 	if _, set := os.LookupEnv("GOGC"); set {
 		return
 	}
-	t := &tuner{ctx: ctx, floor: floor, percent: defaultPercent, sample: slices.Clone(goalParts)}
+	operator := debug.SetMemoryLimit(-1)
+	t := &tuner{ctx: ctx, floor: floor, operator: operator,
+		now: setting{defaultPercent, operator}, sample: slices.Clone(readings)}
 	t.arm()
 }
 
 type tuner struct {
-	ctx     context.Context
-	floor   uint64
-	percent int // what it last set
-	sample  []metrics.Sample
+	ctx      context.Context
+	floor    uint64
+	operator int64   // the memory limit Hold found (math.MaxInt64: none)
+	now      setting // what it last set
+	sample   []metrics.Sample
+}
+
+// setting is a GOGC and a memory limit.
+type setting struct {
+	percent int
+	limit   int64
 }
 
 // sentinel is garbage from birth: its cleanup runs after the next
@@ -62,31 +90,38 @@ func (t *tuner) arm() {
 
 // tune runs after each collection, on the runtime's cleanup goroutine.
 func (t *tuner) tune() {
-	percent := defaultPercent
+	next := setting{defaultPercent, t.operator}
 	if t.ctx.Err() == nil {
 		metrics.Read(t.sample)
-		live, roots := t.sample[0].Value.Uint64(), t.sample[1].Value.Uint64()+t.sample[2].Value.Uint64()
-		percent = percentFor(live, roots, t.floor)
+		next = settingFor(heapOf(t.sample), t.floor, t.operator)
 	}
-	if percent != t.percent {
-		debug.SetGCPercent(percent)
-		t.percent = percent
+	// The limit goes on before GOGC rises, and off after it falls.
+	switch {
+	case next == t.now:
+	case next.percent > t.now.percent:
+		debug.SetMemoryLimit(next.limit)
+		debug.SetGCPercent(next.percent)
+	default:
+		debug.SetGCPercent(next.percent)
+		debug.SetMemoryLimit(next.limit)
 	}
+	t.now = next
 	if t.ctx.Err() == nil {
 		t.arm()
 	}
 }
 
-// runtimeMinimum is the runtime's least heap goal at GOGC=100; it scales
-// with GOGC (defaultHeapMinimum in runtime/mgcpacer.go).
-const runtimeMinimum = 4 << 20
-
-// percentFor is the GOGC that puts the heap goal at floor, and never below
-// the default. The goal is live plus GOGC percent of live and roots, and
-// at least runtimeMinimum scaled by GOGC.
-func percentFor(live, roots, floor uint64) int {
-	if live == 0 || 2*live+roots >= floor {
-		return defaultPercent
+// settingFor puts the heap goal at floor while the live heap is small, and
+// leaves the runtime's defaults (and the operator's limit) otherwise. The
+// goal is live plus GOGC percent of live and roots, and at least
+// runtimeMinimum scaled by GOGC. A GOGC set for a small heap would let a
+// live heap that grew many times over within one cycle grow as many times
+// again before the next tune; while it is raised, a memory limit of about
+// twice the floor beyond the runtime's other memory bounds that cycle.
+func settingFor(h heap, floor uint64, operator int64) setting {
+	if h.live == 0 || 2*h.live+h.roots >= floor {
+		return setting{defaultPercent, operator}
 	}
-	return int(min((floor-live)*100/(live+roots), floor*100/runtimeMinimum))
+	percent := min((floor-h.live)*100/(h.live+h.roots), floor*100/runtimeMinimum)
+	return setting{int(percent), min(int64(h.nonHeap+2*floor), operator)}
 }

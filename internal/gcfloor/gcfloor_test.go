@@ -2,32 +2,38 @@ package gcfloor
 
 import (
 	"context"
+	"math"
 	"runtime"
 	"runtime/metrics"
 	"testing"
 	"time"
 )
 
-func TestPercentFor(t *testing.T) {
+func TestSettingFor(t *testing.T) {
 	t.Parallel()
-	const mib = 1 << 20
+	const (
+		mib  = 1 << 20
+		none = math.MaxInt64
+	)
 	for _, tc := range []struct {
-		name               string
-		live, roots, floor uint64
-		want               int
+		name     string
+		heap     heap
+		operator int64
+		want     setting
 	}{
-		{"small heap: goal at the floor", 4 * mib, 0, 32 * mib, 700},
-		{"small heap and its roots", 4 * mib, 3 * mib, 32 * mib, 400},
-		{"tiny heap: the runtime's minimum, scaled, at the floor", 1 * mib, 0, 32 * mib, 800},
-		{"half the floor: the default", 16 * mib, 0, 32 * mib, 100},
-		{"with the roots, half the floor: the default", 12 * mib, 8 * mib, 32 * mib, 100},
-		{"large heap: the default", 200 * mib, 1 * mib, 32 * mib, 100},
-		{"nothing measured yet", 0, 0, 32 * mib, 100},
+		{"small heap: goal at the floor", heap{4 * mib, 0, 10 * mib}, none, setting{700, 74 * mib}},
+		{"small heap and its roots", heap{4 * mib, 3 * mib, 10 * mib}, none, setting{400, 74 * mib}},
+		{"tiny heap: the runtime's minimum, scaled, at the floor", heap{1 * mib, 0, 10 * mib}, none, setting{800, 74 * mib}},
+		{"an operator's lower limit stays", heap{4 * mib, 0, 10 * mib}, 50 * mib, setting{700, 50 * mib}},
+		{"half the floor: the defaults", heap{16 * mib, 0, 10 * mib}, none, setting{100, none}},
+		{"with the roots, half the floor: the defaults", heap{12 * mib, 8 * mib, 10 * mib}, none, setting{100, none}},
+		{"large heap: the operator's limit", heap{200 * mib, 1 * mib, 10 * mib}, 512 * mib, setting{100, 512 * mib}},
+		{"nothing measured yet", heap{}, none, setting{100, none}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			if got := percentFor(tc.live, tc.roots, tc.floor); got != tc.want {
-				t.Errorf("percentFor(%d, %d, %d) = %d, want %d", tc.live, tc.roots, tc.floor, got, tc.want)
+			if got := settingFor(tc.heap, 32*mib, tc.operator); got != tc.want {
+				t.Errorf("settingFor(%+v, 32 MiB, %d) = %+v, want %+v", tc.heap, tc.operator, got, tc.want)
 			}
 		})
 	}
@@ -53,17 +59,20 @@ func TestHoldLiftsASmallHeapsGoal(t *testing.T) {
 		g := read("/gc/heap/goal:bytes")
 		return g > floor*9/10 && g < floor*11/10
 	})
+	if l := read("/gc/gomemlimit:bytes"); l == math.MaxInt64 || l < 2*floor {
+		t.Errorf("memory limit %d while the goal is lifted, want one of at least %d", l, 2*floor)
+	}
 
 	held := make([]byte, floor*3/4) // live: the floor must not lift it
-	waitFor(t, "GOGC back at the default under a large live heap", func() bool {
-		return read("/gc/gogc:percent") == defaultPercent
+	waitFor(t, "the defaults back under a large live heap", func() bool {
+		return read("/gc/gogc:percent") == defaultPercent && read("/gc/gomemlimit:bytes") == math.MaxInt64
 	})
 	runtime.KeepAlive(held)
 
 	waitFor(t, "heap goal lifted again", func() bool { return read("/gc/gogc:percent") > defaultPercent })
 	cancel()
-	waitFor(t, "GOGC back at the default once Hold ends", func() bool {
-		return read("/gc/gogc:percent") == defaultPercent
+	waitFor(t, "the defaults back once Hold ends", func() bool {
+		return read("/gc/gogc:percent") == defaultPercent && read("/gc/gomemlimit:bytes") == math.MaxInt64
 	})
 }
 
