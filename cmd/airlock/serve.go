@@ -57,8 +57,8 @@ type serveOptions struct {
 	ready     func() // called once both listeners are up
 }
 
-// heapFloor is the heap goal below which the collector is not started
-// (see gcfloor): a node's live heap is a few MB.
+// heapFloor is the heap goal the collector is held at while the live heap
+// is small (see gcfloor); a node's live heap is a few MB.
 const heapFloor = 32 << 20
 
 // serve runs until ctx ends: it opens each part of the node in turn (a
