@@ -19,6 +19,7 @@ import (
 
 	"github.com/airlock-gw/airlock/internal/audit"
 	"github.com/airlock-gw/airlock/internal/config"
+	"github.com/airlock-gw/airlock/internal/gcfloor"
 	"github.com/airlock-gw/airlock/internal/httpapi"
 	"github.com/airlock-gw/airlock/internal/ledger"
 	"github.com/airlock-gw/airlock/internal/notify"
@@ -57,10 +58,15 @@ type serveOptions struct {
 	ready     func() // called once both listeners are up
 }
 
+// heapFloor is the heap goal the collector is held at while the live heap
+// is small (see gcfloor); a node's live heap is a few MB.
+const heapFloor = 32 << 20
+
 // serve runs until ctx ends: it opens each part of the node in turn (a
 // node, below), then runs them (run.go).
 func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opts serveOptions) error {
 	logWarnings(log, cfg.Warnings)
+	gcfloor.Hold(ctx, heapFloor)
 	n := &node{cfg: cfg, log: log, reg: prometheus.NewRegistry()}
 	defer n.close()
 	n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
