@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 
+	"github.com/airlock-gw/airlock/internal/config"
 	"github.com/airlock-gw/airlock/internal/pipeline"
 	"github.com/airlock-gw/airlock/internal/storage"
 	"github.com/airlock-gw/airlock/internal/watch"
@@ -25,7 +26,9 @@ func (n *node) openExports(ctx context.Context) error {
 		return err
 	}
 	n.onClose(func() { n.exports.Close() })
-	admit := &pipeline.Exports{Source: n.source(n.exports), Routes: n.routes}
+	// Only datasets: a folder named like a route is no route's source.
+	datasets := routeLookup(n.cfg.Exports, n.datasets.Current, &config.Routes{}, nil)
+	admit := &pipeline.Exports{Source: n.source(n.exports), Routes: datasets}
 	found := watch.HandlerFunc(func(ctx context.Context, o watch.Object) error {
 		return admit.Found(ctx, o.Key, o.Size, o.ModTime)
 	})
