@@ -99,9 +99,9 @@ func (eg *egress) send(ctx context.Context) (sent, error) {
 	return eg.write(ctx, piped, meta, t.Rewrap != nil)
 }
 
-// refusal is a transform's error: an object whose envelope is broken, or
-// whose data key the key service will not unwrap, is never sent, and no
-// retry changes that.
+// refusal is a transform's error: an object whose envelope is broken is
+// never sent, and no retry changes that; anything else (a key service
+// out of reach) is retried.
 func refusal(err error) error {
 	if errors.Is(err, crypt.ErrEnvelope) {
 		return permanent("not sent: %v", err)
