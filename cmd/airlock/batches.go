@@ -41,7 +41,40 @@ func newBatchesCmd(g *globals) *cobra.Command {
 	list.Flags().StringVar(&route, "route", "", "only this route's batches")
 	list.Flags().IntVar(&limit, "limit", 0, "at most this many (0: all)")
 	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	cmd.AddCommand(list)
+	var showJSON bool
+	show := &cobra.Command{
+		Use:   "show ID",
+		Short: "Show a batch and its members: its manifest",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			l, err := g.openLedger(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer l.Close()
+			b, err := l.GetBatch(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			members, err := l.List(cmd.Context(), ledger.Filter{Batch: b.ID})
+			if err != nil {
+				return err
+			}
+			if showJSON {
+				return writeJSON(cmd.OutOrStdout(), struct {
+					ledger.Batch
+					Members []ledger.Transfer `json:"members"`
+				}{b, orEmpty(members)})
+			}
+			if err := writeBatchTable(cmd.OutOrStdout(), []ledger.Batch{b}); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout())
+			return writeTransferTable(cmd.OutOrStdout(), members)
+		},
+	}
+	show.Flags().BoolVar(&showJSON, "json", false, "print JSON")
+	cmd.AddCommand(list, show)
 	return cmd
 }
 

@@ -120,10 +120,12 @@ func (w *Workers) completeBatch(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("send the manifest of batch %s: %w", id, err)
 	}
-	if _, err := w.Ledger.SettleBatch(ctx, id, ledger.Event{Detail: map[string]string{
-		"batch": id, "route": b.Route, "files": strconv.Itoa(b.Files), "manifest": where}}); err != nil {
+	settled, err := w.Ledger.SettleBatch(ctx, id, ledger.Event{Detail: map[string]string{
+		"batch": id, "route": b.Route, "files": strconv.Itoa(b.Files), "manifest": where}})
+	if err != nil || !settled { // a run before this one settled it
 		return err
 	}
+	w.Metrics.batchLatency.WithLabelValues(b.Route).Observe(time.Since(b.CreatedAt).Seconds())
 	w.Log.Info("batch delivered", "batch", id, "route", b.Route, "files", b.Files, "manifest", where)
 	return nil
 }

@@ -170,6 +170,8 @@ func (eg *egress) deliver(ctx context.Context) error {
 		ledger.Change{Destination: &s.where, InTx: eg.batchDone}, detail); err != nil {
 		return err
 	}
+	eg.Metrics.routeFiles.WithLabelValues(eg.tr.Route, string(ledger.Delivered)).Inc()
+	eg.Metrics.routeBytes.WithLabelValues(eg.tr.Route).Add(float64(eg.tr.Size))
 	eg.Log.Info("sent", "transfer_id", eg.tr.ID, "route", eg.tr.Route, "path", eg.tr.Path,
 		"destination", s.where, "size", eg.tr.Size)
 	return eg.removeSource(ctx)

@@ -12,6 +12,10 @@ type Metrics struct {
 	overwrites *prometheus.CounterVec
 	takeovers  prometheus.Counter
 	exports    *prometheus.CounterVec
+	// Per route (dataset or route file): bounded by the configuration.
+	routeFiles   *prometheus.CounterVec
+	routeBytes   *prometheus.CounterVec
+	batchLatency *prometheus.HistogramVec
 }
 
 // NewMetrics registers the collectors with reg.
@@ -46,7 +50,19 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "airlock_export_objects_total",
 			Help: "Objects found in the export area, by what became of them (queued: a transfer of its dataset; unrouted: under no push dataset, never sent).",
 		}, []string{"result"}),
+		routeFiles: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "airlock_route_files_total", Help: "Files a dataset or route settled, by route and outcome (delivered, failed).",
+		}, []string{"route", "outcome"}),
+		routeBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "airlock_route_bytes_total", Help: "Bytes a dataset or route delivered (as read from its source), by route.",
+		}, []string{"route"}),
+		batchLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "airlock_batch_latency_seconds",
+			Help:    "Time from a flag starting a batch to the batch's manifest sent, by route.",
+			Buckets: []float64{1, 5, 15, 60, 300, 900, 3600, 14400, 86400},
+		}, []string{"route"}),
 	}
-	reg.MustRegister(m.scans, m.outcomes, m.retries, m.latency, m.queueDepth, m.overwrites, m.takeovers, m.exports)
+	reg.MustRegister(m.scans, m.outcomes, m.retries, m.latency, m.queueDepth, m.overwrites, m.takeovers, m.exports,
+		m.routeFiles, m.routeBytes, m.batchLatency)
 	return m
 }

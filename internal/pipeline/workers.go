@@ -122,6 +122,9 @@ func (w *Workers) settle(ctx context.Context, job *rivertype.JobRow, id string, 
 			return errors.Join(err, aerr)
 		}
 		w.settled(failed)
+		if tr.Route != "" {
+			w.Metrics.routeFiles.WithLabelValues(tr.Route, string(ledger.Failed)).Inc()
+		}
 		log.Error("transfer failed", "supplier", tr.Supplier, "path", tr.Path, "err", err)
 		return nil
 	}

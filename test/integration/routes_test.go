@@ -59,6 +59,21 @@ recipient: "Data Warehouse"
 		t.Errorf("destination holds %v; want the %d files and the batch's manifest (never the flag)", got, len(want))
 	}
 
+	out, errOut, err := g.airlock("batches", "show", batches[0].ID, "--json")
+	var shown struct {
+		ledger.Batch
+		Members []ledger.Transfer `json:"members"`
+	}
+	if err != nil || json.Unmarshal([]byte(out), &shown) != nil || len(shown.Members) != 6 || shown.State != ledger.BatchDelivered {
+		t.Errorf("batches show: %v %s\n%s", err, errOut, out)
+	}
+	if n := g.metric(`airlock_route_files_total{outcome="delivered",route="cbol_report"}`); n != 6 {
+		t.Errorf("airlock_route_files_total delivered = %v; want 6", n)
+	}
+	if n := g.metric(`airlock_batch_latency_seconds_count{route="cbol_report"}`); n != 1 {
+		t.Errorf("batch latencies observed: %v; want 1", n)
+	}
+
 	// Written after the flag: no batch of its own, sent with the next one.
 	want.put(t, put, prefix+"late.csv", 50)
 	time.Sleep(time.Second)
