@@ -41,9 +41,12 @@ func newPolicyCmd(g *globals) *cobra.Command {
 				return policy.Dataset(cfg.Policy, d, cfg.Exports)
 			}),
 		policySubcommand(g, "route", "the statements a route's source and destination need",
-			func(_ *config.Config, name string) (*policy.Set, error) {
-				// Routes (routes_dir) are not part of the configuration yet.
-				return nil, fmt.Errorf("unknown route %q: no routes are configured", name)
+			func(cfg *config.Config, name string) (*policy.Set, error) {
+				r, ok := cfg.Routes.Lookup(name)
+				if !ok {
+					return nil, fmt.Errorf("unknown route %q", name)
+				}
+				return policy.Route(cfg.Policy, r)
 			}),
 	)
 	return cmd

@@ -22,7 +22,8 @@ func TestPolicyCommand(t *testing.T) {
 		{name: "pull dataset", args: []string{"dataset", "shared_extract"}, wantGolden: "dataset_shared_extract.json"},
 		{name: "unknown supplier", args: []string{"supplier", "nobody"}, wantErr: `unknown supplier "nobody"`},
 		{name: "unknown dataset", args: []string{"dataset", "nothing"}, wantErr: `unknown dataset "nothing"`},
-		{name: "routes", args: []string{"route", "cbol_report"}, wantErr: `unknown route "cbol_report": no routes are configured`},
+		{name: "route", args: []string{"route", "cbol_report"}, wantGolden: "route_cbol_report.json"},
+		{name: "unknown route", args: []string{"route", "nowhere"}, wantErr: `unknown route "nowhere"`},
 		{
 			name: "apply what others own", args: []string{"supplier", "acme", "--apply"}, wantGolden: "supplier_acme.json",
 			wantErr: "nothing to apply: supplier acme has no bucket policy that airlock owns; its documents are for the owners of those buckets, keys and roles to add to theirs",

@@ -19,8 +19,11 @@ var (
 	ingestionKMS = []string{"kms:GenerateDataKey", "kms:Encrypt", "kms:Decrypt"}
 	// The mover verifies what it sent (GetObject), and multipart uploads
 	// under SSE-KMS need kms:Decrypt.
-	moverS3  = []string{"s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload"}
-	moverKMS = []string{"kms:GenerateDataKey", "kms:Encrypt", "kms:Decrypt"}
+	moverS3 = []string{"s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload"}
+	// A route's mover reads its source prefix, and lists it to find the
+	// objects and the flag.
+	moverRead = []string{"s3:GetObject"}
+	moverKMS  = []string{"kms:GenerateDataKey", "kms:Encrypt", "kms:Decrypt"}
 	// Dataset users may write under their prefix of the export area, and
 	// neither read nor list it.
 	exportWrite = []string{"s3:PutObject", "s3:AbortMultipartUpload"}
@@ -213,4 +216,46 @@ func viaS3(p config.Policy, key string) (string, error) {
 		suffix = "amazonaws.com.cn"
 	}
 	return "s3." + a.Region + "." + suffix, nil
+}
+
+// Route returns the documents of a route: the mover role's read of its
+// source prefix and, for an s3:// destination, its write there.
+func Route(p config.Policy, r *config.Route) (*Set, error) {
+	set := &Set{Subject: "route " + r.Name, Documents: []Document{}}
+	if err := set.need(p.MoverRoleARN, "mover_role_arn"); err != nil {
+		return nil, err
+	}
+	source, _ := r.Watch("")
+	if err := set.reader(p, "AirlockMoverRead", p.MoverRoleARN, "source", source); err != nil {
+		return nil, err
+	}
+	if r.HTTPS() {
+		set.Notes = append(set.Notes, "destination is an https:// receiver: no bucket policy")
+		return set.finish()
+	}
+	dest, _ := r.Deliver()
+	if err := set.writer(p, "AirlockMover", p.MoverRoleARN, "destination", config.Target{URL: dest, KMSKey: r.KMSKey}, moverS3, moverKMS); err != nil {
+		return nil, err
+	}
+	return set.finish()
+}
+
+// reader adds what role needs to list and read below location (named
+// what in notes): statements for the bucket's owner, and the role's policy.
+func (s *Set) reader(p config.Policy, sid, role, what, location string) error {
+	b, ok, err := s.s3Bucket(what, location)
+	if err != nil || !ok {
+		return err
+	}
+	objects, bucket := objectsARN(p, b.Name, b.Prefix), bucketARN(p, b.Name)
+	s.Documents = append(s.Documents,
+		Document{Kind: BucketStatements, Target: b.Name, Policy: Policy{Version: version, Statement: []Statement{
+			allow(sid, principals([]string{role}), moverRead, objects),
+			allow(sid+"List", principals([]string{role}), list, bucket),
+		}}},
+		Document{Kind: RolePolicy, Target: role, Policy: Policy{Version: version, Statement: []Statement{
+			{Sid: sid, Effect: "Allow", Action: moverRead, Resource: []string{objects}},
+			{Sid: sid + "List", Effect: "Allow", Action: list, Resource: []string{bucket}},
+		}}})
+	return nil
 }

@@ -40,8 +40,11 @@ func TestGolden(t *testing.T) {
 	for _, d := range cfg.Datasets.All() {
 		sets["dataset_"+d.Name] = func() (*Set, error) { return Dataset(cfg.Policy, d, cfg.Exports) }
 	}
-	if len(sets) != 7 {
-		t.Fatalf("%d subjects in testdata/tree, want 7", len(sets))
+	for _, r := range cfg.Routes.All() {
+		sets["route_"+r.Name] = func() (*Set, error) { return Route(cfg.Policy, r) }
+	}
+	if len(sets) != 9 {
+		t.Fatalf("%d subjects in testdata/tree, want 9", len(sets))
 	}
 	for name, build := range sets {
 		t.Run(name, func(t *testing.T) {
