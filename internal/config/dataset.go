@@ -1,11 +1,8 @@
 package config
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"net/url"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -84,15 +81,12 @@ func LoadDatasets(dir, root string) (*Datasets, error) {
 // loadDatasets loads the dataset files; a missing dir is an error only when
 // mustExist (datasets_dir was written out, so a typo must not pass).
 func loadDatasets(dir, root string, mustExist bool) (*Datasets, Errors) {
-	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) && !mustExist {
-		return &Datasets{}, nil
-	}
-	absRoot, err := filepath.Abs(root)
-	if err != nil {
-		return nil, Errors{{File: dir, Msg: err.Error()}}
+	absRoot, skip, errs := openDefs(dir, root, mustExist)
+	if skip || errs != nil {
+		return &Datasets{}, errs
 	}
 	var parsed []*parsedDataset
-	errs, _ := loadDir(dir, "datasets", func(c *checker, f defFile, data []byte) {
+	errs, _ = loadDir(dir, "datasets", func(c *checker, f defFile, data []byte) {
 		if p := parseDataset(c, data, f.stem, absRoot); p != nil {
 			p.File = f.abs
 			parsed = append(parsed, p)

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -34,6 +36,20 @@ func (c *checker) dir(f field, def string) string {
 	default:
 		return dir
 	}
+}
+
+// openDefs prepares the loading of a directory of definitions that may be
+// missing unless mustExist: skip is true when it is missing, absRoot is
+// root made absolute (the paths in the files resolve against it).
+func openDefs(dir, root string, mustExist bool) (absRoot string, skip bool, errs Errors) {
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) && !mustExist {
+		return "", true, nil
+	}
+	absRoot, err := filepath.Abs(root)
+	if err != nil {
+		return "", false, Errors{{File: dir, Msg: err.Error()}}
+	}
+	return absRoot, false, nil
 }
 
 // defFile is one file of a directory of definitions (suppliers/, datasets/):

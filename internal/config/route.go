@@ -1,9 +1,7 @@
 package config
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -86,16 +84,13 @@ var routeKeys = keySet{
 // loadRoutes loads the route files; a missing dir is an error only when
 // mustExist. keys are the key services airlock.yaml names.
 func loadRoutes(dir, root string, mustExist bool, keys map[string]string) (*Routes, Errors) {
-	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) && !mustExist {
-		return &Routes{}, nil
-	}
-	absRoot, err := filepath.Abs(root)
-	if err != nil {
-		return nil, Errors{{File: dir, Msg: err.Error()}}
+	absRoot, skip, errs := openDefs(dir, root, mustExist)
+	if skip || errs != nil {
+		return &Routes{}, errs
 	}
 	var routes []*Route
 	names := firstSeen{}
-	errs, _ := loadDir(dir, "routes", func(c *checker, f defFile, data []byte) {
+	errs, _ = loadDir(dir, "routes", func(c *checker, f defFile, data []byte) {
 		r, nameLine := parseRoute(c, data, f.stem, absRoot, keys)
 		if r == nil {
 			return
