@@ -28,7 +28,7 @@ func newBatchesCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer l.Close()
-			bs, err := l.Batches(cmd.Context(), route, limit)
+			bs, err := l.Batches(cmd.Context(), ledger.BatchFilter{Route: route, Limit: limit})
 			if err != nil {
 				return err
 			}

@@ -183,7 +183,7 @@ func TestOpenBatch(t *testing.T) {
 		if err != nil || rerun.Reruns != b.ID {
 			t.Fatalf("re-run = %+v, %v; want reruns %s", rerun, err, b.ID)
 		}
-		bs, err := l.Batches(ctx, "cbol", 0)
+		bs, err := l.Batches(ctx, BatchFilter{Route: "cbol"})
 		if err != nil || len(bs) != 2 || bs[0].ID != rerun.ID || bs[0].States[Queued] != 2 || bs[0].Complete() {
 			t.Fatalf("Batches = %+v, %v", bs, err)
 		}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -105,18 +106,31 @@ func insertBatch(ctx context.Context, tx *sql.Tx, b *Batch) error {
 	return err
 }
 
-// Batches returns the batches of route (every route's when ""), newest
-// first, with their members counted by state.
-func (l *Ledger) Batches(ctx context.Context, route string, limit int) ([]Batch, error) {
+// BatchFilter selects batches; zero fields select everything.
+type BatchFilter struct {
+	Route string
+	State string // BatchOpen or BatchDelivered
+	Limit int
+}
+
+// Batches returns the batches f selects, newest first, with their members
+// counted by state.
+func (l *Ledger) Batches(ctx context.Context, f BatchFilter) ([]Batch, error) {
 	query := `SELECT ` + batchColumns + ` FROM batches`
+	var where []string
 	var args []any
-	if route != "" {
-		query += ` WHERE route = $1`
-		args = append(args, route)
+	for col, v := range map[string]string{"route": f.Route, "state": f.State} {
+		if v != "" {
+			args = append(args, v)
+			where = append(where, col+" = $"+strconv.Itoa(len(args)))
+		}
+	}
+	if len(where) > 0 {
+		query += ` WHERE ` + strings.Join(where, " AND ")
 	}
 	query += ` ORDER BY created_at DESC, id DESC`
-	if limit > 0 {
-		query += ` LIMIT ` + strconv.Itoa(limit)
+	if f.Limit > 0 {
+		query += ` LIMIT ` + strconv.Itoa(f.Limit)
 	}
 	rows, err := l.reads.QueryContext(ctx, query, args...)
 	if err != nil {

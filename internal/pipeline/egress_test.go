@@ -250,7 +250,7 @@ func TestRouteFlagBatch(t *testing.T) {
 		writeFile(t, filepath.Join(srcDir, filepath.FromSlash(key)), []byte(key))
 		found(key) // before the flag: nothing yet
 	}
-	if bs, _ := f.ledger.Batches(t.Context(), "cbol", 0); len(bs) != 0 {
+	if bs, _ := f.ledger.Batches(t.Context(), ledger.BatchFilter{Route: "cbol"}); len(bs) != 0 {
 		t.Fatalf("batches before the flag: %+v", bs)
 	}
 	writeFile(t, filepath.Join(srcDir, "day", "pipeline_success.flag"), nil)
@@ -258,7 +258,7 @@ func TestRouteFlagBatch(t *testing.T) {
 	found("day/pipeline_success.flag") // seen again
 	writeFile(t, filepath.Join(srcDir, "day", "late.csv"), []byte("late"))
 	found("day/late.csv")
-	bs, err := f.ledger.Batches(t.Context(), "cbol", 0)
+	bs, err := f.ledger.Batches(t.Context(), ledger.BatchFilter{Route: "cbol"})
 	if err != nil || len(bs) != 1 || bs[0].Files != 2 {
 		t.Fatalf("batches = %+v, %v; want one of 2 files", bs, err)
 	}
@@ -294,7 +294,7 @@ func TestRouteFlagBatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	found("day/pipeline_success.flag")
-	bs, err = f.ledger.Batches(t.Context(), "cbol", 0)
+	bs, err = f.ledger.Batches(t.Context(), ledger.BatchFilter{Route: "cbol"})
 	if err != nil || len(bs) != 2 || bs[0].Reruns != bs[1].ID || bs[0].Files != 3 {
 		t.Fatalf("batches after the flag was rewritten = %+v, %v; want a re-run of 3 files", bs, err)
 	}
@@ -347,5 +347,45 @@ func TestRouteCompressEncrypt(t *testing.T) {
 	last := evs[len(evs)-1]
 	if last.Detail["sha256_out"] != hexSum(sent) || last.Detail["size_out"] != fmt.Sprint(len(sent)) || tr.SHA256 != hexSum(data) {
 		t.Errorf("delivery event %v, transfer sha256 %s; want the sums of the bytes read and sent", last.Detail, tr.SHA256)
+	}
+}
+
+// TestReconcileCompletesBatch: a batch whose members were all delivered
+// but whose completion job was lost is completed by the reconciler: its
+// manifest is sent and it is marked delivered.
+func TestReconcileCompletesBatch(t *testing.T) {
+	t.Parallel()
+	targetDir := filepath.Join(t.TempDir(), "dest")
+	f := newFixture(t, ledgertest.SQLite(t), fixtureOptions{routes: map[string]Route{
+		"cbol": {Source: t.TempDir(), Target: targetDir, KeepFiles: true},
+	}})
+	ctx := t.Context()
+	at := time.Now()
+	member := ledger.NewTransfer(ledger.Transfer{Direction: ledger.Egress, State: ledger.Queued, Supplier: "etl",
+		Route: "cbol", Path: "/a.csv", Size: 1, LandingKey: "day/a.csv", MTime: &at})
+	b, err := f.ledger.OpenBatch(ctx, ledger.Batch{Route: "cbol", Trigger: "day/flag", TriggerVersion: "0:1"}, []ledger.Transfer{member}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := hexSum([]byte("a"))
+	if _, err := f.ledger.Advance(ctx, member.ID, []ledger.State{ledger.Queued}, ledger.Delivered,
+		ledger.Change{SHA256: &sum}, ledger.Event{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.ledger.DB().ExecContext(ctx, `UPDATE batches SET created_at = '2020-01-01T00:00:00.000000Z' WHERE id = $1`, b.ID); err != nil {
+		t.Fatal(err)
+	}
+	f.run() // the reconciler runs at start
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		got, err := f.ledger.GetBatch(ctx, b.ID)
+		if err == nil && got.State == ledger.BatchDelivered {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("batch %+v (%v); want delivered by the reconciler", got, err)
+		}
+	}
+	if got := f.files(targetDir); !slices.Equal(got, []string{b.ID + ".manifest.json"}) {
+		t.Errorf("target holds %v; want the manifest", got)
 	}
 }

@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -45,41 +46,32 @@ type reconcileWorker struct {
 
 func (rw *reconcileWorker) Work(ctx context.Context, _ *river.Job[reconcileArgs]) error {
 	w := rw.w
-	trs, err := w.Ledger.List(ctx, ledger.Filter{States: pending, Limit: reconcileBatch})
-	if err != nil {
-		return fmt.Errorf("reconcile: %w", err)
+	stuck, err := w.stuckWork(ctx)
+	if err != nil || len(stuck) == 0 {
+		return err
 	}
-	client := river.ClientFromContext[*sql.Tx](ctx)
-	var stuck []ledger.Transfer
-	for _, tr := range trs {
-		if time.Since(tr.UpdatedAt) >= stuckAfter {
-			stuck = append(stuck, tr)
-		}
-	}
-	if len(stuck) == 0 {
-		return nil
-	}
-	// Listed after the transfers: a job that ends in between leaves its
-	// transfer settled, and a job queued for a settled transfer does
+	// Listed after the work: a job that ends in between leaves its
+	// transfer or batch settled, and a job queued for a settled one does
 	// nothing.
+	client := river.ClientFromContext[*sql.Tx](ctx)
 	alive, err := liveJobs(ctx, client)
 	if err != nil {
 		return fmt.Errorf("reconcile: %w", err)
 	}
 	requeued := 0
-	for _, tr := range stuck {
-		if alive[tr.ID] {
+	for _, s := range stuck {
+		if alive[s.id] {
 			continue
 		}
-		args, err := w.requeueArgs(ctx, tr)
+		args, err := s.args()
 		if err != nil {
-			return fmt.Errorf("reconcile %s: %w", tr.ID, err)
+			return fmt.Errorf("reconcile %s: %w", s.id, err)
 		}
 		if _, err := client.Insert(ctx, args, nil); err != nil {
-			return fmt.Errorf("reconcile %s: %w", tr.ID, err)
+			return fmt.Errorf("reconcile %s: %w", s.id, err)
 		}
 		requeued++
-		w.Log.Warn("transfer had no job left: queued it again", "transfer_id", tr.ID, "state", tr.State)
+		w.Log.Warn("work had no job left: queued it again", "id", s.id, "what", s.what)
 	}
 	if requeued > 0 {
 		if _, err := w.Ledger.Append(ctx, ledger.Event{Kind: "pipeline.reconcile",
@@ -90,11 +82,45 @@ func (rw *reconcileWorker) Work(ctx context.Context, _ *river.Job[reconcileArgs]
 	return nil
 }
 
-// liveJobs returns the transfers that have an ingest or egress job that
-// may still run.
+// stuckItem is a transfer or batch that has not moved for stuckAfter, and
+// the job that would move it on.
+type stuckItem struct {
+	id, what string
+	args     func() (river.JobArgs, error)
+}
+
+// stuckWork lists the transfers on their way and the batches whose every
+// member is delivered but that are still open, untouched for stuckAfter.
+func (w *Workers) stuckWork(ctx context.Context) ([]stuckItem, error) {
+	trs, err := w.Ledger.List(ctx, ledger.Filter{States: pending, Limit: reconcileBatch})
+	if err != nil {
+		return nil, fmt.Errorf("reconcile: %w", err)
+	}
+	var stuck []stuckItem
+	for _, tr := range trs {
+		if time.Since(tr.UpdatedAt) >= stuckAfter {
+			stuck = append(stuck, stuckItem{id: tr.ID, what: "transfer " + string(tr.State),
+				args: func() (river.JobArgs, error) { return w.requeueArgs(ctx, tr) }})
+		}
+	}
+	bs, err := w.Ledger.Batches(ctx, ledger.BatchFilter{State: ledger.BatchOpen, Limit: reconcileBatch})
+	if err != nil {
+		return nil, fmt.Errorf("reconcile: %w", err)
+	}
+	for _, b := range bs {
+		if b.Complete() && time.Since(b.CreatedAt) >= stuckAfter {
+			stuck = append(stuck, stuckItem{id: b.ID, what: "batch complete but open",
+				args: func() (river.JobArgs, error) { return batchArgs{BatchID: b.ID}, nil }})
+		}
+	}
+	return stuck, nil
+}
+
+// liveJobs returns the transfers and batches that have a job that may
+// still run.
 func liveJobs(ctx context.Context, client *river.Client[*sql.Tx]) (map[string]bool, error) {
 	alive := make(map[string]bool)
-	params := river.NewJobListParams().Kinds(ingestArgs{}.Kind(), egressArgs{}.Kind()).States(
+	params := river.NewJobListParams().Kinds(ingestArgs{}.Kind(), egressArgs{}.Kind(), batchArgs{}.Kind()).States(
 		rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRetryable,
 		rivertype.JobStateRunning, rivertype.JobStateScheduled,
 	).First(reconcileBatch)
@@ -106,11 +132,12 @@ func liveJobs(ctx context.Context, client *river.Client[*sql.Tx]) (map[string]bo
 		for _, job := range res.Jobs {
 			var args struct {
 				TransferID string `json:"transfer_id"`
+				BatchID    string `json:"batch_id"`
 			}
 			if err := json.Unmarshal(job.EncodedArgs, &args); err != nil {
 				return nil, fmt.Errorf("job %d: %w", job.ID, err)
 			}
-			alive[args.TransferID] = true
+			alive[cmp.Or(args.TransferID, args.BatchID)] = true
 		}
 		if len(res.Jobs) < reconcileBatch {
 			return alive, nil
