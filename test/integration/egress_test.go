@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -290,9 +291,12 @@ func TestPushTargetDown(t *testing.T) {
 	t.Parallel()
 	exports := t.TempDir()
 	target := startVersity(t, "target")
-	target.Stop()
+	// The outage is a gate in front of the target, not the target
+	// stopped: a stopped server frees its port for another test's.
+	gate := startGate(t, target.Addr)
+	gate.down.Store(true)
 	g := startPushGateway(t, gatewayOpts{env: target.Env(), pipeline: "  retry_backoff: 1s\n  max_backoff: 4s\n  max_attempts: 100\n"},
-		exports, dataset{name: "proj", bucket: target.url("target")})
+		exports, dataset{name: "proj", bucket: testpeer.S3URL(gate.addr, "target", "")})
 	want := exported{}
 	for i := range 5 {
 		want.put(t, toDir(t, exports), fmt.Sprintf("proj/f%d.csv", i), 10<<10)
@@ -301,10 +305,38 @@ func TestPushTargetDown(t *testing.T) {
 		return g.metric(`airlock_job_retries_total{kind="egress"}`) >= 3
 	})
 	time.Sleep(25 * time.Second)
-	target.Start()
+	if got := objects(t, filepath.Join(target.Root, "target")); len(got) != 0 {
+		t.Fatalf("sent through a closed gate: %v", got)
+	}
+	gate.down.Store(false)
 	trs := g.waitSent(t, "proj", want, time.Minute)
 	assertSent(t, "proj", want, trs, filepath.Join(target.Root, "target"))
 	g.auditVerifies(t)
+}
+
+// gate passes HTTP requests to a server, or answers 503 to all while down.
+type gate struct {
+	addr string
+	down atomic.Bool
+}
+
+func startGate(t *testing.T, target string) *gate {
+	t.Helper()
+	g := &gate{}
+	proxy := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
+		r.SetURL(&url.URL{Scheme: "http", Host: target})
+		r.Out.Host = r.In.Host // the host the client signed
+	}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if g.down.Load() {
+			http.Error(w, "down for the test", http.StatusServiceUnavailable)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	g.addr = srv.Listener.Addr().String()
+	return g
 }
 
 // TestPushApproval: with approval: 1 nothing leaves before someone other
