@@ -15,7 +15,6 @@ import (
 
 	"github.com/riverqueue/river"
 
-	"github.com/airlock-gw/airlock/internal/config"
 	"github.com/airlock-gw/airlock/internal/ledger"
 )
 
@@ -150,17 +149,14 @@ func (w *Workers) manifestEntry(ctx context.Context, tr ledger.Transfer) (manife
 // sendManifest writes body as <id>.manifest.json beside the batch's files.
 func (w *Workers) sendManifest(ctx context.Context, route Route, id string, day time.Time, body []byte) (string, error) {
 	name := id + ".manifest.json"
-	date := func(s string) string {
-		return strings.ReplaceAll(s, config.TodaysDate, day.UTC().Format(time.DateOnly))
-	}
 	if route.Receiver != nil {
 		sum := sha256.Sum256(body)
-		rel := date(route.ReceiverPrefix) + name
+		rel := datedOn(route.ReceiverPrefix, day) + name
 		err := route.Receiver.Put(ctx, rel, bytes.NewReader(body), int64(len(body)),
 			FileInfo{Batch: id, SHA256: hex.EncodeToString(sum[:])})
 		return route.Receiver.String() + rel, err
 	}
-	dst, err := w.stores.Open(ctx, date(route.Target))
+	dst, err := w.stores.Open(ctx, datedOn(route.Target, day))
 	if err != nil {
 		return "", err
 	}

@@ -202,8 +202,11 @@ func (eg *egress) target() string { return eg.dated(eg.route.Target) }
 
 // dated is s with $TODAYS_DATE the UTC date the transfer was queued,
 // whenever it is sent.
-func (eg *egress) dated(s string) string {
-	return strings.ReplaceAll(s, config.TodaysDate, eg.tr.CreatedAt.UTC().Format(time.DateOnly))
+func (eg *egress) dated(s string) string { return datedOn(s, eg.tr.CreatedAt) }
+
+// datedOn is s with $TODAYS_DATE the UTC date of day.
+func datedOn(s string, day time.Time) string {
+	return strings.ReplaceAll(s, config.TodaysDate, day.UTC().Format(time.DateOnly))
 }
 
 // copy streams (or has S3 copy) the source object to key of dst. The

@@ -267,15 +267,7 @@ func TestRouteFlagBatch(t *testing.T) {
 	}
 	date := time.Now().UTC().Format(time.DateOnly)
 	manifestName := date + "/" + bs[0].ID + ".manifest.json"
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		b, err := f.ledger.GetBatch(t.Context(), bs[0].ID)
-		if err == nil && b.State == ledger.BatchDelivered {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("batch %+v (%v); want delivered", b, err)
-		}
-	}
+	waitBatchDelivered(t, f.ledger, bs[0].ID)
 	got := f.files(targetDir)
 	slices.Sort(got)
 	want := []string{date + "/a.csv", manifestName, date + "/sub/b.csv"}
@@ -376,16 +368,22 @@ func TestReconcileCompletesBatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.run() // the reconciler runs at start
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		got, err := f.ledger.GetBatch(ctx, b.ID)
-		if err == nil && got.State == ledger.BatchDelivered {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("batch %+v (%v); want delivered by the reconciler", got, err)
-		}
-	}
+	waitBatchDelivered(t, f.ledger, b.ID)
 	if got := f.files(targetDir); !slices.Equal(got, []string{b.ID + ".manifest.json"}) {
 		t.Errorf("target holds %v; want the manifest", got)
+	}
+}
+
+// waitBatchDelivered waits for batch id to be delivered.
+func waitBatchDelivered(t *testing.T, l *ledger.Ledger, id string) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		b, err := l.GetBatch(t.Context(), id)
+		if err == nil && b.State == ledger.BatchDelivered {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("batch %+v (%v); want delivered", b, err)
+		}
 	}
 }
