@@ -543,6 +543,8 @@ func (sess *session) serve(ctx context.Context, ch ssh.Channel) (exitStatus uint
 	srv := sftp.NewRequestServer(guard, sess.handlers())
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	served := make(chan struct{})
+	defer close(served) // before cancel: the watcher below sees it first
 	go func() {
 		// An upload in progress is traffic, so it never idles out.
 		idle, ok := waitIdle(ctx, sess.srv.idleTimeout, func() time.Duration { return time.Since(guard.lastRequest()) })
@@ -550,7 +552,11 @@ func (sess *session) serve(ctx context.Context, ch ssh.Channel) (exitStatus uint
 			sess.log.Info("closing idle session", "idle", idle.Round(time.Second))
 			sess.idledOut.Store(true)
 		}
-		srv.Close()
+		select {
+		case <-served: // it ended on its own; the channel stays open for the exit status
+		default:
+			srv.Close()
+		}
 	}()
 	go sess.closeStalled(ctx, replies)
 	err := srv.Serve()
