@@ -36,9 +36,6 @@ func openSending(ctx context.Context, r *config.Route, keys map[string]string, k
 		s.transform = t
 	}
 	if r.HTTPS() {
-		if !s.transform.SizeKept() {
-			return sending{}, fmt.Errorf("%s: route %s: compress and encrypt to an https:// receiver are not available yet (the receiver needs the size first)", r.File, r.Name)
-		}
 		base, prefix := r.Deliver()
 		sink, err := https.New(base, https.TLSFiles{Cert: r.TLS.Cert, Key: r.TLS.Key, CA: r.TLS.CA}, https.Options{})
 		if err != nil {
@@ -99,6 +96,9 @@ func (h httpsReceiver) Put(ctx context.Context, rel string, body io.Reader, size
 		if v != "" {
 			headers[name] = v
 		}
+	}
+	if size < 0 {
+		size = https.Unsized // the sha256 follows the body as a trailer
 	}
 	err := h.sink.Put(ctx, rel, body, size, headers)
 	if errors.Is(err, https.ErrPermanent) {

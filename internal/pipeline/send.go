@@ -24,16 +24,18 @@ type Transform struct {
 	Keys        crypt.KeyService // unwraps data keys (keys.dks)
 }
 
-// SizeKept reports whether the output is as long as the input: AES-CTR
+// sizeKept reports whether the output is as long as the input: AES-CTR
 // and a rewrap keep it; compression and encryption do not.
-func (t *Transform) SizeKept() bool { return t == nil || t.Compress == "" && t.Encrypt.IsZero() }
+func (t *Transform) sizeKept() bool { return t == nil || t.Compress == "" && t.Encrypt.IsZero() }
 
 // passthrough reports whether the bytes go out as they are read (a
 // rewrap changes only the key sent with them).
-func (t *Transform) passthrough() bool { return !t.Decrypt && t.SizeKept() }
+func (t *Transform) passthrough() bool { return !t.Decrypt && t.sizeKept() }
 
 // Receiver takes one file in one request: an https:// destination. An
-// error wrapping ErrPermanent cannot be helped by a retry.
+// error wrapping ErrPermanent cannot be helped by a retry. size is -1
+// when the transform makes it known only at the end (compression,
+// encryption): the receiver must then take a body of unknown length.
 type Receiver interface {
 	Put(ctx context.Context, rel string, body io.Reader, size int64, about FileInfo) error
 	// String names the receiver for the ledger, without secrets.
@@ -119,7 +121,11 @@ func (eg *egress) put(ctx context.Context, piped *crypt.Piped, t *Transform, met
 		about.Envelope = meta
 	}
 	rel := eg.dated(eg.route.ReceiverPrefix) + destinationKey(eg.tr)
-	if err := eg.route.Receiver.Put(ctx, rel, piped, eg.tr.Size, about); err != nil {
+	size := eg.tr.Size
+	if !t.sizeKept() {
+		size = -1
+	}
+	if err := eg.route.Receiver.Put(ctx, rel, piped, size, about); err != nil {
 		return sent{}, fmt.Errorf("send: %w", err)
 	}
 	return eg.checked(piped, eg.route.Receiver.String()+rel)

@@ -32,6 +32,17 @@ const dksURL = "base64key://smGbjm71Nxd1Ig5FS0wj9SlbzAIrnolCz9bQQ6uAhl4="
 // fresh data key, wrapped by dksURL, in the object's metadata.
 func envelope(t *testing.T, plain []byte) (body []byte, meta map[string]string, dataKey []byte) {
 	t.Helper()
+	stream, meta, dataKey := newDataKey(t)
+	body = make([]byte, len(plain))
+	stream.XORKeyStream(body, plain)
+	return body, meta, dataKey
+}
+
+// newDataKey makes a fresh data key and IV, and returns the AES-256-CTR
+// stream they start, the envelope's metadata (the key wrapped by
+// dksURL) and the key.
+func newDataKey(t *testing.T) (cipher.Stream, map[string]string, []byte) {
+	t.Helper()
 	dataKey, iv := make([]byte, 32), make([]byte, 16)
 	rand.Read(dataKey)
 	rand.Read(iv)
@@ -39,8 +50,6 @@ func envelope(t *testing.T, plain []byte) (body []byte, meta map[string]string, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	body = make([]byte, len(plain))
-	cipher.NewCTR(block, iv).XORKeyStream(body, plain)
 	keeper, err := crypt.OpenKeys(t.Context(), dksURL)
 	if err != nil {
 		t.Fatal(err)
@@ -50,7 +59,7 @@ func envelope(t *testing.T, plain []byte) (body []byte, meta map[string]string, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	return body, map[string]string{crypt.MetaKeyID: "dks-test", crypt.MetaWrappedKey: base64.StdEncoding.EncodeToString(wrapped),
+	return cipher.NewCTR(block, iv), map[string]string{crypt.MetaKeyID: "dks-test", crypt.MetaWrappedKey: base64.StdEncoding.EncodeToString(wrapped),
 		crypt.MetaIV: base64.StdEncoding.EncodeToString(iv)}, dataKey
 }
 

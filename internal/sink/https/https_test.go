@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"io"
 	"log"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -101,7 +102,12 @@ func (rc *receiver) serve(w http.ResponseWriter, r *http.Request) {
 	rc.mu.Lock()
 	rc.files[r.URL.Path] = b
 	rc.raw[r.URL.Path] = r.URL.EscapedPath()
-	rc.headers[r.URL.Path] = r.Header.Clone()
+	h := r.Header.Clone()
+	maps.Copy(h, r.Trailer)
+	if r.ContentLength < 0 {
+		h.Set("Test-Chunked", "yes")
+	}
+	rc.headers[r.URL.Path] = h
 	rc.mu.Unlock()
 	w.WriteHeader(http.StatusCreated)
 }

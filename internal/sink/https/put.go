@@ -2,10 +2,13 @@ package https
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"net"
 	"net/http"
@@ -59,6 +62,11 @@ const errBodyLimit = 200
 // shorter or longer than size fails the attempt before its last byte is
 // sent, so a receiver never acknowledges a truncated file.
 //
+// A size of Unsized is for bytes made on the way (compressed,
+// encrypted): the body goes chunked, its end marked only once it has all
+// been read, and its SHA-256 follows it as the trailer HeaderSHA256 (so
+// headers may not carry that one).
+//
 // Success is a 2xx answer; any other answer is a *StatusError (with the
 // receiver's Retry-After). An error wraps ErrPermanent when retrying
 // cannot help (see the package comment); otherwise the caller retries
@@ -68,39 +76,69 @@ func (s *Sink) Put(ctx context.Context, rel string, body io.Reader, size int64, 
 	if err != nil {
 		return fmt.Errorf("https put %q: %w (%w)", rel, err, ErrPermanent)
 	}
-	if size < 0 {
-		return fmt.Errorf("https put %s: size %d: %w", target, size, ErrPermanent)
+	req, src, err := newRequest(ctx, target, body, size)
+	if err == nil {
+		err = setHeaders(req.Header, headers)
 	}
-	src := &exactReader{r: body, left: size}
-	var reqBody io.Reader = http.NoBody
-	if size > 0 {
-		reqBody = src
+	if err == nil && size == Unsized && req.Header.Get(HeaderSHA256) != "" {
+		err = fmt.Errorf("header %s of an unsized body goes as its trailer", HeaderSHA256)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, target, reqBody)
 	if err != nil {
 		return fmt.Errorf("https put %s: %w (%w)", target, err, ErrPermanent)
 	}
-	req.ContentLength = size
-	req.Header.Set("Content-Type", "application/octet-stream")
-	req.Header.Set("User-Agent", "airlock")
-	if err := setHeaders(req.Header, headers); err != nil {
-		return fmt.Errorf("https put %s: %w (%w)", target, err, ErrPermanent)
-	}
-	if size > 0 {
-		req.Header.Set("Expect", "100-continue")
-	}
 	resp, err := s.client.Do(req)
 	switch {
-	case src.err != nil:
+	case src.failed() != nil:
 		if resp != nil {
 			resp.Body.Close()
 		}
-		return fmt.Errorf("https put %s: %w", target, src.err)
+		return fmt.Errorf("https put %s: %w", target, src.failed())
 	case err != nil:
 		return fmt.Errorf("https put %s: %w", target, classify(ctx, err))
 	}
 	defer resp.Body.Close()
 	return answer(target, resp)
+}
+
+// Unsized is the size of a body whose length is known only at its end.
+const Unsized = -1
+
+// body is a request body that records why it failed, if it did.
+type body interface {
+	io.Reader
+	failed() error
+}
+
+// newRequest frames the PUT of size bytes (or Unsized) from r.
+func newRequest(ctx context.Context, target string, r io.Reader, size int64) (*http.Request, body, error) {
+	var src body
+	switch {
+	case size == Unsized:
+		src = &trailedReader{r: r, h: sha256.New()}
+	case size >= 0:
+		src = &exactReader{r: r, left: size}
+	default:
+		return nil, nil, fmt.Errorf("size %d", size)
+	}
+	var reqBody io.Reader = http.NoBody
+	if size != 0 {
+		reqBody = src
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, target, reqBody)
+	if err != nil {
+		return nil, nil, err
+	}
+	req.ContentLength = size
+	req.Header.Set("Content-Type", "application/octet-stream")
+	req.Header.Set("User-Agent", "airlock")
+	if size != 0 {
+		req.Header.Set("Expect", "100-continue")
+	}
+	if t, ok := src.(*trailedReader); ok {
+		req.Trailer = http.Header{http.CanonicalHeaderKey(HeaderSHA256): nil}
+		t.trailer = req.Trailer
+	}
+	return req, src, nil
 }
 
 // target is the URL of rel under the base.
@@ -277,6 +315,8 @@ type exactReader struct {
 	err  error
 }
 
+func (e *exactReader) failed() error { return e.err }
+
 func (e *exactReader) Read(p []byte) (int, error) {
 	if e.err != nil {
 		return 0, e.err
@@ -305,4 +345,33 @@ func (e *exactReader) Read(p []byte) (int, error) {
 		return n, e.err
 	}
 	return n, nil
+}
+
+// trailedReader passes r on and, at its end, sets the trailer
+// HeaderSHA256 to the SHA-256 of what it passed. The trailer is sent
+// after the body's last chunk, which the transport writes only after
+// this reader's EOF: a body cut short is never taken for whole.
+type trailedReader struct {
+	r       io.Reader
+	h       hash.Hash
+	trailer http.Header
+	err     error
+}
+
+func (t *trailedReader) failed() error { return t.err }
+
+func (t *trailedReader) Read(p []byte) (int, error) {
+	if t.err != nil {
+		return 0, t.err
+	}
+	n, err := t.r.Read(p)
+	t.h.Write(p[:n])
+	switch {
+	case err == io.EOF:
+		t.trailer.Set(HeaderSHA256, hex.EncodeToString(t.h.Sum(nil)))
+	case err != nil:
+		t.err = fmt.Errorf("read body: %w", err)
+		return n, t.err
+	}
+	return n, err
 }

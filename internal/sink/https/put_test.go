@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	sinkhttps "github.com/airlock-gw/airlock/internal/sink/https"
@@ -293,6 +295,55 @@ func TestPutBodyLength(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestPutUnsized: a body whose length is known only at its end goes
+// chunked, its SHA-256 after it as a trailer; one that fails on the way
+// is not kept by the receiver.
+func TestPutUnsized(t *testing.T) {
+	t.Parallel()
+	ca := testpeer.NewCA(t, "test")
+	rc := newReceiver(t, ca, ca, serverOpts{})
+	s := newSink(t, rc.URL, ca, ca)
+	for _, size := range []int{0, 5, 3 << 20} {
+		name := fmt.Sprint("unsized-", size)
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			body := bytes.Repeat([]byte("z"), size)
+			if err := s.Put(t.Context(), name, bytes.NewReader(body), sinkhttps.Unsized, map[string]string{sinkhttps.HeaderBatch: "b"}); err != nil {
+				t.Fatalf("Put: %v", err)
+			}
+			got, ok := rc.file("/in/" + name)
+			if !ok || !bytes.Equal(got, body) {
+				t.Fatalf("receiver has %d bytes (%v), want %d", len(got), ok, size)
+			}
+			rc.mu.Lock()
+			hdr := rc.headers["/in/"+name]
+			rc.mu.Unlock()
+			sum := sha256.Sum256(body)
+			if hdr.Get("Test-Chunked") != "yes" || hdr.Get(sinkhttps.HeaderSHA256) != hex.EncodeToString(sum[:]) {
+				t.Fatalf("headers and trailers %v: want chunked with the sha256 after the body", hdr)
+			}
+		})
+	}
+	t.Run("cut short", func(t *testing.T) {
+		t.Parallel()
+		cut := io.MultiReader(strings.NewReader("partial"), iotest.ErrReader(errors.New("source gone")))
+		err := s.Put(t.Context(), "cut", cut, sinkhttps.Unsized, nil)
+		if err == nil || errors.Is(err, sinkhttps.ErrPermanent) || !strings.Contains(err.Error(), "source gone") {
+			t.Fatalf("Put: %v, want a retryable error naming the read", err)
+		}
+		if got, ok := rc.file("/in/cut"); ok {
+			t.Fatalf("the receiver kept %q", got)
+		}
+	})
+	t.Run("sha256 header", func(t *testing.T) {
+		t.Parallel()
+		err := s.Put(t.Context(), "h", strings.NewReader("x"), sinkhttps.Unsized, map[string]string{sinkhttps.HeaderSHA256: strings.Repeat("a", 64)})
+		if !errors.Is(err, sinkhttps.ErrPermanent) || !strings.Contains(err.Error(), "trailer") {
+			t.Fatalf("Put: %v, want the header refused", err)
+		}
+	})
 }
 
 // TestPutRefusesArguments: a bad path or header is refused before any
