@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"os"
@@ -16,11 +17,13 @@ import (
 	"time"
 )
 
-// CA is a certificate authority made for one test, to issue the server and
-// client certificates of mutual TLS.
+// CA is a certificate authority made for one test (or one bench run), to
+// issue the server and client certificates of mutual TLS. Made by NewCA,
+// its methods end the test on an error; made by MakeCA, they panic (the
+// bench's certificates come from crypto/rand and a directory it owns).
 type CA struct {
 	CertFile string // PEM of the CA certificate, the file to trust
-	tb       testing.TB
+	fatal    func(args ...any)
 	dir      string
 	cert     *x509.Certificate
 	key      *ecdsa.PrivateKey
@@ -32,9 +35,22 @@ type Pair struct{ Cert, Key string }
 // NewCA makes a CA named name with its certificate in a temporary directory.
 func NewCA(tb testing.TB, name string) *CA {
 	tb.Helper()
-	key := newKey(tb)
+	ca, err := MakeCA(tb.TempDir(), name)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ca.fatal = tb.Fatal
+	return ca
+}
+
+// MakeCA makes a CA named name with its files in dir.
+func MakeCA(dir, name string) (*CA, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
 	tmpl := &x509.Certificate{
-		SerialNumber:          serial(tb),
+		SerialNumber:          serial(),
 		Subject:               pkix.Name{CommonName: name},
 		NotBefore:             time.Now().Add(-time.Hour),
 		NotAfter:              time.Now().Add(24 * time.Hour),
@@ -44,21 +60,22 @@ func NewCA(tb testing.TB, name string) *CA {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		tb.Fatal(err)
+		return nil, err
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
-		tb.Fatal(err)
+		return nil, err
 	}
-	ca := &CA{tb: tb, dir: tb.TempDir(), cert: cert, key: key}
-	ca.CertFile = ca.write(name+"-ca.pem", "CERTIFICATE", der)
-	return ca
+	ca := &CA{fatal: func(args ...any) { panic(fmt.Sprint(args...)) }, dir: dir, cert: cert, key: key}
+	if ca.CertFile, err = ca.write(name+"-ca.pem", "CERTIFICATE", der); err != nil {
+		return nil, err
+	}
+	return ca, nil
 }
 
 // Server issues a server certificate for hosts (IP addresses or DNS
 // names), by default 127.0.0.1 and localhost.
 func (ca *CA) Server(name string, hosts ...string) Pair {
-	ca.tb.Helper()
 	if len(hosts) == 0 {
 		hosts = []string{"127.0.0.1", "localhost"}
 	}
@@ -75,14 +92,24 @@ func (ca *CA) Server(name string, hosts ...string) Pair {
 
 // Client issues a client certificate with common name name.
 func (ca *CA) Client(name string) Pair {
-	ca.tb.Helper()
 	return ca.issue(name, x509.ExtKeyUsageClientAuth, func(*x509.Certificate) {})
 }
 
 func (ca *CA) issue(name string, usage x509.ExtKeyUsage, edit func(*x509.Certificate)) Pair {
-	key := newKey(ca.tb)
+	p, err := ca.issueErr(name, usage, edit)
+	if err != nil {
+		ca.fatal(err)
+	}
+	return p
+}
+
+func (ca *CA) issueErr(name string, usage x509.ExtKeyUsage, edit func(*x509.Certificate)) (Pair, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return Pair{}, err
+	}
 	tmpl := &x509.Certificate{
-		SerialNumber: serial(ca.tb),
+		SerialNumber: serial(),
 		Subject:      pkix.Name{CommonName: name},
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(24 * time.Hour),
@@ -92,48 +119,40 @@ func (ca *CA) issue(name string, usage x509.ExtKeyUsage, edit func(*x509.Certifi
 	edit(tmpl)
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
 	if err != nil {
-		ca.tb.Fatal(err)
+		return Pair{}, err
 	}
 	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
-		ca.tb.Fatal(err)
+		return Pair{}, err
 	}
-	return Pair{
-		Cert: ca.write(name+".pem", "CERTIFICATE", der),
-		Key:  ca.write(name+".key", "PRIVATE KEY", keyDER),
+	var p Pair
+	if p.Cert, err = ca.write(name+".pem", "CERTIFICATE", der); err != nil {
+		return Pair{}, err
 	}
+	if p.Key, err = ca.write(name+".key", "PRIVATE KEY", keyDER); err != nil {
+		return Pair{}, err
+	}
+	return p, nil
 }
 
 // write stores der as PEM in a new file named after name: one CA may
 // issue certificates of one name to parallel tests.
-func (ca *CA) write(name, typ string, der []byte) string {
+func (ca *CA) write(name, typ string, der []byte) (string, error) {
 	ext := filepath.Ext(name)
 	f, err := os.CreateTemp(ca.dir, strings.TrimSuffix(name, ext)+"-*"+ext)
 	if err != nil {
-		ca.tb.Fatal(err)
+		return "", err
 	}
 	defer f.Close()
 	if err := pem.Encode(f, &pem.Block{Type: typ, Bytes: der}); err != nil {
-		ca.tb.Fatal(err)
+		return "", err
 	}
-	if err := f.Close(); err != nil {
-		ca.tb.Fatal(err)
-	}
-	return f.Name()
+	return f.Name(), f.Close()
 }
 
-func newKey(tb testing.TB) *ecdsa.PrivateKey {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return key
-}
-
-func serial(tb testing.TB) *big.Int {
-	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
-	if err != nil {
-		tb.Fatal(err)
-	}
+// serial is a random certificate serial number; crypto/rand does not
+// fail on Linux.
+func serial() *big.Int {
+	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
 	return n
 }

@@ -32,40 +32,7 @@ func StartNginx(tb testing.TB, server Pair, clientCA string) *Nginx {
 	Require(tb, "nginx")
 	n := &Nginx{Addr: FreeAddr(tb), Root: tb.TempDir(), tb: tb, dir: tb.TempDir()}
 	n.URL = "https://" + n.Addr + "/"
-	// The request bodies' temporary files are renamed into Root: the
-	// same file system (both under the test's temporary directory).
-	conf := fmt.Sprintf(`daemon off;
-master_process off;
-worker_processes 1;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log info;
-events { worker_connections 64; }
-http {
-	# The headers airlock adds, to show they reach a real receiver.
-	log_format put '$request_method $uri $status $http_x_content_sha256 $http_x_airlock_batch $http_x_airlock_transfer $http_x_datakey_ciphertext $http_x_datakey_encryption_key_id $http_x_datakey_iv';
-	access_log %[1]s/access.log put;
-	client_body_temp_path %[1]s/body;
-	proxy_temp_path %[1]s/proxy;
-	fastcgi_temp_path %[1]s/fastcgi;
-	uwsgi_temp_path %[1]s/uwsgi;
-	scgi_temp_path %[1]s/scgi;
-	server {
-		listen %[2]s ssl;
-		ssl_protocols TLSv1.2 TLSv1.3;
-		ssl_certificate %[3]s;
-		ssl_certificate_key %[4]s;
-		ssl_client_certificate %[5]s;
-		ssl_verify_client on;
-		root %[6]s;
-		location / {
-			dav_methods PUT;
-			create_full_put_path on;
-			client_max_body_size 0;
-		}
-	}
-}
-`, n.dir, n.Addr, server.Cert, server.Key, clientCA, n.Root)
-	if err := os.WriteFile(filepath.Join(n.dir, "nginx.conf"), []byte(conf), 0o600); err != nil {
+	if err := WriteNginxConf(n.dir, n.Addr, n.Root, server, clientCA); err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() {
@@ -110,4 +77,44 @@ func (n *Nginx) Stop() {
 		n.proc.Stop(10 * time.Second)
 		n.proc = nil
 	}
+}
+
+// WriteNginxConf writes dir/nginx.conf: nginx listening on addr with
+// TLS (server's certificate), requiring client certificates of clientCA,
+// taking PUT files into root; its logs, pid and temporary bodies in dir,
+// which must be on root's file system (the bodies are renamed into it).
+// Run it as nginx -p dir -c dir/nginx.conf -e dir/error.log.
+func WriteNginxConf(dir, addr, root string, server Pair, clientCA string) error {
+	conf := fmt.Sprintf(`daemon off;
+master_process off;
+worker_processes 1;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log info;
+events { worker_connections 64; }
+http {
+	# The headers airlock adds, to show they reach a real receiver.
+	log_format put '$request_method $uri $status $http_x_content_sha256 $http_x_airlock_batch $http_x_airlock_transfer $http_x_datakey_ciphertext $http_x_datakey_encryption_key_id $http_x_datakey_iv';
+	access_log %[1]s/access.log put;
+	client_body_temp_path %[1]s/body;
+	proxy_temp_path %[1]s/proxy;
+	fastcgi_temp_path %[1]s/fastcgi;
+	uwsgi_temp_path %[1]s/uwsgi;
+	scgi_temp_path %[1]s/scgi;
+	server {
+		listen %[2]s ssl;
+		ssl_protocols TLSv1.2 TLSv1.3;
+		ssl_certificate %[3]s;
+		ssl_certificate_key %[4]s;
+		ssl_client_certificate %[5]s;
+		ssl_verify_client on;
+		root %[6]s;
+		location / {
+			dav_methods PUT;
+			create_full_put_path on;
+			client_max_body_size 0;
+		}
+	}
+}
+`, dir, addr, server.Cert, server.Key, clientCA, root)
+	return os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(conf), 0o600)
 }

@@ -6,7 +6,9 @@
 // landed → delivered p50 ≤ 250 ms for 1 MiB files), and, for issue 25,
 // the same concurrent sessions through HAProxy to one airlock node and to
 // three on one Postgres and one S3 landing store, and, for issue 21, a push
-// dataset's object streamed to an S3 target with bounded memory.
+// dataset's object streamed to an S3 target with bounded memory, and,
+// for issue 22, routes from S3 to an HTTPS receiver (decrypt → compress,
+// and flag batches).
 //
 // Every airlock upload goes on through the pipeline (builtin scanner, a
 // local destination): a run counts once its files are delivered, and the
@@ -16,7 +18,7 @@
 //	go run ./bench/cmd/bench [-quick] [-runs N] [-size 1GiB] [-out docs/benchmarks.md | -only small,latency]
 //
 // -only runs some of the scenarios (aes, chacha, ctr, download, small, sessions,
-// latency, s3, cluster, push) while iterating on them; it does not go with -out, which
+// latency, s3, cluster, push, route) while iterating on them; it does not go with -out, which
 // must always hold a full run.
 //
 // `make bench` installs the peers (scripts/install-peers.sh openssh-server;
@@ -70,7 +72,7 @@ type options struct {
 }
 
 // scenarioNames are the names -only takes, in the order the scenarios run.
-var scenarioNames = []string{"aes", "chacha", "ctr", "download", "small", "sessions", "latency", "s3", "cluster", "push"}
+var scenarioNames = []string{"aes", "chacha", "ctr", "download", "small", "sessions", "latency", "s3", "cluster", "push", "route"}
 
 // selected says whether the run includes scenario name.
 func (o options) selected(name string) bool {
@@ -131,10 +133,10 @@ func parseFlags() options {
 	flag.IntVar(&o.sessions, "sessions", o.sessions, "concurrent sessions")
 	flag.Var(sizeFlag{&o.sessionSize}, "session-size", "upload size of each concurrent session")
 	flag.IntVar(&o.latencyFiles, "latency-files", o.latencyFiles, "1 MiB files uploaded one after the other for the landed → delivered latency")
-	flag.Var(sizeFlag{&o.s3Small}, "s3-small", "smaller upload into the S3 landing store, and smaller push (8)")
-	flag.Var(sizeFlag{&o.s3Large}, "s3-large", "larger upload into the S3 landing store, and larger push (8)")
-	flag.BoolVar(&o.noS3, "no-s3", false, "skip the S3 scenarios: the S3 landing (5) and the push to an S3 target (8)")
-	flag.Func("only", "run only these scenarios, comma-separated: aes (1a), chacha (1b), ctr (1c), download (2), small (3), sessions (4), latency (6), s3 (5), cluster (7), push (8); default: all; not with -out",
+	flag.Var(sizeFlag{&o.s3Small}, "s3-small", "smaller upload into the S3 landing store, and smaller push (8) and route object (9)")
+	flag.Var(sizeFlag{&o.s3Large}, "s3-large", "larger upload into the S3 landing store, and larger push (8) and route object (9)")
+	flag.BoolVar(&o.noS3, "no-s3", false, "skip the S3 scenarios: the S3 landing (5), the push to an S3 target (8) and the routes from one (9)")
+	flag.Func("only", "run only these scenarios, comma-separated: aes (1a), chacha (1b), ctr (1c), download (2), small (3), sessions (4), latency (6), s3 (5), cluster (7), push (8), route (9); default: all; not with -out",
 		func(s string) (err error) {
 			o.only, err = parseOnly(s)
 			return err
@@ -183,7 +185,7 @@ func logf(format string, args ...any) {
 
 // toolset is the programs the bench runs.
 type toolset struct {
-	sftp, keygen, sshd, versitygw, haproxy, airlock string
+	sftp, keygen, sshd, versitygw, haproxy, nginx, airlock string
 }
 
 type bench struct {
@@ -361,6 +363,9 @@ func (b *bench) run(ctx context.Context) error {
 	if rep.push, err = b.pushStep(ctx); err != nil {
 		return fmt.Errorf("push scenario: %w", err)
 	}
+	if rep.route, err = b.routeStep(ctx); err != nil {
+		return fmt.Errorf("route scenario: %w", err)
+	}
 	if b.opts.micro {
 		logf("Go micro-benchmarks (internal/sftpd)")
 		rep.micro = b.microBenchmarks(ctx)
@@ -390,8 +395,9 @@ func (b *bench) findTools() error {
 		{"sftp", &b.tools.sftp, true},
 		{"ssh-keygen", &b.tools.keygen, true},
 		{"sshd", &b.tools.sshd, true},
-		{"versitygw", &b.tools.versitygw, !b.opts.noS3 && (b.opts.selected("s3") || b.opts.selected("push"))},
+		{"versitygw", &b.tools.versitygw, !b.opts.noS3 && (b.opts.selected("s3") || b.opts.selected("push") || b.opts.selected("route"))},
 		{"haproxy", &b.tools.haproxy, false}, // without it the cluster scenario says it was skipped
+		{"nginx", &b.tools.nginx, false},     // and the route scenario
 	} {
 		p, err := findTool(t.name)
 		if err != nil && t.need {

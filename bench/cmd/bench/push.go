@@ -148,16 +148,23 @@ func (b *bench) push(ctx context.Context, tree *airlockTree, srv *airlockServer,
 	if err := os.Link(src.path, filepath.Join(prefix, name)); err != nil {
 		return pushed{}, err
 	}
-	tr, err := tree.waitDelivered(ctx, b.tools.airlock, "/"+name, b.opts.pipelineTimeout)
+	tr, err := tree.waitDelivered(ctx, b.tools.airlock, pushDataset, "/"+name, b.opts.pipelineTimeout)
 	if err != nil {
-		return pushed{}, err
-	}
-	var p pushed
-	if p.rss, err = srv.peakRSS(); err != nil {
 		return pushed{}, err
 	}
 	if tr.Size != src.size || tr.SHA256 != src.sha {
 		return pushed{}, fmt.Errorf("ledger: %d bytes, sha256 %s; want %d, %s", tr.Size, tr.SHA256, src.size, src.sha)
+	}
+	return b.measured(ctx, tree, srv, tr)
+}
+
+// measured reads how a delivered egress transfer went: airlock's peak
+// RSS so far, and its times from the transfer's audit events.
+func (b *bench) measured(ctx context.Context, tree *airlockTree, srv *airlockServer, tr transfer) (pushed, error) {
+	var p pushed
+	var err error
+	if p.rss, err = srv.peakRSS(); err != nil {
+		return pushed{}, err
 	}
 	first, entered, err := tree.stateTimes(ctx, b.tools.airlock, tr.ID)
 	if err != nil {
@@ -170,13 +177,13 @@ func (b *bench) push(ctx context.Context, tree *airlockTree, srv *airlockServer,
 	return p, nil
 }
 
-// waitDelivered polls the ledger until the egress transfer of path is
-// delivered, and fails when it has failed or timeout has passed.
-func (t *airlockTree) waitDelivered(ctx context.Context, airlockBin, path string, timeout time.Duration) (transfer, error) {
+// waitDelivered polls the ledger until the egress transfer of path on
+// route is delivered, and fails when it has failed or timeout has passed.
+func (t *airlockTree) waitDelivered(ctx context.Context, airlockBin, route, path string, timeout time.Duration) (transfer, error) {
 	deadline := time.Now().Add(timeout)
 	for {
 		var trs []transfer
-		if err := t.cli(ctx, airlockBin, &trs, "transfers", "list", "--direction", "egress", "--route", pushDataset); err != nil {
+		if err := t.cli(ctx, airlockBin, &trs, "transfers", "list", "--direction", "egress", "--route", route); err != nil {
 			return transfer{}, err
 		}
 		for _, tr := range trs {

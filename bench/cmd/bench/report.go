@@ -40,6 +40,7 @@ type report struct {
 	s3         *s3Result
 	cluster    *clusterResult
 	push       *pushResult
+	route      *routeResult
 	longRSS    float64 // MiB, airlock serving scenarios 1-4
 	loadEnd    string
 	micro      string
@@ -186,7 +187,8 @@ func (rep *report) rows() []row {
 	}
 	rows = append(rows, rep.latencyRows()...)
 	rows = append(rows, rep.clusterRows()...)
-	return append(rows, rep.pushRows()...)
+	rows = append(rows, rep.pushRows()...)
+	return append(rows, rep.routeRows()...)
 }
 
 // clusterRows are scenario 7: each setup's aggregate, the ratio of the
@@ -349,6 +351,9 @@ func (rep *report) markdown() string {
 	}
 	notes = append(notes, rep.clusterNotes()...)
 	notes = append(notes, rep.pushNotes()...)
+	if rep.route != nil {
+		notes = append(notes, rep.route.notes...)
+	}
 	if len(notes) > 0 {
 		b.WriteString("\nNotes:\n")
 		for _, n := range notes {
@@ -446,11 +451,22 @@ and what was tried: [performance.md](performance.md).
   event to the one recording it ` + "`delivered`" + `: hashing the source, the send, versitygw assembling the parts
   (a copy on the same disk) and the check; the notes give the send (` + "`delivering`" + ` → ` + "`delivered`" + `) alone.
   It needs about 3 × the large size plus the small one free, and is skipped with a message when the disk has less.
+- **Routes** (scenario 9, airlock only): two routes from versitygw to nginx (` + "`ssl_verify_client on`" + `, ` + "`dav_methods PUT`" + `)
+  over mutual TLS, the source polled every 250 ms. One takes objects of the sizes of scenario 5, pseudo-random
+  bytes envelope-encrypted as the egress pipelines write them (AES-256-CTR, the data key wrapped by a
+  ` + "`base64key://`" + ` key service, in the object's metadata), and sends them decrypted and zstd-compressed, each
+  in one chunked PUT; airlock is started fresh for each, its ` + "`VmHWM`" + ` read once the ledger records the object
+  delivered, and nginx's file decompressed and checked against the plaintext's sha256. MB/s is the size over
+  the time from the transfer's first audit event to ` + "`delivered`" + `: hashing the source, then reading it again
+  to decrypt, compress and send. The other route sends a flag batch: 1,000 files of 64 KiB written under its
+  prefix while airlock runs, then ` + "`pipeline_success.flag`" + `; files/s is 1,000 over the time from writing the
+  flag to the batch's manifest sent (its ` + "`settled_at`" + `). Two runs of each (random data does not compress:
+  zstd's work is all there is to measure), alternating the sizes' order.
 - **Server CPU** is user + system time from ` + "`/proc/<pid>/stat`" + ` over each run: airlock's process, including
   its pipeline (read after the wait above), and sshd's master with the per-connection processes it has
   reaped (the harness waits for them).
 - **Caveats**: the machine's cores are shared by the client (` + "`sftp`" + ` + ` + "`ssh`" + `), the server, and in
-  scenarios 5, 7 and 8 versitygw (and in 7 HAProxy and Postgres); other work (builds, tests of other sessions) may have run at the same time,
+  scenarios 5, 7, 8 and 9 versitygw (and in 9 nginx) (and in 7 HAProxy and Postgres); other work (builds, tests of other sessions) may have run at the same time,
   so read single figures with their min–max spread in mind.
 `)
 	if rep.micro != "" {
