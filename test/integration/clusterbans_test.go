@@ -120,9 +120,9 @@ func TestClusterBans(t *testing.T) {
 			}
 		}
 		banned := time.Now()
-		if !refuses(t, nodes[0], lone) {
-			t.Fatalf("node-a does not refuse %s after %d failed logins", lone, clusterBanThreshold)
-		}
+		// A loaded machine may count the last failure after the client
+		// has seen it.
+		eventually(t, 5*time.Second, "node-a refusing "+lone+" after its failed logins", func() bool { return refuses(t, nodes[0], lone) })
 		for i, g := range nodes[1:] {
 			name := names[1+i]
 			eventually(t, 10*time.Second, name+" refusing "+lone, func() bool { return refuses(t, g, lone) })
@@ -191,7 +191,9 @@ func TestClusterBans(t *testing.T) {
 		}
 		writes0, fails0 := sum("airlock_sftp_ban_writes_total"), sum(`airlock_sftp_auth_failures_total{reason="key-not-authorized"}`)
 		start := time.Now()
-		attempts := floodFailedLogins(t, h.v2, wrong, 40, 8, 8*time.Second)
+		// Until every address is refused; a loaded machine takes longer
+		// (36 failed logins a second have been seen: 12 s for the 400).
+		attempts := floodFailedLogins(t, h.v2, wrong, 40, 8, 30*time.Second)
 		elapsed := time.Since(start)
 		writes := sum("airlock_sftp_ban_writes_total") - writes0
 		fails := sum(`airlock_sftp_auth_failures_total{reason="key-not-authorized"}`) - fails0
