@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -41,24 +42,29 @@ func newApprovalsCmd(g *globals) *cobra.Command {
 	}
 	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 
+	var batch string
 	approve := &cobra.Command{
-		Use:   "approve ID",
-		Short: "Approve a transfer (not your own); the last approval its route needs sends it",
-		Args:  cobra.ExactArgs(1),
+		Use:   "approve ID | --batch BATCH",
+		Short: "Approve a transfer, or a flag batch whole (not your own); the last approval its route needs sends it",
+		Args: func(cmd *cobra.Command, args []string) error {
+			if batch != "" {
+				return cobra.NoArgs(cmd, args)
+			}
+			return cobra.ExactArgs(1)(cmd, args)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if batch != "" {
+				return g.approveBatch(cmd, batch)
+			}
 			var approvals int
 			return g.act(cmd, func(ctx context.Context, op *pipeline.Operator) (ledger.Transfer, error) {
 				tr, n, err := op.Approve(ctx, args[0])
 				approvals = n
 				return tr, err
-			}, func(tr ledger.Transfer) string {
-				if tr.State == ledger.Delivering {
-					return fmt.Sprintf("approved (%d approvals): it will be sent", approvals)
-				}
-				return fmt.Sprintf("approved (%d so far): it waits for more", approvals)
-			})
+			}, func(tr ledger.Transfer) string { return approvedSo(tr.State, approvals) })
 		},
 	}
+	approve.Flags().StringVar(&batch, "batch", "", "approve every file of this batch at once (all must be checked and held)")
 
 	var reason string
 	reject := &cobra.Command{
@@ -75,6 +81,33 @@ func newApprovalsCmd(g *globals) *cobra.Command {
 
 	cmd.AddCommand(list, approve, reject)
 	return cmd
+}
+
+// approveBatch approves every member of batch as the operator.
+func (g *globals) approveBatch(cmd *cobra.Command, batch string) error {
+	op, closeAll, err := g.operator(cmd.Context())
+	if err != nil {
+		return err
+	}
+	defer closeAll()
+	members, n, err := op.ApproveBatch(cmd.Context(), batch)
+	if errors.Is(err, ledger.ErrNotFound) {
+		return fmt.Errorf("%w (see `airlock batches list`)", err)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "batch %s, %d files: %s\n", batch, len(members), approvedSo(members[0].State, n))
+	return nil
+}
+
+// approvedSo says what an approval did: sent the transfer on (it is
+// delivering) or left it waiting for more.
+func approvedSo(state ledger.State, approvals int) string {
+	if state == ledger.Delivering {
+		return fmt.Sprintf("approved (%d approvals): it will be sent", approvals)
+	}
+	return fmt.Sprintf("approved (%d so far): it waits for more", approvals)
 }
 
 // heldTransfer is a transfer awaiting approval, with who approved it.
@@ -99,12 +132,39 @@ func heldTransfers(ctx context.Context, l *ledger.Ledger) ([]heldTransfer, error
 	return held, nil
 }
 
+// writeHeldTable lists held transfers; the members of a batch, approved
+// whole, share one line, whose ID is the batch's.
 func writeHeldTable(w io.Writer, held []heldTransfer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tROUTE\tWRITER\tSIZE\tSHA256\tQUEUED\tAPPROVED BY\tPATH")
+	batches := map[string]*heldBatch{}
+	var lines []*heldBatch
 	for _, h := range held {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%.12s\t%s\t%s\t%s\n", h.ID, h.Route, h.Supplier, h.Size, h.SHA256,
-			h.CreatedAt.Format(time.DateTime), strings.Join(h.Approvers, ","), h.Path)
+		b := batches[h.Batch]
+		if b == nil || h.Batch == "" {
+			b = &heldBatch{first: h}
+			lines = append(lines, b)
+			batches[h.Batch] = b
+		}
+		b.files++
+		b.size += h.Size
+	}
+	for _, b := range lines {
+		h := b.first
+		id, sum, path := h.ID, fmt.Sprintf("%.12s", h.SHA256), h.Path
+		if h.Batch != "" {
+			id, sum, path = h.Batch, "-", fmt.Sprintf("batch of %d files held (approve with --batch)", b.files)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", id, h.Route, h.Supplier, b.size, sum,
+			h.CreatedAt.Format(time.DateTime), strings.Join(h.Approvers, ","), path)
 	}
 	return tw.Flush()
+}
+
+// heldBatch is one line of the held table: a transfer, or the held
+// members of a batch.
+type heldBatch struct {
+	first heldTransfer
+	files int
+	size  int64
 }

@@ -159,6 +159,72 @@ func TestApproveConcurrently(t *testing.T) {
 	}
 }
 
+// TestApproveBatch: a batch is approved whole, once every member awaits
+// approval, or not at all.
+func TestApproveBatch(t *testing.T) {
+	t.Parallel()
+	ledgertest.ForEachBackend(t, func(t *testing.T, dsn string) {
+		ctx := t.Context()
+		l := openLedger(t, dsn)
+		at := time.Now()
+		members := []Transfer{queued("cbol", "day/a", 1, at, "etl"), queued("cbol", "day/b", 2, at, "etl"), queued("cbol", "day/c", 3, at, "etl")}
+		b, err := l.OpenBatch(ctx, Batch{Route: "cbol", Trigger: "day/flag", TriggerVersion: "0:1"}, members, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		trs, err := l.List(ctx, Filter{Batch: b.ID})
+		if err != nil || len(trs) != 3 {
+			t.Fatalf("members: %d, %v", len(trs), err)
+		}
+		for _, tr := range trs[1:] {
+			if _, err := l.Advance(ctx, tr.ID, []State{Queued}, AwaitingApproval, Change{}, Event{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, _, err := l.ApproveBatch(ctx, b.ID, "bob", 2, Change{}, Event{}); !errors.Is(err, ErrStateConflict) {
+			t.Fatalf("approval with a member still queued = %v; want ErrStateConflict", err)
+		}
+		if who, _ := l.Approvers(ctx, trs[1].ID); len(who) != 0 {
+			t.Fatalf("the refused batch approval left approvals %v", who)
+		}
+		if _, err := l.Advance(ctx, trs[0].ID, []State{Queued}, AwaitingApproval, Change{}, Event{}); err != nil {
+			t.Fatal(err)
+		}
+		for _, tt := range []struct {
+			who, batch string
+			want       error
+		}{{"etl", b.ID, ErrOwnApproval}, {"bob", "no-such-batch", ErrNotFound}} {
+			if _, _, err := l.ApproveBatch(ctx, tt.batch, tt.who, 2, Change{}, Event{}); !errors.Is(err, tt.want) {
+				t.Errorf("%s approving %s = %v; want %v", tt.who, tt.batch, err, tt.want)
+			}
+		}
+		got, n, err := l.ApproveBatch(ctx, b.ID, "bob", 2, Change{}, Event{})
+		if err != nil || n != 1 || len(got) != 3 || got[0].State != AwaitingApproval {
+			t.Fatalf("bob's approval = %d members, %d, %v; want 3 awaiting, 1 approval", len(got), n, err)
+		}
+		if _, _, err := l.ApproveBatch(ctx, b.ID, "bob", 2, Change{}, Event{}); !errors.Is(err, ErrApprovedBefore) {
+			t.Fatalf("bob again = %v; want ErrApprovedBefore", err)
+		}
+		moved := 0
+		got, n, err = l.ApproveBatch(ctx, b.ID, "cat", 2, Change{InTx: func(context.Context, *sql.Tx, Transfer) error { moved++; return nil }}, Event{})
+		if err != nil || n != 2 || moved != 3 {
+			t.Fatalf("cat's approval = %v, %d approvals, %d moved; want 2 and all 3", err, n, moved)
+		}
+		for _, tr := range got {
+			if who, _ := l.Approvers(ctx, tr.ID); tr.State != Delivering || strings.Join(who, ",") != "bob,cat" {
+				t.Errorf("%s: %s approved by %v; want delivering, bob,cat", tr.Path, tr.State, who)
+			}
+		}
+		evs, err := l.Events(ctx, trs[2].ID, 0)
+		if err != nil || evs[len(evs)-1].Kind != "approval.granted" || evs[len(evs)-1].Detail["batch"] != b.ID {
+			t.Errorf("last event of a member: %+v, %v; want approval.granted naming the batch", evs[len(evs)-1], err)
+		}
+		if _, err := l.VerifyAudit(ctx); err != nil {
+			t.Errorf("audit verify: %v", err)
+		}
+	})
+}
+
 func TestOpenBatch(t *testing.T) {
 	t.Parallel()
 	ledgertest.ForEachBackend(t, func(t *testing.T, dsn string) {

@@ -32,37 +32,91 @@ func (l *Ledger) Approve(ctx context.Context, id, approver string, need int, ch 
 	}
 	ev.Kind = cmp.Or(ev.Kind, "approval.granted")
 	ev.Actor = cmp.Or(ev.Actor, approver)
-	ev.TransferID, ev.At = id, now()
 	var t Transfer
 	var n int
 	err := l.withEvent(ctx, durable, &ev, func(tx *sql.Tx) error {
 		var err error
-		if t, err = l.getTransfer(ctx, tx, id); err != nil {
-			return err
-		}
-		if n, err = recordApproval(ctx, tx, t, approver); err != nil {
-			return err
-		}
-		ev.Detail = maps.Clone(ev.Detail)
-		if ev.Detail == nil {
-			ev.Detail = map[string]string{}
-		}
-		ev.Detail["approvals"], ev.Detail["needed"] = strconv.Itoa(n), strconv.Itoa(need)
-		if n < need {
-			return nil
-		}
-		move(&t, Delivering, ch, &ev)
-		anchorRow(&ev, t)
-		if _, err := tx.ExecContext(ctx, sqlUpdateTransfer, t.Size, t.SHA256, string(t.State), t.ScanResult,
-			t.Destination, t.Error, t.Attempts, formatTime(t.UpdatedAt), t.ID); err != nil || ch.InTx == nil {
-			return err
-		}
-		return ch.InTx(ctx, tx, t)
+		t, n, err = l.approveIn(ctx, tx, id, approver, need, ch, &ev)
+		return err
 	})
 	if err != nil {
 		return Transfer{}, 0, fmt.Errorf("approve transfer %s: %w", id, err)
 	}
 	return t, n, nil
+}
+
+// ApproveBatch is Approve for every member of a batch at once, in one
+// transaction with one event per member: the batch is approved whole or
+// not at all. Every member must be awaiting approval (checked, not yet
+// sent, not failed), so that what is approved is all the batch will send,
+// and approver must have written none of them. It returns the members and
+// how many have approved the batch.
+func (l *Ledger) ApproveBatch(ctx context.Context, batch, approver string, need int, ch Change, ev Event) ([]Transfer, int, error) {
+	if approver == "" {
+		return nil, 0, fmt.Errorf("approve batch %s: approver is required", batch)
+	}
+	members, err := l.List(ctx, Filter{Batch: batch})
+	if err == nil && len(members) == 0 {
+		err = ErrNotFound
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("approve batch %s: %w", batch, err)
+	}
+	evs := make([]*Event, len(members))
+	for i := range members {
+		e := ev
+		e.Kind, e.Actor = cmp.Or(e.Kind, "approval.granted"), cmp.Or(e.Actor, approver)
+		e.Detail = maps.Clone(ev.Detail)
+		if e.Detail == nil {
+			e.Detail = map[string]string{}
+		}
+		e.Detail["batch"] = batch
+		evs[i] = &e
+	}
+	var n int
+	err = l.withEvents(ctx, durable, evs, func(tx *sql.Tx) error {
+		for i, m := range members {
+			var err error
+			if members[i], n, err = l.approveIn(ctx, tx, m.ID, approver, need, ch, evs[i]); err != nil {
+				return fmt.Errorf("%s (%s): %w", m.ID, m.Path, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("approve batch %s: %w", batch, err)
+	}
+	return members, n, nil
+}
+
+// approveIn records approver's approval of transfer id in tx and, when
+// it completes the count, moves the transfer on to Delivering with ch
+// applied; ev is the approval's event.
+func (l *Ledger) approveIn(ctx context.Context, tx *sql.Tx, id, approver string, need int, ch Change, ev *Event) (Transfer, int, error) {
+	ev.TransferID, ev.At = id, now()
+	t, err := l.getTransfer(ctx, tx, id)
+	if err != nil {
+		return Transfer{}, 0, err
+	}
+	n, err := recordApproval(ctx, tx, t, approver)
+	if err != nil {
+		return Transfer{}, 0, err
+	}
+	ev.Detail = maps.Clone(ev.Detail)
+	if ev.Detail == nil {
+		ev.Detail = map[string]string{}
+	}
+	ev.Detail["approvals"], ev.Detail["needed"] = strconv.Itoa(n), strconv.Itoa(need)
+	if n < need {
+		return t, n, nil
+	}
+	move(&t, Delivering, ch, ev)
+	anchorRow(ev, t)
+	if _, err := tx.ExecContext(ctx, sqlUpdateTransfer, t.Size, t.SHA256, string(t.State), t.ScanResult,
+		t.Destination, t.Error, t.Attempts, formatTime(t.UpdatedAt), t.ID); err != nil || ch.InTx == nil {
+		return t, n, err
+	}
+	return t, n, ch.InTx(ctx, tx, t)
 }
 
 // recordApproval adds approver's row and returns how many have approved t.

@@ -11,6 +11,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -289,6 +290,67 @@ func TestRouteFlagBatch(t *testing.T) {
 	bs, err = f.ledger.Batches(t.Context(), ledger.BatchFilter{Route: "cbol"})
 	if err != nil || len(bs) != 2 || bs[0].Reruns != bs[1].ID || bs[0].Files != 3 {
 		t.Fatalf("batches after the flag was rewritten = %+v, %v; want a re-run of 3 files", bs, err)
+	}
+}
+
+// TestRouteBatchApproval: a flag route with approval holds its batch
+// until someone other than the writer approves it whole; a member alone
+// cannot be approved.
+func TestRouteBatchApproval(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	srcDir, targetDir := filepath.Join(root, "src"), filepath.Join(root, "dest")
+	f := newFixture(t, ledgertest.SQLite(t), fixtureOptions{routes: map[string]Route{
+		"cbol": {Source: srcDir, Target: targetDir, KeepFiles: true, Approval: 1},
+	}})
+	f.run()
+	store, err := storage.Open(t.Context(), srcDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	rs := &RouteSource{Source: Source{Ledger: f.ledger, Queue: f.queue, Store: store, Metrics: f.metrics, Log: testLogger(t)},
+		Route: "cbol", Prefix: "day/", Flag: "flag"}
+	for _, key := range []string{"day/a.csv", "day/b.csv", "day/flag"} {
+		writeFile(t, filepath.Join(srcDir, filepath.FromSlash(key)), []byte(key))
+	}
+	fi, err := os.Stat(filepath.Join(srcDir, "day", "flag"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rs.Found(t.Context(), "day/flag", fi.Size(), fi.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+	bs, err := f.ledger.Batches(t.Context(), ledger.BatchFilter{Route: "cbol"})
+	if err != nil || len(bs) != 1 {
+		t.Fatalf("batches = %+v, %v", bs, err)
+	}
+	members := mustList(t, f.ledger, ledger.Filter{Batch: bs[0].ID})
+	for _, tr := range members {
+		f.waitState(tr.ID, ledger.AwaitingApproval)
+	}
+	me, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	op := func(person string) *Operator {
+		return &Operator{Ledger: f.ledger, Queue: f.queue, Actor: "operator:" + person, Person: person, Routes: f.deps.Routes}
+	}
+	if _, _, err := op("steward").Approve(t.Context(), members[0].ID); !errors.Is(err, ErrNotAllowed) || !strings.Contains(err.Error(), "--batch") {
+		t.Errorf("a member's own approval = %v; want refused, naming the batch", err)
+	}
+	if _, _, err := op(me.Username).ApproveBatch(t.Context(), bs[0].ID); !errors.Is(err, ledger.ErrOwnApproval) {
+		t.Errorf("the writer's approval = %v; want ErrOwnApproval", err)
+	}
+	if got := f.files(targetDir); len(got) != 0 {
+		t.Fatalf("sent before approval: %v", got)
+	}
+	if _, n, err := op("steward").ApproveBatch(t.Context(), bs[0].ID); err != nil || n != 1 {
+		t.Fatalf("steward's approval = %d, %v", n, err)
+	}
+	waitBatchDelivered(t, f.ledger, bs[0].ID)
+	if got := f.files(targetDir); len(got) != 3 {
+		t.Errorf("target holds %v; want both files and the manifest", got)
 	}
 }
 

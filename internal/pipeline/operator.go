@@ -133,14 +133,40 @@ func (o *Operator) queue(args river.JobArgs) func(context.Context, *sql.Tx, ledg
 
 // Approve records the operator's approval of a transfer held for it; the
 // approval that completes the route's count sends the transfer on. The
-// writer of the file cannot approve it.
+// writer of the file cannot approve it. A member of a batch is approved
+// with its batch (ApproveBatch).
 func (o *Operator) Approve(ctx context.Context, id string) (ledger.Transfer, int, error) {
 	tr, route, err := o.held(ctx, id)
+	if err == nil && tr.Batch != "" {
+		err = fmt.Errorf("%w: it belongs to batch %s, which is approved whole (approvals approve --batch %s)", ErrNotAllowed, tr.Batch, tr.Batch)
+	}
 	if err != nil {
 		return ledger.Transfer{}, 0, fmt.Errorf("approve %s: %w", id, err)
 	}
 	return o.Ledger.Approve(ctx, id, o.Person, route.Approval, ledger.Change{InTx: o.queue(jobFor(tr))},
 		ledger.Event{Actor: o.Actor})
+}
+
+// ApproveBatch records the operator's approval of every member of a
+// batch at once, when all of them are checked and held: the approval
+// that completes the route's count sends them all on. It returns the
+// members and how many people have approved the batch.
+func (o *Operator) ApproveBatch(ctx context.Context, id string) ([]ledger.Transfer, int, error) {
+	b, err := o.Ledger.GetBatch(ctx, id)
+	if err != nil {
+		return nil, 0, fmt.Errorf("approve batch %s: %w", id, err)
+	}
+	route, ok := o.Routes(b.Route)
+	switch {
+	case !ok:
+		return nil, 0, fmt.Errorf("approve batch %s: %w: route %s is no longer configured", id, ErrNotAllowed, b.Route)
+	case route.Approval == 0:
+		return nil, 0, fmt.Errorf("approve batch %s: %w: route %s asks for no approval", id, ErrNotAllowed, b.Route)
+	}
+	queue := func(ctx context.Context, tx *sql.Tx, tr ledger.Transfer) error {
+		return insert(ctx, o.Queue.client, tx, jobFor(tr))
+	}
+	return o.Ledger.ApproveBatch(ctx, id, o.Person, route.Approval, ledger.Change{InTx: queue}, ledger.Event{Actor: o.Actor})
 }
 
 // Reject refuses a transfer held for approval: nothing is sent and nothing
