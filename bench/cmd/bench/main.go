@@ -18,7 +18,7 @@
 //	go run ./bench/cmd/bench [-quick] [-runs N] [-size 1GiB] [-out docs/benchmarks.md | -only small,latency]
 //
 // -only runs some of the scenarios (aes, chacha, ctr, download, small, sessions,
-// latency, s3, cluster, push, route) while iterating on them; it does not go with -out, which
+// latency, s3, cluster, push, route, smallpar) while iterating on them; it does not go with -out, which
 // must always hold a full run.
 //
 // `make bench` installs the peers (scripts/install-peers.sh openssh-server;
@@ -47,12 +47,14 @@ import (
 )
 
 type options struct {
-	runs        int
-	size        int64 // upload and download file
-	smallFiles  int
-	smallSize   int64
-	sessions    int
-	sessionSize int64
+	runs       int
+	size       int64 // upload and download file
+	smallFiles int
+	smallSize  int64
+	// smallSessions sessions at once put smallPerSession small files each.
+	smallSessions, smallPerSession int
+	sessions                       int
+	sessionSize                    int64
 	// latencyFiles is the number of 1 MiB files of the latency scenario.
 	latencyFiles int
 	s3Small      int64
@@ -72,7 +74,7 @@ type options struct {
 }
 
 // scenarioNames are the names -only takes, in the order the scenarios run.
-var scenarioNames = []string{"aes", "chacha", "ctr", "download", "small", "sessions", "latency", "s3", "cluster", "push", "route"}
+var scenarioNames = []string{"aes", "chacha", "ctr", "download", "small", "smallpar", "sessions", "latency", "s3", "cluster", "push", "route"}
 
 // selected says whether the run includes scenario name.
 func (o options) selected(name string) bool {
@@ -123,20 +125,22 @@ func (f sizeFlag) Set(s string) error {
 
 func parseFlags() options {
 	o := options{
-		runs: 5, size: 1 << 30, smallFiles: 100, smallSize: 64 << 10, sessions: 50, sessionSize: 20 << 20, latencyFiles: 100,
+		runs: 5, size: 1 << 30, smallFiles: 100, smallSize: 64 << 10, smallSessions: 8, smallPerSession: 300, sessions: 50, sessionSize: 20 << 20, latencyFiles: 100,
 		s3Small: 1e9, s3Large: 5e9, micro: true, timeout: 90 * time.Minute, cmdTimeout: 15 * time.Minute, pipelineTimeout: 10 * time.Minute,
 	}
 	flag.IntVar(&o.runs, "runs", o.runs, "runs per scenario and server, alternating OpenSSH and airlock")
 	flag.Var(sizeFlag{&o.size}, "size", "size of the upload and download file")
 	flag.IntVar(&o.smallFiles, "small-files", o.smallFiles, "files in the small-files session")
 	flag.Var(sizeFlag{&o.smallSize}, "small-size", "size of each small file")
+	flag.IntVar(&o.smallSessions, "small-sessions", o.smallSessions, "sessions at once putting small files (3b)")
+	flag.IntVar(&o.smallPerSession, "small-per-session", o.smallPerSession, "small files each of those sessions puts (3b)")
 	flag.IntVar(&o.sessions, "sessions", o.sessions, "concurrent sessions")
 	flag.Var(sizeFlag{&o.sessionSize}, "session-size", "upload size of each concurrent session")
 	flag.IntVar(&o.latencyFiles, "latency-files", o.latencyFiles, "1 MiB files uploaded one after the other for the landed → delivered latency")
 	flag.Var(sizeFlag{&o.s3Small}, "s3-small", "smaller upload into the S3 landing store, and smaller push (8) and route object (9)")
 	flag.Var(sizeFlag{&o.s3Large}, "s3-large", "larger upload into the S3 landing store, and larger push (8) and route object (9)")
 	flag.BoolVar(&o.noS3, "no-s3", false, "skip the S3 scenarios: the S3 landing (5), the push to an S3 target (8) and the routes from one (9)")
-	flag.Func("only", "run only these scenarios, comma-separated: aes (1a), chacha (1b), ctr (1c), download (2), small (3), sessions (4), latency (6), s3 (5), cluster (7), push (8), route (9); default: all; not with -out",
+	flag.Func("only", "run only these scenarios, comma-separated: aes (1a), chacha (1b), ctr (1c), download (2), small (3a), smallpar (3b), sessions (4), latency (6), s3 (5), cluster (7), push (8), route (9); default: all; not with -out",
 		func(s string) (err error) {
 			o.only, err = parseOnly(s)
 			return err
@@ -166,8 +170,8 @@ func parseFlags() options {
 			o.s3Large = 1e9
 		}
 	}
-	if o.runs < 1 || o.sessions < 1 || o.smallFiles < 1 || o.latencyFiles < 1 {
-		fmt.Fprintln(os.Stderr, "bench: -runs, -sessions, -small-files and -latency-files must be at least 1")
+	if o.runs < 1 || o.sessions < 1 || o.smallFiles < 1 || o.latencyFiles < 1 || o.smallSessions < 1 || o.smallPerSession < 2 {
+		fmt.Fprintln(os.Stderr, "bench: -runs, -sessions, -small-files, -small-sessions and -latency-files must be at least 1, -small-per-session 2")
 		os.Exit(2)
 	}
 	if len(o.only) > 0 && o.out != "" {
@@ -303,6 +307,10 @@ func (b *bench) run(ctx context.Context) error {
 		}},
 		{"small", fmt.Sprintf("%d files of %s in one session", b.opts.smallFiles, humanSize(b.small.size)), func() (err error) {
 			rep.small, err = b.scenarioSmallFiles(ctx)
+			return err
+		}},
+		{"smallpar", fmt.Sprintf("%d sessions at once, %d files of %s each", b.opts.smallSessions, b.opts.smallPerSession, humanSize(b.small.size)), func() (err error) {
+			rep.smallAtOnce, err = b.scenarioSmallAtOnce(ctx)
 			return err
 		}},
 		{"sessions", fmt.Sprintf("%d concurrent sessions of %s", b.opts.sessions, humanSize(b.medium.size)), func() (err error) {
@@ -453,7 +461,7 @@ func (b *bench) makeDir() error {
 // and delivered, plus a margin.
 func (b *bench) coreNeed() int64 {
 	o := b.opts
-	need := o.sessionSize*int64(2*o.sessions+1) + o.smallSize*int64(2*o.smallFiles+1) +
+	need := o.sessionSize*int64(2*o.sessions+1) + o.smallSize*int64(2*o.smallFiles+2*o.smallSessions*o.smallPerSession+1) +
 		latencySize*int64(2*o.latencyFiles+1) + 1<<30
 	if o.bigFile() {
 		need += 3 * o.size

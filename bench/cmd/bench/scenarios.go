@@ -14,7 +14,6 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 )
@@ -355,82 +354,6 @@ func perFileNote(n int, sessions, logins map[string][]float64, sides ...string) 
 			1000*login, 1000*(median(sessions[side])-login)/float64(n)))
 	}
 	return "3. per file, without the login (medians; the login timed by a session that runs only `pwd`): " + strings.Join(parts, "; ") + "."
-}
-
-// concurrent: many sessions at once, each uploading one file, on both
-// servers in turn.
-func (b *bench) scenarioConcurrent(ctx context.Context) (*result, error) {
-	res := newResult()
-	for run := 1; run <= b.opts.runs; run++ {
-		for _, s := range b.order(run) {
-			if err := b.concurrentRun(ctx, s, fmt.Sprintf("conc-%d", run), run, res); err != nil {
-				return nil, err
-			}
-			if err := b.settle(); err != nil {
-				return nil, err
-			}
-		}
-	}
-	return res, nil
-}
-
-// concurrentRun starts opts.sessions sessions on s at once, each uploading
-// one file named <prefix>-NN.bin, and records in res the aggregate MB/s
-// over the wall time from the first start to the last exit, and the
-// number of sessions that failed or whose file did not arrive complete.
-// Its error is one that ends the bench.
-func (b *bench) concurrentRun(ctx context.Context, s *side, prefix string, run int, res *result) error {
-	n := b.opts.sessions
-	names := make([]string, n)
-	failed := make([]error, n)
-	d, cpu, ierr := b.measure(ctx, s, func() (time.Duration, error) {
-		cctx, cancel := context.WithTimeout(ctx, b.opts.cmdTimeout)
-		defer cancel()
-		var wg sync.WaitGroup
-		start := time.Now()
-		for i := range n {
-			names[i] = fmt.Sprintf("%s-%02d.bin", prefix, i)
-			cmd := b.sftpCmd(cctx, s, s.up, aesGCM, fmt.Sprintf("put %s %s\n", b.medium.path, path.Join(s.uploadDir, names[i])))
-			var out bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &out, &out
-			wg.Go(func() {
-				if err := cmd.Run(); err != nil {
-					failed[i] = fmt.Errorf("session %d: %v: %s", i, err, lastLines(out.String(), 3))
-				}
-			})
-		}
-		wg.Wait()
-		return time.Since(start), nil
-	})
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	if ierr != nil {
-		// The server did not finish; the files it owes show up as
-		// incomplete below.
-		res.notes = append(res.notes, fmt.Sprintf("%s run %d: %v", s.name, run, ierr))
-	}
-	errs := 0
-	for _, err := range failed {
-		if err != nil {
-			errs++
-			if errs <= 3 {
-				res.notes = append(res.notes, fmt.Sprintf("%s run %d: %v", s.name, run, err))
-			}
-		}
-	}
-	bad, verr := s.verify(ctx, names, b.medium)
-	if verr != nil {
-		return verr
-	}
-	if len(bad) > 0 {
-		res.notes = append(res.notes, fmt.Sprintf("%s run %d: %d uploads incomplete; first: %s", s.name, run, len(bad), bad[0]))
-	}
-	errs = max(errs, len(bad)) // a failed session also leaves no complete file
-	res.errors[s.name] += errs
-	v := float64(n) * float64(b.medium.size) / mb / d.Seconds()
-	res.add(s, run, v, fmt.Sprintf("MB/s aggregate, %d errors", errs), d, cpu)
-	return nil
 }
 
 // latencyResult is scenario 6, airlock only: the pipeline's files/s and
