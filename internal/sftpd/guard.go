@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -41,9 +42,21 @@ const (
 // rest anyway.
 const maxPacket = maxPacketLength + 1024
 
-// readBuffer is what the guard reads from the channel at once: a whole
-// packet of the largest size with its length, or several smaller ones.
+// readBuffer is what the guard reads from the channel at once while
+// requests come large (writes): a whole packet of the largest size with
+// its length, or several smaller ones. Such buffers are shared through
+// largeBuffers: a session holds one only while it has a large request
+// under way, so that a thousand idle sessions do not hold 256 KiB each.
 const readBuffer = 4 + maxPacket
+
+// smallReadBuffer is the buffer of a session between large requests:
+// room for a long path, or many pipelined read requests.
+const smallReadBuffer = 4 << 10
+
+var largeBuffers = sync.Pool{New: func() any {
+	b := make([]byte, readBuffer)
+	return &b
+}}
 
 // An inlineServer answers some requests itself, in the goroutine that reads
 // them, before the SFTP library would see them.
@@ -67,7 +80,9 @@ type pathGuard struct {
 
 	buf        []byte // read from the channel; buf[start:end] not yet taken
 	start, end int
-	out        []byte // the packet being handed to the SFTP library
+	small      []byte  // buf between large requests
+	large      *[]byte // buf while one is read, from largeBuffers; nil when none
+	out        []byte  // the packet being handed to the SFTP library
 
 	last    atomic.Int64  // UnixNano of the last bytes from the client, for the idle timeout
 	escapes int           // escape attempts rewritten, for the session's log
@@ -78,6 +93,21 @@ func newPathGuard(ch io.ReadWriteCloser, counted *atomic.Int64, inline inlineSer
 	g := &pathGuard{ReadWriteCloser: ch, counted: counted, inline: inline}
 	g.last.Store(time.Now().UnixNano())
 	return g
+}
+
+// grow moves the buffered bytes have into a large buffer.
+func (g *pathGuard) grow(have []byte) {
+	g.large = largeBuffers.Get().(*[]byte)
+	g.end, g.start = copy(*g.large, have), 0
+	g.buf = *g.large
+}
+
+// shrink gives the large buffer back, once it holds nothing.
+func (g *pathGuard) shrink() {
+	if g.large != nil {
+		largeBuffers.Put(g.large)
+		g.large, g.buf = nil, g.small
+	}
 }
 
 // lastRequest is when the client last sent anything.
@@ -115,7 +145,8 @@ func (g *pathGuard) Read(p []byte) (int, error) {
 // next returns the next whole packet, valid until the following call.
 func (g *pathGuard) next() ([]byte, error) {
 	if g.buf == nil {
-		g.buf = make([]byte, readBuffer)
+		g.small = make([]byte, smallReadBuffer)
+		g.buf = g.small
 	}
 	for {
 		have := g.buf[g.start:g.end]
@@ -135,10 +166,13 @@ func (g *pathGuard) next() ([]byte, error) {
 		switch {
 		case len(have) == 0:
 			g.start, g.end = 0, 0
+			g.shrink()
 			// Between requests: the client may wait for an answer.
 			if g.inline != nil {
 				g.inline.idle()
 			}
+		case want > len(g.buf):
+			g.grow(have)
 		case len(g.buf)-g.start < want:
 			g.end = copy(g.buf, have)
 			g.start = 0

@@ -173,18 +173,16 @@ func nodeHandleLimit(configured int) int {
 // to its window (2 MiB, several times that in memory when sent in small
 // packets). Keepalives do not catch such a client: its SSH layer answers.
 func (s *session) closeStalled(ctx context.Context, replies *replyPacker) {
-	stalled, ok := waitIdle(ctx, s.srv.writeStall, replies.stalledFor)
-	if !ok {
-		return
-	}
-	s.log.Warn("closing connection: its client stopped reading answers", "stalled", stalled.Round(time.Second))
-	s.srv.metrics.limitRefusals.WithLabelValues("write_stall_timeout").Inc()
-	s.srv.audit(s.ctx, ledger.Event{
-		Kind: "limit.reached", Actor: s.supplier.Name, RemoteIP: s.remoteIP, ConnID: s.connID,
-		Detail: map[string]string{"limit": "write_stall_timeout", "stalled": stalled.Round(time.Second).String()},
+	afterIdle(ctx, s.srv.writeStall, replies.stalledFor, func(stalled time.Duration) {
+		s.log.Warn("closing connection: its client stopped reading answers", "stalled", stalled.Round(time.Second))
+		s.srv.metrics.limitRefusals.WithLabelValues("write_stall_timeout").Inc()
+		s.srv.audit(s.ctx, ledger.Event{
+			Kind: "limit.reached", Actor: s.supplier.Name, RemoteIP: s.remoteIP, ConnID: s.connID,
+			Detail: map[string]string{"limit": "write_stall_timeout", "stalled": stalled.Round(time.Second).String()},
+		})
+		s.closeConn()
+		s.srv.reclaim.soon()
 	})
-	s.closeConn()
-	s.srv.reclaim.soon()
 }
 
 // memoryReturn hands the memory of stalled connections just closed back to

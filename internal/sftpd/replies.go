@@ -74,7 +74,7 @@ const (
 var _ io.ReadWriteCloser = (*replyPacker)(nil)
 
 func newReplyPacker(ch io.ReadWriteCloser) *replyPacker {
-	p := &replyPacker{ReadWriteCloser: ch, buf: make([]byte, 0, 2*packetData), hold: holdFor, answerHold: statusHold}
+	p := &replyPacker{ReadWriteCloser: ch, hold: holdFor, answerHold: statusHold}
 	p.timer = time.AfterFunc(time.Hour, p.flushHeld)
 	p.timer.Stop()
 	p.answered = sync.NewCond(&p.mu)

@@ -360,7 +360,7 @@ func (s *Server) handleConn(ctx context.Context, nc net.Conn) {
 	}
 
 	idle := &connIdle{since: s.now()}
-	go s.closeIdleConn(connCtx, sconn, idle, log)
+	s.closeIdleConn(connCtx, sconn, idle, log)
 
 	var sessions sync.WaitGroup
 	var channels atomic.Int64 // open now, whether or not they started SFTP
@@ -431,29 +431,10 @@ func (c *connIdle) idleFor(now time.Time) time.Duration {
 // idle timeout: a login that never starts one, or a client that keeps its
 // connection after its session idled out, must not hold a connection slot.
 func (s *Server) closeIdleConn(ctx context.Context, conn ssh.Conn, idle *connIdle, log *slog.Logger) {
-	if idleFor, ok := waitIdle(ctx, s.idleTimeout, func() time.Duration { return idle.idleFor(s.now()) }); ok {
+	afterIdle(ctx, s.idleTimeout, func() time.Duration { return idle.idleFor(s.now()) }, func(idleFor time.Duration) {
 		log.Info("closing connection without a session", "idle", idleFor.Round(time.Second))
 		conn.Close()
-	}
-}
-
-// waitIdle waits until idleFor reports at least timeout, and returns it
-// with true, or returns false when ctx ends first.
-func waitIdle(ctx context.Context, timeout time.Duration, idleFor func() time.Duration) (time.Duration, bool) {
-	t := time.NewTimer(timeout)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return 0, false
-		case <-t.C:
-		}
-		idle := idleFor()
-		if idle >= timeout {
-			return idle, true
-		}
-		t.Reset(timeout - idle)
-	}
+	})
 }
 
 // keepAlive probes the client every interval and closes a connection whose
@@ -541,24 +522,18 @@ func (sess *session) serve(ctx context.Context, ch ssh.Channel) (exitStatus uint
 	// No sftp.WithRSAllocator: it saves some garbage collection but keeps a
 	// 256 KiB page per request in flight, 18 MiB per busy session.
 	srv := sftp.NewRequestServer(guard, sess.handlers())
+	// The connection's end ends the session; the session's own end keeps
+	// the channel open for the exit status.
+	defer context.AfterFunc(ctx, func() { srv.Close() })()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	served := make(chan struct{})
-	defer close(served) // before cancel: the watcher below sees it first
-	go func() {
-		// An upload in progress is traffic, so it never idles out.
-		idle, ok := waitIdle(ctx, sess.srv.idleTimeout, func() time.Duration { return time.Since(guard.lastRequest()) })
-		if ok {
-			sess.log.Info("closing idle session", "idle", idle.Round(time.Second))
-			sess.idledOut.Store(true)
-		}
-		select {
-		case <-served: // it ended on its own; the channel stays open for the exit status
-		default:
-			srv.Close()
-		}
-	}()
-	go sess.closeStalled(ctx, replies)
+	// An upload in progress is traffic, so it never idles out.
+	afterIdle(ctx, sess.srv.idleTimeout, func() time.Duration { return time.Since(guard.lastRequest()) }, func(idle time.Duration) {
+		sess.log.Info("closing idle session", "idle", idle.Round(time.Second))
+		sess.idledOut.Store(true)
+		srv.Close()
+	})
+	sess.closeStalled(ctx, replies)
 	err := srv.Serve()
 	clientEnded := (err == nil || errors.Is(err, io.EOF)) && !sess.idledOut.Load()
 	if errors.Is(err, ErrBeforeInit) || errors.Is(err, sftp.ErrSSHFxBadMessage) {

@@ -18,7 +18,7 @@
 //	go run ./bench/cmd/bench [-quick] [-runs N] [-size 1GiB] [-out docs/benchmarks.md | -only small,latency]
 //
 // -only runs some of the scenarios (aes, chacha, ctr, download, small, sessions,
-// latency, s3, cluster, push, route, smallpar) while iterating on them; it does not go with -out, which
+// latency, s3, cluster, push, route, memory, smallpar) while iterating on them; it does not go with -out, which
 // must always hold a full run.
 //
 // `make bench` installs the peers (scripts/install-peers.sh openssh-server;
@@ -74,7 +74,7 @@ type options struct {
 }
 
 // scenarioNames are the names -only takes, in the order the scenarios run.
-var scenarioNames = []string{"aes", "chacha", "ctr", "download", "small", "smallpar", "sessions", "latency", "s3", "cluster", "push", "route"}
+var scenarioNames = []string{"aes", "chacha", "ctr", "download", "small", "smallpar", "sessions", "latency", "s3", "cluster", "push", "route", "memory"}
 
 // selected says whether the run includes scenario name.
 func (o options) selected(name string) bool {
@@ -140,7 +140,7 @@ func parseFlags() options {
 	flag.Var(sizeFlag{&o.s3Small}, "s3-small", "smaller upload into the S3 landing store, and smaller push (8) and route object (9)")
 	flag.Var(sizeFlag{&o.s3Large}, "s3-large", "larger upload into the S3 landing store, and larger push (8) and route object (9)")
 	flag.BoolVar(&o.noS3, "no-s3", false, "skip the S3 scenarios: the S3 landing (5), the push to an S3 target (8) and the routes from one (9)")
-	flag.Func("only", "run only these scenarios, comma-separated: aes (1a), chacha (1b), ctr (1c), download (2), small (3a), smallpar (3b), sessions (4), latency (6), s3 (5), cluster (7), push (8), route (9); default: all; not with -out",
+	flag.Func("only", "run only these scenarios, comma-separated: aes (1a), chacha (1b), ctr (1c), download (2), small (3a), smallpar (3b), sessions (4), latency (6), s3 (5), cluster (7), push (8), route (9), memory (10); default: all; not with -out",
 		func(s string) (err error) {
 			o.only, err = parseOnly(s)
 			return err
@@ -373,6 +373,9 @@ func (b *bench) run(ctx context.Context) error {
 	}
 	if rep.route, err = b.routeStep(ctx); err != nil {
 		return fmt.Errorf("route scenario: %w", err)
+	}
+	if rep.memory, err = b.memoryStep(ctx); err != nil {
+		return fmt.Errorf("memory scenario: %w", err)
 	}
 	if b.opts.micro {
 		logf("Go micro-benchmarks (internal/sftpd)")

@@ -140,18 +140,24 @@ func (p *proc) stop() {
 }
 
 // peakRSS is VmHWM of the running process in bytes.
-func (p *proc) peakRSS() (int64, error) {
+func (p *proc) peakRSS() (int64, error) { return p.status("VmHWM") }
+
+// rss is VmRSS of the running process in bytes.
+func (p *proc) rss() (int64, error) { return p.status("VmRSS") }
+
+// status reads a size in kB from /proc/<pid>/status, in bytes.
+func (p *proc) status(field string) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
 	if err != nil {
 		return 0, err
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
 			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 			return kb << 10, err
 		}
 	}
-	return 0, errors.New("no VmHWM in /proc status")
+	return 0, fmt.Errorf("no %s in /proc status", field)
 }
 
 // keyPair is an ed25519 key made by ssh-keygen.
@@ -349,6 +355,7 @@ type treeSpec struct {
 	quarantine string // default a directory in the tree
 	delivered  string // parent of the destinations; default in the tree
 	sftpExtra  string // more lines of the sftp section, indented
+	perIP      int    // sftp.max_connections_per_ip; default 64
 	extra      string // more top-level keys
 	env        []string
 }
@@ -382,7 +389,7 @@ func writeAirlockTree(dir string, spec treeSpec, egressDir string, client, dlCli
 sftp:
   listen: %q
   algorithms: compatible
-  max_connections_per_ip: 64
+  max_connections_per_ip: %d
   max_unauthenticated: 128
   max_unauthenticated_per_ip: 128
   max_unauthenticated_per_network: 128
@@ -394,7 +401,7 @@ quarantine: %q
 limits:
   max_file_size: "6GB"
 suppliers_dir: "suppliers"
-%s`, node, t.sftpAddr, spec.sftpExtra, t.httpAddr, t.database, t.landing, quarantine, spec.extra)
+%s`, node, t.sftpAddr, cmp.Or(spec.perIP, 64), spec.sftpExtra, t.httpAddr, t.database, t.landing, quarantine, spec.extra)
 	files := map[string]string{
 		t.cfg: cfg,
 		filepath.Join(dir, "suppliers", uploader+".yaml"): fmt.Sprintf(

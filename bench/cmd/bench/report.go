@@ -43,6 +43,7 @@ type report struct {
 	cluster    *clusterResult
 	push       *pushResult
 	route      *routeResult
+	memory     *memoryResult
 	longRSS    float64 // MiB, airlock serving scenarios 1-4
 	loadEnd    string
 	micro      string
@@ -191,7 +192,8 @@ func (rep *report) rows() []row {
 	rows = append(rows, rep.latencyRows()...)
 	rows = append(rows, rep.clusterRows()...)
 	rows = append(rows, rep.pushRows()...)
-	return append(rows, rep.routeRows()...)
+	rows = append(rows, rep.routeRows()...)
+	return append(rows, rep.memoryRows()...)
 }
 
 // clusterRows are scenario 7: each setup's aggregate, the ratio of the
@@ -356,6 +358,9 @@ func (rep *report) markdown() string {
 	notes = append(notes, rep.pushNotes()...)
 	if rep.route != nil {
 		notes = append(notes, rep.route.notes...)
+	}
+	if rep.memory != nil {
+		notes = append(notes, rep.memory.notes...)
 	}
 	if len(notes) > 0 {
 		b.WriteString("\nNotes:\n")
