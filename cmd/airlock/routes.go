@@ -26,7 +26,8 @@ func routeLookup(exports string, current func() *config.Datasets, routes *config
 		source, _ := r.Watch("")
 		s := sends[name]
 		return pipeline.Route{Source: source, Target: r.Destination, KMSKey: r.KMSKey, KeepFiles: true, Approval: r.Approval,
-			Transform: s.transform, Receiver: s.receiver, ReceiverPrefix: s.receiverPrefix}, true
+			Transform: s.transform, Receiver: s.receiver, ReceiverPrefix: s.receiverPrefix,
+			Notify: r.Notify, Recipient: r.Recipient}, true
 	}
 }
 

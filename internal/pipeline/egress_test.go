@@ -267,7 +267,7 @@ func TestRouteFlagBatch(t *testing.T) {
 	}
 	date := time.Now().UTC().Format(time.DateOnly)
 	manifestName := date + "/" + bs[0].ID + ".manifest.json"
-	waitBatchDelivered(t, f.ledger, bs[0].ID)
+	waitBatch(t, f.ledger, bs[0].ID, ledger.BatchDelivered)
 	got := f.files(targetDir)
 	slices.Sort(got)
 	want := []string{date + "/a.csv", manifestName, date + "/sub/b.csv"}
@@ -368,22 +368,22 @@ func TestReconcileCompletesBatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.run() // the reconciler runs at start
-	waitBatchDelivered(t, f.ledger, b.ID)
+	waitBatch(t, f.ledger, b.ID, ledger.BatchDelivered)
 	if got := f.files(targetDir); !slices.Equal(got, []string{b.ID + ".manifest.json"}) {
 		t.Errorf("target holds %v; want the manifest", got)
 	}
 }
 
-// waitBatchDelivered waits for batch id to be delivered.
-func waitBatchDelivered(t *testing.T, l *ledger.Ledger, id string) {
+// waitBatch waits for batch id to be in state.
+func waitBatch(t *testing.T, l *ledger.Ledger, id, state string) {
 	t.Helper()
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		b, err := l.GetBatch(t.Context(), id)
-		if err == nil && b.State == ledger.BatchDelivered {
+		if err == nil && b.State == state {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("batch %+v (%v); want delivered", b, err)
+			t.Fatalf("batch %+v (%v); want %s", b, err, state)
 		}
 	}
 }
