@@ -1,0 +1,142 @@
+package integration
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/airlock-gw/airlock/internal/ledger"
+	"github.com/airlock-gw/airlock/internal/notify"
+)
+
+// batchCalls are the webhook's calls about batches, decoded, by event.
+func (w *webhookReceiver) batchCalls(t *testing.T) map[string][]notify.WebhookBatchBody {
+	t.Helper()
+	out := map[string][]notify.WebhookBatchBody{}
+	for _, c := range w.received() {
+		if !strings.HasPrefix(c.Event, "batch.") {
+			continue
+		}
+		var b notify.WebhookBatchBody
+		if err := json.Unmarshal(c.Body, &b); err != nil || !c.SignatureOK || b.Event != c.Event {
+			t.Fatalf("webhook call %s: %v (signature ok: %v)\n%s", c.Event, err, c.SignatureOK, c.Body)
+		}
+		out[c.Event] = append(out[c.Event], b)
+	}
+	return out
+}
+
+// TestRouteBatchOutcomesAreToldOnce: two routes watch one prefix. One
+// delivers its batch: batch.delivered is emailed to its notify recipients
+// and posted to the webhook, with the manifest. The other holds each file
+// for approval and one is rejected: its batch goes failed (batches list
+// says so), batch.failed naming the rejected file is emailed to its
+// recipients and the operators and posted. A restart and a kill -9 tell
+// nothing again, and each outcome is audited once.
+func TestRouteBatchOutcomesAreToldOnce(t *testing.T) {
+	t.Parallel()
+	s3srv := startVersity(t, "src")
+	box, hook := startMailbox(t), startWebhookReceiver(t)
+	g := newGateway(t, gatewayOpts{env: s3srv.Env(), mail: box, webhook: hook, extra: "watch:\n  every: 300ms\n"})
+	writeFile(t, filepath.Join(g.dir, "suppliers", ".keep"), "")
+	toDW, toAudit := t.TempDir(), t.TempDir()
+	flagRoute(t, g, s3srv, "to-dw", toDW+"/", "notify: [\"dw@example.org\"]\nrecipient: \"Data Warehouse\"\n")
+	flagRoute(t, g, s3srv, "to-audit", toAudit+"/", "approval: 1\nnotify: [\"audit@example.org\"]\n")
+	putBatch(t, s3srv, 3)
+	g.start()
+
+	delivered := box.waitMail(t, "dw@example.org", "batch of to-dw delivered (3 files)", "Data Warehouse", ".manifest.json")
+	if strings.Contains(strings.SplitN(delivered, "\n\n", 2)[0], operatorEmail) {
+		t.Errorf("a delivered batch was told to the operators:\n%s", delivered)
+	}
+
+	var held []ledger.Transfer
+	eventually(t, time.Minute, "to-audit's 3 files to await approval", func() bool {
+		held = held[:0]
+		for _, tr := range g.egressRows(t, "to-audit") {
+			if tr.State == ledger.AwaitingApproval {
+				held = append(held, tr)
+			}
+		}
+		return len(held) == 3
+	})
+	for _, tr := range held[:2] {
+		if out, errOut, err := g.airlock("approvals", "approve", tr.ID); err != nil {
+			t.Fatalf("approve: %v\n%s%s", err, out, errOut)
+		}
+	}
+	rejected := held[2]
+	if _, errOut, err := g.airlock("approvals", "reject", rejected.ID, "--reason", "wrong extract"); err != nil {
+		t.Fatalf("reject: %v\n%s", err, errOut)
+	}
+	failed := box.waitMail(t, "audit@example.org", "batch of to-audit failed (3 files)", rejected.Path, "rejected by operator:")
+	if rcpts := strings.SplitN(failed, "\n\n", 2)[0]; !strings.Contains(rcpts, operatorEmail) {
+		t.Errorf("batch.failed not told to the operators: recipients %s", rcpts)
+	}
+	out, errOut, err := g.airlock("batches", "list", "--route", "to-audit")
+	if err != nil || !strings.Contains(out, " failed ") {
+		t.Errorf("batches list: %v %s\n%s; want the batch failed", err, errOut, out)
+	}
+
+	var calls map[string][]notify.WebhookBatchBody
+	eventually(t, 30*time.Second, "batch.delivered and batch.failed at the webhook", func() bool {
+		calls = hook.batchCalls(t)
+		return len(calls[notify.EventBatchDelivered]) > 0 && len(calls[notify.EventBatchFailed]) > 0
+	})
+	var bytes int64 // of the 3 files, read by either route
+	for _, tr := range g.egressRows(t, "to-dw") {
+		bytes += tr.Size
+	}
+	d, f := calls[notify.EventBatchDelivered][0].Batch, calls[notify.EventBatchFailed][0].Batch
+	if d.Route != "to-dw" || d.Files != 3 || d.Delivered != 3 || d.Bytes != bytes || !strings.HasSuffix(d.Manifest, d.ID+".manifest.json") ||
+		d.Recipient != "Data Warehouse" || len(d.Failures) != 0 {
+		t.Errorf("batch.delivered posted %+v; want to-dw's 3 files, %d bytes and its manifest", d, bytes)
+	}
+	if f.Route != "to-audit" || f.Files != 3 || f.Bytes != bytes || len(f.Failures) != 1 ||
+		f.Failures[0].TransferID != rejected.ID || f.Failures[0].State != string(ledger.Rejected) {
+		t.Errorf("batch.failed posted %+v; want to-audit's 3 files with the rejected one", f)
+	}
+
+	// The approved members are still delivered; the failed batch stays failed.
+	eventually(t, 30*time.Second, "the approved files sent", func() bool { return len(objects(t, toAudit)) == 2 })
+	g.stop()
+	g.start()
+	time.Sleep(2 * time.Second)
+	g.kill()
+	g.start()
+	time.Sleep(3 * time.Second) // polls, reconciling and job runs of two fresh processes
+	for _, to := range []string{"dw@example.org", "audit@example.org", operatorEmail} {
+		n := 0
+		for _, msg := range box.mailsTo(to) {
+			if strings.Contains(msg, "airlock: batch of ") {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("%d batch emails to %s; want 1", n, to)
+		}
+	}
+	calls = hook.batchCalls(t)
+	if len(calls[notify.EventBatchDelivered]) != 1 || len(calls[notify.EventBatchFailed]) != 1 {
+		t.Errorf("webhook batch calls: %d delivered, %d failed; want 1 each",
+			len(calls[notify.EventBatchDelivered]), len(calls[notify.EventBatchFailed]))
+	}
+	kinds := map[string]int{}
+	for _, ev := range g.events() {
+		if ev.Detail["batch"] != "" {
+			kinds[ev.Kind]++
+		}
+	}
+	if kinds["batch.delivered"] != 1 || kinds["batch.failed"] != 1 {
+		t.Errorf("batch audit events %v; want batch.delivered and batch.failed once each", kinds)
+	}
+	bs := g.waitBatches(t, 2, nil)
+	for _, b := range bs {
+		if want := map[string]string{"to-dw": ledger.BatchDelivered, "to-audit": ledger.BatchFailed}[b.Route]; b.State != want {
+			t.Errorf("batch of %s is %s; want %s", b.Route, b.State, want)
+		}
+	}
+	g.auditVerifies(t)
+}
