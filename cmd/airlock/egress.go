@@ -19,7 +19,8 @@ func (n *node) routes(name string) (pipeline.Route, bool) {
 
 // openExports opens the export area and its poller: what dataset users
 // write there becomes egress transfers (pipeline.Exports), found by a
-// listing every watch.every and, sooner, on a bucket notification.
+// listing every watch.every and, sooner, on a bucket notification (which
+// hurries the routes' pollers too).
 func (n *node) openExports(ctx context.Context) error {
 	var err error
 	if n.exports, err = storage.Open(ctx, n.cfg.Exports); err != nil {
@@ -34,7 +35,8 @@ func (n *node) openExports(ctx context.Context) error {
 	})
 	n.watchMetrics = watch.NewMetrics(n.reg)
 	n.poller = watch.NewPoller(n.exports, "", watch.Options{Every: n.cfg.Watch.Every, Metrics: n.watchMetrics}, found, n.log)
-	opts := watch.WebhookOptions{Metrics: n.watchMetrics, Log: n.log}
+	n.routePollers = &watch.Pollers{}
+	opts := watch.WebhookOptions{Pollers: n.routePollers, Metrics: n.watchMetrics, Log: n.log}
 	if env := n.cfg.Watch.TokenEnv; env != "" {
 		if opts.Token = os.Getenv(env); opts.Token == "" {
 			return fmt.Errorf("watch.webhook_token_env: %s is not set", env)

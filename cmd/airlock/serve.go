@@ -107,6 +107,7 @@ type node struct {
 	datasets            *config.Reloader[config.Datasets]
 	exports             *storage.Store
 	poller              *watch.Poller
+	routePollers        *watch.Pollers // the routes' pollers of the day, kicked by notifications too
 	watchMetrics        *watch.Metrics
 	routeStores         map[string]*storage.Store // each route's source, by name
 	sends               map[string]sending        // each route's transform and receiver, by name

@@ -51,8 +51,9 @@ func (n *node) watchRoutes(ctx context.Context) {
 	wg.Wait()
 }
 
-// watchRoute polls r's source prefix of the day: a source with
-// $TODAYS_DATE is watched afresh from each UTC midnight.
+// watchRoute polls r's source prefix of the day, every watch.every and
+// when a bucket notification names it: a source with $TODAYS_DATE is
+// watched afresh from each UTC midnight.
 func (n *node) watchRoute(ctx context.Context, r *config.Route) {
 	st := n.routeStores[r.Name]
 	for ctx.Err() == nil {
@@ -65,7 +66,9 @@ func (n *node) watchRoute(ctx context.Context, r *config.Route) {
 		p := watch.NewPoller(st, prefix, watch.Options{Every: n.cfg.Watch.Every, Metrics: n.watchMetrics}, found,
 			n.log.With("route", r.Name))
 		day, cancel := context.WithDeadline(ctx, now.Truncate(24*time.Hour).Add(24*time.Hour))
-		_ = p.Run(day) // returns when the day or ctx ends; failed polls are logged there
+		remove := n.routePollers.Add(p) // a notification of its bucket and prefix hurries it
+		_ = p.Run(day)                  // returns when the day or ctx ends; failed polls are logged there
+		remove()
 		cancel()
 	}
 }

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"encoding/json"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/airlock-gw/airlock/internal/ledger"
 	"github.com/airlock-gw/airlock/internal/notify"
+	"github.com/airlock-gw/airlock/internal/testpeer"
 )
 
 // batchCalls are the webhook's calls about batches, decoded, by event.
@@ -139,4 +141,43 @@ func TestRouteBatchOutcomesAreToldOnce(t *testing.T) {
 		}
 	}
 	g.auditVerifies(t)
+}
+
+// TestRouteHurriedByNotification: a route polled once an hour sends its
+// batch within seconds of the flag when versitygw's bucket notifications
+// reach /events/s3.
+func TestRouteHurriedByNotification(t *testing.T) {
+	t.Parallel()
+	g := newGateway(t, gatewayOpts{extra: "watch:\n  every: 1h\n"})
+	// versitygw posts a test event as it starts, before airlock listens:
+	// a relay answers that one and passes the rest on.
+	relay := serveLocal(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		resp, err := http.Post("http://"+g.httpAddr+"/events/s3", "application/json", r.Body)
+		if err != nil {
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		resp.Body.Close()
+		w.WriteHeader(resp.StatusCode)
+	}))
+	s3srv := &s3Server{testpeer.StartVersityArgs(t, []string{"--event-webhook-url", relay}, "src")}
+	g.env = append(g.env, s3srv.Env()...)
+	writeFile(t, filepath.Join(g.dir, "suppliers", ".keep"), "")
+	dest := t.TempDir()
+	flagRoute(t, g, s3srv, "hourly", dest+"/", "")
+	g.start()
+	polls := func(trigger string) float64 { return g.metric(`airlock_watch_polls_total{trigger="` + trigger + `"}`) }
+	eventually(t, 30*time.Second, "the first polls (the export area's and the route's)", func() bool { return polls("timer") >= 2 })
+	start := time.Now()
+	want := putBatch(t, s3srv, 5)
+	bs := g.waitBatches(t, 1, func(b ledger.Batch) bool { return b.State == ledger.BatchDelivered })
+	took := time.Since(start)
+	t.Logf("batch delivered %s after the flag was written (polls every hour)", took.Round(time.Millisecond))
+	if took > 30*time.Second {
+		t.Errorf("batch delivered %s after the flag; want well under the hour between polls", took)
+	}
+	assertBatchAt(t, dest, want, bs[0])
+	if polls("kick") < 1 || polls("timer") != 2 {
+		t.Errorf("polls: %v kicked, %v on the timer; want kicks, and the timer's first two alone", polls("kick"), polls("timer"))
+	}
 }
