@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"os"
 
-	"github.com/airlock-gw/airlock/internal/config"
 	"github.com/airlock-gw/airlock/internal/pipeline"
 	"github.com/airlock-gw/airlock/internal/storage"
 	"github.com/airlock-gw/airlock/internal/watch"
@@ -14,7 +13,7 @@ import (
 
 // routes looks up a push dataset, as configured now, or a route.
 func (n *node) routes(name string) (pipeline.Route, bool) {
-	return routeLookup(n.cfg.Exports, n.datasets.Current, n.cfg.Routes, n.sends)(name)
+	return routeLookup(n.cfg.Exports, n.datasets.Current, n.routeSet.Load)(name)
 }
 
 // openExports opens the export area and its poller: what dataset users
@@ -28,7 +27,7 @@ func (n *node) openExports(ctx context.Context) error {
 	}
 	n.onClose(func() { n.exports.Close() })
 	// Only datasets: a folder named like a route is no route's source.
-	datasets := routeLookup(n.cfg.Exports, n.datasets.Current, &config.Routes{}, nil)
+	datasets := routeLookup(n.cfg.Exports, n.datasets.Current, noRoutes)
 	admit := &pipeline.Exports{Source: n.source(n.exports), Routes: datasets}
 	found := watch.HandlerFunc(func(ctx context.Context, o watch.Object) error {
 		return admit.Found(ctx, o.Key, o.Size, o.ModTime)

@@ -2,9 +2,12 @@ package integration
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -180,4 +183,123 @@ func TestRouteHurriedByNotification(t *testing.T) {
 	if polls("kick") < 1 || polls("timer") != 2 {
 		t.Errorf("polls: %v kicked, %v on the timer; want kicks, and the timer's first two alone", polls("kick"), polls("timer"))
 	}
+}
+
+// prefixRoute writes routes/<name>.yaml: a flag route from prefix of
+// bucket src on s3srv to the directory dest.
+func prefixRoute(t *testing.T, g *gateway, s3srv *s3Server, name, prefix, dest string) {
+	t.Helper()
+	writeFile(t, filepath.Join(g.dir, "routes", name+".yaml"), fmt.Sprintf("name: %s\nsource: %q\nflag: \"pipeline_success.flag\"\ndestination: %q\n",
+		name, testpeer.S3URL(s3srv.Addr, "src", prefix), dest+"/"))
+}
+
+// flagUnder writes a file under prefix of bucket src, then the flag with
+// body (a new body: a new version of the flag, a re-run).
+func flagUnder(t *testing.T, s3srv *s3Server, prefix, body string) {
+	t.Helper()
+	put := toBucket(t, s3srv, "src")
+	put(prefix+"data.csv", []byte("a,b\n1,2\n"))
+	put(prefix+"pipeline_success.flag", []byte(body))
+}
+
+// reloadEvent waits for a config.reload of the routes after seq whose
+// detail has match, and returns it.
+func (g *gateway) reloadEvent(t *testing.T, after int64, match map[string]string) ledger.Event {
+	t.Helper()
+	var ev ledger.Event
+	eventually(t, 20*time.Second, fmt.Sprintf("a routes reload with %v", match), func() bool {
+		var ok bool
+		ev, ok = g.findEvent(after, "config.reload", match)
+		return ok && ev.Detail["routes_dir"] != ""
+	})
+	return ev
+}
+
+// waitDelivered waits for n batches, all delivered, read from the ledger:
+// the CLI refuses to run while a route file is bad.
+func (g *gateway) waitDelivered(t *testing.T, n int) {
+	t.Helper()
+	eventually(t, time.Minute, fmt.Sprintf("%d batches delivered", n), func() bool {
+		l := g.openLedger(t)
+		defer l.Close()
+		bs, err := l.Batches(t.Context(), ledger.BatchFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range bs {
+			if b.State != ledger.BatchDelivered {
+				return false
+			}
+		}
+		return len(bs) == n
+	})
+}
+
+// TestRoutesReload: route files are re-read on change and on SIGHUP: a
+// route added is watched, a changed one sends where it now says, a
+// removed one is watched no more, each audited and logged with what
+// changed; a bad file is refused with its file and line while the routes
+// in force keep sending.
+func TestRoutesReload(t *testing.T) {
+	t.Parallel()
+	s3srv := startVersity(t, "src")
+	g := newGateway(t, gatewayOpts{env: s3srv.Env(), extra: "watch:\n  every: 300ms\n"})
+	writeFile(t, filepath.Join(g.dir, "suppliers", ".keep"), "")
+	destA, destB, destA2 := t.TempDir(), t.TempDir(), t.TempDir()
+	prefixRoute(t, g, s3srv, "first", "a/", destA)
+	g.start()
+	flagUnder(t, s3srv, "a/", "1")
+	g.waitDelivered(t, 1)
+
+	seq := g.lastSeq()
+	prefixRoute(t, g, s3srv, "second", "b/", destB)
+	g.reloadEvent(t, seq, map[string]string{"added": "second", "routes": "2"})
+	flagUnder(t, s3srv, "b/", "1")
+	g.waitDelivered(t, 2)
+	if got := objects(t, destB); len(got) != 2 { // data.csv and the manifest
+		t.Fatalf("the added route sent %v; want data.csv and its manifest", got)
+	}
+
+	seq = g.lastSeq()
+	writeFile(t, filepath.Join(g.dir, "routes", "third.yaml"), "name: third\nsource: \"src/\"\nflg: \"x\"\ndestination: \"out/\"\n")
+	refused := g.reloadEvent(t, seq, map[string]string{"error": "third.yaml:3:"})
+	eventually(t, 10*time.Second, "the refused reload to be logged", func() bool {
+		return strings.Contains(g.log.String(), "route reload refused") && strings.Contains(g.log.String(), "third.yaml:3:")
+	})
+	t.Logf("refused: %s", refused.Detail["error"])
+	flagUnder(t, s3srv, "a/", "2") // a re-run: the routes in force still send
+	g.waitDelivered(t, 3)
+	if err := os.Remove(filepath.Join(g.dir, "routes", "third.yaml")); err != nil {
+		t.Fatal(err)
+	}
+
+	seq = g.lastSeq()
+	prefixRoute(t, g, s3srv, "first", "a/", destA2)
+	g.reloadEvent(t, seq, map[string]string{"changed": "first", "routes": "2"})
+	flagUnder(t, s3srv, "a/", "3")
+	g.waitDelivered(t, 4)
+	if got := objects(t, destA2); len(got) != 2 {
+		t.Errorf("the changed route sent %v to its new destination; want data.csv and its manifest", got)
+	}
+
+	seq = g.lastSeq()
+	if err := g.proc.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	g.reloadEvent(t, seq, map[string]string{"routes": "2"})
+
+	seq = g.lastSeq()
+	if err := os.Remove(filepath.Join(g.dir, "routes", "second.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	g.reloadEvent(t, seq, map[string]string{"removed": "second", "routes": "1"})
+	flagUnder(t, s3srv, "b/", "2")
+	time.Sleep(3 * time.Second) // ten polls, had the route still been watched
+	if bs := g.waitBatches(t, 4, nil); len(bs) != 4 {
+		t.Errorf("%d batches after the route was removed and its flag rewritten; want still 4", len(bs))
+	}
+	if !strings.Contains(g.log.String(), "routes reloaded") {
+		t.Error("no log line of the routes reloaded")
+	}
+	g.auditVerifies(t)
 }
