@@ -193,13 +193,14 @@ func prefixRoute(t *testing.T, g *gateway, s3srv *s3Server, name, prefix, dest s
 		name, testpeer.S3URL(s3srv.Addr, "src", prefix), dest+"/"))
 }
 
-// flagUnder writes a file under prefix of bucket src, then the flag with
-// body (a new body: a new version of the flag, a re-run).
-func flagUnder(t *testing.T, s3srv *s3Server, prefix, body string) {
+// flagUnder writes a file under prefix of bucket src, then the flag of
+// the run'th version: its size tells the versions apart, which S3's
+// modification times, to the second, may not.
+func flagUnder(t *testing.T, s3srv *s3Server, prefix string, run int) {
 	t.Helper()
 	put := toBucket(t, s3srv, "src")
 	put(prefix+"data.csv", []byte("a,b\n1,2\n"))
-	put(prefix+"pipeline_success.flag", []byte(body))
+	put(prefix+"pipeline_success.flag", []byte(strings.Repeat("x", run)))
 }
 
 // reloadEvent waits for a config.reload of the routes after seq whose
@@ -248,13 +249,13 @@ func TestRoutesReload(t *testing.T) {
 	destA, destB, destA2 := t.TempDir(), t.TempDir(), t.TempDir()
 	prefixRoute(t, g, s3srv, "first", "a/", destA)
 	g.start()
-	flagUnder(t, s3srv, "a/", "1")
+	flagUnder(t, s3srv, "a/", 1)
 	g.waitDelivered(t, 1)
 
 	seq := g.lastSeq()
 	prefixRoute(t, g, s3srv, "second", "b/", destB)
 	g.reloadEvent(t, seq, map[string]string{"added": "second", "routes": "2"})
-	flagUnder(t, s3srv, "b/", "1")
+	flagUnder(t, s3srv, "b/", 1)
 	g.waitDelivered(t, 2)
 	if got := objects(t, destB); len(got) != 2 { // data.csv and the manifest
 		t.Fatalf("the added route sent %v; want data.csv and its manifest", got)
@@ -267,7 +268,7 @@ func TestRoutesReload(t *testing.T) {
 		return strings.Contains(g.log.String(), "route reload refused") && strings.Contains(g.log.String(), "third.yaml:3:")
 	})
 	t.Logf("refused: %s", refused.Detail["error"])
-	flagUnder(t, s3srv, "a/", "2") // a re-run: the routes in force still send
+	flagUnder(t, s3srv, "a/", 2) // a re-run: the routes in force still send
 	g.waitDelivered(t, 3)
 	if err := os.Remove(filepath.Join(g.dir, "routes", "third.yaml")); err != nil {
 		t.Fatal(err)
@@ -276,7 +277,7 @@ func TestRoutesReload(t *testing.T) {
 	seq = g.lastSeq()
 	prefixRoute(t, g, s3srv, "first", "a/", destA2)
 	g.reloadEvent(t, seq, map[string]string{"changed": "first", "routes": "2"})
-	flagUnder(t, s3srv, "a/", "3")
+	flagUnder(t, s3srv, "a/", 3)
 	g.waitDelivered(t, 4)
 	if got := objects(t, destA2); len(got) != 2 {
 		t.Errorf("the changed route sent %v to its new destination; want data.csv and its manifest", got)
@@ -293,7 +294,7 @@ func TestRoutesReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	g.reloadEvent(t, seq, map[string]string{"removed": "second", "routes": "1"})
-	flagUnder(t, s3srv, "b/", "2")
+	flagUnder(t, s3srv, "b/", 2)
 	time.Sleep(3 * time.Second) // ten polls, had the route still been watched
 	if bs := g.waitBatches(t, 4, nil); len(bs) != 4 {
 		t.Errorf("%d batches after the route was removed and its flag rewritten; want still 4", len(bs))
