@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/airlock-gw/airlock/internal/ledger"
+	"github.com/airlock-gw/airlock/internal/ledger/ledgertest"
 	"github.com/airlock-gw/airlock/internal/notify"
 	"github.com/airlock-gw/airlock/internal/testpeer"
 )
@@ -303,4 +304,76 @@ func TestRoutesReload(t *testing.T) {
 		t.Error("no log line of the routes reloaded")
 	}
 	g.auditVerifies(t)
+}
+
+// TestRouteBatchOutcomesToldOnceByTwoNodes: two nodes on one Postgres
+// both watch the same two routes and run their jobs. Every member of one
+// batch is rejected, each rejection queueing the settling of the batch on
+// whichever node takes it; the other batch is delivered by both nodes'
+// workers. Each outcome is emailed, posted and audited once.
+func TestRouteBatchOutcomesToldOnceByTwoNodes(t *testing.T) {
+	t.Parallel()
+	s3srv := startVersity(t, "landing", "quarantine", "src")
+	c := &cluster{db: ledgertest.Postgres(t), s3: s3srv, dest: t.TempDir(), key: newClientKey(t)}
+	box, hook := startMailbox(t), startWebhookReceiver(t)
+	toDW, toAudit := t.TempDir(), t.TempDir()
+	var nodes []*gateway
+	for _, name := range []string{"node-a", "node-b"} {
+		g := c.node(t, name, gatewayOpts{mail: box, webhook: hook, extra: "watch:\n  every: 300ms\n"})
+		flagRoute(t, g, s3srv, "to-dw", toDW+"/", "notify: [\"dw@example.org\"]\n")
+		flagRoute(t, g, s3srv, "to-audit", toAudit+"/", "approval: 1\nnotify: [\"audit@example.org\"]\n")
+		nodes = append(nodes, g)
+	}
+	const files = 20
+	putBatch(t, s3srv, files)
+	for _, g := range nodes {
+		g.start()
+	}
+	a := nodes[0]
+	var held []ledger.Transfer
+	eventually(t, time.Minute, "to-audit's files to await approval", func() bool {
+		held = held[:0]
+		for _, tr := range a.egressRows(t, "to-audit") {
+			if tr.State == ledger.AwaitingApproval {
+				held = append(held, tr)
+			}
+		}
+		return len(held) == files
+	})
+	for i, tr := range held {
+		if _, errOut, err := nodes[i%2].airlock("approvals", "reject", tr.ID, "--reason", "not today"); err != nil {
+			t.Fatalf("reject: %v\n%s", err, errOut)
+		}
+	}
+	box.waitMail(t, "dw@example.org", "batch of to-dw delivered")
+	box.waitMail(t, "audit@example.org", "batch of to-audit failed")
+	eventually(t, 30*time.Second, "both batch events at the webhook", func() bool {
+		calls := hook.batchCalls(t)
+		return len(calls[notify.EventBatchDelivered]) > 0 && len(calls[notify.EventBatchFailed]) > 0
+	})
+	time.Sleep(3 * time.Second) // time for a second telling, were there one
+	for _, to := range []string{"dw@example.org", "audit@example.org"} {
+		if n := len(box.mailsTo(to)); n != 1 {
+			t.Errorf("%d emails to %s; want 1", n, to)
+		}
+	}
+	calls := hook.batchCalls(t)
+	if len(calls[notify.EventBatchDelivered]) != 1 || len(calls[notify.EventBatchFailed]) != 1 {
+		t.Errorf("webhook batch calls: %d delivered, %d failed; want 1 each",
+			len(calls[notify.EventBatchDelivered]), len(calls[notify.EventBatchFailed]))
+	}
+	// Told at the first rejection: the members rejected by then.
+	if f := calls[notify.EventBatchFailed][0].Batch; len(f.Failures) < 1 || f.Failures[0].State != string(ledger.Rejected) {
+		t.Errorf("batch.failed names failures %+v; want the rejected", f.Failures)
+	}
+	kinds := map[string]int{}
+	for _, ev := range a.events() {
+		if ev.Detail["batch"] != "" {
+			kinds[ev.Kind]++
+		}
+	}
+	if kinds["batch.delivered"] != 1 || kinds["batch.failed"] != 1 {
+		t.Errorf("batch audit events %v; want batch.delivered and batch.failed once each", kinds)
+	}
+	a.auditVerifies(t)
 }
