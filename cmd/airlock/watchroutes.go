@@ -139,7 +139,8 @@ func (n *node) routesReloaded(ctx context.Context, rs *config.Routes, err error)
 	}
 }
 
-// routeChanges names the routes a reload added, changed and removed.
+// routeChanges names the routes a reload added, changed and removed (a
+// key only when there are some).
 func routeChanges(old, set *routeSet) map[string]string {
 	var added, changed, removed []string
 	for name, e := range set.entries {
@@ -157,8 +158,10 @@ func routeChanges(old, set *routeSet) map[string]string {
 	}
 	out := map[string]string{}
 	for k, names := range map[string][]string{"added": added, "changed": changed, "removed": removed} {
-		slices.Sort(names)
-		out[k] = strings.Join(names, ",")
+		if len(names) > 0 {
+			slices.Sort(names)
+			out[k] = strings.Join(names, ",")
+		}
 	}
 	return out
 }
