@@ -47,13 +47,12 @@ func (nw *notifyWorker) Work(ctx context.Context, job *river.Job[notifyArgs]) er
 // notice is what one notification job tells of: an outcome of a transfer
 // or of a batch.
 type notice struct {
-	key        string // the notices' ids start with it
-	event      string // e.g. "transfer.delivered"
-	transferID string // or
-	batch      string
+	key               string // the notices' ids start with it
+	event             string // e.g. "transfer.delivered"
+	transferID, batch string // what it is about: one of the two
 }
 
-// event is the audit event of a notice, about its transfer or batch.
+// auditEvent is the audit event of a notice, about its transfer or batch.
 func (n notice) auditEvent(kind string, detail map[string]string) ledger.Event {
 	if n.batch != "" {
 		detail["batch"] = n.batch
