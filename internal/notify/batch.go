@@ -39,16 +39,14 @@ type BatchFailure struct {
 	Error      string `json:"error"`
 }
 
-// BatchMessages returns the email about b to the route's recipients (none
-// when there are none); a failed batch is told to the operators too, who
-// can retry its members.
+// BatchMessages returns the email about b to the route's recipients and
+// the operators, as they are copied on every notification, each address
+// once; none when there is nobody to tell.
 func BatchMessages(b BatchOutcome, recipients, operators []string) []Message {
 	to := slices.Clone(recipients)
-	if b.Event == EventBatchFailed {
-		for _, op := range operators {
-			if !slices.Contains(to, op) {
-				to = append(to, op)
-			}
+	for _, op := range operators {
+		if !slices.Contains(to, op) {
+			to = append(to, op)
 		}
 	}
 	if len(to) == 0 {

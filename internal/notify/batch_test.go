@@ -17,27 +17,29 @@ var failedBatch = BatchOutcome{
 	At:       time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC),
 }
 
-// TestBatchMessages: the route's recipients hear of every batch, the
-// operators of failed ones only, each address once; nobody to tell is no
-// message; a failure's path cannot forge lines.
+// TestBatchMessages: the route's recipients and the operators hear of
+// every batch, each address once; nobody to tell is no message; a
+// failure's path cannot forge lines.
 func TestBatchMessages(t *testing.T) {
 	t.Parallel()
 	delivered := failedBatch
 	delivered.Event, delivered.Failures, delivered.Manifest = EventBatchDelivered, nil, "s3://dest/b1.manifest.json"
+	ops := []string{"ops@example.org"}
 	for _, tt := range []struct {
-		name       string
-		b          BatchOutcome
-		recipients []string
-		want       []string // the one message's recipients; nil: no message
+		name                  string
+		b                     BatchOutcome
+		recipients, operators []string
+		want                  []string // the one message's recipients; nil: no message
 	}{
-		{"delivered", delivered, []string{"dw@example.org"}, []string{"dw@example.org"}},
-		{"delivered, no recipients", delivered, nil, nil},
-		{"failed", failedBatch, []string{"dw@example.org", "ops@example.org"}, []string{"dw@example.org", "ops@example.org"}},
-		{"failed, operators only", failedBatch, nil, []string{"ops@example.org"}},
+		{"delivered", delivered, []string{"dw@example.org"}, ops, []string{"dw@example.org", "ops@example.org"}},
+		{"delivered, no operators", delivered, []string{"dw@example.org"}, nil, []string{"dw@example.org"}},
+		{"nobody", delivered, nil, nil, nil},
+		{"failed", failedBatch, []string{"dw@example.org", "ops@example.org"}, ops, []string{"dw@example.org", "ops@example.org"}},
+		{"failed, operators only", failedBatch, nil, ops, []string{"ops@example.org"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			msgs := BatchMessages(tt.b, tt.recipients, []string{"ops@example.org"})
+			msgs := BatchMessages(tt.b, tt.recipients, tt.operators)
 			if tt.want == nil {
 				if len(msgs) != 0 {
 					t.Fatalf("messages %+v; want none", msgs)

@@ -116,7 +116,7 @@ func TestBatchFailedThenDelivered(t *testing.T) {
 	}
 	waitBatch(t, f.ledger, b.ID, ledger.BatchDelivered)
 	mails := batchMails(2)
-	if len(mails) != 2 || !slices.Equal(mails[1].To, []string{"dw@example.org"}) || !strings.Contains(mails[1].Subject, "delivered") {
+	if len(mails) != 2 || !slices.Equal(mails[1].To, []string{"dw@example.org", "ops@example.org"}) || !strings.Contains(mails[1].Subject, "delivered") {
 		t.Fatalf("batch emails = %+v; want batch.delivered to dw after batch.failed", mails)
 	}
 	for deadline := time.Now().Add(20 * time.Second); len(hook.events()) < 2 && time.Now().Before(deadline); {
