@@ -81,9 +81,9 @@ func TestRouteBatchOutcomesAreToldOnce(t *testing.T) {
 	if rcpts := strings.SplitN(failed, "\n\n", 2)[0]; !strings.Contains(rcpts, operatorEmail) {
 		t.Errorf("batch.failed not told to the operators: recipients %s", rcpts)
 	}
-	out, errOut, err := g.airlock("batches", "list", "--route", "to-audit")
-	if err != nil || !strings.Contains(out, " failed ") {
-		t.Errorf("batches list: %v %s\n%s; want the batch failed", err, errOut, out)
+	out, errOut, err := g.airlock("batches", "list", "--state", "failed")
+	if err != nil || !strings.Contains(out, " failed ") || !strings.Contains(out, "to-audit") || strings.Contains(out, "to-dw") {
+		t.Errorf("batches list --state failed: %v %s\n%s; want to-audit's batch alone", err, errOut, out)
 	}
 
 	var calls map[string][]notify.WebhookBatchBody
