@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
 	"text/tabwriter"
 	"time"
 
@@ -14,21 +15,24 @@ import (
 func newBatchesCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "batches", Short: "Inspect the batches routes' flags started"}
 	var (
-		route  string
-		limit  int
-		asJSON bool
+		route, state string
+		limit        int
+		asJSON       bool
 	)
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List batches, newest first, with their members counted by state",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !slices.Contains([]string{"", ledger.BatchOpen, ledger.BatchDelivered, ledger.BatchFailed}, state) {
+				return fmt.Errorf("--state %q: want %s, %s or %s", state, ledger.BatchOpen, ledger.BatchDelivered, ledger.BatchFailed)
+			}
 			l, err := g.openLedger(cmd.Context())
 			if err != nil {
 				return err
 			}
 			defer l.Close()
-			bs, err := l.Batches(cmd.Context(), ledger.BatchFilter{Route: route, Limit: limit})
+			bs, err := l.Batches(cmd.Context(), ledger.BatchFilter{Route: route, State: state, Limit: limit})
 			if err != nil {
 				return err
 			}
@@ -39,6 +43,7 @@ func newBatchesCmd(g *globals) *cobra.Command {
 		},
 	}
 	list.Flags().StringVar(&route, "route", "", "only this route's batches")
+	list.Flags().StringVar(&state, "state", "", "only batches in this state: open, delivered or failed")
 	list.Flags().IntVar(&limit, "limit", 0, "at most this many (0: all)")
 	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	var showJSON bool

@@ -35,7 +35,7 @@ func TestRouteLookup(t *testing.T) {
 	if _, ok := lookup("shared"); ok {
 		t.Error("a pull dataset is a route")
 	}
-	exports := routeLookup(cfg.Exports, func() *config.Datasets { return cfg.Datasets }, &config.Routes{}, nil)
+	exports := routeLookup(cfg.Exports, func() *config.Datasets { return cfg.Datasets }, noRoutes)
 	if _, ok := exports("cbol"); ok {
 		t.Error("the export area's lookup found a route file")
 	}

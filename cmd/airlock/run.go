@@ -50,8 +50,11 @@ func (n *node) run(ctx context.Context, sftpLn, httpLn net.Listener, httpSrv *ht
 	})
 	grp.Go(func() error { return n.suppliers.Watch(ctx) })
 	grp.Go(func() error { return n.datasets.Watch(ctx) })
+	grp.Go(func() error { return n.routeReloader.Watch(ctx) })
 	grp.Go(func() error { return n.notifier.Run(ctx) })
-	grp.Go(func() error { return reloadOnHangup(ctx, n.suppliers.Reload, n.datasets.Reload) })
+	grp.Go(func() error {
+		return reloadOnHangup(ctx, n.suppliers.Reload, n.datasets.Reload, n.routeReloader.Reload)
+	})
 	grp.Go(func() error { return n.poller.Run(ctx) })
 	grp.Go(func() error { n.watchRoutes(ctx); return nil })
 	grp.Go(func() error { return n.checkpointer.Run(rest) })

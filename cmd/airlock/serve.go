@@ -4,18 +4,21 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/spf13/cobra"
+	"gocloud.dev/secrets"
 
 	"github.com/airlock-gw/airlock/internal/audit"
 	"github.com/airlock-gw/airlock/internal/config"
@@ -107,10 +110,14 @@ type node struct {
 	datasets            *config.Reloader[config.Datasets]
 	exports             *storage.Store
 	poller              *watch.Poller
+	routePollers        *watch.Pollers // the routes' pollers of the day, kicked by notifications too
 	watchMetrics        *watch.Metrics
-	routeStores         map[string]*storage.Store // each route's source, by name
-	sends               map[string]sending        // each route's transform and receiver, by name
-	notifications       http.Handler              // bucket notifications: a poll now
+	keepers             map[string]*secrets.Keeper // the key services routes unwrap data keys with, by name
+	routeSet            atomic.Pointer[routeSet]   // the routes in force
+	routeReloader       *config.Reloader[config.Routes]
+	nextRoutes          *routeSet     // opened by checkRoutes, for routesReloaded to put in force
+	routesChanged       chan struct{} // routesReloaded → watchRoutes
+	notifications       http.Handler  // bucket notifications: a poll now
 	metrics             *pipeline.Metrics
 	notifier            *notify.KeyExpiryNotifier
 	queue               *pipeline.Queue
@@ -171,7 +178,7 @@ func (n *node) openPipeline(ctx context.Context) error {
 	n.suppliers = config.NewReloader(n.cfg.SuppliersDir, filepath.Dir(n.cfg.File), n.cfg.Suppliers, n.reloaded)
 	n.datasets = config.NewDatasetReloader(n.cfg.DatasetsDir, filepath.Dir(n.cfg.File), n.cfg.Datasets,
 		func(ctx context.Context, d *config.Datasets, err error) {
-			n.auditReload(ctx, "dataset", n.cfg.DatasetsDir, d.Len(), nil, err)
+			n.auditReload(ctx, "dataset", n.cfg.DatasetsDir, d.Len(), nil, err, nil)
 		})
 	mailer, err := openMailer(n.cfg.Notify, n.log)
 	if err != nil {
@@ -219,7 +226,7 @@ func (n *node) openPipeline(ctx context.Context) error {
 // reloaded logs and audits a reload of the supplier files, and closes the
 // live sessions the new set no longer allows.
 func (n *node) reloaded(ctx context.Context, s *config.Suppliers, err error) {
-	n.auditReload(ctx, "supplier", n.cfg.SuppliersDir, s.Len(), s.Warnings(), err)
+	n.auditReload(ctx, "supplier", n.cfg.SuppliersDir, s.Len(), s.Warnings(), err, nil)
 	// The reloads start with run, after openSFTP has set srv.
 	if err == nil {
 		if closed := n.srv.Revalidate(ctx, s); closed > 0 {
@@ -229,14 +236,20 @@ func (n *node) reloaded(ctx context.Context, s *config.Suppliers, err error) {
 }
 
 // auditReload logs and audits a reload of the kind ("supplier") of files
-// in dir, which left count of them in force.
-func (n *node) auditReload(ctx context.Context, kind, dir string, count int, warns config.Errors, err error) {
+// in dir, which left count of them in force, with what changed (names by
+// "added", "changed", "removed"; nil when not told).
+func (n *node) auditReload(ctx context.Context, kind, dir string, count int, warns config.Errors, err error, changes map[string]string) {
 	ev := ledger.Event{Kind: "config.reload", Actor: "system", Detail: map[string]string{kind + "s_dir": dir}}
 	if err != nil {
 		n.log.Error(kind+" reload refused; keeping the previous configuration", "err", err)
 		ev.Detail["error"] = err.Error()
 	} else {
-		n.log.Info(kind+"s reloaded", kind+"s", count)
+		args := []any{kind + "s", count}
+		for _, k := range slices.Sorted(maps.Keys(changes)) {
+			ev.Detail[k] = changes[k]
+			args = append(args, k, changes[k])
+		}
+		n.log.Info(kind+"s reloaded", args...)
 		ev.Detail[kind+"s"] = fmt.Sprint(count)
 		if len(warns) > 0 {
 			logWarnings(n.log, warns)
@@ -310,7 +323,7 @@ func openScanner(cfg config.Scanner, log *slog.Logger) (scan.Scanner, error) {
 	return b, nil
 }
 
-// reloadOnHangup re-reads the supplier and dataset files on SIGHUP.
+// reloadOnHangup re-reads the supplier, dataset and route files on SIGHUP.
 func reloadOnHangup(ctx context.Context, reloads ...func(context.Context) error) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)

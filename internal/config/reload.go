@@ -18,13 +18,13 @@ import (
 // editors, `git pull` and kubelet all change a directory in several steps.
 const debounce = 200 * time.Millisecond
 
-// Reloader keeps the current set of definitions (suppliers, datasets) of
+// Reloader keeps the current set of definitions (suppliers, datasets, routes) of
 // one directory and swaps it atomically when the files change and still
 // load without errors, so a bad edit never locks anyone out.
 type Reloader[T any] struct {
 	dir, root string
 	what      string // the directory's kind, for messages
-	load      func(dir, root string) (*T, error)
+	load      func(ctx context.Context, dir, root string) (*T, error)
 	onReload  func(ctx context.Context, s *T, err error)
 	current   atomic.Pointer[T]
 	// mu serialises reloads, so that a slow, older read never replaces the
@@ -38,15 +38,41 @@ type Reloader[T any] struct {
 // with the set now in effect and the load error, if any; it must not call
 // Reload.
 func NewReloader(dir, root string, initial *Suppliers, onReload func(ctx context.Context, s *Suppliers, err error)) *Reloader[Suppliers] {
-	return newReloader(dir, root, "suppliers", LoadSuppliers, initial, onReload)
+	return newReloader(dir, root, "suppliers", noContext(LoadSuppliers), initial, onReload)
 }
 
 // NewDatasetReloader is NewReloader for the dataset files.
 func NewDatasetReloader(dir, root string, initial *Datasets, onReload func(ctx context.Context, s *Datasets, err error)) *Reloader[Datasets] {
-	return newReloader(dir, root, "datasets", LoadDatasets, initial, onReload)
+	return newReloader(dir, root, "datasets", noContext(LoadDatasets), initial, onReload)
 }
 
-func newReloader[T any](dir, root, what string, load func(dir, root string) (*T, error), initial *T, onReload func(context.Context, *T, error)) *Reloader[T] {
+// NewRouteReloader is NewReloader for the route files; keys are the key
+// services airlock.yaml names. check, when set, vets a set that loaded
+// before it is taken (the node opens what the routes need there): an
+// error keeps the routes in force, as a file's error does.
+func NewRouteReloader(dir, root string, keys map[string]string, initial *Routes,
+	check func(context.Context, *Routes) error, onReload func(ctx context.Context, s *Routes, err error)) *Reloader[Routes] {
+	load := func(ctx context.Context, dir, root string) (*Routes, error) {
+		rs, errs := loadRoutes(dir, root, false, keys)
+		if err := errs.orNil(); err != nil {
+			return nil, err
+		}
+		if check != nil {
+			if err := check(ctx, rs); err != nil {
+				return nil, err
+			}
+		}
+		return rs, nil
+	}
+	return newReloader(dir, root, "routes", load, initial, onReload)
+}
+
+// noContext adapts a loader that needs no context.
+func noContext[T any](load func(dir, root string) (*T, error)) func(context.Context, string, string) (*T, error) {
+	return func(_ context.Context, dir, root string) (*T, error) { return load(dir, root) }
+}
+
+func newReloader[T any](dir, root, what string, load func(ctx context.Context, dir, root string) (*T, error), initial *T, onReload func(context.Context, *T, error)) *Reloader[T] {
 	r := &Reloader[T]{dir: dir, root: root, what: what, load: load, onReload: onReload}
 	r.current.Store(initial)
 	return r
@@ -62,7 +88,7 @@ func (r *Reloader[T]) Current() *T {
 func (r *Reloader[T]) Reload(ctx context.Context) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	s, err := r.load(r.dir, r.root)
+	s, err := r.load(ctx, r.dir, r.root)
 	if err == nil {
 		r.current.Store(s)
 	}

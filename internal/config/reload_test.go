@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -232,5 +233,52 @@ func rename(t *testing.T, from, to string) {
 	t.Helper()
 	if err := os.Rename(from, to); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestRouteReload: a route file added is taken; a bad one, or a set the
+// check refuses, keeps the routes in force, the error naming file and line.
+func TestRouteReload(t *testing.T) {
+	t.Parallel()
+	root := writeTree(t, map[string]string{
+		"routes/first.yaml": "name: first\nsource: \"src/\"\ndestination: \"out/\"\n",
+	})
+	dir := filepath.Join(root, "routes")
+	initial, errs := loadRoutes(dir, root, false, nil)
+	if errs != nil {
+		t.Fatal(errs)
+	}
+	var refuse error
+	var got []*Routes
+	r := NewRouteReloader(dir, root, nil, initial,
+		func(context.Context, *Routes) error { return refuse },
+		func(_ context.Context, rs *Routes, _ error) { got = append(got, rs) })
+	write := func(name, body string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("second.yaml", "name: second\nsource: \"src2/\"\ndestination: \"out2/\"\n")
+	if err := r.Reload(t.Context()); err != nil || r.Current().Len() != 2 {
+		t.Fatalf("Reload with a route added = %v, %d routes; want 2", err, r.Current().Len())
+	}
+	write("third.yaml", "name: third\nsource: \"src3/\"\nflg: \"x\"\ndestination: \"out3/\"\n")
+	err := r.Reload(t.Context())
+	if err == nil || !strings.Contains(err.Error(), filepath.Join("routes", "third.yaml")+":3:") || r.Current().Len() != 2 {
+		t.Fatalf("Reload with a bad file = %v, %d routes; want third.yaml:3: and the 2 in force", err, r.Current().Len())
+	}
+	if err := os.Remove(filepath.Join(dir, "third.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	refuse = errors.New("second.yaml: route second: rewrap: no such file")
+	if err := os.Remove(filepath.Join(dir, "second.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Reload(t.Context()); !errors.Is(err, refuse) || r.Current().Len() != 2 {
+		t.Fatalf("Reload the check refuses = %v, %d routes; want the refusal and the 2 in force", err, r.Current().Len())
+	}
+	if len(got) != 3 || got[2] != r.Current() {
+		t.Errorf("onReload called %d times; want 3, with the set in force", len(got))
 	}
 }

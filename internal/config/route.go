@@ -312,6 +312,12 @@ func splitDated(location, date string) (string, string) {
 	return u.String(), prefix
 }
 
+// RoutesApart is routesApart for a reload: nil when no route has a
+// dataset's name.
+func RoutesApart(routes *Routes, datasets *Datasets) error {
+	return routesApart(routes, datasets).orNil()
+}
+
 // routesApart reports routes named like a dataset: transfers name their
 // route, which must say which one it is.
 func routesApart(routes *Routes, datasets *Datasets) Errors {

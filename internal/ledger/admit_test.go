@@ -257,10 +257,20 @@ func TestOpenBatch(t *testing.T) {
 		if err != nil || len(trs) != 2 || trs[0].Batch != b.ID {
 			t.Fatalf("members = %+v, %v", trs, err)
 		}
-		for i, want := range []bool{true, false} { // settled once
-			if settled, err := l.SettleBatch(ctx, b.ID, Event{}); err != nil || settled != want {
-				t.Errorf("SettleBatch #%d = %v, %v; want %v", i+1, settled, err, want)
+		// Failed once, then delivered once (an operator retried the
+		// failed members); a delivered batch fails no more.
+		var hookRuns int
+		hook := func(context.Context, *sql.Tx) error { hookRuns++; return nil }
+		for i, step := range []struct {
+			to   string
+			want bool
+		}{{BatchFailed, true}, {BatchFailed, false}, {BatchDelivered, true}, {BatchDelivered, false}, {BatchFailed, false}} {
+			if settled, err := l.SettleBatch(ctx, b.ID, step.to, Event{}, hook); err != nil || settled != step.want {
+				t.Errorf("SettleBatch #%d to %s = %v, %v; want %v", i+1, step.to, settled, err, step.want)
 			}
+		}
+		if hookRuns != 2 {
+			t.Errorf("the transaction hook ran %d times; want 2 (once per settling)", hookRuns)
 		}
 		if got, err := l.GetBatch(ctx, b.ID); err != nil || got.State != BatchDelivered || got.SettledAt == nil {
 			t.Errorf("GetBatch = %+v, %v; want delivered", got, err)

@@ -23,7 +23,7 @@ type Batch struct {
 	// if any: this one sends the prefix again.
 	Reruns    string     `json:"reruns,omitempty"`
 	Files     int        `json:"files"`
-	State     string     `json:"state"` // BatchOpen or BatchDelivered
+	State     string     `json:"state"` // BatchOpen, BatchDelivered or BatchFailed
 	CreatedAt time.Time  `json:"created_at"`
 	SettledAt *time.Time `json:"settled_at,omitempty"`
 	// States counts the members by state (read by Batches and GetBatch).
@@ -34,10 +34,19 @@ type Batch struct {
 const (
 	BatchOpen      = "open"
 	BatchDelivered = "delivered"
+	// BatchFailed: a member settled without being delivered (failed,
+	// rejected or quarantined), so the batch cannot complete unless an
+	// operator retries it, which may then deliver it after all.
+	BatchFailed = "failed"
 )
 
 // Complete reports whether every member of b was delivered.
 func (b Batch) Complete() bool { return b.States[Delivered] == b.Files }
+
+// Broken reports whether a member of b settled without being delivered.
+func (b Batch) Broken() bool {
+	return b.States[Failed]+b.States[Rejected]+b.States[Quarantined] > 0
+}
 
 // OpenBatch records b (Route, Trigger and TriggerVersion set) and its
 // members, made by NewTransfer in state Queued along b's route, in one
@@ -109,7 +118,7 @@ func insertBatch(ctx context.Context, tx *sql.Tx, b *Batch) error {
 // BatchFilter selects batches; zero fields select everything.
 type BatchFilter struct {
 	Route string
-	State string // BatchOpen or BatchDelivered
+	State string // BatchOpen, BatchDelivered or BatchFailed
 	Limit int
 }
 
@@ -219,21 +228,34 @@ func LastOfBatch(ctx context.Context, tx *sql.Tx, batch string) (bool, error) {
 	return n == 0, err
 }
 
-// SettleBatch marks an open batch delivered, with ev ("batch.delivered"
-// unless set) in the same transaction. A batch settled before is left as
-// it is (settled false).
-func (l *Ledger) SettleBatch(ctx context.Context, id string, ev Event) (settled bool, err error) {
-	ev.Kind = cmp.Or(ev.Kind, "batch."+BatchDelivered)
+// SettleBatch moves batch id to state to (BatchDelivered or BatchFailed)
+// with ev (Kind "batch.<to>" unless set) and inTx (when set) in the same
+// transaction. An open batch may go either way; a failed one, whose
+// members an operator retried, may still be delivered. A batch settled so
+// before is left as it is (settled false), and inTx does not run.
+func (l *Ledger) SettleBatch(ctx context.Context, id, to string, ev Event, inTx func(context.Context, *sql.Tx) error) (settled bool, err error) {
+	from := []string{BatchOpen}
+	switch to {
+	case BatchDelivered:
+		from = append(from, BatchFailed)
+	case BatchFailed:
+	default:
+		return false, fmt.Errorf("settle batch %s: no state %q", id, to)
+	}
+	ev.Kind = cmp.Or(ev.Kind, "batch."+to)
 	ev.At = now()
 	errSettled := errors.New("settled before")
 	err = l.withEvent(ctx, durable, &ev, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE batches SET state = $1, settled_at = $2 WHERE id = $3 AND state = $4`,
-			BatchDelivered, formatTime(ev.At), id, BatchOpen)
+		res, err := tx.ExecContext(ctx, `UPDATE batches SET state = $1, settled_at = $2 WHERE id = $3 AND state IN ($4, $5)`,
+			to, formatTime(ev.At), id, from[0], from[len(from)-1])
 		if err != nil {
 			return err
 		}
 		if n, err := res.RowsAffected(); err != nil || n == 0 {
 			return cmp.Or(err, errSettled)
+		}
+		if inTx != nil {
+			return inTx(ctx, tx)
 		}
 		return nil
 	})

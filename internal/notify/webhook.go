@@ -137,11 +137,7 @@ type WebhookTransfer struct {
 // body to a URL nobody configured. A 3xx is therefore a (retryable) error
 // naming the location, for an operator to put in the configuration.
 func (w *Webhook) Send(ctx context.Context, deliveryID string, o Outcome) error {
-	if !headerSafe(deliveryID) || !headerSafe(o.Event) {
-		return fmt.Errorf("webhook %s: event %q and delivery id %q must be non-empty and free of control characters: %w",
-			w.target, o.Event, deliveryID, ErrPermanent)
-	}
-	body, err := json.Marshal(WebhookBody{
+	return w.post(ctx, deliveryID, o.Event, WebhookBody{
 		Event:      o.Event,
 		DeliveryID: deliveryID,
 		SentAt:     time.Now().UTC(),
@@ -157,6 +153,53 @@ func (w *Webhook) Send(ctx context.Context, deliveryID string, o Outcome) error 
 			At:          o.At.UTC(),
 		},
 	})
+}
+
+// WebhookBatchBody is the JSON body of a batch event.
+type WebhookBatchBody struct {
+	Event      string       `json:"event"`
+	DeliveryID string       `json:"delivery_id"`
+	SentAt     time.Time    `json:"sent_at"`
+	Batch      WebhookBatch `json:"batch"`
+}
+
+// WebhookBatch is the batch a webhook request tells of.
+type WebhookBatch struct {
+	ID        string         `json:"id"`
+	Route     string         `json:"route"`
+	Recipient string         `json:"recipient"`
+	Trigger   string         `json:"trigger"`
+	Reruns    string         `json:"reruns,omitempty"`
+	Files     int            `json:"files"`
+	Delivered int            `json:"delivered"`
+	Bytes     int64          `json:"bytes"`
+	Manifest  string         `json:"manifest,omitempty"`
+	Failures  []BatchFailure `json:"failures"`
+	At        time.Time      `json:"at"`
+}
+
+// SendBatch posts b once, as Send posts an Outcome.
+func (w *Webhook) SendBatch(ctx context.Context, deliveryID string, b BatchOutcome) error {
+	failures := b.Failures
+	if failures == nil {
+		failures = []BatchFailure{}
+	}
+	return w.post(ctx, deliveryID, b.Event, WebhookBatchBody{
+		Event:      b.Event,
+		DeliveryID: deliveryID,
+		SentAt:     time.Now().UTC(),
+		Batch: WebhookBatch{ID: b.Batch, Route: b.Route, Recipient: b.Recipient, Trigger: b.Trigger, Reruns: b.Reruns,
+			Files: b.Files, Delivered: b.Delivered, Bytes: b.Bytes, Manifest: b.Manifest, Failures: failures, At: b.At.UTC()},
+	})
+}
+
+// post sends payload, signed, as the event; see Send.
+func (w *Webhook) post(ctx context.Context, deliveryID, event string, payload any) error {
+	if !headerSafe(deliveryID) || !headerSafe(event) {
+		return fmt.Errorf("webhook %s: event %q and delivery id %q must be non-empty and free of control characters: %w",
+			w.target, event, deliveryID, ErrPermanent)
+	}
+	body, err := json.Marshal(payload)
 	if err != nil {
 		// Only a time outside years 0–9999 fails here, on every attempt.
 		return fmt.Errorf("webhook %s: encode: %w (%w)", w.target, err, ErrPermanent)
@@ -167,7 +210,7 @@ func (w *Webhook) Send(ctx context.Context, deliveryID string, o Outcome) error 
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "airlock")
-	req.Header.Set("X-Airlock-Event", o.Event)
+	req.Header.Set("X-Airlock-Event", event)
 	req.Header.Set("X-Airlock-Delivery", deliveryID)
 	req.Header.Set("X-Airlock-Signature-256", sign(w.secret, body))
 	resp, err := w.client.Do(req)

@@ -16,11 +16,13 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/airlock-gw/airlock/internal/ledger"
+	"github.com/airlock-gw/airlock/internal/notify"
 )
 
-// batchArgs is the job that completes a batch once its last member is
-// delivered: it sends the batch's manifest to the destination, last, and
-// marks the batch delivered.
+// batchArgs is the job that settles a batch: once its last member is
+// delivered it sends the batch's manifest to the destination, last, and
+// marks the batch delivered; once a member settles undelivered, it marks
+// the batch failed. Either is told of (batchNotifyArgs) exactly once.
 type batchArgs struct {
 	BatchID string `json:"batch_id"`
 }
@@ -33,7 +35,19 @@ type batchWorker struct {
 }
 
 func (bw *batchWorker) Work(ctx context.Context, job *river.Job[batchArgs]) error {
-	return bw.w.completeBatch(ctx, job.Args.BatchID)
+	w, id := bw.w, job.Args.BatchID
+	b, err := w.Ledger.GetBatch(ctx, id)
+	if err != nil {
+		return err
+	}
+	client := river.ClientFromContext[*sql.Tx](ctx)
+	switch {
+	case b.Complete() && b.State != ledger.BatchDelivered: // a failed one's members may have been retried
+		return w.completeBatch(ctx, client, b)
+	case b.Broken() && b.State == ledger.BatchOpen:
+		return w.failBatch(ctx, client, b)
+	}
+	return nil
 }
 
 // chain runs the hooks that are set, in order, in one transaction.
@@ -64,6 +78,17 @@ func (eg *egress) batchDone(ctx context.Context, tx *sql.Tx, tr ledger.Transfer)
 	return insert(ctx, eg.client, tx, batchArgs{BatchID: tr.Batch})
 }
 
+// batchBroken returns the hook of a member settling undelivered (failed,
+// rejected): it queues the settling of its batch, in the same transaction.
+func batchBroken(client *river.Client[*sql.Tx]) func(context.Context, *sql.Tx, ledger.Transfer) error {
+	return func(ctx context.Context, tx *sql.Tx, tr ledger.Transfer) error {
+		if tr.Batch == "" {
+			return nil
+		}
+		return insert(ctx, client, tx, batchArgs{BatchID: tr.Batch})
+	}
+}
+
 // manifest is what <batch>.manifest.json holds.
 type manifest struct {
 	Batch     string          `json:"batch"`
@@ -82,14 +107,11 @@ type manifestEntry struct {
 	SHA256Out string `json:"sha256_out"`
 }
 
-// completeBatch sends the manifest of a batch whose members are all
-// delivered, then marks it delivered. A run again after a crash sends the
-// same manifest again.
-func (w *Workers) completeBatch(ctx context.Context, id string) error {
-	b, err := w.Ledger.GetBatch(ctx, id)
-	if err != nil || b.State != ledger.BatchOpen || !b.Complete() {
-		return err
-	}
+// completeBatch sends the manifest of b, whose members are all delivered,
+// then marks it delivered. A run again after a crash sends the same
+// manifest again.
+func (w *Workers) completeBatch(ctx context.Context, client *river.Client[*sql.Tx], b ledger.Batch) error {
+	id := b.ID
 	route, ok := w.Routes(b.Route)
 	if !ok {
 		return fmt.Errorf("batch %s: route %s is no longer configured", id, b.Route)
@@ -119,13 +141,16 @@ func (w *Workers) completeBatch(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("send the manifest of batch %s: %w", id, err)
 	}
-	settled, err := w.Ledger.SettleBatch(ctx, id, ledger.Event{Detail: map[string]string{
-		"batch": id, "route": b.Route, "files": strconv.Itoa(b.Files), "manifest": where}})
+	settled, err := w.Ledger.SettleBatch(ctx, id, ledger.BatchDelivered, ledger.Event{Detail: map[string]string{
+		"batch": id, "route": b.Route, "files": strconv.Itoa(b.Files), "manifest": where}},
+		w.announceBatch(client, id, notify.EventBatchDelivered, where))
 	if err != nil || !settled { // a run before this one settled it
 		return err
 	}
 	w.Metrics.batchLatency.WithLabelValues(b.Route).Observe(time.Since(b.CreatedAt).Seconds())
+	w.Metrics.batches.WithLabelValues(b.Route, ledger.BatchDelivered).Inc()
 	w.Log.Info("batch delivered", "batch", id, "route", b.Route, "files", b.Files, "manifest", where)
+	w.batchSettled(ctx, id, notify.EventBatchDelivered, where)
 	return nil
 }
 

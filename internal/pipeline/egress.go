@@ -33,6 +33,10 @@ type Route struct {
 	// under ReceiverPrefix (which may hold $TODAYS_DATE) and its path.
 	Receiver       Receiver
 	ReceiverPrefix string
+	// Notify and Recipient are who is told of each batch's outcome, and
+	// who receives the files, for the telling.
+	Notify    []string
+	Recipient string
 }
 
 // egressArgs is the job that sends a transfer along its route: it hashes

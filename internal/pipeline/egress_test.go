@@ -268,7 +268,7 @@ func TestRouteFlagBatch(t *testing.T) {
 	}
 	date := time.Now().UTC().Format(time.DateOnly)
 	manifestName := date + "/" + bs[0].ID + ".manifest.json"
-	waitBatchDelivered(t, f.ledger, bs[0].ID)
+	waitBatch(t, f.ledger, bs[0].ID, ledger.BatchDelivered)
 	got := f.files(targetDir)
 	slices.Sort(got)
 	want := []string{date + "/a.csv", manifestName, date + "/sub/b.csv"}
@@ -404,48 +404,60 @@ func TestRouteCompressEncrypt(t *testing.T) {
 	}
 }
 
-// TestReconcileCompletesBatch: a batch whose members were all delivered
-// but whose completion job was lost is completed by the reconciler: its
-// manifest is sent and it is marked delivered.
-func TestReconcileCompletesBatch(t *testing.T) {
+// TestReconcileSettlesBatch: a batch whose members were all delivered, or
+// one failed, but whose settling job was lost is settled by the
+// reconciler: its manifest sent and it delivered, or it failed.
+func TestReconcileSettlesBatch(t *testing.T) {
 	t.Parallel()
-	targetDir := filepath.Join(t.TempDir(), "dest")
-	f := newFixture(t, ledgertest.SQLite(t), fixtureOptions{routes: map[string]Route{
-		"cbol": {Source: t.TempDir(), Target: targetDir, KeepFiles: true},
-	}})
-	ctx := t.Context()
-	at := time.Now()
-	member := ledger.NewTransfer(ledger.Transfer{Direction: ledger.Egress, State: ledger.Queued, Supplier: "etl",
-		Route: "cbol", Path: "/a.csv", Size: 1, LandingKey: "day/a.csv", MTime: &at})
-	b, err := f.ledger.OpenBatch(ctx, ledger.Batch{Route: "cbol", Trigger: "day/flag", TriggerVersion: "0:1"}, []ledger.Transfer{member}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := hexSum([]byte("a"))
-	if _, err := f.ledger.Advance(ctx, member.ID, []ledger.State{ledger.Queued}, ledger.Delivered,
-		ledger.Change{SHA256: &sum}, ledger.Event{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.ledger.DB().ExecContext(ctx, `UPDATE batches SET created_at = '2020-01-01T00:00:00.000000Z' WHERE id = $1`, b.ID); err != nil {
-		t.Fatal(err)
-	}
-	f.run() // the reconciler runs at start
-	waitBatchDelivered(t, f.ledger, b.ID)
-	if got := f.files(targetDir); !slices.Equal(got, []string{b.ID + ".manifest.json"}) {
-		t.Errorf("target holds %v; want the manifest", got)
+	for _, tt := range []struct {
+		member ledger.State
+		want   string
+		files  int // in the target: the manifest
+	}{
+		{ledger.Delivered, ledger.BatchDelivered, 1},
+		{ledger.Failed, ledger.BatchFailed, 0},
+	} {
+		t.Run(string(tt.member), func(t *testing.T) {
+			t.Parallel()
+			targetDir := filepath.Join(t.TempDir(), "dest")
+			f := newFixture(t, ledgertest.SQLite(t), fixtureOptions{routes: map[string]Route{
+				"cbol": {Source: t.TempDir(), Target: targetDir, KeepFiles: true},
+			}})
+			ctx := t.Context()
+			at := time.Now()
+			member := ledger.NewTransfer(ledger.Transfer{Direction: ledger.Egress, State: ledger.Queued, Supplier: "etl",
+				Route: "cbol", Path: "/a.csv", Size: 1, LandingKey: "day/a.csv", MTime: &at})
+			b, err := f.ledger.OpenBatch(ctx, ledger.Batch{Route: "cbol", Trigger: "day/flag", TriggerVersion: "0:1"}, []ledger.Transfer{member}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sum := hexSum([]byte("a"))
+			if _, err := f.ledger.Advance(ctx, member.ID, []ledger.State{ledger.Queued}, tt.member,
+				ledger.Change{SHA256: &sum}, ledger.Event{}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.ledger.DB().ExecContext(ctx, `UPDATE batches SET created_at = '2020-01-01T00:00:00.000000Z' WHERE id = $1`, b.ID); err != nil {
+				t.Fatal(err)
+			}
+			f.run() // the reconciler runs at start
+			waitBatch(t, f.ledger, b.ID, tt.want)
+			if got := f.files(targetDir); len(got) != tt.files || tt.files == 1 && got[0] != b.ID+".manifest.json" {
+				t.Errorf("target holds %v; want %d manifest", got, tt.files)
+			}
+		})
 	}
 }
 
-// waitBatchDelivered waits for batch id to be delivered.
-func waitBatchDelivered(t *testing.T, l *ledger.Ledger, id string) {
+// waitBatch waits for batch id to be in state.
+func waitBatch(t *testing.T, l *ledger.Ledger, id, state string) {
 	t.Helper()
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		b, err := l.GetBatch(t.Context(), id)
-		if err == nil && b.State == ledger.BatchDelivered {
+		if err == nil && b.State == state {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("batch %+v (%v); want delivered", b, err)
+			t.Fatalf("batch %+v (%v); want %s", b, err, state)
 		}
 	}
 }

@@ -345,13 +345,16 @@ func (in *ingestion) settleOutcome(ctx context.Context, from, to ledger.State, c
 
 // settleOutcome moves *tr from from into the outcome to, with ch and the
 // event detail, and queues the outcome's notifications in the same
-// transaction (before ch.InTx, if set); *tr becomes the transfer as
-// recorded.
+// transaction (before ch.InTx, if set), and the settling of its batch when
+// it is not delivered; *tr becomes the transfer as recorded.
 func (w *Workers) settleOutcome(ctx context.Context, client *river.Client[*sql.Tx], tr *ledger.Transfer,
 	from, to ledger.State, ch ledger.Change, detail map[string]string) error {
 	noError := ""
 	ch.Error = &noError
 	ch.InTx = chain(w.announce(client), ch.InTx)
+	if to != ledger.Delivered {
+		ch.InTx = chain(ch.InTx, batchBroken(client))
+	}
 	settled, err := w.Ledger.Advance(ctx, tr.ID, []ledger.State{from}, to, ch, ledger.Event{Detail: detail})
 	if err != nil {
 		return err

@@ -16,6 +16,7 @@ type Metrics struct {
 	routeFiles   *prometheus.CounterVec
 	routeBytes   *prometheus.CounterVec
 	batchLatency *prometheus.HistogramVec
+	batches      *prometheus.CounterVec
 }
 
 // NewMetrics registers the collectors with reg.
@@ -61,8 +62,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help:    "Time from a flag starting a batch to the batch's manifest sent, by route.",
 			Buckets: []float64{1, 5, 15, 60, 300, 900, 3600, 14400, 86400},
 		}, []string{"route"}),
+		batches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "airlock_route_batches_total", Help: "Batches a route settled, by route and outcome (delivered, failed).",
+		}, []string{"route", "outcome"}),
 	}
 	reg.MustRegister(m.scans, m.outcomes, m.retries, m.latency, m.queueDepth, m.overwrites, m.takeovers, m.exports,
-		m.routeFiles, m.routeBytes, m.batchLatency)
+		m.routeFiles, m.routeBytes, m.batchLatency, m.batches)
 	return m
 }

@@ -180,7 +180,7 @@ func (o *Operator) Reject(ctx context.Context, id, reason string) (ledger.Transf
 	}
 	note := "rejected by " + o.Actor + ": " + reason
 	return o.Ledger.Advance(ctx, id, []ledger.State{ledger.AwaitingApproval}, ledger.Rejected,
-		ledger.Change{Error: &note},
+		ledger.Change{Error: &note, InTx: batchBroken(o.Queue.client)},
 		ledger.Event{Kind: "approval.rejected", Actor: o.Actor, Detail: map[string]string{"reason": reason}})
 }
 

@@ -61,6 +61,7 @@ type fixtureOptions struct {
 	workers     int           // default 2
 	retryDelay  time.Duration // retry_backoff and max_backoff; default 10ms and 50ms
 	routes      map[string]Route
+	webhook     Webhook // default: none
 }
 
 func newFixture(t *testing.T, dsn string, opts fixtureOptions) *fixture {
@@ -100,6 +101,7 @@ func newFixture(t *testing.T, dsn string, opts fixtureOptions) *fixture {
 	if !opts.noMailer {
 		deps.Mailer = f.mailer
 	}
+	deps.Webhook = opts.webhook
 	f.deps = deps
 	f.workers = NewWorkers(deps)
 	t.Cleanup(func() { f.workers.Close() })

@@ -90,7 +90,8 @@ type stuckItem struct {
 }
 
 // stuckWork lists the transfers on their way and the batches whose every
-// member is delivered but that are still open, untouched for stuckAfter.
+// member is delivered, or one failed, but that are still open, untouched
+// for stuckAfter.
 func (w *Workers) stuckWork(ctx context.Context) ([]stuckItem, error) {
 	trs, err := w.Ledger.List(ctx, ledger.Filter{States: pending, Limit: reconcileBatch})
 	if err != nil {
@@ -108,8 +109,8 @@ func (w *Workers) stuckWork(ctx context.Context) ([]stuckItem, error) {
 		return nil, fmt.Errorf("reconcile: %w", err)
 	}
 	for _, b := range bs {
-		if b.Complete() && time.Since(b.CreatedAt) >= stuckAfter {
-			stuck = append(stuck, stuckItem{id: b.ID, what: "batch complete but open",
+		if (b.Complete() || b.Broken()) && time.Since(b.CreatedAt) >= stuckAfter {
+			stuck = append(stuck, stuckItem{id: b.ID, what: "batch settled but open",
 				args: func() (river.JobArgs, error) { return batchArgs{BatchID: b.ID}, nil }})
 		}
 	}

@@ -42,6 +42,7 @@ type Mailer interface {
 // Webhook posts one outcome; *notify.Webhook is one.
 type Webhook interface {
 	Send(ctx context.Context, deliveryID string, o notify.Outcome) error
+	SendBatch(ctx context.Context, deliveryID string, b notify.BatchOutcome) error
 	Target() string
 }
 
@@ -88,6 +89,7 @@ func NewWorkers(d Deps) *Workers {
 	river.AddWorker(w.river, &egressWorker{w: w})
 	river.AddWorker(w.river, &batchWorker{w: w})
 	river.AddWorker(w.river, &notifyWorker{w: w})
+	river.AddWorker(w.river, &batchNotifyWorker{w: w})
 	river.AddWorker(w.river, &reconcileWorker{w: w})
 	river.AddWorker(w.river, &retentionWorker{w: w})
 	return w
@@ -114,9 +116,10 @@ func (w *Workers) settle(ctx context.Context, job *rivertype.JobRow, id string, 
 		return nil
 	}
 	if errors.Is(err, ErrPermanent) || job.Attempt >= job.MaxAttempts {
+		client := river.ClientFromContext[*sql.Tx](ctx)
 		failed, aerr := w.Ledger.Advance(ctx, id, pending, ledger.Failed, ledger.Change{
 			Error: &msg,
-			InTx:  w.announce(river.ClientFromContext[*sql.Tx](ctx)),
+			InTx:  chain(w.announce(client), batchBroken(client)),
 		}, ledger.Event{Kind: "transfer.failed", Detail: map[string]string{"error": msg, "attempts": fmt.Sprint(job.Attempt)}})
 		if aerr != nil {
 			return errors.Join(err, aerr)

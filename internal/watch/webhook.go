@@ -5,7 +5,10 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
+	"slices"
+	"sync"
 )
 
 // MaxNotification is the largest notification body a Webhook reads.
@@ -17,13 +20,49 @@ type WebhookOptions struct {
 	// "Authorization: Bearer <Token>" (MinIO's notify_webhook auth_token).
 	// versitygw sends no token: leave it empty and listen where only the
 	// gateway reaches.
-	Token   string
+	Token string
+	// Pollers are more pollers to kick, which come and go while the
+	// Webhook serves (a route's poller of the day); nil: none.
+	Pollers *Pollers
 	Metrics *Metrics
 	Log     *slog.Logger
 }
 
+// Pollers is a set of Pollers that changes: a Webhook kicks those in it
+// when a notification arrives. It is safe for concurrent use.
+type Pollers struct {
+	mu  sync.Mutex
+	set map[*Poller]struct{}
+}
+
+// Add puts p in the set until remove is called.
+func (s *Pollers) Add(p *Poller) (remove func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.set == nil {
+		s.set = map[*Poller]struct{}{}
+	}
+	s.set[p] = struct{}{}
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		delete(s.set, p)
+	}
+}
+
+// all returns the Pollers in the set now; nil has none.
+func (s *Pollers) all() []*Poller {
+	if s == nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Collect(maps.Keys(s.set))
+}
+
 // Webhook returns the endpoint S3 bucket notifications are POSTed to: it
-// kicks each of pollers whose bucket and prefix a notification names.
+// kicks each of pollers (and of opts.Pollers) whose bucket and prefix a
+// notification names.
 func Webhook(opts WebhookOptions, pollers ...*Poller) http.Handler {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
@@ -66,7 +105,7 @@ func (h *webhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.opts.Metrics.event("accepted")
-	for _, p := range h.pollers {
+	for _, p := range slices.Concat(h.pollers, h.opts.Pollers.all()) {
 		for _, o := range objects {
 			if p.scope.covers(o) {
 				p.Kick()

@@ -88,7 +88,14 @@ func TestWebhook(t *testing.T) {
 			t.Parallel()
 			ps := pollers()
 			m := NewMetrics(prometheus.NewRegistry())
-			h := Webhook(WebhookOptions{Token: tt.token, Metrics: m}, ps...)
+			// The first is fixed; the others come and go, as a route's do.
+			set := &Pollers{}
+			gone := NewPoller(inBucket{newFakeStore(), "exports", "area/"}, "ds/", Options{}, &recorder{}, quiet())
+			set.Add(gone)()
+			for _, p := range ps[1:] {
+				set.Add(p)
+			}
+			h := Webhook(WebhookOptions{Token: tt.token, Pollers: set, Metrics: m}, ps[0])
 			req := httptest.NewRequest(tt.method, "/", strings.NewReader(tt.body))
 			if tt.auth != "" {
 				req.Header.Set("Authorization", tt.auth)
@@ -106,6 +113,9 @@ func TestWebhook(t *testing.T) {
 			}
 			if !slices.Equal(kicked, tt.kicked) && len(kicked)+len(tt.kicked) > 0 {
 				t.Errorf("kicked pollers %v, want %v", kicked, tt.kicked)
+			}
+			if len(gone.kick) > 0 {
+				t.Error("a poller removed from the set was kicked")
 			}
 			if tt.result != "" {
 				if n := testutil.ToFloat64(m.events.WithLabelValues(tt.result)); n != 1 {
