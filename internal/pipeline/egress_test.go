@@ -348,7 +348,7 @@ func TestRouteBatchApproval(t *testing.T) {
 	if _, n, err := op("steward").ApproveBatch(t.Context(), bs[0].ID); err != nil || n != 1 {
 		t.Fatalf("steward's approval = %d, %v", n, err)
 	}
-	waitBatchDelivered(t, f.ledger, bs[0].ID)
+	waitBatch(t, f.ledger, bs[0].ID, ledger.BatchDelivered)
 	if got := f.files(targetDir); len(got) != 3 {
 		t.Errorf("target holds %v; want both files and the manifest", got)
 	}
