@@ -38,7 +38,7 @@ func (w *webhookReceiver) batchCalls(t *testing.T) map[string][]notify.WebhookBa
 // delivers its batch: batch.delivered is emailed to its notify recipients
 // and the operators and posted to the webhook, with the manifest. The
 // other holds each file for approval and one is rejected: its batch goes
-// failed (batches list says so), batch.failed naming the rejected file is
+// failed (batches list says so), can no longer be approved, batch.failed naming the rejected file is
 // emailed to its recipients and the operators and posted. A restart and a kill -9 tell
 // nothing again, and each outcome is audited once.
 func TestRouteBatchOutcomesAreToldOnce(t *testing.T) {
@@ -68,11 +68,6 @@ func TestRouteBatchOutcomesAreToldOnce(t *testing.T) {
 		}
 		return len(held) == 3
 	})
-	for _, tr := range held[:2] {
-		if out, errOut, err := g.airlock("approvals", "approve", tr.ID); err != nil {
-			t.Fatalf("approve: %v\n%s%s", err, out, errOut)
-		}
-	}
 	rejected := held[2]
 	if _, errOut, err := g.airlock("approvals", "reject", rejected.ID, "--reason", "wrong extract"); err != nil {
 		t.Fatalf("reject: %v\n%s", err, errOut)
@@ -105,8 +100,14 @@ func TestRouteBatchOutcomesAreToldOnce(t *testing.T) {
 		t.Errorf("batch.failed posted %+v; want to-audit's 3 files with the rejected one", f)
 	}
 
-	// The approved members are still delivered; the failed batch stays failed.
-	eventually(t, 30*time.Second, "the approved files sent", func() bool { return len(objects(t, toAudit)) == 2 })
+	// A batch is approved whole: with a member rejected, the rest can be
+	// approved neither alone nor as the batch, and nothing is sent.
+	if _, errOut, err := g.airlock("approvals", "approve", "--batch", rejected.Batch); err == nil || !strings.Contains(errOut, "state is rejected") {
+		t.Errorf("approving the failed batch: %v\n%s; want it refused, naming the rejected member", err, errOut)
+	}
+	if got := objects(t, toAudit); len(got) != 0 {
+		t.Errorf("the failed batch sent %v", got)
+	}
 	g.stop()
 	g.start()
 	time.Sleep(2 * time.Second)
