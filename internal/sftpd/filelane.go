@@ -99,6 +99,7 @@ const (
 	fxpRealpath = 16
 	fxpStatus   = 101
 	fxpHandle   = 102
+	fxpName     = 104
 	fxpAttrs    = 105
 	// fxpExtended is in guard.go.
 	fxpExtendedReply = 201
@@ -169,7 +170,19 @@ func (l *fileLane) serve(pkt []byte) (bool, error) {
 			l.onHandle(pkt[4], id, f, &req)
 		}
 		return true, nil
-	case fxpLstat, fxpSetstat, fxpOpendir, fxpReaddir, fxpRemove, fxpMkdir, fxpRmdir, fxpRealpath,
+	case fxpRealpath:
+		name := req.bytes()
+		if req.bad {
+			return false, nil
+		}
+		if l.awaitEarlier() {
+			// As pkg/sftp answers it; clients ask it first, and an
+			// idle session then needs no pkg/sftp at all (session.serve).
+			p := sftp.NewRequest("Realpath", string(name)).Filepath
+			l.send(l.begin(fxpName, id).appendUint32s(1).appendString(p).appendString(p).appendUint32s(0))
+		}
+		return true, nil
+	case fxpLstat, fxpSetstat, fxpOpendir, fxpReaddir, fxpRemove, fxpMkdir, fxpRmdir,
 		fxpStat, fxpRename, fxpReadlink, fxpSymlink:
 		return false, nil // pkg/sftp's
 	}
@@ -369,6 +382,13 @@ func (r *replyBuilder) appendString(s string) *replyBuilder {
 func (r *replyBuilder) appendExtensions() *replyBuilder {
 	for _, e := range extensions {
 		r.appendString(e.name).appendString(e.data)
+	}
+	return r
+}
+
+func (r *replyBuilder) appendUint32s(vs ...uint32) *replyBuilder {
+	for _, v := range vs {
+		*r = binary.BigEndian.AppendUint32(*r, v)
 	}
 	return r
 }

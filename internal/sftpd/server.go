@@ -519,22 +519,19 @@ func (sess *session) serve(ctx context.Context, ch ssh.Channel) (exitStatus uint
 	replies := newReplyPacker(ch)
 	lane := newFileLane(sess, replies)
 	guard := newPathGuard(replies, &replies.requests, lane)
-	// No sftp.WithRSAllocator: it saves some garbage collection but keeps a
-	// 256 KiB page per request in flight, 18 MiB per busy session.
-	srv := sftp.NewRequestServer(guard, sess.handlers())
 	// The connection's end ends the session; the session's own end keeps
 	// the channel open for the exit status.
-	defer context.AfterFunc(ctx, func() { srv.Close() })()
+	defer context.AfterFunc(ctx, func() { _ = guard.Close() })()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// An upload in progress is traffic, so it never idles out.
 	afterIdle(ctx, sess.srv.idleTimeout, func() time.Duration { return time.Since(guard.lastRequest()) }, func(idle time.Duration) {
 		sess.log.Info("closing idle session", "idle", idle.Round(time.Second))
 		sess.idledOut.Store(true)
-		srv.Close()
+		_ = guard.Close()
 	})
 	sess.closeStalled(ctx, replies)
-	err := srv.Serve()
+	err := sess.serveRequests(guard)
 	clientEnded := (err == nil || errors.Is(err, io.EOF)) && !sess.idledOut.Load()
 	if errors.Is(err, ErrBeforeInit) || errors.Is(err, sftp.ErrSSHFxBadMessage) {
 		sess.refusals.record(ctx, "session ended: protocol violation", map[string]string{"op": "sftp", "reason": "protocol", "error": err.Error()})
@@ -550,6 +547,37 @@ func (sess *session) serve(ctx context.Context, ch ssh.Channel) (exitStatus uint
 	sess.releaseHeld()
 	sess.endUploads()
 	return exitStatus
+}
+
+// serveRequests serves the session's requests until the client or the
+// server ends it. The lane serves what it can in the guard's Read; pkg/sftp,
+// a request server of eleven goroutines, starts only with the first
+// request the lane passes on, so that a session that only uploads,
+// downloads or idles never costs them.
+func (sess *session) serveRequests(guard *pathGuard) error {
+	var first [1]byte
+	if _, err := guard.Read(first[:]); err != nil {
+		return err
+	}
+	// No sftp.WithRSAllocator: it saves some garbage collection but keeps a
+	// 256 KiB page per request in flight, 18 MiB per busy session.
+	return sftp.NewRequestServer(&begun{pathGuard: guard, first: first[:]}, sess.handlers()).Serve()
+}
+
+// begun is the guard with the first byte already read from it, for
+// pkg/sftp to read again.
+type begun struct {
+	*pathGuard
+	first []byte
+}
+
+func (b *begun) Read(p []byte) (int, error) {
+	if len(b.first) == 0 {
+		return b.pathGuard.Read(p)
+	}
+	n := copy(p, b.first)
+	b.first = b.first[n:]
+	return n, nil
 }
 
 func subsystemName(payload []byte) string {
