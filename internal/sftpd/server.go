@@ -345,18 +345,13 @@ func (s *Server) handleConn(ctx context.Context, nc net.Conn) {
 
 	connCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go func() {
-		select {
-		case <-s.closing:
-		case <-connCtx.Done():
-		}
-		sconn.Close()
-	}()
+	// The drain's close of the sessions ends ctx.
+	context.AfterFunc(connCtx, func() { _ = sconn.Close() })
 	refused := newRefusals(s, log, supplier.Name, remote.String(), connID)
 	defer refused.close(ctx)
 	go refused.serveGlobalRequests(connCtx, reqs)
 	if s.keepalive > 0 {
-		go s.keepAlive(connCtx, sconn, log)
+		s.keepAlive(connCtx, sconn, log)
 	}
 
 	idle := &connIdle{since: s.now()}
@@ -439,15 +434,9 @@ func (s *Server) closeIdleConn(ctx context.Context, conn ssh.Conn, idle *connIdl
 
 // keepAlive probes the client every interval and closes a connection whose
 // peer stopped answering, so dead sessions do not hold their uploads open.
+// Between probes it is a timer, not a goroutine.
 func (s *Server) keepAlive(ctx context.Context, conn ssh.Conn, log *slog.Logger) {
-	t := time.NewTicker(s.keepalive)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every(ctx, s.keepalive, func() bool {
 		answered := make(chan error, 1)
 		go func() {
 			_, _, err := conn.SendRequest("keepalive@openssh.com", true, nil)
@@ -455,17 +444,17 @@ func (s *Server) keepAlive(ctx context.Context, conn ssh.Conn, log *slog.Logger)
 		}()
 		select {
 		case <-ctx.Done():
-			return
+			return false
 		case err := <-answered:
 			if err == nil {
-				continue
+				return true
 			}
 		case <-time.After(3 * s.keepalive):
 		}
 		log.Warn("client stopped answering keepalives; closing")
 		conn.Close()
-		return
-	}
+		return false
+	})
 }
 
 // serveChannel answers a session channel's requests: the sftp subsystem is
