@@ -126,7 +126,7 @@ func explain(err error, profile, role string) error {
 	var sso *ssocreds.InvalidTokenError
 	var noProfile config.SharedConfigProfileNotExistError
 	switch {
-	case errors.As(err, &sso):
+	case errors.As(err, &sso) || strings.Contains(err.Error(), "SSO token"):
 		return fmt.Errorf("the SSO session of profile %s has expired or was never started: run `aws sso login --profile %s`, then again: %w", p, p, err)
 	case errors.As(err, &noProfile):
 		return fmt.Errorf("profile %s is not in the AWS config file (~/.aws/config, or AWS_CONFIG_FILE): add it, or name another with --profile: %w", p, err)

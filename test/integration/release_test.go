@@ -394,3 +394,102 @@ func TestReleaseRefusesUnsafeNames(t *testing.T) {
 		})
 	}
 }
+
+// fakeSTS answers AssumeRole with the S3 server's own keys and no session
+// token (versitygw has no STS, and refuses a token it did not issue) and GetCallerIdentity with the assumed role, recording each
+// call's action, role and signing key.
+type fakeSTS struct {
+	URL   string
+	calls chan url.Values
+}
+
+func startFakeSTS(t *testing.T, v *testpeer.Versity) *fakeSTS {
+	t.Helper()
+	keys := make(map[string]string)
+	for _, kv := range v.Env() {
+		k, val, _ := strings.Cut(kv, "=")
+		keys[k] = val
+	}
+	f := &fakeSTS{calls: make(chan url.Values, 16)}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := r.ParseForm(); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		call := r.PostForm
+		_, cred, _ := strings.Cut(r.Header.Get("Authorization"), "Credential=")
+		call.Set("signed-by", strings.Split(cred, "/")[0])
+		f.calls <- call
+		w.Header().Set("Content-Type", "text/xml")
+		switch call.Get("Action") {
+		case "AssumeRole":
+			fmt.Fprintf(w, `<AssumeRoleResponse><AssumeRoleResult><AssumedRoleUser><Arn>arn:aws:sts::111122223333:assumed-role/releaser/%s</Arn><AssumedRoleId>AROAEXAMPLE:%[1]s</AssumedRoleId></AssumedRoleUser>`+
+				`<Credentials><AccessKeyId>%s</AccessKeyId><SecretAccessKey>%s</SecretAccessKey><SessionToken></SessionToken><Expiration>%s</Expiration></Credentials></AssumeRoleResult></AssumeRoleResponse>`,
+				call.Get("RoleSessionName"), keys["AWS_ACCESS_KEY_ID"], keys["AWS_SECRET_ACCESS_KEY"], time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
+		case "GetCallerIdentity":
+			fmt.Fprint(w, `<GetCallerIdentityResponse><GetCallerIdentityResult><Arn>arn:aws:sts::111122223333:assumed-role/releaser/who</Arn><UserId>AROAEXAMPLE:who</UserId><Account>111122223333</Account></GetCallerIdentityResult></GetCallerIdentityResponse>`)
+		default:
+			http.Error(w, "unknown action", http.StatusBadRequest)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	f.URL = srv.URL
+	return f
+}
+
+func TestReleaseAssumesRole(t *testing.T) {
+	t.Parallel()
+	v := startVersity(t, "inbox")
+	sts := startFakeSTS(t, v.Versity)
+	// The base credentials are not the S3 server's: only the role's work there.
+	env := append(releaseEnv(t, v.Versity), "AWS_ACCESS_KEY_ID=base-key", "AWS_SECRET_ACCESS_KEY=base-secret", "AWS_ENDPOINT_URL_STS="+sts.URL)
+	src, want := releaseTree(t, 3, 0)
+	role := "arn:aws:iam::111122223333:role/releaser"
+	to := testpeer.S3URL(v.Addr, "inbox", "r")
+
+	if _, stderr, err := runRelease(t, env, src, "--to", to); err == nil {
+		t.Fatalf("the base credentials were let in: %s", stderr)
+	}
+	for len(sts.calls) > 0 {
+		<-sts.calls // that run's GetCallerIdentity
+	}
+	evs, stderr, err := runRelease(t, env, src, "--to", to, "--role-arn", role)
+	if err != nil {
+		t.Fatalf("release as %s: %v\n%s", role, err, stderr)
+	}
+	m := checkReleased(t, v.Versity, "inbox", "r/", want)
+	if len(eventsOfType(evs, "done")) != len(want) {
+		t.Errorf("events: %+v", evs)
+	}
+	assume := <-sts.calls
+	if assume.Get("Action") != "AssumeRole" || assume.Get("RoleArn") != role || assume.Get("signed-by") != "base-key" ||
+		!strings.HasPrefix(assume.Get("RoleSessionName"), "airlock-release-") {
+		t.Errorf("first STS call = %v, want AssumeRole of %s signed with the base key", assume, role)
+	}
+	if who := <-sts.calls; who.Get("Action") != "GetCallerIdentity" || who.Get("signed-by") == "base-key" {
+		t.Errorf("second STS call = %v, want GetCallerIdentity as the role", who)
+	}
+	if m.Who != "arn:aws:sts::111122223333:assumed-role/releaser/who" {
+		t.Errorf("manifest who = %q, want the caller identity", m.Who)
+	}
+}
+
+func TestReleaseCredentialErrorsNameTheFix(t *testing.T) {
+	t.Parallel()
+	v := startVersity(t, "inbox")
+	src, _ := releaseTree(t, 1, 0)
+	dir := t.TempDir()
+	config := filepath.Join(dir, "config")
+	writeFile(t, config, "[profile team]\nsso_session = corp\nsso_account_id = 111122223333\nsso_role_name = Releaser\nregion = eu-west-2\n"+
+		"[sso-session corp]\nsso_start_url = http://127.0.0.1:1/start\nsso_region = eu-west-2\n")
+	env := []string{"HOME=" + dir, "AWS_CONFIG_FILE=" + config, "AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(dir, "none"), "AWS_EC2_METADATA_DISABLED=true"}
+	for _, tt := range []struct{ profile, want string }{
+		{"team", "aws sso login --profile team"},
+		{"nobody", "profile nobody is not in the AWS config file"},
+	} {
+		_, stderr, err := runRelease(t, env, src, "--to", testpeer.S3URL(v.Addr, "inbox", "r"), "--profile", tt.profile)
+		if err == nil || !strings.Contains(stderr, tt.want) {
+			t.Errorf("--profile %s: %v, stderr %q; want %q", tt.profile, err, stderr, tt.want)
+		}
+	}
+}
