@@ -288,33 +288,7 @@ func TestReleaseResumesAfterKill(t *testing.T) {
 	// The first run reaches the server through the gate, which lets three
 	// parts of big.bin through and holds the rest: killed then, the
 	// client leaves an unfinished upload of three parts.
-	cmd := releaseCmd(env, "--json", src, "--to", testpeer.S3URL(gate, "inbox", "r"), "--part-size", "5", "--parts", "2")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr syncBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	sc := bufio.NewScanner(stdout)
-	var seen []releaseEvent
-	for sc.Scan() {
-		e := parseEvents(t, sc.Bytes())[0]
-		seen = append(seen, e)
-		if e.Type == "progress" && e.Key == "r/big.bin" && e.Bytes >= kept*5<<20 {
-			break
-		}
-	}
-	if err := cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _, _ = io.Copy(io.Discard, stdout) }()
-	_ = cmd.Wait()
-	if len(seen) == 0 || seen[len(seen)-1].Type != "progress" {
-		t.Fatalf("the first run ended before three parts of big.bin: %+v\n%s", seen, stderr.String())
-	}
+	seen := releaseKilled(t, env, src, testpeer.S3URL(gate, "inbox", "r"), "r/big.bin", kept*5<<20)
 	dir := filepath.Join(v.Root, "inbox", "r")
 	if got := objects(t, dir); got["big.bin"] != "" || got["airlock-manifest.json"] != "" {
 		t.Fatalf("after the kill: %v", slices.Sorted(maps.Keys(got)))
@@ -346,6 +320,65 @@ func TestReleaseResumesAfterKill(t *testing.T) {
 	if len(out.Uploads) != 0 {
 		t.Errorf("%d unfinished uploads left", len(out.Uploads))
 	}
+}
+
+// releaseKilled runs a release with --part-size 5 --parts 2 and kills it
+// (SIGKILL) once key has sent `after` bytes; it returns the events seen.
+func releaseKilled(t *testing.T, env []string, src, to, key string, after int64) []releaseEvent {
+	t.Helper()
+	cmd := releaseCmd(env, "--json", src, "--to", to, "--part-size", "5", "--parts", "2")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stdout)
+	var seen []releaseEvent
+	for sc.Scan() {
+		e := parseEvents(t, sc.Bytes())[0]
+		seen = append(seen, e)
+		if e.Type == "progress" && e.Key == key && e.Bytes >= after {
+			break
+		}
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _, _ = io.Copy(io.Discard, stdout) }()
+	_ = cmd.Wait()
+	if len(seen) == 0 || seen[len(seen)-1].Type != "progress" {
+		t.Fatalf("the run ended before %d bytes of %s: %+v\n%s", after, key, seen, stderr.String())
+	}
+	return seen
+}
+
+// An upload resumed for a file changed since: the parts that still match
+// are kept, the others sent, and the object's sha256 metadata (set when
+// the upload began) is found stale, so the file is sent afresh.
+func TestReleaseResumeOfChangedFile(t *testing.T) {
+	t.Parallel()
+	v := startVersity(t, "inbox")
+	env := releaseEnv(t, v.Versity)
+	src, want := releaseTree(t, 1, 20<<20)
+	releaseKilled(t, env, src, testpeer.S3URL(partGate(t, v.Addr, "big.bin", 2), "inbox", "r"), "r/big.bin", 2*5<<20)
+	big := filepath.Join(src, "big.bin")
+	f, err := os.OpenFile(big, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte("changed after the first run"), 18<<20); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	want["big.bin"] = fileSHA256(t, big)
+	if _, stderr, err := runRelease(t, env, src, "--to", testpeer.S3URL(v.Addr, "inbox", "r"), "--part-size", "5"); err != nil {
+		t.Fatalf("second run: %v\n%s", err, stderr)
+	}
+	checkReleased(t, v.Versity, "inbox", "r/", want)
 }
 
 func TestReleaseDryRun(t *testing.T) {
