@@ -235,9 +235,10 @@ func TestReleaseTree(t *testing.T) {
 		t.Error("the second run rewrote the manifest")
 	}
 
-	// Without --json and without a terminal: plain lines, no control characters.
+	// Without --json and without a terminal: plain lines, no control
+	// characters. The endpoint from AWS_ENDPOINT_URL_S3 this time.
 	var stdout, plain bytes.Buffer
-	cmd := releaseCmd(env, src, "--to", to)
+	cmd := releaseCmd(append(env, "AWS_ENDPOINT_URL_S3=http://"+v.Addr), src, "--to", "s3://inbox/team/r1?use_path_style=true")
 	cmd.Stdout, cmd.Stderr = &stdout, &plain
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("plain release: %v\n%s", err, plain.String())
