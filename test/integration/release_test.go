@@ -527,3 +527,47 @@ func TestReleaseCredentialErrorsNameTheFix(t *testing.T) {
 		}
 	}
 }
+
+// slowParts passes requests to an S3 server, each part of a multipart
+// upload 300 ms late, so that a release takes long enough to watch.
+func slowParts(t *testing.T, target string) string {
+	t.Helper()
+	proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: target})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Has("partNumber") {
+			time.Sleep(300 * time.Millisecond)
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+// On a terminal (a pseudo-terminal from script(1)) the bars are redrawn
+// in place as the parts go.
+func TestReleaseProgressOnTerminal(t *testing.T) {
+	t.Parallel()
+	script := testpeer.Require(t, "script")
+	v := startVersity(t, "inbox")
+	src, want := releaseTree(t, 2, 30<<20)
+	to := testpeer.S3URL(slowParts(t, v.Addr), "inbox", "r")
+	line := strings.Join([]string{airlockBin, "release", src, "--to", "'" + to + "'", "--part-size", "5", "--parts", "1"}, " ")
+	cmd := exec.Command(script, "-q", "-e", "-c", line, "/dev/null")
+	cmd.Env = releaseEnv(t, v.Versity)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("release under a terminal: %v\n%q", err, out)
+	}
+	checkReleased(t, v.Versity, "inbox", "r/", want)
+	s := string(out)
+	redraws := strings.Count(s, "\x1b[1A\x1b[2K")
+	var midway []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, "r/big.bin") && strings.Contains(l, "[=") && !strings.Contains(l, "100%") {
+			midway = append(midway, l)
+		}
+	}
+	if redraws < 3 || len(midway) < 2 || !strings.Contains(s, "total [") || !strings.Contains(s, "ETA") {
+		t.Errorf("%d redraws, %d bars of big.bin part-way; output:\n%q", redraws, len(midway), s)
+	}
+}
