@@ -7,6 +7,8 @@ import (
 	"io"
 	"log"
 	"os"
+	"os/exec"
+	"runtime"
 	"strings"
 	"time"
 
@@ -91,7 +93,57 @@ func newReleaseCmd() *cobra.Command {
 	f.IntVar(&jobs, "jobs", 4, "files sent at once")
 	f.IntVar(&parts, "parts", 4, "parts of one file sent at once")
 	f.DurationVar(&interval, "progress-every", 10*time.Second, "without a terminal: how often to print the total")
+	cmd.AddCommand(newReleaseLoginCmd())
 	return cmd
+}
+
+func newReleaseLoginCmd() *cobra.Command {
+	var (
+		profile   string
+		noBrowser bool
+	)
+	cmd := &cobra.Command{
+		Use:   "login --profile P",
+		Short: "Sign in to IAM Identity Center (SSO) for a profile, as `aws sso login` does",
+		Long: "Sign in with the device authorization flow: print a URL and a code (and open the browser),\n" +
+			"wait for the approval, and write the token to the AWS CLI's SSO cache (~/.aws/sso/cache),\n" +
+			"where both airlock and the AWS CLI read it.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if profile == "" {
+				profile = os.Getenv("AWS_PROFILE")
+			}
+			if profile == "" {
+				return errors.New("--profile is required: the profile with the sso_session to sign in to")
+			}
+			open := openBrowser
+			if noBrowser {
+				open = nil
+			}
+			return release.Login(cmd.Context(), profile, cmd.ErrOrStderr(), open)
+		},
+	}
+	cmd.Flags().StringVar(&profile, "profile", "", "the AWS profile to sign in for (default: AWS_PROFILE)")
+	cmd.Flags().BoolVar(&noBrowser, "no-browser", false, "only print the URL and the code")
+	return cmd
+}
+
+// openBrowser starts the desktop's browser on url, without waiting for it.
+func openBrowser(url string) error {
+	var c *exec.Cmd
+	switch runtime.GOOS {
+	case "darwin":
+		c = exec.Command("open", url)
+	case "windows":
+		c = exec.Command("rundll32", "url.dll,FileProtocolHandler", url)
+	default:
+		c = exec.Command("xdg-open", url)
+	}
+	if err := c.Start(); err != nil {
+		return err
+	}
+	go func() { _ = c.Wait() }()
+	return nil
 }
 
 // askMFA reads the MFA code from the terminal.

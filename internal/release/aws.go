@@ -127,7 +127,7 @@ func explain(err error, profile, role string) error {
 	var noProfile config.SharedConfigProfileNotExistError
 	switch {
 	case errors.As(err, &sso) || strings.Contains(err.Error(), "SSO token"):
-		return fmt.Errorf("the SSO session of profile %s has expired or was never started: run `aws sso login --profile %s`, then again: %w", p, p, err)
+		return fmt.Errorf("the SSO session of profile %s has expired or was never started: run `airlock release login --profile %s` (or `aws sso login`), then again: %w", p, p, err)
 	case errors.As(err, &noProfile):
 		return fmt.Errorf("profile %s is not in the AWS config file (~/.aws/config, or AWS_CONFIG_FILE): add it, or name another with --profile: %w", p, err)
 	case role != "" && strings.Contains(err.Error(), "AssumeRole"):
@@ -135,7 +135,7 @@ func explain(err error, profile, role string) error {
 	case strings.Contains(err.Error(), "credential_process") || strings.Contains(err.Error(), "ProcessProvider"):
 		return fmt.Errorf("the credential_process of profile %s failed (for IAM Roles Anywhere: is aws_signing_helper installed, and the certificate valid?): %w", p, err)
 	case strings.Contains(err.Error(), "IMDS") || strings.Contains(err.Error(), "no valid providers"):
-		return fmt.Errorf("no AWS credentials found: sign in with `aws sso login --profile P` and pass --profile P, or set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY: %w", err)
+		return fmt.Errorf("no AWS credentials found: sign in with `airlock release login --profile P` and pass --profile P, or set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY: %w", err)
 	}
 	return fmt.Errorf("AWS credentials: %w", err)
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha1"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -518,7 +520,7 @@ func TestReleaseCredentialErrorsNameTheFix(t *testing.T) {
 		"[sso-session corp]\nsso_start_url = http://127.0.0.1:1/start\nsso_region = eu-west-2\n")
 	env := []string{"HOME=" + dir, "AWS_CONFIG_FILE=" + config, "AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(dir, "none"), "AWS_EC2_METADATA_DISABLED=true"}
 	for _, tt := range []struct{ profile, want string }{
-		{"team", "aws sso login --profile team"},
+		{"team", "airlock release login --profile team"},
 		{"nobody", "profile nobody is not in the AWS config file"},
 	} {
 		_, stderr, err := runRelease(t, env, src, "--to", testpeer.S3URL(v.Addr, "inbox", "r"), "--profile", tt.profile)
@@ -569,5 +571,106 @@ func TestReleaseProgressOnTerminal(t *testing.T) {
 	}
 	if redraws < 3 || len(midway) < 2 || !strings.Contains(s, "total [") || !strings.Contains(s, "ETA") {
 		t.Errorf("%d redraws, %d bars of big.bin part-way; output:\n%q", redraws, len(midway), s)
+	}
+}
+
+// fakeIdentityCenter speaks the SSO OIDC endpoints' JSON (RegisterClient,
+// StartDeviceAuthorization, CreateToken: pending once, then a token) and
+// the SSO portal's GetRoleCredentials, which answers with the S3
+// server's keys for the token it issued.
+type fakeIdentityCenter struct {
+	URL       string
+	pending   atomic.Int32
+	roleCalls atomic.Int32
+}
+
+func startFakeIdentityCenter(t *testing.T, v *testpeer.Versity) *fakeIdentityCenter {
+	t.Helper()
+	keys := make(map[string]string)
+	for _, kv := range v.Env() {
+		k, val, _ := strings.Cut(kv, "=")
+		keys[k] = val
+	}
+	f := &fakeIdentityCenter{}
+	reply := func(w http.ResponseWriter, v any) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(v)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /client/register", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, map[string]any{"clientId": "client-1", "clientSecret": "secret-1", "clientIdIssuedAt": time.Now().Unix(), "clientSecretExpiresAt": time.Now().Add(90 * 24 * time.Hour).Unix()})
+	})
+	mux.HandleFunc("POST /device_authorization", func(w http.ResponseWriter, r *http.Request) {
+		reply(w, map[string]any{"deviceCode": "device-1", "userCode": "ABCD-EFGH", "verificationUri": "http://127.0.0.1/device",
+			"verificationUriComplete": "http://127.0.0.1/device?user_code=ABCD-EFGH", "expiresIn": 600, "interval": 1})
+	})
+	mux.HandleFunc("POST /token", func(w http.ResponseWriter, r *http.Request) {
+		var in map[string]string
+		_ = json.NewDecoder(r.Body).Decode(&in)
+		if in["deviceCode"] != "device-1" || in["clientSecret"] != "secret-1" {
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		if f.pending.Add(1) == 1 {
+			w.Header().Set("X-Amzn-Errortype", "AuthorizationPendingException")
+			w.WriteHeader(http.StatusBadRequest)
+			reply(w, map[string]string{"error": "authorization_pending"})
+			return
+		}
+		reply(w, map[string]any{"accessToken": "access-1", "tokenType": "Bearer", "expiresIn": 3600, "refreshToken": "refresh-1"})
+	})
+	mux.HandleFunc("GET /federation/credentials", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Amz-Sso_bearer_token") != "access-1" || r.URL.Query().Get("role_name") != "Releaser" {
+			w.Header().Set("X-Amzn-Errortype", "UnauthorizedException")
+			w.WriteHeader(http.StatusUnauthorized)
+			reply(w, map[string]string{"message": "session expired"})
+			return
+		}
+		f.roleCalls.Add(1)
+		reply(w, map[string]any{"roleCredentials": map[string]any{"accessKeyId": keys["AWS_ACCESS_KEY_ID"], "secretAccessKey": keys["AWS_SECRET_ACCESS_KEY"],
+			"sessionToken": "", "expiration": time.Now().Add(time.Hour).UnixMilli()}})
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	f.URL = srv.URL
+	return f
+}
+
+// `release login` signs in through the device flow and writes the AWS
+// CLI's token cache, which the SDK's unmodified default chain then reads
+// for the profile: the release that follows gets the role's credentials.
+func TestReleaseLogin(t *testing.T) {
+	t.Parallel()
+	v := startVersity(t, "inbox")
+	idc := startFakeIdentityCenter(t, v.Versity)
+	home := t.TempDir()
+	config := filepath.Join(home, "config")
+	writeFile(t, config, "[profile team]\nsso_session = corp\nsso_account_id = 111122223333\nsso_role_name = Releaser\nregion = us-east-1\n"+
+		"[sso-session corp]\nsso_start_url = "+idc.URL+"/start\nsso_region = us-east-1\nsso_registration_scopes = sso:account:access\n")
+	env := []string{"HOME=" + home, "PATH=" + os.Getenv("PATH"), "AWS_CONFIG_FILE=" + config, "AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(home, "none"),
+		"AWS_EC2_METADATA_DISABLED=true", "AWS_ENDPOINT_URL_SSO_OIDC=" + idc.URL, "AWS_ENDPOINT_URL_SSO=" + idc.URL}
+	src, want := releaseTree(t, 2, 0)
+	to := testpeer.S3URL(v.Addr, "inbox", "r")
+
+	var out bytes.Buffer
+	login := exec.Command(airlockBin, "release", "login", "--profile", "team", "--no-browser")
+	login.Env, login.Stdout, login.Stderr = env, &out, &out
+	if err := login.Run(); err != nil {
+		t.Fatalf("login: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "http://127.0.0.1/device?user_code=ABCD-EFGH") || !strings.Contains(out.String(), "ABCD-EFGH") || idc.pending.Load() < 2 {
+		t.Errorf("login printed %q after %d CreateToken calls; want the URL and code, and a wait for the approval", out.String(), idc.pending.Load())
+	}
+	cache := filepath.Join(home, ".aws", "sso", "cache", fmt.Sprintf("%x.json", sha1.Sum([]byte("corp"))))
+	fi, err := os.Stat(cache)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("token cache %s: %v %v", cache, fi, err)
+	}
+	if _, stderr, err := runRelease(t, env, src, "--to", to, "--profile", "team"); err != nil {
+		t.Fatalf("release after login: %v\n%s", err, stderr)
+	}
+	checkReleased(t, v.Versity, "inbox", "r/", want)
+	if idc.roleCalls.Load() == 0 {
+		t.Error("the release did not take the role's credentials from the SSO portal")
 	}
 }
