@@ -44,7 +44,9 @@ func (r *Releaser) writeManifest(ctx context.Context, m Manifest, nothingSent bo
 		ChecksumAlgorithm: types.ChecksumAlgorithmCrc64nvme, ChecksumCRC64NVME: aws.String(sums.CRC64NVME),
 	})
 	if err != nil {
-		return fmt.Errorf("write manifest %s: %w", key, err)
+		err = fmt.Errorf("write manifest %s: %w", key, err)
+		r.report(Event{Type: EvError, Key: key, Error: err.Error()})
+		return err
 	}
 	r.report(Event{Type: EvManifest, Key: key, Files: len(m.Files), Size: sums.Size, SHA256: sums.SHA256})
 	return nil
