@@ -250,6 +250,10 @@ func (r *Releaser) head(ctx context.Context, key string) (*Remote, error) {
 	if isNotFound(err) {
 		return nil, nil
 	}
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) && re.HTTPStatusCode() == 403 {
+		return nil, fmt.Errorf("look up %s: access denied: the credentials need s3:GetObject on the prefix, to skip complete files and check what is stored: %w", key, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("look up %s: %w", key, err)
 	}

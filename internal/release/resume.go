@@ -2,7 +2,6 @@ package release
 
 import (
 	"context"
-	"fmt"
 	"hash/crc64"
 	"io"
 	"slices"
@@ -61,7 +60,9 @@ func (c *resumingClient) CreateMultipartUpload(ctx context.Context, in *s3.Creat
 func (c *resumingClient) unfinished(ctx context.Context, in *s3.CreateMultipartUploadInput) (string, error) {
 	out, err := c.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: in.Bucket, Prefix: in.Key})
 	if err != nil {
-		return "", fmt.Errorf("list unfinished uploads of %s: %w", aws.ToString(in.Key), err)
+		// Resuming saves bytes, nothing more: a role that may not list
+		// uploads (s3:ListBucketMultipartUploads) still sends the file whole.
+		return "", nil
 	}
 	var newest *types.MultipartUpload
 	for i, u := range out.Uploads {
@@ -83,7 +84,8 @@ func (c *resumingClient) unfinished(ctx context.Context, in *s3.CreateMultipartU
 	for {
 		lp, err := c.ListParts(ctx, in2)
 		if err != nil {
-			return "", fmt.Errorf("list parts of %s: %w", aws.ToString(in.Key), err)
+			c.parts, c.stale = nil, nil
+			return "", nil // as above (s3:ListMultipartUploadParts)
 		}
 		for _, p := range lp.Parts {
 			c.parts[aws.ToInt32(p.PartNumber)] = p

@@ -3,6 +3,7 @@ package release
 import (
 	"bytes"
 	"context"
+	"errors"
 	"hash/crc64"
 	"slices"
 	"sync"
@@ -19,6 +20,7 @@ type partsServer struct {
 	Client  // the rest is never called
 	uploads []types.MultipartUpload
 	parts   []types.Part
+	listErr error // ListMultipartUploads refused
 
 	mu       sync.Mutex
 	sent     []int32  // part numbers uploaded
@@ -28,7 +30,7 @@ type partsServer struct {
 }
 
 func (p *partsServer) ListMultipartUploads(_ context.Context, in *s3.ListMultipartUploadsInput, _ ...func(*s3.Options)) (*s3.ListMultipartUploadsOutput, error) {
-	return &s3.ListMultipartUploadsOutput{Uploads: p.uploads}, nil
+	return &s3.ListMultipartUploadsOutput{Uploads: p.uploads}, p.listErr
 }
 
 func (p *partsServer) ListParts(_ context.Context, in *s3.ListPartsInput, _ ...func(*s3.Options)) (*s3.ListPartsOutput, error) {
@@ -81,8 +83,12 @@ func TestResumingClient(t *testing.T) {
 		wantSent    []int32
 		wantResumed int64
 		wantAborted []string // once complete
+		listErr     error
 	}{
 		{name: "nothing to resume", resume: true, wantID: "new", wantSent: []int32{1, 2, 3}},
+		{name: "listing refused: sent whole", resume: true, listErr: errors.New("AccessDenied"),
+			uploads: []types.MultipartUpload{upload("p/a.bin", "old", time.Hour)}, parts: []types.Part{part(1, 100, crcOf(body[0]))},
+			wantID: "new", wantSent: []int32{1, 2, 3}},
 		{name: "resuming off", resume: false, uploads: []types.MultipartUpload{upload("p/a.bin", "old", time.Hour)},
 			parts: []types.Part{part(1, 100, crcOf(body[0]))}, wantID: "new", wantSent: []int32{1, 2, 3}},
 		{name: "matching parts kept, the others sent", resume: true,
@@ -101,7 +107,7 @@ func TestResumingClient(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			srv := &partsServer{uploads: tt.uploads, parts: tt.parts}
+			srv := &partsServer{uploads: tt.uploads, parts: tt.parts, listErr: tt.listErr}
 			c := &resumingClient{Client: srv, resume: tt.resume}
 			ctx := context.Background()
 			in := &s3.CreateMultipartUploadInput{Bucket: aws.String("b"), Key: aws.String("p/a.bin")}
