@@ -20,6 +20,8 @@ command -v ssh-keygen >/dev/null || need_apt+=(openssh-client)
 command -v rclone >/dev/null || need_apt+=(rclone)
 command -v lftp >/dev/null || need_apt+=(lftp)
 command -v ssh-audit >/dev/null || need_apt+=(ssh-audit)
+# script(1): a pseudo-terminal for the release client's progress bars.
+command -v script >/dev/null || need_apt+=(bsdutils)
 # Clients without AEAD ciphers (the compatible algorithm profile): Debian's
 # curl (libcurl with libssh2) and paramiko, for Debian's own python3.
 command -v curl >/dev/null || need_apt+=(curl)

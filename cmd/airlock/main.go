@@ -69,6 +69,7 @@ func newRootCmd() *cobra.Command {
 		newBansCmd(g),
 		newDemoCmd(g),
 		newPolicyCmd(g),
+		newReleaseCmd(),
 	)
 	return root
 }
