@@ -7,7 +7,6 @@ import (
 	"io"
 	"runtime/debug"
 	"sync"
-	"syscall"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -159,11 +158,10 @@ func nodeHandleLimit(configured int) int {
 	if configured > 0 {
 		return configured
 	}
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+	n, ok := descriptorLimit()
+	if !ok {
 		return most
 	}
-	n := int(min(lim.Cur, 1<<30))
 	return min(max(n-max(n/4, 128), 16), most)
 }
 

@@ -19,7 +19,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"gocloud.dev/blob/s3blob"
-	"golang.org/x/sys/unix"
 )
 
 // ErrChecksumMismatch reports copied bytes that are not the expected ones.
@@ -318,30 +317,6 @@ func linkLocal(dst *Store, dstKey string, src *Store, srcKey string, opts CopyOp
 
 // errUnlike is why linkLocal copies: the link would not look like a copy.
 var errUnlike = errors.New("a link would not look like a copy")
-
-// linksLikeCopies reports whether file, linked into dir, would look as a
-// copy made there would. A copy is created in dir, so it takes the group
-// of a set-group-ID directory and the permissions of a default ACL, as an
-// operator may have set up for those who read the deliveries; a link keeps
-// the source's own.
-func linksLikeCopies(dir string, file os.FileInfo) (bool, error) {
-	di, err := os.Stat(dir)
-	if err != nil {
-		return false, err
-	}
-	dirStat, ok1 := di.Sys().(*syscall.Stat_t)
-	fileStat, ok2 := file.Sys().(*syscall.Stat_t)
-	if !ok1 || !ok2 {
-		return false, nil
-	}
-	if di.Mode()&os.ModeSetgid != 0 && dirStat.Gid != fileStat.Gid {
-		return false, nil
-	}
-	// Any answer but "here is one" means no default ACL: none set, or a
-	// filesystem without ACLs.
-	n, err := unix.Getxattr(dir, "system.posix_acl_default", nil)
-	return err != nil || n == 0, nil
-}
 
 // cannotLink reports whether a link failed for want of support rather
 // than for something a copy would trip on too.

@@ -5,13 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"path"
 	"path/filepath"
 	"strings"
-
-	"golang.org/x/sys/unix"
 )
 
 // StagingDir is the directory, at the top of every local store, where
@@ -84,7 +81,7 @@ func createLocal(root, key string, durable bool) (*localStaged, error) {
 // several deliveries may link at once; ClearStaging's exclusive lock
 // fails while any holds it.
 func lockStaged(f *os.File) error {
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB); err != nil {
+	if err := lockFile(f, false); err != nil {
 		return fmt.Errorf("lock staged file: %w", err)
 	}
 	return nil
@@ -250,11 +247,11 @@ func (s *Store) FreeSpace() (free int64, ok bool, err error) {
 	if !s.local() {
 		return 0, false, nil
 	}
-	var st unix.Statfs_t
-	if err := unix.Statfs(s.open, &st); err != nil {
+	free, err = freeBytes(s.open)
+	if err != nil {
 		return 0, false, fmt.Errorf("free space of %s: %w", s, err)
 	}
-	return int64(min(st.Bavail, math.MaxInt64/uint64(st.Bsize))) * st.Bsize, true, nil
+	return free, true, nil
 }
 
 // ClearStaging removes what writes cut short by a crash left in a local
@@ -297,7 +294,7 @@ func removeUnlocked(p string) (bool, error) {
 		return false, err
 	}
 	defer f.Close()
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); errors.Is(err, unix.EWOULDBLOCK) {
+	if err := lockFile(f, true); errors.Is(err, errLocked) {
 		return false, nil
 	} else if err != nil {
 		return false, err

@@ -7,8 +7,6 @@ import (
 	"net/http"
 	"os"
 	"os/user"
-	"strconv"
-	"syscall"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -54,11 +52,10 @@ func (s *Store) localOwner(key string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("owner of %s: %w", key, wrapNotFound(err))
 	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
+	uid, ok := fileUID(fi)
 	if !ok {
 		return "", nil
 	}
-	uid := strconv.FormatUint(uint64(st.Uid), 10)
 	if u, err := user.LookupId(uid); err == nil {
 		return u.Username, nil
 	}
