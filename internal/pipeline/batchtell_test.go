@@ -11,9 +11,7 @@ import (
 	"time"
 
 	"github.com/airlock-gw/airlock/internal/ledger"
-	"github.com/airlock-gw/airlock/internal/ledger/ledgertest"
 	"github.com/airlock-gw/airlock/internal/notify"
-	"github.com/airlock-gw/airlock/internal/storage"
 )
 
 // recordingWebhook keeps the batch events posted to it.
@@ -48,29 +46,13 @@ func (h *recordingWebhook) events() []string {
 // once the file is back, the batch is delivered after all, and told so.
 func TestBatchFailedThenDelivered(t *testing.T) {
 	t.Parallel()
-	root := t.TempDir()
-	srcDir, targetDir := filepath.Join(root, "src"), filepath.Join(root, "dest")
 	hook := &recordingWebhook{}
-	f := newFixture(t, ledgertest.SQLite(t), fixtureOptions{maxAttempts: 1, webhook: hook, routes: map[string]Route{
-		"cbol": {Source: srcDir, Target: targetDir, KeepFiles: true, Notify: []string{"dw@example.org"}, Recipient: "Data Warehouse"},
-	}})
-	store, err := storage.Open(t.Context(), srcDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	rs := &RouteSource{Source: Source{Ledger: f.ledger, Queue: f.queue, Store: store, Metrics: f.metrics, Log: testLogger(t)},
-		Route: "cbol", Prefix: "day/", Flag: "pipeline_success.flag"}
-	for _, key := range []string{"day/a.csv", "day/b.csv", "day/pipeline_success.flag"} {
-		writeFile(t, filepath.Join(srcDir, filepath.FromSlash(key)), []byte(key))
-	}
-	fi, err := os.Stat(filepath.Join(srcDir, "day", "pipeline_success.flag"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := rs.Found(t.Context(), "day/pipeline_success.flag", fi.Size(), fi.ModTime()); err != nil {
-		t.Fatal(err)
-	}
+	f := newFlagRoute(t, fixtureOptions{maxAttempts: 1, webhook: hook}, func(src, dest string) Route {
+		return Route{Source: src, Target: dest, KeepFiles: true, Notify: []string{"dw@example.org"}, Recipient: "Data Warehouse"}
+	})
+	srcDir := f.srcDir
+	f.write(t, "day/a.csv", "day/b.csv", "day/pipeline_success.flag")
+	f.found(t, "day/pipeline_success.flag")
 	// b.csv goes before it is sent: its transfer fails, and the batch.
 	if err := os.Remove(filepath.Join(srcDir, "day", "b.csv")); err != nil {
 		t.Fatal(err)

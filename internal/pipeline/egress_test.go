@@ -218,37 +218,64 @@ func TestEgressRetry(t *testing.T) {
 	}
 }
 
+// flagRoute is a fixture with route cbol from a local source directory
+// (prefix day/, flag pipeline_success.flag) and its flag source.
+type flagRoute struct {
+	*fixture
+	rs                *RouteSource
+	srcDir, targetDir string
+}
+
+// newFlagRoute makes route cbol with route(srcDir, targetDir) and opts.
+func newFlagRoute(t *testing.T, opts fixtureOptions, route func(src, dest string) Route) *flagRoute {
+	t.Helper()
+	root := t.TempDir()
+	fr := &flagRoute{srcDir: filepath.Join(root, "src"), targetDir: filepath.Join(root, "dest")}
+	opts.routes = map[string]Route{"cbol": route(fr.srcDir, fr.targetDir)}
+	fr.fixture = newFixture(t, ledgertest.SQLite(t), opts)
+	store, err := storage.Open(t.Context(), fr.srcDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	fr.rs = &RouteSource{Source: Source{Ledger: fr.ledger, Queue: fr.queue, Store: store, Metrics: fr.metrics, Log: testLogger(t)},
+		Route: "cbol", Prefix: "day/", Flag: "pipeline_success.flag"}
+	return fr
+}
+
+// write puts each key in the source, its own name for its bytes.
+func (fr *flagRoute) write(t *testing.T, keys ...string) {
+	t.Helper()
+	for _, key := range keys {
+		writeFile(t, filepath.Join(fr.srcDir, filepath.FromSlash(key)), []byte(key))
+	}
+}
+
+// found tells the flag source that key is there, as a poll would.
+func (fr *flagRoute) found(t *testing.T, key string) {
+	t.Helper()
+	fi, err := os.Stat(filepath.Join(fr.srcDir, filepath.FromSlash(key)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fr.rs.Found(t.Context(), key, fi.Size(), fi.ModTime()); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestRouteFlagBatch: the flag sends every other object under the prefix
 // as one batch, to a target dated by the day it was queued; the flag is
 // not sent, a file written after it waits for the next flag, the same flag
 // seen again starts nothing, and a rewritten flag re-runs the batch.
 func TestRouteFlagBatch(t *testing.T) {
 	t.Parallel()
-	root := t.TempDir()
-	srcDir, targetDir := filepath.Join(root, "src"), filepath.Join(root, "dest")
-	f := newFixture(t, ledgertest.SQLite(t), fixtureOptions{routes: map[string]Route{
-		"cbol": {Source: srcDir, Target: targetDir + "/$TODAYS_DATE", KeepFiles: true},
-	}})
+	f := newFlagRoute(t, fixtureOptions{}, func(src, dest string) Route {
+		return Route{Source: src, Target: dest + "/$TODAYS_DATE", KeepFiles: true}
+	})
 	f.run()
-	store, err := storage.Open(t.Context(), srcDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	rs := &RouteSource{Source: Source{Ledger: f.ledger, Queue: f.queue, Store: store, Metrics: f.metrics, Log: testLogger(t)},
-		Route: "cbol", Prefix: "day/", Flag: "pipeline_success.flag"}
-	found := func(key string) {
-		t.Helper()
-		fi, err := os.Stat(filepath.Join(srcDir, filepath.FromSlash(key)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := rs.Found(t.Context(), key, fi.Size(), fi.ModTime()); err != nil {
-			t.Fatal(err)
-		}
-	}
+	srcDir, targetDir, found := f.srcDir, f.targetDir, func(key string) { f.found(t, key) }
 	for _, key := range []string{"day/a.csv", "day/sub/b.csv"} {
-		writeFile(t, filepath.Join(srcDir, filepath.FromSlash(key)), []byte(key))
+		f.write(t, key)
 		found(key) // before the flag: nothing yet
 	}
 	if bs, _ := f.ledger.Batches(t.Context(), ledger.BatchFilter{Route: "cbol"}); len(bs) != 0 {
@@ -298,29 +325,13 @@ func TestRouteFlagBatch(t *testing.T) {
 // cannot be approved.
 func TestRouteBatchApproval(t *testing.T) {
 	t.Parallel()
-	root := t.TempDir()
-	srcDir, targetDir := filepath.Join(root, "src"), filepath.Join(root, "dest")
-	f := newFixture(t, ledgertest.SQLite(t), fixtureOptions{routes: map[string]Route{
-		"cbol": {Source: srcDir, Target: targetDir, KeepFiles: true, Approval: 1},
-	}})
+	f := newFlagRoute(t, fixtureOptions{}, func(src, dest string) Route {
+		return Route{Source: src, Target: dest, KeepFiles: true, Approval: 1}
+	})
 	f.run()
-	store, err := storage.Open(t.Context(), srcDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	rs := &RouteSource{Source: Source{Ledger: f.ledger, Queue: f.queue, Store: store, Metrics: f.metrics, Log: testLogger(t)},
-		Route: "cbol", Prefix: "day/", Flag: "flag"}
-	for _, key := range []string{"day/a.csv", "day/b.csv", "day/flag"} {
-		writeFile(t, filepath.Join(srcDir, filepath.FromSlash(key)), []byte(key))
-	}
-	fi, err := os.Stat(filepath.Join(srcDir, "day", "flag"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := rs.Found(t.Context(), "day/flag", fi.Size(), fi.ModTime()); err != nil {
-		t.Fatal(err)
-	}
+	targetDir := f.targetDir
+	f.write(t, "day/a.csv", "day/b.csv", "day/pipeline_success.flag")
+	f.found(t, "day/pipeline_success.flag")
 	bs, err := f.ledger.Batches(t.Context(), ledger.BatchFilter{Route: "cbol"})
 	if err != nil || len(bs) != 1 {
 		t.Fatalf("batches = %+v, %v", bs, err)

@@ -130,9 +130,11 @@ func (b *bench) routePeers(ctx context.Context, dir string) (*routeBench, func()
 		// The bench writes the sources through airlock's own store code.
 		for _, kv := range vg.env() {
 			k, v, _ := strings.Cut(kv, "=")
-			os.Setenv(k, v)
+			err = errors.Join(err, os.Setenv(k, v))
 		}
-		rb.src, err = storage.Open(ctx, vg.url("src"))
+		if err == nil {
+			rb.src, err = storage.Open(ctx, vg.url("src"))
+		}
 	}
 	if err != nil {
 		stop()
@@ -232,7 +234,7 @@ func seal(ctx context.Context, dst *storage.Store, key string, size int64, seed 
 	if err != nil {
 		return "", err
 	}
-	defer keeper.Close()
+	defer func() { _ = keeper.Close() }() // a local key: nothing to flush
 	wrapped, err := keeper.Encrypt(ctx, dataKey)
 	if err != nil {
 		return "", err
@@ -284,7 +286,7 @@ func (b *bench) batchRun(ctx context.Context, rb *routeBench, run int, res *rout
 	defer srv.stop()
 	body := make([]byte, 64<<10)
 	for i := range res.batchN {
-		mrand.NewChaCha8([32]byte{byte(i), byte(i >> 8), byte(run)}).Read(body)
+		_, _ = mrand.NewChaCha8([32]byte{byte(i), byte(i >> 8), byte(run)}).Read(body) // never fails
 		if err := putSmall(ctx, rb.src, fmt.Sprintf("batch/d%d/f%04d.bin", i%10, i), body); err != nil {
 			return err
 		}
