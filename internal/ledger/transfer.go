@@ -390,6 +390,7 @@ type Filter struct {
 	// Shown leaves out the transfers their supplier hid (see Hide).
 	Shown bool
 	Limit int
+	Search
 }
 
 // RecentStates are states that count only since a time.
@@ -473,6 +474,7 @@ func (l *Ledger) List(ctx context.Context, f Filter) ([]Transfer, error) {
 	if !f.UpdatedSince.IsZero() {
 		where = append(where, "updated_at >= "+arg(formatTime(f.UpdatedSince)))
 	}
+	where = append(where, f.Search.where(arg, l.postgres)...)
 	query := `SELECT ` + transferColumns + ` FROM transfers`
 	if len(where) > 0 {
 		query += " WHERE " + strings.Join(where, " AND ")

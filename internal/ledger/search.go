@@ -1,0 +1,83 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// Search narrows List for people looking for transfers (the console):
+// zero fields select everything.
+type Search struct {
+	SHA256 string
+	// NameContains selects the transfers whose path holds it, with case
+	// as written.
+	NameContains string
+	// CreatedFrom and CreatedBefore bound when the transfers began.
+	CreatedFrom, CreatedBefore time.Time
+	// After pages on: only the transfers List orders after this one.
+	After *Cursor
+}
+
+// Cursor is a place in List's order (newest first).
+type Cursor struct {
+	CreatedAt time.Time
+	ID        string
+}
+
+// CursorOf is the cursor just after t.
+func CursorOf(t Transfer) Cursor { return Cursor{CreatedAt: t.CreatedAt, ID: t.ID} }
+
+// where returns the conditions of s; arg adds a parameter.
+func (s Search) where(arg func(any) string, postgres bool) []string {
+	var where []string
+	if s.SHA256 != "" {
+		where = append(where, "sha256 = "+arg(s.SHA256))
+	}
+	if s.NameContains != "" {
+		// Not LIKE: its wildcards would need escaping, and SQLite's folds case.
+		if postgres {
+			where = append(where, "strpos(path, "+arg(s.NameContains)+") > 0")
+		} else {
+			where = append(where, "instr(path, "+arg(s.NameContains)+") > 0")
+		}
+	}
+	if !s.CreatedFrom.IsZero() {
+		where = append(where, "created_at >= "+arg(formatTime(s.CreatedFrom)))
+	}
+	if !s.CreatedBefore.IsZero() {
+		where = append(where, "created_at < "+arg(formatTime(s.CreatedBefore)))
+	}
+	if c := s.After; c != nil {
+		at := arg(formatTime(c.CreatedAt))
+		where = append(where, "(created_at < "+at+" OR (created_at = "+at+" AND id < "+arg(c.ID)+"))")
+	}
+	return where
+}
+
+// Count is how many transfers one way are in one state.
+type Count struct {
+	Direction Direction `json:"direction"`
+	State     State     `json:"state"`
+	Transfers int       `json:"transfers"`
+	Bytes     int64     `json:"bytes"`
+}
+
+// Counts counts the transfers begun since a time by direction and state.
+func (l *Ledger) Counts(ctx context.Context, since time.Time) ([]Count, error) {
+	rows, err := l.reads.QueryContext(ctx, `SELECT direction, state, COUNT(*), COALESCE(SUM(size), 0)
+		FROM transfers WHERE created_at >= $1 GROUP BY direction, state ORDER BY direction, state`, formatTime(since))
+	if err != nil {
+		return nil, fmt.Errorf("count transfers: %w", err)
+	}
+	defer rows.Close()
+	var cs []Count
+	for rows.Next() {
+		var c Count
+		if err := rows.Scan(&c.Direction, &c.State, &c.Transfers, &c.Bytes); err != nil {
+			return nil, fmt.Errorf("count transfers: %w", err)
+		}
+		cs = append(cs, c)
+	}
+	return cs, rows.Err()
+}

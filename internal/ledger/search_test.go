@@ -1,0 +1,66 @@
+package ledger
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/airlock-gw/airlock/internal/ledger/ledgertest"
+)
+
+func TestSearch(t *testing.T) {
+	t.Parallel()
+	ledgertest.ForEachBackend(t, func(t *testing.T, dsn string) {
+		l := openLedger(t, dsn)
+		ctx := t.Context()
+		var ids []string // oldest first
+		for i, p := range []string{"/a/Report.csv", "/b/report.csv", "/c/data_%_.csv", "/d/other.bin"} {
+			tr, err := l.Record(ctx, NewTransfer(Transfer{Supplier: "acme", Path: p, Node: "n1"}), Event{}, Delivered,
+				Change{Size: ptr(int64(10 * (i + 1))), SHA256: ptr(p[1:2] + "sum")}, Event{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, tr.ID)
+		}
+		all, err := l.List(ctx, Filter{})
+		if err != nil || len(all) != 4 {
+			t.Fatalf("List: %d, %v", len(all), err)
+		}
+		tests := []struct {
+			name string
+			s    Search
+			want []int // indexes into ids, newest first
+		}{
+			{"name, case as written", Search{NameContains: "report"}, []int{1}},
+			{"name with wildcards taken literally", Search{NameContains: "%_"}, []int{2}},
+			{"sha256", Search{SHA256: "dsum"}, []int{3}},
+			{"created from", Search{CreatedFrom: all[1].CreatedAt}, []int{3, 2}},
+			{"created before", Search{CreatedBefore: all[1].CreatedAt}, []int{1, 0}},
+			{"a page after the second", Search{After: ptr(CursorOf(all[1]))}, []int{1, 0}},
+			{"nothing before the epoch", Search{CreatedBefore: time.Unix(0, 0)}, nil},
+		}
+		for _, tt := range tests {
+			got, err := l.List(ctx, Filter{Search: tt.s})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var gotIDs, want []string
+			for _, tr := range got {
+				gotIDs = append(gotIDs, tr.ID)
+			}
+			for _, i := range tt.want {
+				want = append(want, ids[i])
+			}
+			if !slices.Equal(gotIDs, want) {
+				t.Errorf("%s: got %v, want %v", tt.name, gotIDs, want)
+			}
+		}
+		counts, err := l.Counts(ctx, all[3].CreatedAt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := []Count{{Direction: Ingress, State: Delivered, Transfers: 4, Bytes: 100}}; !slices.Equal(counts, want) {
+			t.Errorf("Counts = %+v, want %+v", counts, want)
+		}
+	})
+}
