@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"net"
 	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -48,6 +49,9 @@ type OIDC struct {
 	// UsernameClaim holds the name that stands for the person in four
 	// eyes: the name they write files under (a dataset's users).
 	UsernameClaim string
+	// Scopes are asked for besides openid: those that put the email,
+	// the username and the roles claims in the ID token.
+	Scopes []string
 }
 
 // The console roles: a viewer reads; an operator also acts on quarantine
@@ -66,10 +70,12 @@ const (
 	defaultConsoleAbsolute = 12 * time.Hour
 )
 
+var defaultScopes = []string{"profile", "email", "groups"}
+
 var consoleKeys = keySet{
 	"listen": nil, "public_url": nil, "tls": {"cert": nil, "key": nil},
 	"behind_proxy": nil, "trusted_proxies": nil,
-	"oidc":         {"issuer": nil, "client_id": nil, "client_secret_env": nil, "roles_claim": nil, "username_claim": nil},
+	"oidc":         {"issuer": nil, "client_id": nil, "client_secret_env": nil, "roles_claim": nil, "username_claim": nil, "scopes": nil},
 	"roles":        {RoleViewer: nil, RoleOperator: nil, RoleApprover: nil},
 	"idle_timeout": nil, "absolute_timeout": nil, "session_key_env": nil,
 }
@@ -187,5 +193,16 @@ func parseOIDC(c *checker, console field, m map[string]field) OIDC {
 	o.RolesClaim = cmp.Or(o.RolesClaim, defaultRolesClaim)
 	o.UsernameClaim, _ = c.str(om["username_claim"])
 	o.UsernameClaim = cmp.Or(o.UsernameClaim, defaultUsernameClaim)
+	o.Scopes = defaultScopes
+	if items, set := c.list(om["scopes"]); set {
+		o.Scopes = []string{}
+		for _, it := range items {
+			if it.val == "" || it.val == "openid" || strings.ContainsAny(it.val, " \"") {
+				c.errorf(it.line, "%s: %q is not a scope to add (openid is always asked for)", it.path, it.val)
+				continue
+			}
+			o.Scopes = append(o.Scopes, it.val)
+		}
+	}
 	return o
 }

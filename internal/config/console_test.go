@@ -20,18 +20,18 @@ func TestConsole(t *testing.T) {
 		{name: "absent", yaml: "node: n\n"},
 		{name: "defaults", yaml: "console:\n  public_url: \"http://127.0.0.1:8443\"\n" + oidc + "  roles: {viewer: [analysts]}\n",
 			console: &Console{Listen: "127.0.0.1:8443", PublicURL: "http://127.0.0.1:8443",
-				OIDC:  OIDC{Issuer: "https://login.example/", ClientID: "airlock", RolesClaim: "groups", UsernameClaim: "preferred_username"},
+				OIDC:  OIDC{Issuer: "https://login.example/", ClientID: "airlock", RolesClaim: "groups", UsernameClaim: "preferred_username", Scopes: defaultScopes},
 				Roles: map[string][]string{"viewer": {"analysts"}}, IdleTimeout: 30 * time.Minute, AbsoluteTimeout: 12 * time.Hour}},
 		{name: "tls", yaml: "console:\n  listen: \"0.0.0.0:8443\"\n  public_url: \"https://airlock.example\"\n  tls: {cert: tls/c.pem, key: tls/k.pem}\n" + oidc +
 			"  roles: {operator: [ops], approver: [stewards, leads]}\n  idle_timeout: 10m\n  absolute_timeout: 8h\n  session_key_env: AIRLOCK_SESSION_KEY\n",
 			console: &Console{Listen: "0.0.0.0:8443", PublicURL: "https://airlock.example", TLS: &ConsoleTLS{Cert: "tls/c.pem", Key: "tls/k.pem"},
-				OIDC:  OIDC{Issuer: "https://login.example/", ClientID: "airlock", RolesClaim: "groups", UsernameClaim: "preferred_username"},
+				OIDC:  OIDC{Issuer: "https://login.example/", ClientID: "airlock", RolesClaim: "groups", UsernameClaim: "preferred_username", Scopes: defaultScopes},
 				Roles: map[string][]string{"operator": {"ops"}, "approver": {"stewards", "leads"}}, IdleTimeout: 10 * time.Minute, AbsoluteTimeout: 8 * time.Hour,
 				SessionKeyEnv: "AIRLOCK_SESSION_KEY"}},
 		{name: "behind a proxy", yaml: "console:\n  listen: \":8080\"\n  public_url: \"https://airlock.example\"\n  behind_proxy: true\n  trusted_proxies: [\"10.0.0.0/8\"]\n" +
-			"  oidc: {issuer: \"https://login.example/\", client_id: airlock, client_secret_env: OIDC_SECRET, roles_claim: roles, username_claim: email}\n  roles: {viewer: [all]}\n",
+			"  oidc: {issuer: \"https://login.example/\", client_id: airlock, client_secret_env: OIDC_SECRET, roles_claim: roles, username_claim: email, scopes: [email, roles]}\n  roles: {viewer: [all]}\n",
 			console: &Console{Listen: ":8080", PublicURL: "https://airlock.example", TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")},
-				OIDC:  OIDC{Issuer: "https://login.example/", ClientID: "airlock", ClientSecretEnv: "OIDC_SECRET", RolesClaim: "roles", UsernameClaim: "email"},
+				OIDC:  OIDC{Issuer: "https://login.example/", ClientID: "airlock", ClientSecretEnv: "OIDC_SECRET", RolesClaim: "roles", UsernameClaim: "email", Scopes: []string{"email", "roles"}},
 				Roles: map[string][]string{"viewer": {"all"}}, IdleTimeout: 30 * time.Minute, AbsoluteTimeout: 12 * time.Hour}},
 		{name: "in clear on the network", yaml: "console:\n  listen: \"0.0.0.0:8443\"\n  public_url: \"https://airlock.example\"\n" + oidc + "  roles: {viewer: [a]}\n", want: []string{
 			`airlock.yaml:2: console.listen "0.0.0.0:8443" is not a loopback address: set console.tls (cert and key) or behind_proxy: true with trusted_proxies, so that sign-ins never cross the network in clear`,

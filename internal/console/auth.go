@@ -41,7 +41,7 @@ func (c *Console) provider(ctx context.Context) (*oauth2.Config, *oidc.IDTokenVe
 		ClientSecret: c.clientSecret,
 		Endpoint:     p.Endpoint(),
 		RedirectURL:  strings.TrimSuffix(c.cfg.PublicURL, "/") + "/auth/callback",
-		Scopes:       []string{oidc.ScopeOpenID, "profile", "email", c.cfg.OIDC.RolesClaim},
+		Scopes:       append([]string{oidc.ScopeOpenID}, c.cfg.OIDC.Scopes...),
 	}
 	c.idp.verifier = p.Verifier(&oidc.Config{ClientID: c.cfg.OIDC.ClientID, Now: c.now})
 	return c.idp.oauth, c.idp.verifier, nil

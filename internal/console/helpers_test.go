@@ -2,6 +2,7 @@ package console
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -169,3 +170,5 @@ func httptestRequest(t *testing.T, peer, forwarded string) *http.Request {
 	r.Header.Set("X-Forwarded-For", "203.0.113.9, "+forwarded)
 	return r
 }
+
+func jsonDecode(resp *http.Response, v any) error { return json.NewDecoder(resp.Body).Decode(v) }
