@@ -186,12 +186,10 @@ func TestConsoleFourEyes(t *testing.T) {
 	if len(found.Transfers) != 1 || found.Transfers[0].ID != held.ID {
 		t.Errorf("search: %+v", found.Transfers)
 	}
+	refusals(t, g, held.ID, writer)
 	status, page := writer.post("/approvals/"+held.ID+"/approve", url.Values{})
 	if status != http.StatusForbidden || !strings.Contains(page, "someone else must approve it") {
 		t.Errorf("the writer's own approval: %d\n%s", status, page)
-	}
-	if status, _ := writer.post("/approvals/"+held.ID+"/approve", url.Values{"csrf": nil}); status != http.StatusForbidden {
-		t.Errorf("again: %d", status)
 	}
 	time.Sleep(500 * time.Millisecond) // polls and job runs: still nothing sent
 	if got := objects(t, target); len(got) != 0 {
@@ -228,8 +226,58 @@ func TestConsoleFourEyes(t *testing.T) {
 			signins++
 		}
 	}
-	if signins != 2 {
-		t.Errorf("%d sign-ins audited, want 2", signins)
+	if signins != 3 { // the writer, the viewer, the steward
+		t.Errorf("%d sign-ins audited, want 3", signins)
 	}
 	g.auditVerifies(t)
+}
+
+// refusals: no session is sent to sign in (and refused by the API); a
+// POST without the CSRF token and a viewer's POST are refused.
+func refusals(t *testing.T, cg *consoleGateway, id string, signedIn *browser) {
+	t.Helper()
+	anon := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: cg.ca}},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for path, want := range map[string]int{"/approvals": http.StatusSeeOther, "/api/transfers": http.StatusUnauthorized} {
+		resp, err := anon.Get(cg.base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want || want == http.StatusSeeOther && resp.Header.Get("Location") != "/auth/login?next=%2Fapprovals" {
+			t.Errorf("GET %s without a session: %d to %q", path, resp.StatusCode, resp.Header.Get("Location"))
+		}
+	}
+	resp, err := signedIn.c.PostForm(cg.base+"/approvals/"+id+"/approve", url.Values{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("a POST without the CSRF token: %d", resp.StatusCode)
+	}
+	viewer := cg.signIn(t, &mockoidc.MockUser{Subject: "sub-v", Email: "vera@example.org", PreferredUsername: "vera",
+		Groups: []string{"analysts"}})
+	if status, page := viewer.post("/approvals/"+id+"/approve", url.Values{}); status != http.StatusForbidden ||
+		!strings.Contains(page, "needs the approver role") {
+		t.Errorf("a viewer's approval: %d\n%s", status, page)
+	}
+}
+
+// TestConsoleRefusesClearListener: a console on a non-loopback address
+// without TLS or a trusted proxy is refused by validate and by serve.
+func TestConsoleRefusesClearListener(t *testing.T) {
+	t.Parallel()
+	g := newGateway(t, gatewayOpts{extra: `console:
+  listen: "0.0.0.0:18443"
+  public_url: "https://airlock.example"
+  oidc: {issuer: "https://login.example/", client_id: airlock}
+  roles: {viewer: [analysts]}
+`})
+	for _, cmd := range []string{"validate", "serve"} {
+		out, errOut, err := g.airlock(cmd)
+		if err == nil || !strings.Contains(out+errOut, "console.listen \"0.0.0.0:18443\" is not a loopback address") {
+			t.Errorf("%s: %v\n%s%s", cmd, err, out, errOut)
+		}
+	}
 }
