@@ -81,3 +81,29 @@ func (l *Ledger) Counts(ctx context.Context, since time.Time) ([]Count, error) {
 	}
 	return cs, rows.Err()
 }
+
+// EventsAfter returns up to limit audit events after seq, at or after
+// since (when set), in ascending seq. Appends take turns on the chain head
+// and commit in seq order, so a reader that goes on from the last seq it
+// saw never misses one.
+func (l *Ledger) EventsAfter(ctx context.Context, seq int64, since time.Time, limit int) ([]Event, error) {
+	query := `SELECT ` + eventColumns + ` FROM audit_events WHERE seq > $1`
+	args := []any{seq}
+	if !since.IsZero() {
+		args = append(args, formatTime(since))
+		query += ` AND at >= $2`
+	}
+	args = append(args, limit)
+	query += fmt.Sprintf(` ORDER BY seq LIMIT $%d`, len(args))
+	rows, err := l.eventRows(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list audit events after %d: %w", seq, err)
+	}
+	evs := make([]Event, len(rows))
+	for i, r := range rows {
+		if evs[i], err = r.event(); err != nil {
+			return nil, fmt.Errorf("list audit events after %d: %w", seq, err)
+		}
+	}
+	return evs, nil
+}

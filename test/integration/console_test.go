@@ -1,16 +1,21 @@
 package integration
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
 	"os"
+	"os/exec"
 	"os/user"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -278,6 +283,95 @@ func TestConsoleRefusesClearListener(t *testing.T) {
 		out, errOut, err := g.airlock(cmd)
 		if err == nil || !strings.Contains(out+errOut, "console.listen \"0.0.0.0:18443\" is not a loopback address") {
 			t.Errorf("%s: %v\n%s%s", cmd, err, out, errOut)
+		}
+	}
+}
+
+// TestAuditExportFollow: `audit export --follow --output FILE`, killed
+// (SIGKILL) again and again while events are appended in a burst of
+// 10,000, and restarted each time, writes every event exactly once, in
+// order, as ECS.
+func TestAuditExportFollow(t *testing.T) {
+	t.Parallel()
+	g := newGateway(t, gatewayOpts{})
+	if err := os.MkdirAll(filepath.Join(g.dir, "suppliers"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	l := g.openLedger(t)
+	defer l.Close()
+	out := filepath.Join(t.TempDir(), "audit.ecs.json")
+	lines := func() int {
+		b, err := os.ReadFile(out)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			t.Fatal(err)
+		}
+		return bytes.Count(b, []byte("\n"))
+	}
+	logs := &syncBuffer{}
+	start := func() *testpeer.Process {
+		cmd := exec.Command(airlockBin, "audit", "export", "--follow", "--every", "50ms", "--output", out,
+			"--format", "ecs", "--config", g.cfg)
+		cmd.Stdout, cmd.Stderr = logs, logs
+		return testpeer.Start(t, cmd)
+	}
+	const rounds, perRound = 4, 2500
+	p := start()
+	for round := range rounds {
+		burst := make(chan error, 1)
+		go func() {
+			for i := range perRound {
+				if _, err := l.Append(t.Context(), ledger.Event{Kind: "connect", Actor: fmt.Sprintf("burst-%d-%d", round, i)}); err != nil {
+					burst <- err
+					return
+				}
+			}
+			burst <- nil
+		}()
+		// Killed while it is writing what the burst appends.
+		before := lines()
+		eventually(t, 30*time.Second, "the export to go on", func() bool {
+			select {
+			case <-p.Exited():
+				t.Fatalf("audit export exited:\n%s", logs)
+			default:
+			}
+			return lines() > before
+		})
+		p.Kill()
+		if err := <-burst; err != nil {
+			t.Fatal(err)
+		}
+		p = start()
+	}
+	eventually(t, 60*time.Second, "every event exported", func() bool { return lines() >= rounds*perRound })
+	time.Sleep(200 * time.Millisecond) // a few polls more: nothing repeated after the end
+	p.Stop(10 * time.Second)
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs := bytes.Split(bytes.TrimSuffix(b, []byte("\n")), []byte("\n"))
+	if len(docs) != rounds*perRound {
+		t.Errorf("%d lines, want %d\n%s", len(docs), rounds*perRound, logs)
+	}
+	for i, line := range docs {
+		var doc struct {
+			Timestamp string `json:"@timestamp"`
+			Event     struct {
+				Sequence int64  `json:"sequence"`
+				Action   string `json:"action"`
+				ID       string `json:"id"`
+			} `json:"event"`
+			User struct {
+				Name string `json:"name"`
+			} `json:"user"`
+		}
+		if err := json.Unmarshal(line, &doc); err != nil {
+			t.Fatalf("line %d: %v: %q", i+1, err, line)
+		}
+		if doc.Event.Sequence != int64(i+1) || doc.Event.Action != "connect" || doc.Event.ID == "" || doc.Timestamp == "" ||
+			!strings.HasPrefix(doc.User.Name, "burst-") {
+			t.Fatalf("line %d: %s", i+1, line)
 		}
 	}
 }
