@@ -285,3 +285,40 @@ func TestLocalPath(t *testing.T) {
 		}
 	}
 }
+
+func TestQuarantinePage(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, config.Console{PublicURL: "https://airlock.example"})
+	held, gone := "q/acme/bad.exe", ""
+	var ids []string
+	for _, dest := range []*string{&held, &gone} {
+		tr, err := f.led.Record(t.Context(), ledger.NewTransfer(ledger.Transfer{Supplier: "acme", Path: "/bad.exe", Node: "n1"}),
+			ledger.Event{}, ledger.Quarantined, ledger.Change{Destination: dest, ScanResult: ptr("Eicar-Signature FOUND")}, ledger.Event{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, tr.ID)
+	}
+	var list []ledger.Transfer
+	if w := f.do(t, "GET", "/api/quarantine", f.cookie(t, viewer), nil, nil); json.Unmarshal(w.Body.Bytes(), &list) != nil ||
+		len(list) != 1 || list[0].ID != ids[0] {
+		t.Errorf("quarantine: %s", w.Body)
+	}
+	if page := f.do(t, "GET", "/quarantine", f.cookie(t, viewer), nil, nil).Body.String(); strings.Contains(page, "/release") ||
+		!strings.Contains(page, "Eicar-Signature FOUND") {
+		t.Errorf("a viewer's quarantine page:\n%s", page)
+	}
+	operator := session{Subject: "s-otto", Person: "otto", Roles: []string{config.RoleOperator}}
+	if page := f.do(t, "GET", "/quarantine", f.cookie(t, operator), nil, nil).Body.String(); !strings.Contains(page, "/quarantine/"+ids[0]+"/release") {
+		t.Errorf("an operator's quarantine page has no release form:\n%s", page)
+	}
+	release := "/quarantine/" + ids[0] + "/release"
+	if w := f.do(t, "POST", release, f.cookie(t, approver), url.Values{"csrf": {"token-ann"}, "reason": {"false positive"}}, nil); w.Code != http.StatusForbidden {
+		t.Errorf("an approver's release: %d", w.Code)
+	}
+	if w := f.do(t, "POST", release, f.cookie(t, operator), url.Values{"csrf": {"token-otto"}}, nil); w.Code != http.StatusBadRequest {
+		t.Errorf("a release without a reason: %d", w.Code)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -25,7 +25,7 @@ type fixture struct {
 	offset atomic.Int64 // added to the clock, in nanoseconds
 }
 
-func newFixture(t *testing.T, cfg config.Console) *fixture {
+func newFixture(t testing.TB, cfg config.Console) *fixture {
 	t.Helper()
 	led, err := ledger.Open(t.Context(), "sqlite:"+filepath.Join(t.TempDir(), "airlock.db"))
 	if err != nil {
@@ -97,7 +97,7 @@ func (f *fixture) held(t *testing.T, writer, path string) ledger.Transfer {
 }
 
 // cookie is a session cookie for s, issued and last seen now unless set.
-func (f *fixture) cookie(t *testing.T, s session) *http.Cookie {
+func (f *fixture) cookie(t testing.TB, s session) *http.Cookie {
 	t.Helper()
 	now := f.c.now().Unix()
 	if s.Issued == 0 {
@@ -123,7 +123,7 @@ var (
 )
 
 // do serves one request with cookie (if any) and form (if any: a POST).
-func (f *fixture) do(t *testing.T, method, target string, ck *http.Cookie, form url.Values, header http.Header) *httptest.ResponseRecorder {
+func (f *fixture) do(t testing.TB, method, target string, ck *http.Cookie, form url.Values, header http.Header) *httptest.ResponseRecorder {
 	t.Helper()
 	var body *strings.Reader
 	if form != nil {

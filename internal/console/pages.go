@@ -25,6 +25,7 @@ func (c *Console) routes() {
 	c.page("/transfers", "/api/transfers", "transfers", c.transfers)
 	c.page("/transfers/{id}", "/api/transfers/{id}", "transfer", c.transfer)
 	c.page("/approvals", "/api/approvals", "approvals", c.approvals)
+	c.page("/quarantine", "/api/quarantine", "quarantine", c.quarantine)
 	c.page("/batches", "/api/batches", "batches", c.batches)
 	c.page("/batches/{id}", "/api/batches/{id}", "batch", c.batch)
 	c.mux.HandleFunc("GET /api/me", c.withRole("", func(w http.ResponseWriter, r *http.Request, s *session) {
@@ -248,6 +249,16 @@ func (c *Console) approvals(r *http.Request) (view, error) {
 		hs[i] = held{Transfer: t, Approvers: orEmpty(who)}
 	}
 	return view{Title: "Approvals", Data: hs}, nil
+}
+
+// quarantine lists the quarantined files still held, newest first.
+func (c *Console) quarantine(r *http.Request) (view, error) {
+	trs, err := c.led.List(r.Context(), ledger.Filter{States: []ledger.State{ledger.Quarantined}, Limit: 500})
+	if err != nil {
+		return view{}, err
+	}
+	trs = slices.DeleteFunc(trs, func(t ledger.Transfer) bool { return t.Destination == "" })
+	return view{Title: "Quarantine", Data: orEmpty(trs)}, nil
 }
 
 func (c *Console) batches(r *http.Request) (view, error) {

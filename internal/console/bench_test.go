@@ -1,0 +1,93 @@
+package console
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/airlock-gw/airlock/internal/config"
+)
+
+// BenchmarkPages renders each page on a SQLite ledger of
+// AIRLOCK_BENCH_TRANSFERS transfers (default 1,000,000) over 30 days: 50
+// suppliers, 20 routes, 2% failed, 1% quarantined, 0.1% held for approval.
+func BenchmarkPages(b *testing.B) {
+	n := 1_000_000
+	if s := os.Getenv("AIRLOCK_BENCH_TRANSFERS"); s != "" {
+		var err error
+		if n, err = strconv.Atoi(s); err != nil {
+			b.Fatal(err)
+		}
+	}
+	f := newFixture(b, config.Console{PublicURL: "https://airlock.example"})
+	filled := time.Now()
+	sha, name := fill(b, f, n)
+	b.Logf("%d transfers inserted in %s", n, time.Since(filled).Round(time.Millisecond))
+	ck := f.cookie(b, approver)
+	for _, page := range []string{
+		"/", "/transfers", "/transfers?supplier=supplier_7", "/transfers?route=route_3", "/transfers?state=failed",
+		"/transfers?state=quarantined&supplier=supplier_3", "/transfers?direction=egress&from=2026-01-01",
+		"/transfers?sha256=" + sha, "/transfers?name=" + name, "/approvals", "/batches",
+		"/transfers/bench" + fmt.Sprintf("%020d", n/2),
+	} {
+		b.Run(page, func(b *testing.B) {
+			for b.Loop() {
+				if w := f.do(b, "GET", page, ck, nil, nil); w.Code != http.StatusOK {
+					b.Fatalf("%s: %d", page, w.Code)
+				}
+			}
+		})
+	}
+}
+
+// fill inserts n transfers straight into the table, as months of use
+// would leave them; it returns a sha256 and a name that occur once.
+func fill(b *testing.B, f *fixture, n int) (sha, name string) {
+	b.Helper()
+	ctx := b.Context()
+	tx, err := f.led.DB().BeginTx(ctx, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO transfers (id, direction, supplier, path, size, sha256, state,
+		scan_result, destination, error, attempts, landing_key, node, remote_ip, created_at, updated_at, route, batch)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, '', 'dest', '', 1, $8, 'n1', '203.0.113.7', $9, $9, $10, '')`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	start := time.Now().Add(-30 * 24 * time.Hour)
+	step := 30 * 24 * time.Hour / time.Duration(n)
+	for i := range n {
+		sum := sha256.Sum256([]byte(strconv.Itoa(i)))
+		state, dir, route := "delivered", "ingress", ""
+		switch {
+		case i%1000 == 7:
+			state = "awaiting_approval"
+		case i%100 == 3:
+			state = "quarantined"
+		case i%50 == 1:
+			state = "failed"
+		}
+		if i%4 == 0 {
+			dir, route = "egress", fmt.Sprintf("route_%d", i%20)
+		}
+		at := start.Add(time.Duration(i) * step).UTC().Format("2006-01-02T15:04:05.000000Z")
+		path := fmt.Sprintf("/2026/file-%07d.csv", i)
+		if _, err := stmt.ExecContext(ctx, fmt.Sprintf("bench%020d", i), dir, fmt.Sprintf("supplier_%d", i%50), path,
+			int64(1000+i%5000), hex.EncodeToString(sum[:]), state, "key"+path, at, route); err != nil {
+			b.Fatal(err)
+		}
+		if i == n/2 {
+			sha, name = hex.EncodeToString(sum[:]), fmt.Sprintf("file-%07d", i)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		b.Fatal(err)
+	}
+	return sha, name
+}
