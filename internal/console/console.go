@@ -30,6 +30,7 @@ type Ledger interface {
 	Counts(ctx context.Context, since time.Time) ([]ledger.Count, error)
 	Batches(ctx context.Context, f ledger.BatchFilter) ([]ledger.Batch, error)
 	GetBatch(ctx context.Context, id string) (ledger.Batch, error)
+	SearchEvents(ctx context.Context, f ledger.EventFilter) ([]ledger.Event, error)
 	Append(ctx context.Context, ev ledger.Event) (ledger.Event, error)
 }
 

@@ -322,3 +322,36 @@ func TestQuarantinePage(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func TestAuditPage(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, config.Console{PublicURL: "https://airlock.example"})
+	tr := f.held(t, "walt", "/a.csv")
+	for range pageSize {
+		if _, err := f.led.Append(t.Context(), ledger.Event{Kind: "auth.ok", Actor: "acme"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ck := f.cookie(t, viewer)
+	var res auditSearch
+	if w := f.do(t, "GET", "/api/audit?transfer="+tr.ID, ck, nil, nil); json.Unmarshal(w.Body.Bytes(), &res) != nil || len(res.Events) != 2 || res.Next != "" {
+		t.Errorf("a transfer's events: %s", w.Body)
+	}
+	seen := 0
+	for next := "kind=auth."; ; next = res.Next {
+		res = auditSearch{}
+		if w := f.do(t, "GET", "/api/audit?"+next, ck, nil, nil); json.Unmarshal(w.Body.Bytes(), &res) != nil {
+			t.Fatalf("audit: %s", w.Body)
+		}
+		seen += len(res.Events)
+		if res.Next == "" {
+			break
+		}
+	}
+	if seen != pageSize {
+		t.Errorf("%d auth events over the pages, want %d", seen, pageSize)
+	}
+	if page := f.do(t, "GET", "/audit?actor=acme", ck, nil, nil).Body.String(); !strings.Contains(page, "auth.ok") || strings.Contains(page, "transfer.queued") {
+		t.Errorf("the audit page:\n%s", page)
+	}
+}

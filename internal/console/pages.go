@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,6 +27,7 @@ func (c *Console) routes() {
 	c.page("/transfers/{id}", "/api/transfers/{id}", "transfer", c.transfer)
 	c.page("/approvals", "/api/approvals", "approvals", c.approvals)
 	c.page("/quarantine", "/api/quarantine", "quarantine", c.quarantine)
+	c.page("/audit", "/api/audit", "audit", c.auditEvents)
 	c.page("/batches", "/api/batches", "batches", c.batches)
 	c.page("/batches/{id}", "/api/batches/{id}", "batch", c.batch)
 	c.mux.HandleFunc("GET /api/me", c.withRole("", func(w http.ResponseWriter, r *http.Request, s *session) {
@@ -249,6 +251,46 @@ func (c *Console) approvals(r *http.Request) (view, error) {
 		hs[i] = held{Transfer: t, Approvers: orEmpty(who)}
 	}
 	return view{Title: "Approvals", Data: hs}, nil
+}
+
+// auditSearch is a page of audit events found, newest first.
+type auditSearch struct {
+	Query  url.Values     `json:"query"`
+	Events []ledger.Event `json:"events"`
+	// Next is the query of the next (older) page; "" on the last.
+	Next    string `json:"next,omitempty"`
+	Problem string `json:"problem,omitempty"`
+}
+
+// auditEvents searches the audit log by kind (a prefix), actor and
+// transfer, pageSize events a page.
+func (c *Console) auditEvents(r *http.Request) (view, error) {
+	q := r.URL.Query()
+	res := auditSearch{Query: q}
+	f := ledger.EventFilter{Kind: q.Get("kind"), Actor: q.Get("actor"), TransferID: q.Get("transfer"), Limit: pageSize + 1}
+	if s := q.Get("before"); s != "" {
+		seq, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || seq <= 0 {
+			res.Problem = fmt.Sprintf("before: %q is not an event seq", s)
+			return view{Title: "Audit", Data: res}, nil
+		}
+		f.Before = seq
+	}
+	evs, err := c.led.SearchEvents(r.Context(), f)
+	if err != nil {
+		return view{}, err
+	}
+	if len(evs) > pageSize {
+		evs = evs[:pageSize]
+		next := url.Values{}
+		for k, v := range q {
+			next[k] = v
+		}
+		next.Set("before", strconv.FormatInt(evs[len(evs)-1].Seq, 10))
+		res.Next = next.Encode()
+	}
+	res.Events = orEmpty(evs)
+	return view{Title: "Audit", Data: res}, nil
 }
 
 // quarantine lists the quarantined files still held, newest first.

@@ -3,6 +3,8 @@ package ledger
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -103,6 +105,64 @@ func (l *Ledger) EventsAfter(ctx context.Context, seq int64, since time.Time, li
 	for i, r := range rows {
 		if evs[i], err = r.event(); err != nil {
 			return nil, fmt.Errorf("list audit events after %d: %w", seq, err)
+		}
+	}
+	return evs, nil
+}
+
+// EventFilter selects audit events for SearchEvents; zero fields select
+// everything.
+type EventFilter struct {
+	Kind       string // kinds starting with it ("approval." is every approval event)
+	Actor      string // the actor exactly
+	TransferID string
+	Before     int64 // only events before this seq (a page's cursor)
+	Limit      int
+}
+
+// SearchEvents returns the audit events f selects, newest first.
+func (l *Ledger) SearchEvents(ctx context.Context, f EventFilter) ([]Event, error) {
+	var where []string
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	if f.Kind != "" {
+		col := "kind"
+		if l.postgres {
+			col = `kind COLLATE "C"`
+		}
+		where = append(where, col+" >= "+arg(f.Kind))
+		if upper, ok := prefixUpperBound(f.Kind); ok {
+			where = append(where, col+" < "+arg(upper))
+		}
+	}
+	if f.Actor != "" {
+		where = append(where, "actor = "+arg(f.Actor))
+	}
+	if f.TransferID != "" {
+		where = append(where, "transfer_id = "+arg(f.TransferID))
+	}
+	if f.Before > 0 {
+		where = append(where, "seq < "+arg(f.Before))
+	}
+	query := `SELECT ` + eventColumns + ` FROM audit_events`
+	if len(where) > 0 {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	query += " ORDER BY seq DESC"
+	if f.Limit > 0 {
+		query += " LIMIT " + arg(f.Limit)
+	}
+	rows, err := l.eventRows(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("search audit events: %w", err)
+	}
+	evs := make([]Event, len(rows))
+	for i, r := range rows {
+		if evs[i], err = r.event(); err != nil {
+			return nil, fmt.Errorf("search audit events: %w", err)
 		}
 	}
 	return evs, nil

@@ -64,3 +64,43 @@ func TestSearch(t *testing.T) {
 		}
 	})
 }
+
+func TestSearchEvents(t *testing.T) {
+	t.Parallel()
+	ledgertest.ForEachBackend(t, func(t *testing.T, dsn string) {
+		l := openLedger(t, dsn)
+		ctx := t.Context()
+		for _, ev := range []Event{
+			{Kind: "approval.granted", Actor: "ann", TransferID: "t1"}, {Kind: "approval.refused", Actor: "walt", TransferID: "t1"},
+			{Kind: "approvals", Actor: "ann"}, {Kind: "auth.ok", Actor: "acme"}, {Kind: "approval.granted", Actor: "bob", TransferID: "t2"},
+		} {
+			if _, err := l.Append(ctx, ev); err != nil {
+				t.Fatal(err)
+			}
+		}
+		tests := []struct {
+			name string
+			f    EventFilter
+			want []int64 // seqs, newest first
+		}{
+			{"all", EventFilter{}, []int64{5, 4, 3, 2, 1}},
+			{"a kind's prefix", EventFilter{Kind: "approval."}, []int64{5, 2, 1}},
+			{"an actor", EventFilter{Actor: "ann"}, []int64{3, 1}},
+			{"a transfer", EventFilter{TransferID: "t1"}, []int64{2, 1}},
+			{"a page", EventFilter{Before: 4, Limit: 2}, []int64{3, 2}},
+		}
+		for _, tt := range tests {
+			evs, err := l.SearchEvents(ctx, tt.f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []int64
+			for _, ev := range evs {
+				got = append(got, ev.Seq)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("%s: %v, want %v", tt.name, got, tt.want)
+			}
+		}
+	})
+}

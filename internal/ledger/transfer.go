@@ -427,7 +427,8 @@ func (l *Ledger) List(ctx context.Context, f Filter) ([]Transfer, error) {
 		where = append(where, "supplier = "+arg(f.Supplier))
 	}
 	if f.Route != "" {
-		where = append(where, "route = "+arg(f.Route))
+		// The second term lets the route indexes, partial, serve it.
+		where = append(where, "route = "+arg(f.Route), "route <> ''")
 	}
 	if f.Batch != "" {
 		where = append(where, "batch = "+arg(f.Batch))
