@@ -475,7 +475,7 @@ func (l *Ledger) List(ctx context.Context, f Filter) ([]Transfer, error) {
 	if !f.UpdatedSince.IsZero() {
 		where = append(where, "updated_at >= "+arg(formatTime(f.UpdatedSince)))
 	}
-	where = append(where, f.Search.where(arg, l.postgres)...)
+	where = append(where, f.where(arg, l.postgres)...)
 	query := `SELECT ` + transferColumns + ` FROM transfers`
 	if len(where) > 0 {
 		query += " WHERE " + strings.Join(where, " AND ")
