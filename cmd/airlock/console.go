@@ -35,7 +35,8 @@ func (n *node) openConsole(ctx context.Context) error {
 	}
 	base := pipeline.Operator{Ledger: n.led, Queue: n.queue, Landing: n.landing, Quarantine: n.quarantine, Routes: n.routes}
 	n.console, err = console.New(console.Options{
-		Config: *cfg, Ledger: n.led, SessionKey: key, ClientSecret: secret, Log: n.log.With("component", "console"),
+		Config: *cfg, Ledger: n.led, SessionKey: key,
+		Tree: console.Tree{Suppliers: n.suppliers.Current, Datasets: n.datasets.Current, Routes: n.cfg.Routes}, ClientSecret: secret, Log: n.log.With("component", "console"),
 		Operate: func(a console.Actor) console.Operator {
 			op := base
 			op.Actor, op.Person = a.Name, a.Person

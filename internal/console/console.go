@@ -63,10 +63,12 @@ type Options struct {
 	Config  config.Console
 	Ledger  Ledger
 	Operate func(Actor) Operator
+	// Tree is the configuration in force, shown read-only.
+	Tree Tree
 	// SessionKey seals the cookies (32 bytes or more); nil makes one.
 	SessionKey   []byte
 	ClientSecret string
-	// Client calls the identity provider; nil: http.DefaultClient.
+	// Client calls the identity provider; nil: one with a 30 s timeout.
 	Client *http.Client
 	Log    *slog.Logger
 	Now    func() time.Time // nil: time.Now
@@ -77,6 +79,7 @@ type Console struct {
 	cfg          config.Console
 	led          Ledger
 	operate      func(Actor) Operator
+	conf         Tree
 	seal         *sealer
 	clientSecret string
 	client       *http.Client
@@ -97,10 +100,10 @@ func New(o Options) (*Console, error) {
 	if err != nil {
 		return nil, fmt.Errorf("console: %w", err)
 	}
-	c := &Console{cfg: o.Config, led: o.Ledger, operate: o.Operate, seal: seal, clientSecret: o.ClientSecret,
+	c := &Console{cfg: o.Config, led: o.Ledger, operate: o.Operate, conf: o.Tree, seal: seal, clientSecret: o.ClientSecret,
 		client: o.Client, log: o.Log, now: o.Now, mux: http.NewServeMux()}
 	if c.client == nil {
-		c.client = http.DefaultClient
+		c.client = &http.Client{Timeout: 30 * time.Second}
 	}
 	if c.now == nil {
 		c.now = time.Now

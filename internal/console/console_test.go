@@ -1,13 +1,19 @@
 package console
 
 import (
+	"crypto/ed25519"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/netip"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/ssh"
 
 	"github.com/airlock-gw/airlock/internal/config"
 	"github.com/airlock-gw/airlock/internal/ledger"
@@ -353,5 +359,69 @@ func TestAuditPage(t *testing.T) {
 	}
 	if page := f.do(t, "GET", "/audit?actor=acme", ck, nil, nil).Body.String(); !strings.Contains(page, "auth.ok") || strings.Contains(page, "transfer.queued") {
 		t.Errorf("the audit page:\n%s", page)
+	}
+}
+
+func TestBare(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"postgres://restore:s3cret@db.internal:5432/tre?sslmode=verify-full": "postgres://db.internal:5432/tre",
+		"s3://bucket/prefix?region=eu-west-2&endpoint=http://x":              "s3://bucket/prefix",
+		"/srv/airlock/delivered":         "/srv/airlock/delivered",
+		"https://receiver:8091/DA/#frag": "https://receiver:8091/DA/",
+	} {
+		if got := bare(in); got != want {
+			t.Errorf("bare(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestConfigPage(t *testing.T) {
+	t.Parallel()
+	pub, _, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sshPub, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sshPub))) + " acme laptop"
+	soon := time.Now().UTC().Add(10 * 24 * time.Hour).Format(time.DateOnly)
+	dir := t.TempDir()
+	for name, body := range map[string]string{
+		"airlock.yaml": "node: n\n",
+		"suppliers/acme.yaml": fmt.Sprintf("name: acme\nemail: data@acme.example\nallowed_ips: [\"192.0.2.0/24\"]\n"+
+			"ssh_keys: [{key: %q, expires: %q}]\ndestination:\n  url: \"s3://land/acme?region=eu-west-2&endpoint=http://minio:9000\"\n", key, soon),
+		"datasets/proj.yaml": "name: proj\npaperwork: \"https://docs.example/dpia/proj\"\nusers: [alpha_user]\nbucket: \"s3://target/proj?region=eu-west-2\"\napproval: 1\n",
+	} {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg, err := config.Load(filepath.Join(dir, "airlock.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, config.Console{PublicURL: "https://airlock.example"})
+	f.c.conf = Tree{Suppliers: func() *config.Suppliers { return cfg.Suppliers }, Datasets: func() *config.Datasets { return cfg.Datasets }}
+	w := f.do(t, "GET", "/api/config", f.cookie(t, viewer), nil, nil)
+	var tv treeView
+	if err := json.Unmarshal(w.Body.Bytes(), &tv); err != nil || len(tv.Suppliers) != 1 || len(tv.Datasets) != 1 {
+		t.Fatalf("config: %v %s", err, w.Body)
+	}
+	s, d := tv.Suppliers[0], tv.Datasets[0]
+	if s.Destination != "s3://land/acme" || len(s.Keys) != 1 || s.Keys[0].Status != "expiring" || s.Keys[0].Comment != "acme laptop" {
+		t.Errorf("supplier: %+v", s)
+	}
+	if d.Kind != "push" || d.Target != "s3://target/proj" || d.Approval != 1 {
+		t.Errorf("dataset: %+v", d)
+	}
+	if page := f.do(t, "GET", "/config", f.cookie(t, viewer), nil, nil).Body.String(); strings.Contains(page, "minio") || !strings.Contains(page, "expiring") {
+		t.Errorf("the configuration page shows a URL's parameters, or no expiry:\n%s", page)
 	}
 }

@@ -28,6 +28,7 @@ func (c *Console) routes() {
 	c.page("/approvals", "/api/approvals", "approvals", c.approvals)
 	c.page("/quarantine", "/api/quarantine", "quarantine", c.quarantine)
 	c.page("/audit", "/api/audit", "audit", c.auditEvents)
+	c.page("/config", "/api/config", "config", c.tree)
 	c.page("/batches", "/api/batches", "batches", c.batches)
 	c.page("/batches/{id}", "/api/batches/{id}", "batch", c.batch)
 	c.mux.HandleFunc("GET /api/me", c.withRole("", func(w http.ResponseWriter, r *http.Request, s *session) {
