@@ -35,8 +35,10 @@ func (n *node) openConsole(ctx context.Context) error {
 	}
 	base := pipeline.Operator{Ledger: n.led, Queue: n.queue, Landing: n.landing, Quarantine: n.quarantine, Routes: n.routes}
 	n.console, err = console.New(console.Options{
-		Config: *cfg, Ledger: n.led, SessionKey: key,
-		Tree: console.Tree{Suppliers: n.suppliers.Current, Datasets: n.datasets.Current, Routes: n.cfg.Routes}, ClientSecret: secret, Log: n.log.With("component", "console"),
+		Config: *cfg, Ledger: n.led, SessionKey: key, ClientSecret: secret, Log: n.log.With("component", "console"),
+		Tree: console.Tree{Suppliers: n.suppliers.Current, Datasets: n.datasets.Current, Routes: n.cfg.Routes},
+		Health: []console.Check{{Name: "database", Ping: n.led.Ping}, {Name: "landing", Ping: n.landing.Ping},
+			{Name: "quarantine", Ping: n.quarantine.Ping}, {Name: "exports", Ping: n.exports.Ping}, {Name: "scanner", Ping: n.scanner.Ping}},
 		Operate: func(a console.Actor) console.Operator {
 			op := base
 			op.Actor, op.Person = a.Name, a.Person

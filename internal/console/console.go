@@ -44,6 +44,13 @@ type Operator interface {
 	Delete(ctx context.Context, id, reason string) (ledger.Transfer, error)
 }
 
+// Check is a dependency the overview pings: the database, the stores,
+// the scanner.
+type Check struct {
+	Name string
+	Ping func(context.Context) error
+}
+
 // Actor is who acts through the console.
 type Actor struct {
 	Name   string // in the audit log: "oidc:<subject> <email>"
@@ -65,6 +72,8 @@ type Options struct {
 	Operate func(Actor) Operator
 	// Tree is the configuration in force, shown read-only.
 	Tree Tree
+	// Health are the dependencies the overview says are up or down.
+	Health []Check
 	// SessionKey seals the cookies (32 bytes or more); nil makes one.
 	SessionKey   []byte
 	ClientSecret string
@@ -80,6 +89,7 @@ type Console struct {
 	led          Ledger
 	operate      func(Actor) Operator
 	conf         Tree
+	health       []Check
 	seal         *sealer
 	clientSecret string
 	client       *http.Client
@@ -100,7 +110,7 @@ func New(o Options) (*Console, error) {
 	if err != nil {
 		return nil, fmt.Errorf("console: %w", err)
 	}
-	c := &Console{cfg: o.Config, led: o.Ledger, operate: o.Operate, conf: o.Tree, seal: seal, clientSecret: o.ClientSecret,
+	c := &Console{cfg: o.Config, led: o.Ledger, operate: o.Operate, conf: o.Tree, health: o.Health, seal: seal, clientSecret: o.ClientSecret,
 		client: o.Client, log: o.Log, now: o.Now, mux: http.NewServeMux()}
 	if c.client == nil {
 		c.client = &http.Client{Timeout: 30 * time.Second}

@@ -1,8 +1,10 @@
 package console
 
 import (
+	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -423,5 +425,17 @@ func TestConfigPage(t *testing.T) {
 	}
 	if page := f.do(t, "GET", "/config", f.cookie(t, viewer), nil, nil).Body.String(); strings.Contains(page, "minio") || !strings.Contains(page, "expiring") {
 		t.Errorf("the configuration page shows a URL's parameters, or no expiry:\n%s", page)
+	}
+
+	// The overview names the key due, and the dependency down.
+	f.c.health = []Check{{Name: "database", Ping: f.led.Ping}, {Name: "scanner", Ping: func(context.Context) error { return errors.New("clamd: refused") }}}
+	var ov overview
+	if w := f.do(t, "GET", "/api/overview", f.cookie(t, viewer), nil, nil); json.Unmarshal(w.Body.Bytes(), &ov) != nil ||
+		len(ov.KeysDue) != 1 || ov.KeysDue[0].Supplier != "acme" ||
+		len(ov.Health) != 2 || !ov.Health[0].Up || ov.Health[1].Up {
+		t.Errorf("overview: %s", w.Body)
+	}
+	if page := f.do(t, "GET", "/", f.cookie(t, viewer), nil, nil).Body.String(); !strings.Contains(page, "scanner: DOWN") || strings.Contains(page, "refused") {
+		t.Errorf("the overview's health:\n%s", page)
 	}
 }

@@ -1,14 +1,17 @@
 package console
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/airlock-gw/airlock/internal/config"
 	"github.com/airlock-gw/airlock/internal/ledger"
 )
 
@@ -109,6 +112,20 @@ type overview struct {
 	Since       time.Time         `json:"since"`
 	Counts      []ledger.Count    `json:"counts"`
 	NeedsAction []ledger.Transfer `json:"needs_action"`
+	Health      []health          `json:"health"`
+	// KeysDue are the supplier keys expired or expiring within 30 days.
+	KeysDue []dueKey `json:"keys_due"`
+}
+
+// health is whether a dependency answered; why not is in the log.
+type health struct {
+	Name string `json:"name"`
+	Up   bool   `json:"up"`
+}
+
+type dueKey struct {
+	Supplier string `json:"supplier"`
+	keyView
 }
 
 func (c *Console) overview(r *http.Request) (view, error) {
@@ -126,7 +143,49 @@ func (c *Console) overview(r *http.Request) (view, error) {
 	waiting = slices.DeleteFunc(waiting, func(t ledger.Transfer) bool {
 		return t.State == ledger.Quarantined && t.Destination == ""
 	})
-	return view{Title: "Overview", Data: overview{Since: since, Counts: orEmpty(counts), NeedsAction: orEmpty(waiting)}}, nil
+	return view{Title: "Overview", Data: overview{Since: since, Counts: orEmpty(counts), NeedsAction: orEmpty(waiting),
+		Health: c.ping(r.Context()), KeysDue: c.keysDue()}}, nil
+}
+
+// pingTimeout bounds each health check, so that one dependency down does
+// not hold the page.
+const pingTimeout = 2 * time.Second
+
+// ping checks the dependencies at once.
+func (c *Console) ping(ctx context.Context) []health {
+	hs := make([]health, len(c.health))
+	var wg sync.WaitGroup
+	for i, ch := range c.health {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(ctx, pingTimeout)
+			defer cancel()
+			err := ch.Ping(ctx)
+			if err != nil {
+				c.log.Warn("console health check failed", "check", ch.Name, "err", err)
+			}
+			hs[i] = health{Name: ch.Name, Up: err == nil}
+		})
+	}
+	wg.Wait()
+	return hs
+}
+
+// keysDue lists the supplier keys expired or expiring soon.
+func (c *Console) keysDue() []dueKey {
+	due := []dueKey{}
+	if c.conf.Suppliers == nil {
+		return due
+	}
+	now := c.now()
+	for _, s := range c.conf.Suppliers().All() {
+		for _, k := range s.SSHKeys {
+			if st := k.StatusAt(now, keyNotice); st != config.KeyOK {
+				due = append(due, dueKey{Supplier: s.Name, keyView: keyView{Type: k.Type, Fingerprint: k.Fingerprint,
+					Comment: k.Comment, ExpiryDate: k.ExpiryDate(), Status: string(st)}})
+			}
+		}
+	}
+	return due
 }
 
 // search is a page of transfers found, with the query that found them.

@@ -214,6 +214,21 @@ func TestConsoleFourEyes(t *testing.T) {
 		Events    []ledger.Event `json:"events"`
 	}
 	steward.getJSON("/api/transfers/"+held.ID, &detail)
+	var ov struct {
+		Health []struct {
+			Name string `json:"name"`
+			Up   bool   `json:"up"`
+		} `json:"health"`
+	}
+	steward.getJSON("/api/overview", &ov)
+	if len(ov.Health) != 5 {
+		t.Errorf("overview health: %+v", ov.Health)
+	}
+	for _, h := range ov.Health {
+		if !h.Up {
+			t.Errorf("%s is down", h.Name)
+		}
+	}
 	if len(detail.Approvers) != 1 || detail.Approvers[0] != "bob" {
 		t.Errorf("approvers: %v", detail.Approvers)
 	}
