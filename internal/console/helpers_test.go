@@ -27,7 +27,13 @@ type fixture struct {
 
 func newFixture(t testing.TB, cfg config.Console) *fixture {
 	t.Helper()
-	led, err := ledger.Open(t.Context(), "sqlite:"+filepath.Join(t.TempDir(), "airlock.db"))
+	return newFixtureOn(t, "sqlite:"+filepath.Join(t.TempDir(), "airlock.db"), cfg)
+}
+
+// newFixtureOn is newFixture on the database dsn.
+func newFixtureOn(t testing.TB, dsn string, cfg config.Console) *fixture {
+	t.Helper()
+	led, err := ledger.Open(t.Context(), dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
