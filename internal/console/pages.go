@@ -302,13 +302,17 @@ func (c *Console) approvals(r *http.Request) (view, error) {
 	if err != nil {
 		return view{}, err
 	}
+	ids := make([]string, len(trs))
+	for i, t := range trs {
+		ids[i] = t.ID
+	}
+	who, err := c.led.ApproversOf(r.Context(), ids)
+	if err != nil {
+		return view{}, err
+	}
 	hs := make([]held, len(trs))
 	for i, t := range trs {
-		who, err := c.led.Approvers(r.Context(), t.ID)
-		if err != nil {
-			return view{}, err
-		}
-		hs[i] = held{Transfer: t, Approvers: orEmpty(who)}
+		hs[i] = held{Transfer: t, Approvers: orEmpty(who[t.ID])}
 	}
 	return view{Title: "Approvals", Data: hs}, nil
 }

@@ -167,3 +167,32 @@ func (l *Ledger) SearchEvents(ctx context.Context, f EventFilter) ([]Event, erro
 	}
 	return evs, nil
 }
+
+// ApproversOf returns who approved each of the transfers ids, in the
+// order they did, in one query: a page of held transfers asks for them
+// all.
+func (l *Ledger) ApproversOf(ctx context.Context, ids []string) (map[string][]string, error) {
+	who := map[string][]string{}
+	if len(ids) == 0 {
+		return who, nil
+	}
+	in := make([]string, len(ids))
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		in[i], args[i] = "$"+strconv.Itoa(i+1), id
+	}
+	rows, err := l.reads.QueryContext(ctx, `SELECT transfer_id, approver FROM approvals WHERE transfer_id IN (`+
+		strings.Join(in, ", ")+`) ORDER BY transfer_id, approved_at, approver`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list approvals: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, a string
+		if err := rows.Scan(&id, &a); err != nil {
+			return nil, fmt.Errorf("list approvals: %w", err)
+		}
+		who[id] = append(who[id], a)
+	}
+	return who, rows.Err()
+}

@@ -104,3 +104,35 @@ func TestSearchEvents(t *testing.T) {
 		}
 	})
 }
+
+func TestApproversOf(t *testing.T) {
+	t.Parallel()
+	ledgertest.ForEachBackend(t, func(t *testing.T, dsn string) {
+		l := openLedger(t, dsn)
+		ctx := t.Context()
+		var ids []string
+		for _, p := range []string{"/a", "/b", "/c"} {
+			mtime := time.Now()
+			tr, err := l.Admit(ctx, NewTransfer(Transfer{Supplier: "walt", Route: "proj", Path: p, State: Queued, LandingKey: "proj" + p, MTime: &mtime}), Event{}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := l.Advance(ctx, tr.ID, []State{Queued}, AwaitingApproval, Change{}, Event{}); err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, tr.ID)
+		}
+		for _, a := range []struct{ id, who string }{{ids[0], "ann"}, {ids[0], "bob"}, {ids[2], "bob"}} {
+			if _, _, err := l.Approve(ctx, a.id, a.who, 3, Change{}, Event{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		who, err := l.ApproversOf(ctx, ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(who[ids[0]], []string{"ann", "bob"}) || len(who[ids[1]]) != 0 || !slices.Equal(who[ids[2]], []string{"bob"}) {
+			t.Errorf("ApproversOf = %v", who)
+		}
+	})
+}
