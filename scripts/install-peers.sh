@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the real programs the tests talk to, when missing: the OpenSSH
-# client, rclone, lftp, ssh-audit, curl, python3-paramiko, clamd, HAProxy,
+# client, rclone, lftp, ssh-audit, curl, python3-paramiko, chromium, clamd, HAProxy,
 # nginx and the Postgres server (Debian packages), versitygw, helm (for the
 # chart's checks), local-kms (the AWS KMS emulator) and the linter
 # golangci-lint (Go modules).
@@ -26,6 +26,8 @@ command -v script >/dev/null || need_apt+=(bsdutils)
 # curl (libcurl with libssh2) and paramiko, for Debian's own python3.
 command -v curl >/dev/null || need_apt+=(curl)
 /usr/bin/python3 -c 'import paramiko' 2>/dev/null || need_apt+=(python3-paramiko)
+# Headless Chromium drives the web console's tests (chromedp).
+command -v chromium >/dev/null || need_apt+=(chromium)
 # Servers the tests start themselves, installed with their services held
 # (below): Postgres for scripts/with-postgres.sh, and clamd, which is in
 # /usr/sbin, where a non-root PATH may not look.

@@ -41,7 +41,7 @@ func newAuditCmd(g *globals) *cobra.Command {
 	}
 	verify.Flags().StringVar(&publicKey, "public-key", "",
 		"the checkpoint key's public half (FILE.pub, ssh-ed25519); default: derived from audit.signing_key")
-	cmd.AddCommand(verify)
+	cmd.AddCommand(verify, newAuditExportCmd(g))
 	return cmd
 }
 

@@ -48,6 +48,12 @@ func (n *node) run(ctx context.Context, sftpLn, httpLn net.Listener, httpSrv *ht
 		defer cancel()
 		return httpSrv.Shutdown(shutdownCtx)
 	})
+	if n.console != nil {
+		grp.Go(func() error {
+			n.log.Info("console listening", "addr", n.consoleLn.Addr().String())
+			return n.console.Serve(ctx, n.consoleLn)
+		})
+	}
 	grp.Go(func() error { return n.suppliers.Watch(ctx) })
 	grp.Go(func() error { return n.datasets.Watch(ctx) })
 	grp.Go(func() error { return n.routeReloader.Watch(ctx) })

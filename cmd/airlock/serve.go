@@ -22,6 +22,7 @@ import (
 
 	"github.com/airlock-gw/airlock/internal/audit"
 	"github.com/airlock-gw/airlock/internal/config"
+	"github.com/airlock-gw/airlock/internal/console"
 	"github.com/airlock-gw/airlock/internal/gcfloor"
 	"github.com/airlock-gw/airlock/internal/httpapi"
 	"github.com/airlock-gw/airlock/internal/ledger"
@@ -73,7 +74,7 @@ func serve(ctx context.Context, cfg *config.Config, log *slog.Logger, opts serve
 	n := &node{cfg: cfg, log: log, reg: prometheus.NewRegistry()}
 	defer n.close()
 	n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	for _, open := range []func(context.Context) error{n.openStores, n.openAudit, n.openPipeline, n.openExports, n.openRoutes, n.openSFTP} {
+	for _, open := range []func(context.Context) error{n.openStores, n.openAudit, n.openPipeline, n.openExports, n.openRoutes, n.openSFTP, n.openConsole} {
 		if err := open(ctx); err != nil {
 			return err
 		}
@@ -122,6 +123,8 @@ type node struct {
 	notifier            *notify.KeyExpiryNotifier
 	queue               *pipeline.Queue
 	srv                 *sftpd.Server
+	console             *console.Console // nil: none configured
+	consoleLn           net.Listener
 
 	closers []func()
 }

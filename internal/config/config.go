@@ -46,6 +46,7 @@ type Config struct {
 	Notify      Notify
 	Pipeline    Pipeline
 	Audit       Audit
+	Console     *Console // nil: no console
 	// Warnings lists the risky but legal settings of the whole tree, supplier
 	// files included (those are also in Suppliers.Warnings), sorted by file
 	// and line.
@@ -253,6 +254,7 @@ var airlockKeys = keySet{
 	"keys":       nil,
 	"pipeline":   {"workers": nil, "max_attempts": nil, "retry_backoff": nil, "max_backoff": nil, "rescue_after": nil},
 	"audit":      {"checkpoints": nil, "signing_key": nil, "checkpoint_interval": nil},
+	"console":    consoleKeys,
 }
 
 // Load reads airlock.yaml at file and every supplier file. On any problem
@@ -390,6 +392,7 @@ func parseConfig(c *checker, data []byte, root string) (*Config, treeDirs) {
 	cfg.Notify = parseNotify(c, c.mapping(doc["notify"], airlockKeys["notify"]))
 	cfg.Pipeline = parsePipeline(c, c.mapping(doc["pipeline"], airlockKeys["pipeline"]))
 	cfg.Audit = parseAudit(c, c.mapping(doc["audit"], airlockKeys["audit"]), root)
+	cfg.Console = parseConsole(c, doc["console"], root)
 	checkCluster(c, cfg, doc, sftp)
 
 	limits := c.mapping(doc["limits"], airlockKeys["limits"])

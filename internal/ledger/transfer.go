@@ -390,6 +390,7 @@ type Filter struct {
 	// Shown leaves out the transfers their supplier hid (see Hide).
 	Shown bool
 	Limit int
+	Search
 }
 
 // RecentStates are states that count only since a time.
@@ -426,7 +427,8 @@ func (l *Ledger) List(ctx context.Context, f Filter) ([]Transfer, error) {
 		where = append(where, "supplier = "+arg(f.Supplier))
 	}
 	if f.Route != "" {
-		where = append(where, "route = "+arg(f.Route))
+		// The second term lets the route indexes, partial, serve it.
+		where = append(where, "route = "+arg(f.Route), "route <> ''")
 	}
 	if f.Batch != "" {
 		where = append(where, "batch = "+arg(f.Batch))
@@ -473,6 +475,7 @@ func (l *Ledger) List(ctx context.Context, f Filter) ([]Transfer, error) {
 	if !f.UpdatedSince.IsZero() {
 		where = append(where, "updated_at >= "+arg(formatTime(f.UpdatedSince)))
 	}
+	where = append(where, f.where(arg, l.postgres)...)
 	query := `SELECT ` + transferColumns + ` FROM transfers`
 	if len(where) > 0 {
 		query += " WHERE " + strings.Join(where, " AND ")
