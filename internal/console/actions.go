@@ -27,6 +27,16 @@ func (c *Console) actions() {
 		}
 		return outcome{fmt.Sprintf("Approved (%d so far): it waits for more.", n), t}, err
 	})
+	c.act("/batches/{id}/approve", config.RoleApprover, func(r *http.Request, op Operator, id string) (outcome, error) {
+		members, n, err := op.ApproveBatch(r.Context(), id)
+		if err != nil {
+			return outcome{}, err
+		}
+		if members[0].State == ledger.Delivering {
+			return outcome{fmt.Sprintf("Batch approved (%d approvals): its %d files will be sent.", n, len(members)), members[0]}, nil
+		}
+		return outcome{fmt.Sprintf("Batch approved (%d so far): its %d files wait for more.", n, len(members)), members[0]}, nil
+	})
 	c.act("/approvals/{id}/reject", config.RoleApprover, withReason(func(r *http.Request, op Operator, id, reason string) (outcome, error) {
 		t, err := op.Reject(r.Context(), id, reason)
 		return outcome{"Rejected: nothing was sent.", t}, err

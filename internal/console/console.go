@@ -39,6 +39,7 @@ type Ledger interface {
 // under the same rules as the CLI's (pipeline.Operator).
 type Operator interface {
 	Approve(ctx context.Context, id string) (ledger.Transfer, int, error)
+	ApproveBatch(ctx context.Context, id string) ([]ledger.Transfer, int, error)
 	Reject(ctx context.Context, id, reason string) (ledger.Transfer, error)
 	Retry(ctx context.Context, id string) (ledger.Transfer, error)
 	Release(ctx context.Context, id, reason string, skipScan bool) (ledger.Transfer, error)

@@ -139,6 +139,47 @@ func TestCSRFAndRoles(t *testing.T) {
 	}
 }
 
+// TestBatchApproval: the held members of a flag batch are approved
+// whole, by a button on each of their rows.
+func TestBatchApproval(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, config.Console{PublicURL: "https://airlock.example"})
+	mtime := time.Now()
+	var members []ledger.Transfer
+	for _, p := range []string{"/a.csv", "/b.csv"} {
+		members = append(members, ledger.NewTransfer(ledger.Transfer{Direction: ledger.Egress, Supplier: "walt", Route: "proj", Path: p,
+			State: ledger.Queued, LandingKey: "day" + p, MTime: &mtime}))
+	}
+	b, err := f.led.OpenBatch(t.Context(), ledger.Batch{Route: "proj", Trigger: "day/flag", TriggerVersion: "0:1"}, members, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held, err := f.led.List(t.Context(), ledger.Filter{Batch: b.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tr := range held {
+		if _, err := f.led.Advance(t.Context(), tr.ID, []ledger.State{ledger.Queued}, ledger.AwaitingApproval, ledger.Change{}, ledger.Event{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	page := f.do(t, "GET", "/approvals", f.cookie(t, approver), nil, nil).Body.String()
+	if strings.Count(page, `action="/batches/`+b.ID+`/approve"`) != 2 || strings.Contains(page, `action="/approvals/`+held[0].ID+`/approve"`) {
+		t.Errorf("approvals page: want each member's row to approve the batch, not the file alone\n%s", page)
+	}
+	w := f.do(t, "POST", "/batches/"+b.ID+"/approve", f.cookie(t, writer), url.Values{"csrf": {"token-walt"}}, nil)
+	if w.Code != http.StatusForbidden {
+		t.Errorf("the writer's approval of the batch: %d %s", w.Code, w.Body)
+	}
+	w = f.do(t, "POST", "/batches/"+b.ID+"/approve", f.cookie(t, approver), url.Values{"csrf": {"token-ann"}}, nil)
+	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "its 2 files will be sent") {
+		t.Errorf("the batch's approval: %d %s", w.Code, w.Body)
+	}
+	if granted := f.events(t, "approval.granted"); len(granted) != 2 || granted[0].Detail["batch"] != b.ID {
+		t.Errorf("approvals audited: %+v", granted)
+	}
+}
+
 func TestFourEyes(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, config.Console{PublicURL: "https://airlock.example"})

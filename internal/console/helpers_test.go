@@ -66,6 +66,10 @@ func (o ledgerOperator) Approve(ctx context.Context, id string) (ledger.Transfer
 	return o.led.Approve(ctx, id, o.a.Person, 1, ledger.Change{}, ledger.Event{Actor: o.a.Name})
 }
 
+func (o ledgerOperator) ApproveBatch(ctx context.Context, id string) ([]ledger.Transfer, int, error) {
+	return o.led.ApproveBatch(ctx, id, o.a.Person, 1, ledger.Change{}, ledger.Event{Actor: o.a.Name})
+}
+
 func (o ledgerOperator) Reject(ctx context.Context, id, reason string) (ledger.Transfer, error) {
 	return o.led.Advance(ctx, id, []ledger.State{ledger.AwaitingApproval}, ledger.Rejected, ledger.Change{},
 		ledger.Event{Kind: "approval.rejected", Actor: o.a.Name, Detail: map[string]string{"reason": reason}})
