@@ -217,7 +217,7 @@ func (n *node) watchRoute(ctx context.Context, e *routeEntry) {
 	for ctx.Err() == nil {
 		now := time.Now().UTC()
 		_, prefix := r.Watch(now.Format(time.DateOnly))
-		src := &pipeline.RouteSource{Source: n.source(st), Route: r.Name, Prefix: prefix, Flag: r.Flag}
+		src := &pipeline.RouteSource{Source: n.source(st), Route: r.Name, Prefix: prefix, Flag: r.Flag, Release: r.Release, Scanner: n.scanner}
 		found := watch.HandlerFunc(func(ctx context.Context, o watch.Object) error {
 			return src.Found(ctx, o.Key, o.Size, o.ModTime)
 		})

@@ -36,8 +36,17 @@ type Route struct {
 	Recipient   string   // who receives it, for people reading the ledger
 	Notify      []string // email addresses told of each batch's outcome
 	Approval    int      // people, other than the writer, who must approve each batch
-	File        string   // absolute path of the route file
+	// Release makes the route a release inbox: its flag is the manifest
+	// `airlock release` writes last (ReleaseManifest), and a batch is sent
+	// only when the files under the prefix are exactly the manifest's
+	// (names, sizes, sha256) and scan clean; its transfers are releases.
+	Release bool
+	File    string // absolute path of the route file
 }
+
+// ReleaseManifest is the manifest `airlock release` writes last, the flag
+// of a release inbox.
+const ReleaseManifest = "airlock-manifest.json"
 
 // Encrypt is a route's encryption for its recipient: age recipients or
 // one OpenPGP public key file, never both.
@@ -78,7 +87,7 @@ var routeKeys = keySet{
 	"name": nil, "source": nil, "flag": nil, "decrypt": nil, "rewrap": nil,
 	"encrypt": {"age": nil, "pgp": nil}, "compress": nil, "destination": nil,
 	"kms_key": nil, "tls": {"cert": nil, "key": nil, "ca": nil}, "recipient": nil,
-	"notify": nil, "approval": nil,
+	"notify": nil, "approval": nil, "release": nil,
 }
 
 // loadRoutes loads the route files; a missing dir is an error only when
@@ -155,6 +164,12 @@ func parseRoute(c *checker, data []byte, stem, root string, keys map[string]stri
 		}
 	}
 	r.Approval = c.integer(doc["approval"], 0, 0, maxApproval)
+	if r.Release = c.boolean(doc["release"], false); r.Release {
+		if r.Flag != "" && r.Flag != ReleaseManifest {
+			c.errorf(doc["flag"].key.Line, "a release inbox's flag is %s, the manifest airlock release writes last", ReleaseManifest)
+		}
+		r.Flag = ReleaseManifest
+	}
 	checkRouteCombination(c, r, doc, keys)
 	return r, nameLine
 }

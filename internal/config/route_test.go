@@ -57,6 +57,8 @@ func TestRouteRules(t *testing.T) {
 			want: []string{`routes/cbol_report.yaml:5: encrypt.age[0]: "age1x" is not an age recipient (age1…)`, `routes/cbol_report.yaml:5: encrypt takes age recipients or one pgp key file, exactly one of them`}},
 		{name: "postgres destination", files: map[string]string{"cbol_report.yaml": strings.Replace(routeYAML, `"s3://dest/cbol/$TODAYS_DATE/?region=eu-west-2"`, `"postgres://db/tre"`, 1)},
 			want: []string{`routes/cbol_report.yaml:4: destination: "postgres://db/tre": postgres:// destinations are not supported yet`}},
+		{name: "release inbox with another flag", files: map[string]string{"cbol_report.yaml": routeYAML + "release: true\n"},
+			want: []string{`routes/cbol_report.yaml:3: a release inbox's flag is airlock-manifest.json, the manifest airlock release writes last`}},
 		{name: "duplicate name", files: map[string]string{"cbol_report.yaml": routeYAML, "cbol_report.yml": routeYAML},
 			want: []string{`routes/cbol_report.yml:1: duplicate route name "cbol_report" (also in routes/cbol_report.yaml:1)`}},
 	}
@@ -89,6 +91,7 @@ func TestRouteValues(t *testing.T) {
 		"airlock.yaml":     "node: test\nroutes_dir: egress\n",
 		"suppliers/.keep":  "",
 		"egress/each.yaml": "name: each\nsource: out/each\ndestination: sent\ncompress: none\n",
+		"egress/inbox.yaml": "name: inbox\nsource: in\ndestination: tre\nrelease: true\n",
 	})
 	cfg, err := Load(filepath.Join(dir, "airlock.yaml"))
 	if err != nil {
@@ -98,6 +101,9 @@ func TestRouteValues(t *testing.T) {
 	if !ok || r.Source != filepath.Join(dir, "out/each") || r.Destination != filepath.Join(dir, "sent") ||
 		r.Compress != "" || r.Flag != "" || r.HTTPS() || r.File != filepath.Join(dir, "egress", "each.yaml") {
 		t.Errorf("%+v", r)
+	}
+	if r, ok := cfg.Routes.Lookup("inbox"); !ok || !r.Release || r.Flag != ReleaseManifest {
+		t.Errorf("release inbox: %+v; want release, flagged by its manifest", r)
 	}
 }
 

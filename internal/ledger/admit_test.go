@@ -225,6 +225,36 @@ func TestApproveBatch(t *testing.T) {
 	})
 }
 
+// TestRefuseBatch: a refused trigger is a failed batch of no files,
+// recorded once, its reason audited.
+func TestRefuseBatch(t *testing.T) {
+	t.Parallel()
+	ledgertest.ForEachBackend(t, func(t *testing.T, dsn string) {
+		ctx := t.Context()
+		l := openLedger(t, dsn)
+		flag := Batch{Route: "inbox", Trigger: "r1/airlock-manifest.json", TriggerVersion: "10:1"}
+		hooked := 0
+		b, err := l.RefuseBatch(ctx, flag, "x.csv is not in the manifest", func(context.Context, *sql.Tx, Batch) error { hooked++; return nil })
+		if err != nil || b.State != BatchFailed || b.Files != 0 || hooked != 1 {
+			t.Fatalf("RefuseBatch = %+v, %v (hook ran %d times)", b, err, hooked)
+		}
+		if _, err := l.RefuseBatch(ctx, flag, "again", nil); !errors.Is(err, ErrAdmitted) {
+			t.Errorf("the same trigger refused again = %v; want ErrAdmitted", err)
+		}
+		got, err := l.GetBatch(ctx, b.ID)
+		if err != nil || got.State != BatchFailed || got.SettledAt == nil {
+			t.Errorf("GetBatch = %+v, %v; want failed and settled", got, err)
+		}
+		evs, err := l.Events(ctx, "", 0)
+		if err != nil || evs[len(evs)-1].Kind != "batch.failed" || evs[len(evs)-1].Detail["reason"] != "x.csv is not in the manifest" {
+			t.Errorf("last event %+v, %v; want batch.failed with the reason", evs[len(evs)-1], err)
+		}
+		if _, err := l.VerifyAudit(ctx); err != nil {
+			t.Errorf("audit verify: %v", err)
+		}
+	})
+}
+
 func TestOpenBatch(t *testing.T) {
 	t.Parallel()
 	ledgertest.ForEachBackend(t, func(t *testing.T, dsn string) {

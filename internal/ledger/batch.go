@@ -94,6 +94,36 @@ func (l *Ledger) OpenBatch(ctx context.Context, b Batch, members []Transfer, inT
 	return b, nil
 }
 
+// RefuseBatch records b (Route, Trigger and TriggerVersion set) as failed
+// from the start, with no members, for why: a trigger whose batch must
+// not be sent at all (a release that does not match its manifest). One
+// event ("batch.failed", with why) and inTx (when set) go in the same
+// transaction. A trigger version seen before returns ErrAdmitted.
+func (l *Ledger) RefuseBatch(ctx context.Context, b Batch, why string, inTx func(context.Context, *sql.Tx, Batch) error) (Batch, error) {
+	at := now()
+	b.ID, b.CreatedAt, b.Files, b.State, b.SettledAt = newID(at), at, 0, BatchFailed, &at
+	ev := &Event{Kind: "batch." + BatchFailed, At: at, Detail: map[string]string{
+		"batch": b.ID, "route": b.Route, "trigger": b.Trigger, "files": "0", "reason": why}}
+	err := l.withEvents(ctx, durable, []*Event{ev}, func(tx *sql.Tx) error {
+		if err := insertBatch(ctx, tx, &b); err != nil {
+			return err
+		}
+		ev.Detail["reruns"] = b.Reruns
+		if _, err := tx.ExecContext(ctx, `UPDATE batches SET state = $1, settled_at = $2 WHERE id = $3`,
+			BatchFailed, formatTime(at), b.ID); err != nil {
+			return err
+		}
+		if inTx != nil {
+			return inTx(ctx, tx, b)
+		}
+		return nil
+	})
+	if err != nil {
+		return Batch{}, fmt.Errorf("refuse batch of %s for %s: %w", b.Route, b.Trigger, err)
+	}
+	return b, nil
+}
+
 // insertBatch inserts b unless its trigger version has a batch already,
 // naming in b.Reruns the latest batch of an earlier version.
 func insertBatch(ctx context.Context, tx *sql.Tx, b *Batch) error {

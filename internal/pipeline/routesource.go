@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -20,6 +21,11 @@ type RouteSource struct {
 	Route  string
 	Prefix string // the watched prefix in Store (today's, for a dated source)
 	Flag   string // "" admits each object
+	// Release makes it a release inbox: Flag is the release's manifest,
+	// and a batch is admitted, as releases, only when the files match it
+	// and Scanner finds them clean (releaseFiles).
+	Release bool
+	Scanner Scanner
 }
 
 // Found admits the object at key, of size bytes written at mtime.
@@ -52,6 +58,14 @@ func (rs *RouteSource) openBatch(ctx context.Context, flag string, size int64, m
 	if err != nil {
 		return fmt.Errorf("list the batch of %s: %w", flag, err)
 	}
+	batch := ledger.Batch{Route: rs.Route, Trigger: flag, TriggerVersion: fmt.Sprintf("%d:%d", size, mtime.UnixNano())}
+	var sums map[string]string // a release's files' sha256, checked
+	if rs.Release {
+		var problems []string
+		if sums, problems, err = rs.releaseFiles(ctx, flag, objs); err != nil || len(problems) > 0 {
+			return cmp.Or(err, rs.refuseRelease(ctx, batch, problems))
+		}
+	}
 	members := make([]ledger.Transfer, 0, len(objs))
 	for _, a := range objs {
 		rel := strings.TrimPrefix(a.Key, rs.Prefix)
@@ -63,12 +77,15 @@ func (rs *RouteSource) openBatch(ctx context.Context, flag string, size int64, m
 		if err != nil {
 			return err
 		}
+		if ok && rs.Release {
+			// Sent only if still the bytes checked (egress.check).
+			t.Direction, t.SHA256 = ledger.Release, sums[a.Key]
+		}
 		if ok {
 			members = append(members, t)
 		}
 	}
-	b, err := rs.Ledger.OpenBatch(ctx, ledger.Batch{Route: rs.Route, Trigger: flag,
-		TriggerVersion: fmt.Sprintf("%d:%d", size, mtime.UnixNano())}, members, rs.Queue.Admit)
+	b, err := rs.Ledger.OpenBatch(ctx, batch, members, rs.Queue.Admit)
 	if errors.Is(err, ledger.ErrAdmitted) {
 		return nil
 	}
