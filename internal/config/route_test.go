@@ -88,9 +88,9 @@ func TestRouteRules(t *testing.T) {
 func TestRouteValues(t *testing.T) {
 	t.Parallel()
 	dir := writeTree(t, map[string]string{
-		"airlock.yaml":     "node: test\nroutes_dir: egress\n",
-		"suppliers/.keep":  "",
-		"egress/each.yaml": "name: each\nsource: out/each\ndestination: sent\ncompress: none\n",
+		"airlock.yaml":      "node: test\nroutes_dir: egress\n",
+		"suppliers/.keep":   "",
+		"egress/each.yaml":  "name: each\nsource: out/each\ndestination: sent\ncompress: none\n",
 		"egress/inbox.yaml": "name: inbox\nsource: in\ndestination: tre\nrelease: true\n",
 	})
 	cfg, err := Load(filepath.Join(dir, "airlock.yaml"))
