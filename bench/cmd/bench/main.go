@@ -18,7 +18,7 @@
 //	go run ./bench/cmd/bench [-quick] [-runs N] [-size 1GiB] [-out docs/benchmarks.md | -only small,latency]
 //
 // -only runs some of the scenarios (aes, chacha, ctr, download, small, sessions,
-// latency, s3, cluster, push, route, memory, smallpar) while iterating on them; it does not go with -out, which
+// latency, s3, cluster, push, route, memory, release, smallpar) while iterating on them; it does not go with -out, which
 // must always hold a full run.
 //
 // `make bench` installs the peers (scripts/install-peers.sh openssh-server;
@@ -58,6 +58,7 @@ type options struct {
 	// latencyFiles is the number of 1 MiB files of the latency scenario.
 	latencyFiles int
 	s3Small      int64
+	releaseSize  int64 // the file of the release scenario (11)
 	s3Large      int64
 	noS3         bool
 	only         []string // scenarios to run (see scenarioNames); none: all
@@ -74,7 +75,7 @@ type options struct {
 }
 
 // scenarioNames are the names -only takes, in the order the scenarios run.
-var scenarioNames = []string{"aes", "chacha", "ctr", "download", "small", "smallpar", "sessions", "latency", "s3", "cluster", "push", "route", "memory"}
+var scenarioNames = []string{"aes", "chacha", "ctr", "download", "small", "smallpar", "sessions", "latency", "s3", "cluster", "push", "route", "memory", "release"}
 
 // selected says whether the run includes scenario name.
 func (o options) selected(name string) bool {
@@ -126,7 +127,7 @@ func (f sizeFlag) Set(s string) error {
 func parseFlags() options {
 	o := options{
 		runs: 5, size: 1 << 30, smallFiles: 100, smallSize: 64 << 10, smallSessions: 8, smallPerSession: 300, sessions: 50, sessionSize: 20 << 20, latencyFiles: 100,
-		s3Small: 1e9, s3Large: 5e9, micro: true, timeout: 90 * time.Minute, cmdTimeout: 15 * time.Minute, pipelineTimeout: 10 * time.Minute,
+		s3Small: 1e9, s3Large: 5e9, releaseSize: 2 << 30, micro: true, timeout: 90 * time.Minute, cmdTimeout: 15 * time.Minute, pipelineTimeout: 10 * time.Minute,
 	}
 	flag.IntVar(&o.runs, "runs", o.runs, "runs per scenario and server, alternating OpenSSH and airlock")
 	flag.Var(sizeFlag{&o.size}, "size", "size of the upload and download file")
@@ -139,8 +140,9 @@ func parseFlags() options {
 	flag.IntVar(&o.latencyFiles, "latency-files", o.latencyFiles, "1 MiB files uploaded one after the other for the landed → delivered latency")
 	flag.Var(sizeFlag{&o.s3Small}, "s3-small", "smaller upload into the S3 landing store, and smaller push (8) and route object (9)")
 	flag.Var(sizeFlag{&o.s3Large}, "s3-large", "larger upload into the S3 landing store, and larger push (8) and route object (9)")
+	flag.Var(sizeFlag{&o.releaseSize}, "release-size", "file released to S3 by airlock release and rclone copy (11)")
 	flag.BoolVar(&o.noS3, "no-s3", false, "skip the S3 scenarios: the S3 landing (5), the push to an S3 target (8) and the routes from one (9)")
-	flag.Func("only", "run only these scenarios, comma-separated: aes (1a), chacha (1b), ctr (1c), download (2), small (3a), smallpar (3b), sessions (4), latency (6), s3 (5), cluster (7), push (8), route (9), memory (10); default: all; not with -out",
+	flag.Func("only", "run only these scenarios, comma-separated: aes (1a), chacha (1b), ctr (1c), download (2), small (3a), smallpar (3b), sessions (4), latency (6), s3 (5), cluster (7), push (8), route (9), memory (10), release (11); default: all; not with -out",
 		func(s string) (err error) {
 			o.only, err = parseOnly(s)
 			return err
@@ -169,6 +171,9 @@ func parseFlags() options {
 		if !set["s3-large"] {
 			o.s3Large = 1e9
 		}
+		if !set["release-size"] {
+			o.releaseSize = 256 << 20
+		}
 	}
 	if o.runs < 1 || o.sessions < 1 || o.smallFiles < 1 || o.latencyFiles < 1 || o.smallSessions < 1 || o.smallPerSession < 2 {
 		fmt.Fprintln(os.Stderr, "bench: -runs, -sessions, -small-files, -small-sessions and -latency-files must be at least 1, -small-per-session 2")
@@ -189,7 +194,7 @@ func logf(format string, args ...any) {
 
 // toolset is the programs the bench runs.
 type toolset struct {
-	sftp, keygen, sshd, versitygw, haproxy, nginx, airlock string
+	sftp, keygen, sshd, versitygw, haproxy, nginx, rclone, airlock string
 }
 
 type bench struct {
@@ -377,6 +382,9 @@ func (b *bench) run(ctx context.Context) error {
 	if rep.memory, err = b.memoryStep(ctx); err != nil {
 		return fmt.Errorf("memory scenario: %w", err)
 	}
+	if rep.release, err = b.releaseStep(ctx); err != nil {
+		return fmt.Errorf("release scenario: %w", err)
+	}
 	if b.opts.micro {
 		logf("Go micro-benchmarks (internal/sftpd)")
 		rep.micro = b.microBenchmarks(ctx)
@@ -406,9 +414,10 @@ func (b *bench) findTools() error {
 		{"sftp", &b.tools.sftp, true},
 		{"ssh-keygen", &b.tools.keygen, true},
 		{"sshd", &b.tools.sshd, true},
-		{"versitygw", &b.tools.versitygw, !b.opts.noS3 && (b.opts.selected("s3") || b.opts.selected("push") || b.opts.selected("route"))},
+		{"versitygw", &b.tools.versitygw, !b.opts.noS3 && (b.opts.selected("s3") || b.opts.selected("push") || b.opts.selected("route") || b.opts.selected("release"))},
 		{"haproxy", &b.tools.haproxy, false}, // without it the cluster scenario says it was skipped
 		{"nginx", &b.tools.nginx, false},     // and the route scenario
+		{"rclone", &b.tools.rclone, false},   // and the release scenario
 	} {
 		p, err := findTool(t.name)
 		if err != nil && t.need {

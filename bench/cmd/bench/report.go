@@ -44,6 +44,7 @@ type report struct {
 	push       *pushResult
 	route      *routeResult
 	memory     *memoryResult
+	release    *releaseResult
 	longRSS    float64 // MiB, airlock serving scenarios 1-4
 	loadEnd    string
 	micro      string
@@ -193,7 +194,8 @@ func (rep *report) rows() []row {
 	rows = append(rows, rep.clusterRows()...)
 	rows = append(rows, rep.pushRows()...)
 	rows = append(rows, rep.routeRows()...)
-	return append(rows, rep.memoryRows()...)
+	rows = append(rows, rep.memoryRows()...)
+	return append(rows, rep.releaseRows()...)
 }
 
 // clusterRows are scenario 7: each setup's aggregate, the ratio of the
@@ -361,6 +363,9 @@ func (rep *report) markdown() string {
 	}
 	if rep.memory != nil {
 		notes = append(notes, rep.memory.notes...)
+	}
+	if rep.release != nil {
+		notes = append(notes, rep.release.notes...)
 	}
 	if len(notes) > 0 {
 		b.WriteString("\nNotes:\n")
