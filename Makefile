@@ -16,6 +16,7 @@ all: build
 
 build:
 	$(GO) build -o bin/airlock ./cmd/airlock
+	$(GO) build -o bin/airlock-release ./cmd/airlock-release
 
 run:
 	$(GO) run ./cmd/airlock demo --log-format text
@@ -29,7 +30,8 @@ peers:
 # the binary must build for them, though it serves SFTP on Linux only.
 vet:
 	$(GO) vet ./...
-	for os in windows darwin; do GOOS=$$os GOARCH=amd64 $(GO) build -o /dev/null ./cmd/airlock || exit 1; done
+	for os in windows darwin; do for cmd in airlock airlock-release; do \
+		GOOS=$$os GOARCH=amd64 $(GO) build -o /dev/null ./cmd/$$cmd || exit 1; done; done
 
 lint:
 	golangci-lint run ./...

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/airlock-gw/airlock/internal/clip"
+	"github.com/airlock-gw/airlock/internal/releasecmd"
 )
 
 // exitError carries a process exit code for an error already reported.
@@ -69,7 +70,7 @@ func newRootCmd() *cobra.Command {
 		newBansCmd(g),
 		newDemoCmd(g),
 		newPolicyCmd(g),
-		newReleaseCmd(),
+		releasecmd.New("airlock release"),
 	)
 	return root
 }

@@ -27,6 +27,9 @@ type Credentials struct {
 	RoleARN   string                 // assume this role from the credentials the chain gives
 	MFASerial string                 // with RoleARN: the MFA device whose code the role wants
 	MFACode   func() (string, error) // asks for the code, on the terminal
+	// Login is the sign-in command errors name ("airlock-release login");
+	// default "airlock release login".
+	Login string
 }
 
 // LoadConfig resolves the AWS configuration and credentials for t, and
@@ -43,7 +46,7 @@ func LoadConfig(ctx context.Context, t Target, c Credentials) (aws.Config, error
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
-		return aws.Config{}, explain(err, profile, c.RoleARN)
+		return aws.Config{}, explain(err, profile, c.RoleARN, c.Login)
 	}
 	if cfg.Region == "" {
 		if t.Endpoint == "" {
@@ -62,7 +65,7 @@ func LoadConfig(ctx context.Context, t Target, c Credentials) (aws.Config, error
 		}))
 	}
 	if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
-		return aws.Config{}, explain(err, profile, c.RoleARN)
+		return aws.Config{}, explain(err, profile, c.RoleARN, c.Login)
 	}
 	return cfg, nil
 }
@@ -121,13 +124,13 @@ func sessionName() string {
 }
 
 // explain turns the AWS chain's errors into what to do about them.
-func explain(err error, profile, role string) error {
-	p := cmpOr(profile, "default")
+func explain(err error, profile, role, login string) error {
+	p, login := cmpOr(profile, "default"), cmpOr(login, "airlock release login")
 	var sso *ssocreds.InvalidTokenError
 	var noProfile config.SharedConfigProfileNotExistError
 	switch {
 	case errors.As(err, &sso) || strings.Contains(err.Error(), "SSO token"):
-		return fmt.Errorf("the SSO session of profile %s has expired or was never started: run `airlock release login --profile %s` (or `aws sso login`), then again: %w", p, p, err)
+		return fmt.Errorf("the SSO session of profile %s has expired or was never started: run `%s --profile %s` (or `aws sso login`), then again: %w", p, login, p, err)
 	case errors.As(err, &noProfile):
 		return fmt.Errorf("profile %s is not in the AWS config file (~/.aws/config, or AWS_CONFIG_FILE): add it, or name another with --profile: %w", p, err)
 	case role != "" && strings.Contains(err.Error(), "AssumeRole"):
@@ -135,7 +138,7 @@ func explain(err error, profile, role string) error {
 	case strings.Contains(err.Error(), "credential_process") || strings.Contains(err.Error(), "ProcessProvider"):
 		return fmt.Errorf("the credential_process of profile %s failed (for IAM Roles Anywhere: is aws_signing_helper installed, and the certificate valid?): %w", p, err)
 	case strings.Contains(err.Error(), "IMDS") || strings.Contains(err.Error(), "no valid providers"):
-		return fmt.Errorf("no AWS credentials found: sign in with `airlock release login --profile P` and pass --profile P, or set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY: %w", err)
+		return fmt.Errorf("no AWS credentials found: sign in with `%s --profile P` and pass --profile P, or set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY: %w", login, err)
 	}
 	return fmt.Errorf("AWS credentials: %w", err)
 }

@@ -25,7 +25,7 @@ import (
 func Login(ctx context.Context, profile string, out io.Writer, open func(url string) error) error {
 	cfg, err := config.LoadDefaultConfig(ctx, config.WithSharedConfigProfile(profile))
 	if err != nil {
-		return explain(err, profile, "")
+		return explain(err, profile, "", "")
 	}
 	sso, err := ssoSettings(cfg, profile)
 	if err != nil {

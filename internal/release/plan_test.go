@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/airlock-gw/airlock/internal/sftpd"
+	"github.com/airlock-gw/airlock/internal/names"
 )
 
 // tree writes files (relative path → content) under a new directory.
@@ -65,7 +65,7 @@ func TestPlan(t *testing.T) {
 			for _, a := range tt.args {
 				args = append(args, filepath.Join(dir, a))
 			}
-			files, err := Plan(args, sftpd.CheckPath)
+			files, err := Plan(args, names.CheckPath)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("Plan = %v, %v; want an error with %q", files, err, tt.wantErr)
@@ -95,7 +95,7 @@ func TestPlanRefusesSymlinkInside(t *testing.T) {
 	if err := os.Symlink(filepath.Join(dir, "a.csv"), filepath.Join(dir, "link.csv")); err != nil {
 		t.Skip("no symlinks here:", err)
 	}
-	if _, err := Plan([]string{dir}, sftpd.CheckPath); err == nil || !strings.Contains(err.Error(), "link.csv") {
+	if _, err := Plan([]string{dir}, names.CheckPath); err == nil || !strings.Contains(err.Error(), "link.csv") {
 		t.Fatalf("Plan = %v, want the symlink named", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/airlock-gw/airlock/internal/names"
 	"hash"
 	"io"
 	"os"
@@ -52,7 +53,7 @@ func (s *session) listDownload(rel string) ([]os.FileInfo, error) {
 	for _, e := range entries {
 		name := path.Base(strings.TrimSuffix(e.Key, "/"))
 		// Objects whose names the policy refuses could never be fetched.
-		if CheckName(name) != nil {
+		if names.Check(name) != nil {
 			continue
 		}
 		if e.IsDir {

@@ -125,7 +125,7 @@ func TestDownloadIsNoUpload(t *testing.T) {
 		t.Fatalf("transfers %+v, want the download, delivered", trs)
 	}
 	if infos, err := c.ReadDir("/upload"); err != nil || len(infos) != 0 {
-		t.Errorf("ReadDir(/upload) = %v, %v; want nothing", names(infos), err)
+		t.Errorf("ReadDir(/upload) = %v, %v; want nothing", fileNames(infos), err)
 	}
 	w, err := c.OpenFile("/upload/report.csv", os.O_WRONLY|os.O_CREATE|os.O_EXCL)
 	if err != nil {

@@ -3,6 +3,7 @@ package sftpd
 import (
 	"errors"
 	"fmt"
+	"github.com/airlock-gw/airlock/internal/names"
 	"syscall"
 
 	"github.com/pkg/sftp"
@@ -67,7 +68,7 @@ type errorClass struct {
 // errorClasses are the known classes; the first an error matches wins.
 var errorClasses = []errorClass{
 	{[]error{ErrEscape}, "escape", sftp.ErrSSHFxPermissionDenied, true, ""},
-	{[]error{ErrNameRefused}, "name-policy", sftp.ErrSSHFxPermissionDenied, true, ""},
+	{[]error{names.ErrRefused}, "name-policy", sftp.ErrSSHFxPermissionDenied, true, ""},
 	{[]error{ErrTooLarge}, "too-large", sftp.ErrSSHFxFailure, true, ""},
 	{[]error{ErrNotSequential}, "not-sequential", sftp.ErrSSHFxFailure, true, ""},
 	{[]error{ErrReadOnly, ErrWriteOnly, ErrProcessing, ErrFailed}, "permission", sftp.ErrSSHFxPermissionDenied, true, ""},

@@ -3,6 +3,7 @@ package sftpd
 import (
 	"errors"
 	"fmt"
+	"github.com/airlock-gw/airlock/internal/names"
 	"io"
 	"os"
 	"syscall"
@@ -30,7 +31,7 @@ func TestStatusError(t *testing.T) {
 		{"write-only", ErrWriteOnly, sftp.ErrSSHFxPermissionDenied, "permission", true},
 		{"processing", ErrProcessing, sftp.ErrSSHFxPermissionDenied, "permission", true},
 		{"failed", ErrFailed, sftp.ErrSSHFxPermissionDenied, "permission", true},
-		{"name", &NameError{Name: "a b", Rule: "contains a space"}, sftp.ErrSSHFxPermissionDenied, "name-policy", true},
+		{"name", &names.Error{Name: "a b", Rule: "contains a space"}, sftp.ErrSSHFxPermissionDenied, "name-policy", true},
 		{"unsupported", ErrUnsupported, sftp.ErrSSHFxOpUnsupported, "unsupported", true},
 		{"too large", ErrTooLarge, sftp.ErrSSHFxFailure, "too-large", true},
 		{"not sequential", ErrNotSequential, sftp.ErrSSHFxFailure, "not-sequential", true},

@@ -3,6 +3,7 @@ package sftpd
 import (
 	"context"
 	"fmt"
+	"github.com/airlock-gw/airlock/internal/names"
 	"io"
 	"log/slog"
 	"os"
@@ -91,13 +92,13 @@ func (s *session) resolve(p string) (location, error) {
 	if p == escapeMarker {
 		return location{}, ErrEscape
 	}
-	if err := CheckPath(p); err != nil {
+	if err := names.CheckPath(p); err != nil {
 		return location{}, err
 	}
 	if s.supplier.Egress == nil {
 		return location{area: areaUpload, rel: p}, nil
 	}
-	elems := splitPath(p)
+	elems := names.Split(p)
 	if len(elems) == 0 {
 		return location{area: areaRoot, rel: "/"}, nil
 	}
@@ -136,7 +137,7 @@ func displayPath(p string) string {
 	if p == escapeMarker {
 		return "(outside the home directory)"
 	}
-	return fmt.Sprintf("%q", clip.String(p, maxPathBytes))
+	return fmt.Sprintf("%q", clip.String(p, names.MaxPath))
 }
 
 // Fileread serves downloads: only the egress area is readable. The file

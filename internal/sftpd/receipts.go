@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/airlock-gw/airlock/internal/names"
 	"io"
 	"os"
 	"path"
@@ -63,7 +64,7 @@ func isReceiptName(p string) bool { return strings.HasSuffix(p, receiptSuffix) }
 // directory under such a name would hide or fake one.
 func checkNotReceipt(p string) error {
 	if isReceiptName(p) {
-		return &NameError{Name: path.Base(p), Rule: "names ending in " + receiptSuffix + " are kept for receipts"}
+		return &names.Error{Name: path.Base(p), Rule: "names ending in " + receiptSuffix + " are kept for receipts"}
 	}
 	return nil
 }

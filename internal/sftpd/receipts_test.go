@@ -84,11 +84,11 @@ func TestReceipts(t *testing.T) {
 	}
 	// A settled upload stays listed (see visible.go); its receipt is
 	// served by name, not listed.
-	if want := []string{"2026", "a.csv", "b.csv"}; !slices.Equal(names(infos), want) {
-		t.Errorf("ReadDir(/) = %v, want %v", names(infos), want)
+	if want := []string{"2026", "a.csv", "b.csv"}; !slices.Equal(fileNames(infos), want) {
+		t.Errorf("ReadDir(/) = %v, want %v", fileNames(infos), want)
 	}
-	if infos, err := c.ReadDir("/2026"); err != nil || !slices.Equal(names(infos), []string{"c.csv"}) {
-		t.Errorf("ReadDir(/2026) = %v, %v", names(infos), err)
+	if infos, err := c.ReadDir("/2026"); err != nil || !slices.Equal(fileNames(infos), []string{"c.csv"}) {
+		t.Errorf("ReadDir(/2026) = %v, %v", fileNames(infos), err)
 	}
 	// Made directories are remembered in memory only: after a restart,
 	// /2026 is a directory because a settled upload is below it.
@@ -148,8 +148,8 @@ func TestReceipts(t *testing.T) {
 
 	// Receipts go once their retention is over.
 	ts.srv.now = func() time.Time { return time.Now().Add(2 * time.Hour) }
-	if infos, err := c.ReadDir("/"); err != nil || slices.Contains(names(infos), "a.csv") {
-		t.Errorf("ReadDir(/) after the retention = %v, %v", names(infos), err)
+	if infos, err := c.ReadDir("/"); err != nil || slices.Contains(fileNames(infos), "a.csv") {
+		t.Errorf("ReadDir(/) after the retention = %v, %v", fileNames(infos), err)
 	}
 	if _, err := c.Stat("/a.csv.receipt.json"); err == nil {
 		t.Error("the receipt is still there after the retention")

@@ -52,7 +52,7 @@ func (ts *testServer) get(t *testing.T, id string) ledger.Transfer {
 	return tr
 }
 
-func names(infos []os.FileInfo) []string {
+func fileNames(infos []os.FileInfo) []string {
 	var out []string
 	for _, fi := range infos {
 		out = append(out, fi.Name())
@@ -121,8 +121,8 @@ func TestUpload(t *testing.T) {
 		t.Errorf("Stat = %v, %v", fi, err)
 	}
 	infos, err := c.ReadDir("/")
-	if err != nil || !slices.Equal(names(infos), []string{"data.csv"}) {
-		t.Errorf("ReadDir(/) = %v, %v", names(infos), err)
+	if err != nil || !slices.Equal(fileNames(infos), []string{"data.csv"}) {
+		t.Errorf("ReadDir(/) = %v, %v", fileNames(infos), err)
 	}
 
 	if got := testutil.ToFloat64(ts.metrics.uploads.WithLabelValues("received")); got != 1 {
@@ -156,8 +156,8 @@ func TestUploadIntoDirectories(t *testing.T) {
 		t.Fatal(err)
 	}
 	ts.checkReceived(t, ts.transferAt(t, uploader, "/2026/jan.csv"), data)
-	if infos, err := c.ReadDir("/2026"); err != nil || !slices.Equal(names(infos), []string{"jan.csv"}) {
-		t.Errorf("ReadDir(/2026) = %v, %v", names(infos), err)
+	if infos, err := c.ReadDir("/2026"); err != nil || !slices.Equal(fileNames(infos), []string{"jan.csv"}) {
+		t.Errorf("ReadDir(/2026) = %v, %v", fileNames(infos), err)
 	}
 	if fi, err := c.Stat("/2026"); err != nil || !fi.IsDir() {
 		t.Errorf("Stat(/2026) = %v, %v", fi, err)
@@ -582,8 +582,8 @@ func TestUploadOnlyPermissions(t *testing.T) {
 			if held.State != ledger.Receiving || held.Size != int64(len(part)) || held.SHA256 != sha256Hex(part) {
 				t.Errorf("held upload: %+v", held)
 			}
-			if infos, err := c.ReadDir("/"); err != nil || !slices.Contains(names(infos), base+".csv.filepart") {
-				t.Errorf("ReadDir does not list the held upload: %v, %v", names(infos), err)
+			if infos, err := c.ReadDir("/"); err != nil || !slices.Contains(fileNames(infos), base+".csv.filepart") {
+				t.Errorf("ReadDir does not list the held upload: %v, %v", fileNames(infos), err)
 			}
 			// Clients set times on the temporary file before renaming it.
 			if err := c.Chtimes(tmp, time.Now(), time.Now()); err != nil {
@@ -690,12 +690,12 @@ func TestEgressSupplier(t *testing.T) {
 	c := ts.sftpClient(t, egresser)
 	r := ts.rawClient(t, egresser)
 
-	if infos, err := c.ReadDir("/"); err != nil || !slices.Equal(names(infos), []string{"download", "upload"}) {
-		t.Fatalf("ReadDir(/) = %v, %v", names(infos), err)
+	if infos, err := c.ReadDir("/"); err != nil || !slices.Equal(fileNames(infos), []string{"download", "upload"}) {
+		t.Fatalf("ReadDir(/) = %v, %v", fileNames(infos), err)
 	}
 	// Names the policy refuses are not listed: they could not be fetched.
-	if infos, err := c.ReadDir("/download"); err != nil || !slices.Equal(names(infos), []string{"2026", "report.csv", "sub"}) {
-		t.Errorf("ReadDir(/download) = %v, %v", names(infos), err)
+	if infos, err := c.ReadDir("/download"); err != nil || !slices.Equal(fileNames(infos), []string{"2026", "report.csv", "sub"}) {
+		t.Errorf("ReadDir(/download) = %v, %v", fileNames(infos), err)
 	}
 	for p, want := range map[string]string{
 		"/download/report.csv":       egressFiles["report.csv"],
@@ -777,8 +777,8 @@ func TestEgressSupplier(t *testing.T) {
 		t.Errorf("the upload is recorded as %s", tr.Direction)
 	}
 	ts.checkReceived(t, tr, data)
-	if infos, err := c.ReadDir("/upload"); err != nil || !slices.Equal(names(infos), []string{"in.csv"}) {
-		t.Errorf("ReadDir(/upload) = %v, %v", names(infos), err)
+	if infos, err := c.ReadDir("/upload"); err != nil || !slices.Equal(fileNames(infos), []string{"in.csv"}) {
+		t.Errorf("ReadDir(/upload) = %v, %v", fileNames(infos), err)
 	}
 	if _, err := c.Open("/upload/in.csv"); !errors.Is(err, os.ErrPermission) {
 		t.Errorf("read back from /upload: err = %v, want permission denied", err)

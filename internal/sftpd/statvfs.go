@@ -1,6 +1,7 @@
 package sftpd
 
 import (
+	"github.com/airlock-gw/airlock/internal/names"
 	"github.com/pkg/sftp"
 )
 
@@ -24,7 +25,7 @@ func (s *session) StatVFS(r *sftp.Request) (*sftp.StatVFS, error) {
 	if err != nil {
 		return nil, s.refuse("statvfs", r.Filepath, err)
 	}
-	vfs := &sftp.StatVFS{Bsize: vfsBlockSize, Frsize: vfsBlockSize, Flag: vfsNoSUID, Namemax: maxNameBytes}
+	vfs := &sftp.StatVFS{Bsize: vfsBlockSize, Frsize: vfsBlockSize, Flag: vfsNoSUID, Namemax: names.MaxName}
 	if loc.area == areaDownload {
 		vfs.Flag |= vfsReadOnly
 	}

@@ -1,6 +1,7 @@
 package sftpd
 
 import (
+	"github.com/airlock-gw/airlock/internal/names"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -48,8 +49,8 @@ func TestStatVFS(t *testing.T) {
 		if got := vfs.Flag&vfsReadOnly != 0; got != tt.readOnly {
 			t.Errorf("StatVFS(%s): read-only %v, want %v", tt.path, got, tt.readOnly)
 		}
-		if vfs.Namemax != maxNameBytes {
-			t.Errorf("StatVFS(%s): name max %d, want %d", tt.path, vfs.Namemax, maxNameBytes)
+		if vfs.Namemax != names.MaxName {
+			t.Errorf("StatVFS(%s): name max %d, want %d", tt.path, vfs.Namemax, names.MaxName)
 		}
 	}
 	if _, err := c.StatVFS("/../etc"); err == nil {

@@ -86,7 +86,7 @@ func TestSettledStayVisible(t *testing.T) {
 	}
 	i := slices.IndexFunc(infos, func(fi os.FileInfo) bool { return fi.Name() == "a.csv" })
 	if i < 0 || infos[i].Size() != int64(len(data)) || !infos[i].ModTime().Equal(mtime) {
-		t.Errorf("ReadDir(/) = %v; want a.csv as delivered, %d bytes at %v", names(infos), len(data), mtime)
+		t.Errorf("ReadDir(/) = %v; want a.csv as delivered, %d bytes at %v", fileNames(infos), len(data), mtime)
 	}
 	// An upload on its way cannot be removed; a settled one leaves the
 	// listing (the failed re-upload with it), its receipt stays readable.
@@ -102,8 +102,8 @@ func TestSettledStayVisible(t *testing.T) {
 	if _, err := c.Stat("/a.csv"); err == nil {
 		t.Error("Stat(/a.csv) after Remove succeeded")
 	}
-	if infos, err := c.ReadDir("/"); err != nil || slices.Contains(names(infos), "a.csv") {
-		t.Errorf("ReadDir(/) after Remove = %v, %v", names(infos), err)
+	if infos, err := c.ReadDir("/"); err != nil || slices.Contains(fileNames(infos), "a.csv") {
+		t.Errorf("ReadDir(/) after Remove = %v, %v", fileNames(infos), err)
 	}
 	if _, err := c.Stat("/a.csv.receipt.json"); err != nil {
 		t.Errorf("the receipt went with the listing: %v", err)

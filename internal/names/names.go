@@ -1,4 +1,6 @@
-package sftpd
+// Package names holds the gateway's file-name policy: the names the SFTP
+// server accepts, and the release client checks before anything is sent.
+package names
 
 import (
 	"errors"
@@ -12,35 +14,35 @@ import (
 // Limits of the name policy. Long and deep paths are refused early so that
 // no store, database column or client has to cope with them.
 const (
-	maxNameBytes = 255
-	maxPathBytes = 1024
+	MaxName      = 255  // bytes of one path element
+	MaxPath      = 1024 // bytes of a whole path
 	maxPathDepth = 16
 )
 
-// ErrNameRefused is the sentinel of every name-policy refusal.
-var ErrNameRefused = errors.New("name refused")
+// ErrRefused is the sentinel of every name-policy refusal.
+var ErrRefused = errors.New("name refused")
 
-// NameError says which name broke which rule of the policy.
-type NameError struct {
+// Error says which name broke which rule of the policy.
+type Error struct {
 	Name string
 	Rule string
 }
 
-func (e *NameError) Error() string {
+func (e *Error) Error() string {
 	return fmt.Sprintf("name %q refused: %s (allowed: letters A-Z a-z, digits, '.', '_', '-'; no leading '.' or '-'; at most %d bytes)",
-		e.Name, e.Rule, maxNameBytes)
+		e.Name, e.Rule, MaxName)
 }
 
-func (e *NameError) Unwrap() error { return ErrNameRefused }
+func (e *Error) Unwrap() error { return ErrRefused }
 
-// CheckName applies the file-name policy to one path element.
-func CheckName(name string) error {
-	refuse := func(rule string) error { return &NameError{Name: name, Rule: rule} }
+// Check applies the file-name policy to one path element.
+func Check(name string) error {
+	refuse := func(rule string) error { return &Error{Name: name, Rule: rule} }
 	switch {
 	case name == "":
 		return refuse("empty name")
-	case len(name) > maxNameBytes:
-		return refuse(fmt.Sprintf("longer than %d bytes", maxNameBytes))
+	case len(name) > MaxName:
+		return refuse(fmt.Sprintf("longer than %d bytes", MaxName))
 	case !utf8.ValidString(name):
 		return refuse("not valid UTF-8")
 	case name[0] == '.':
@@ -92,23 +94,23 @@ func isSafeRune(r rune) bool {
 // CheckPath applies the policy to every element of a clean absolute path
 // ("/" itself has no elements and passes).
 func CheckPath(p string) error {
-	if len(p) > maxPathBytes {
-		return &NameError{Name: clip.String(p, clip.Name), Rule: fmt.Sprintf("path longer than %d bytes", maxPathBytes)}
+	if len(p) > MaxPath {
+		return &Error{Name: clip.String(p, clip.Name), Rule: fmt.Sprintf("path longer than %d bytes", MaxPath)}
 	}
-	elems := splitPath(p)
+	elems := Split(p)
 	if len(elems) > maxPathDepth {
-		return &NameError{Name: clip.String(p, clip.Name), Rule: fmt.Sprintf("more than %d directory levels", maxPathDepth)}
+		return &Error{Name: clip.String(p, clip.Name), Rule: fmt.Sprintf("more than %d directory levels", maxPathDepth)}
 	}
 	for _, e := range elems {
-		if err := CheckName(e); err != nil {
+		if err := Check(e); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// splitPath returns the elements of a clean absolute path.
-func splitPath(p string) []string {
+// Split returns the elements of a clean absolute path.
+func Split(p string) []string {
 	p = strings.Trim(p, "/")
 	if p == "" {
 		return nil

@@ -1,4 +1,4 @@
-package sftpd
+package names
 
 import (
 	"errors"
@@ -64,7 +64,7 @@ func TestCheckName(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			err := CheckName(tt.in)
+			err := Check(tt.in)
 			checkRefusal(t, tt.in, err, tt.rule)
 		})
 	}
@@ -102,17 +102,17 @@ func TestCheckPath(t *testing.T) {
 			t.Parallel()
 			err := CheckPath(tt.in)
 			checkRefusal(t, tt.in, err, tt.rule)
-			var ne *NameError
+			var ne *Error
 			// Path-level refusals quote a truncated path, not all 1 KiB of it.
 			if errors.As(err, &ne) && strings.HasPrefix(ne.Rule, "path longer") && len(ne.Name) > 64+len("…") {
-				t.Errorf("NameError.Name is %d bytes; long paths must be truncated in messages", len(ne.Name))
+				t.Errorf("Error.Name is %d bytes; long paths must be truncated in messages", len(ne.Name))
 			}
 		})
 	}
 }
 
 // checkRefusal asserts that err accepts (rule == "") or refuses in with a
-// NameError whose rule and message name rule.
+// Error whose rule and message name rule.
 func checkRefusal(t *testing.T, in string, err error, rule string) {
 	t.Helper()
 	if rule == "" {
@@ -124,12 +124,12 @@ func checkRefusal(t *testing.T, in string, err error, rule string) {
 	if err == nil {
 		t.Fatalf("%q: accepted, want refusal %q", in, rule)
 	}
-	if !errors.Is(err, ErrNameRefused) {
-		t.Errorf("%q: errors.Is(err, ErrNameRefused) = false for %v", in, err)
+	if !errors.Is(err, ErrRefused) {
+		t.Errorf("%q: errors.Is(err, ErrRefused) = false for %v", in, err)
 	}
-	var ne *NameError
+	var ne *Error
 	if !errors.As(err, &ne) {
-		t.Fatalf("%q: error %T is not a *NameError", in, err)
+		t.Fatalf("%q: error %T is not a *Error", in, err)
 	}
 	if !strings.Contains(ne.Rule, rule) {
 		t.Errorf("%q: rule = %q, want it to contain %q", in, ne.Rule, rule)
@@ -149,16 +149,16 @@ func FuzzCheckPath(f *testing.F) {
 	f.Fuzz(func(t *testing.T, p string) {
 		err := CheckPath(p)
 		if err != nil {
-			if !errors.Is(err, ErrNameRefused) {
-				t.Fatalf("CheckPath(%q) = %v, not an ErrNameRefused", p, err)
+			if !errors.Is(err, ErrRefused) {
+				t.Fatalf("CheckPath(%q) = %v, not an ErrRefused", p, err)
 			}
-			var ne *NameError
+			var ne *Error
 			if !errors.As(err, &ne) || ne.Rule == "" {
-				t.Fatalf("CheckPath(%q) = %v: no NameError with a rule", p, err)
+				t.Fatalf("CheckPath(%q) = %v: no Error with a rule", p, err)
 			}
 			return
 		}
-		if len(p) > maxPathBytes {
+		if len(p) > MaxPath {
 			t.Fatalf("accepted %d-byte path", len(p))
 		}
 		for i := 0; i < len(p); i++ {
@@ -167,16 +167,16 @@ func FuzzCheckPath(f *testing.F) {
 				t.Fatalf("accepted %q with byte %q at %d", p, c, i)
 			}
 		}
-		elems := splitPath(p)
+		elems := Split(p)
 		if len(elems) > maxPathDepth {
 			t.Fatalf("accepted %q with %d levels", p, len(elems))
 		}
 		for _, e := range elems {
-			if e == "" || len(e) > maxNameBytes || e[0] == '.' || e[0] == '-' {
+			if e == "" || len(e) > MaxName || e[0] == '.' || e[0] == '-' {
 				t.Fatalf("accepted %q with element %q", p, e)
 			}
-			if err := CheckName(e); err != nil {
-				t.Fatalf("CheckPath(%q) accepted, CheckName(%q) = %v", p, e, err)
+			if err := Check(e); err != nil {
+				t.Fatalf("CheckPath(%q) accepted, Check(%q) = %v", p, e, err)
 			}
 		}
 	})

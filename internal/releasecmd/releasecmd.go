@@ -1,4 +1,7 @@
-package main
+// Package releasecmd is the release client's command line: `airlock
+// release` in the gateway's binary, and the whole of airlock-release, the
+// small binary for desktops (internal/release does the work).
+package releasecmd
 
 import (
 	"bufio"
@@ -15,11 +18,14 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/airlock-gw/airlock/internal/names"
 	"github.com/airlock-gw/airlock/internal/release"
-	"github.com/airlock-gw/airlock/internal/sftpd"
 )
 
-func newReleaseCmd() *cobra.Command {
+// New is the release command as name runs it: "airlock release", or
+// "airlock-release".
+func New(name string) *cobra.Command {
+	words := strings.Fields(name)
 	var (
 		to       string
 		creds    release.Credentials
@@ -31,7 +37,7 @@ func newReleaseCmd() *cobra.Command {
 		interval time.Duration
 	)
 	cmd := &cobra.Command{
-		Use:   "release FILE|DIR… --to s3://bucket/prefix",
+		Use:   words[len(words)-1] + " FILE|DIR… --to s3://bucket/prefix",
 		Short: "Release files from this computer into the TRE's release inbox",
 		Long: "Send files and directories (their contents, by relative path) to --to, then write\n" +
 			release.ManifestName + " there last. Each file's sha256 is stored as object metadata and the\n" +
@@ -48,7 +54,7 @@ func newReleaseCmd() *cobra.Command {
 				return err
 			}
 			// The gateway's name policy: what the TRE would refuse is refused here first.
-			files, err := release.Plan(args, sftpd.CheckPath)
+			files, err := release.Plan(args, names.CheckPath)
 			if err != nil {
 				return fmt.Errorf("nothing sent: %w", err)
 			}
@@ -57,7 +63,7 @@ func newReleaseCmd() *cobra.Command {
 			if dryRun {
 				o.Who = release.OSUser()
 			} else {
-				creds.MFACode = askMFA
+				creds.MFACode, creds.Login = askMFA, name+" login"
 				cfg, err := release.LoadConfig(cmd.Context(), target, creds)
 				if err != nil {
 					return err
