@@ -291,10 +291,12 @@ func (c *Console) transfer(r *http.Request) (view, error) {
 	return view{Title: "Transfer " + t.ID, Data: detail{Transfer: t, Events: orEmpty(evs), Approvers: orEmpty(who)}}, nil
 }
 
-// held is a transfer awaiting approval, with who approved it so far.
+// held is a transfer awaiting approval, or a quarantined one whose
+// release is requested (Release), with who approved it so far.
 type held struct {
 	ledger.Transfer
-	Approvers []string `json:"approvers"`
+	Approvers []string               `json:"approvers"`
+	Release   *ledger.ReleaseRequest `json:"release,omitempty"`
 }
 
 func (c *Console) approvals(r *http.Request) (view, error) {
@@ -313,6 +315,18 @@ func (c *Console) approvals(r *http.Request) (view, error) {
 	hs := make([]held, len(trs))
 	for i, t := range trs {
 		hs[i] = held{Transfer: t, Approvers: orEmpty(who[t.ID])}
+	}
+	reqs, err := c.led.ReleaseRequests(r.Context())
+	if err != nil {
+		return view{}, err
+	}
+	for _, req := range reqs {
+		t, err := c.led.Get(r.Context(), req.TransferID)
+		if err != nil {
+			return view{}, err
+		}
+		req.Approvers = orEmpty(req.Approvers)
+		hs = append(hs, held{Transfer: t, Approvers: req.Approvers, Release: &req})
 	}
 	return view{Title: "Approvals", Data: hs}, nil
 }
