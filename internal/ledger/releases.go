@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 	"time"
@@ -171,8 +172,11 @@ func (l *Ledger) RejectRelease(ctx context.Context, id, reason string, ev Event)
 // ReleaseRequests lists the pending release requests, oldest first, with
 // who approved them so far.
 func (l *Ledger) ReleaseRequests(ctx context.Context) ([]ReleaseRequest, error) {
-	rows, err := l.reads.QueryContext(ctx, `SELECT transfer_id, requester, reason, skip_rescan, requested_at
-		FROM release_requests ORDER BY requested_at, transfer_id`)
+	// A request of a file deleted from quarantine since can no longer be
+	// approved: it is not listed.
+	rows, err := l.reads.QueryContext(ctx, `SELECT r.transfer_id, r.requester, r.reason, r.skip_rescan, r.requested_at
+		FROM release_requests r JOIN transfers t ON t.id = r.transfer_id
+		WHERE t.state = 'quarantined' AND t.destination <> '' ORDER BY r.requested_at, r.transfer_id`)
 	if err != nil {
 		return nil, fmt.Errorf("list release requests: %w", err)
 	}
@@ -303,12 +307,8 @@ func closeRelease(ctx context.Context, tx *sql.Tx, id string) error {
 // withDetail returns base (a copy) with more added.
 func withDetail(base, more map[string]string) map[string]string {
 	d := make(map[string]string, len(base)+len(more))
-	for k, v := range base {
-		d[k] = v
-	}
-	for k, v := range more {
-		d[k] = v
-	}
+	maps.Copy(d, base)
+	maps.Copy(d, more)
 	return d
 }
 

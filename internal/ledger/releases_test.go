@@ -115,6 +115,18 @@ func TestRejectRelease(t *testing.T) {
 		if reqs, err := l.ReleaseRequests(ctx); err != nil || len(reqs) != 1 || len(reqs[0].Approvers) != 0 {
 			t.Errorf("requests = %+v, %v; want one, with bob's old approval gone", reqs, err)
 		}
+		// Deleted from quarantine: the request is no longer listed, nor
+		// can it be approved.
+		gone := ""
+		if _, err := l.Advance(ctx, tr.ID, []State{Quarantined}, Quarantined, Change{Destination: &gone}, Event{Kind: "quarantine.delete"}); err != nil {
+			t.Fatal(err)
+		}
+		if reqs, err := l.ReleaseRequests(ctx); err != nil || len(reqs) != 0 {
+			t.Errorf("requests after the delete = %+v, %v; want none", reqs, err)
+		}
+		if _, _, err := l.ApproveRelease(ctx, tr.ID, "bob", 1, nil, Event{}); !errors.Is(err, ErrStateConflict) {
+			t.Errorf("approval after the delete = %v; want ErrStateConflict", err)
+		}
 		if _, err := l.VerifyAudit(ctx); err != nil {
 			t.Errorf("audit verify: %v", err)
 		}
