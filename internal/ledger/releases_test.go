@@ -137,8 +137,13 @@ func TestRejectRelease(t *testing.T) {
 // release the file once.
 func TestApproveReleaseConcurrently(t *testing.T) {
 	t.Parallel()
+	ledgertest.ForEachBackend(t, func(t *testing.T, dsn string) {
+		approveReleaseConcurrently(t, openLedger(t, dsn))
+	})
+}
+
+func approveReleaseConcurrently(t *testing.T, l *Ledger) {
 	ctx := t.Context()
-	l := openLedger(t, ledgertest.SQLite(t))
 	tr := quarantinedTransfer(t, l)
 	if _, err := l.RequestRelease(ctx, tr.ID, "req", "why", false, Event{}); err != nil {
 		t.Fatal(err)
