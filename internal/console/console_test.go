@@ -388,6 +388,10 @@ func TestReleaseFourEyes(t *testing.T) {
 	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "Release requested") {
 		t.Fatalf("release request: %d %s", w.Code, w.Body)
 	}
+	if page := f.do(t, "GET", "/quarantine", f.cookie(t, walt), nil, nil).Body.String(); !strings.Contains(page, "Release requested by walt") ||
+		strings.Contains(page, "/quarantine/"+tr.ID+"/release") {
+		t.Errorf("quarantine page: want the pending request, not a second release form\n%s", page)
+	}
 	page := f.do(t, "GET", "/approvals", f.cookie(t, approver), nil, nil).Body.String()
 	if !strings.Contains(page, `action="/approvals/`+tr.ID+`/approve"`) || !strings.Contains(page, "requested by walt") {
 		t.Errorf("approvals page lists no release request:\n%s", page)
