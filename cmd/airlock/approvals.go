@@ -16,12 +16,12 @@ import (
 )
 
 func newApprovalsCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "approvals", Short: "List, approve or reject transfers held for approval"}
+	cmd := &cobra.Command{Use: "approvals", Short: "List, approve or reject transfers held for approval and requested releases from quarantine"}
 
 	var asJSON bool
 	list := &cobra.Command{
 		Use:   "list",
-		Short: "List transfers awaiting approval, newest first, with who approved them so far",
+		Short: "List transfers awaiting approval, newest first, then requested releases from quarantine, with who approved them so far",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -45,7 +45,7 @@ func newApprovalsCmd(g *globals) *cobra.Command {
 	var batch string
 	approve := &cobra.Command{
 		Use:   "approve ID | --batch BATCH",
-		Short: "Approve a transfer, or a flag batch whole (not your own); the last approval its route needs sends it",
+		Short: "Approve a transfer, a flag batch whole or a release (not your own); the last approval needed sends or releases it",
 		Args: func(cmd *cobra.Command, args []string) error {
 			if batch != "" {
 				return cobra.NoArgs(cmd, args)
@@ -69,7 +69,7 @@ func newApprovalsCmd(g *globals) *cobra.Command {
 	var reason string
 	reject := &cobra.Command{
 		Use:   "reject ID --reason TEXT",
-		Short: "Reject a transfer: nothing is sent, nothing deleted (audited with the reason)",
+		Short: "Reject a transfer or a requested release: nothing is sent, nothing deleted (audited with the reason)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.act(cmd, func(ctx context.Context, op *pipeline.Operator) (ledger.Transfer, error) {
@@ -104,16 +104,21 @@ func (g *globals) approveBatch(cmd *cobra.Command, batch string) error {
 // approvedSo says what an approval did: sent the transfer on (it is
 // delivering) or left it waiting for more.
 func approvedSo(state ledger.State, approvals int) string {
-	if state == ledger.Delivering {
+	switch state {
+	case ledger.Delivering:
 		return fmt.Sprintf("approved (%d approvals): it will be sent", approvals)
+	case ledger.Received:
+		return fmt.Sprintf("approved (%d approvals): released from quarantine, it will be delivered once it scans clean (unless the request skipped the rescan)", approvals)
 	}
 	return fmt.Sprintf("approved (%d so far): it waits for more", approvals)
 }
 
-// heldTransfer is a transfer awaiting approval, with who approved it.
+// heldTransfer is a transfer awaiting approval, or a quarantined one
+// whose release is requested (Release), with who approved it.
 type heldTransfer struct {
 	ledger.Transfer
-	Approvers []string `json:"approvers"`
+	Approvers []string               `json:"approvers"`
+	Release   *ledger.ReleaseRequest `json:"release,omitempty"`
 }
 
 func heldTransfers(ctx context.Context, l *ledger.Ledger) ([]heldTransfer, error) {
@@ -129,6 +134,18 @@ func heldTransfers(ctx context.Context, l *ledger.Ledger) ([]heldTransfer, error
 		}
 		held[i] = heldTransfer{Transfer: tr, Approvers: orEmpty(who)}
 	}
+	reqs, err := l.ReleaseRequests(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, req := range reqs {
+		tr, err := l.Get(ctx, req.TransferID)
+		if err != nil {
+			return nil, err
+		}
+		req.Approvers = orEmpty(req.Approvers)
+		held = append(held, heldTransfer{Transfer: tr, Approvers: req.Approvers, Release: &req})
+	}
 	return held, nil
 }
 
@@ -141,10 +158,13 @@ func writeHeldTable(w io.Writer, held []heldTransfer) error {
 	var lines []*heldBatch
 	for _, h := range held {
 		b := batches[h.Batch]
-		if b == nil || h.Batch == "" {
+		if b == nil || h.Batch == "" || h.Release != nil {
+			// A release is of one file, even one of a batch.
 			b = &heldBatch{first: h}
 			lines = append(lines, b)
-			batches[h.Batch] = b
+			if h.Release == nil {
+				batches[h.Batch] = b
+			}
 		}
 		b.files++
 		b.size += h.Size
@@ -152,7 +172,10 @@ func writeHeldTable(w io.Writer, held []heldTransfer) error {
 	for _, b := range lines {
 		h := b.first
 		id, sum, path := h.ID, fmt.Sprintf("%.12s", h.SHA256), h.Path
-		if h.Batch != "" {
+		switch {
+		case h.Release != nil:
+			path = fmt.Sprintf("%s (quarantined: release requested by %s: %s)", h.Path, h.Release.Requester, h.Release.Reason)
+		case h.Batch != "":
 			id, sum, path = h.Batch, "-", fmt.Sprintf("batch of %d files held (approve with --batch)", b.files)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", id, h.Route, h.Supplier, b.size, sum,

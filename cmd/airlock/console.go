@@ -33,7 +33,8 @@ func (n *node) openConsole(ctx context.Context) error {
 			return fmt.Errorf("console.oidc.client_secret_env: $%s is not set", env)
 		}
 	}
-	base := pipeline.Operator{Ledger: n.led, Queue: n.queue, Landing: n.landing, Quarantine: n.quarantine, Routes: n.routes}
+	base := pipeline.Operator{Ledger: n.led, Queue: n.queue, Landing: n.landing, Quarantine: n.quarantine, Routes: n.routes,
+		ReleaseApprovals: n.cfg.QuarantineReleaseApprovals}
 	n.console, err = console.New(console.Options{
 		Config: *cfg, Ledger: n.led, SessionKey: key, ClientSecret: secret, Log: n.log.With("component", "console"),
 		Tree: console.Tree{Suppliers: n.suppliers.Current, Datasets: n.datasets.Current, Routes: n.cfg.Routes},

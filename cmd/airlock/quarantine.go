@@ -1,12 +1,15 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"os/user"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -35,7 +38,8 @@ func (g *globals) operator(ctx context.Context) (op *pipeline.Operator, closeAll
 			closeAll()
 		}
 	}()
-	op = &pipeline.Operator{Actor: operatorName(), Person: operatorPerson(), Routes: routesOf(cfg)}
+	op = &pipeline.Operator{Actor: operatorName(), Person: operatorPerson(), Routes: routesOf(cfg),
+		ReleaseApprovals: cfg.QuarantineReleaseApprovals}
 	if op.Ledger, err = ledger.Open(ctx, cfg.Database); err != nil {
 		return nil, nil, err
 	}
@@ -54,17 +58,30 @@ func (g *globals) operator(ctx context.Context) (op *pipeline.Operator, closeAll
 	return op, closeAll, nil
 }
 
-// operatorName is who the audit log says acted.
+// operatorName is who the audit log says acted: the person and, when
+// $AIRLOCK_OPERATOR names them, the system user who did.
 func operatorName() string {
-	if p := operatorPerson(); p != "" {
-		return "operator:" + p
+	p, sys := operatorPerson(), systemUser()
+	switch {
+	case p == "":
+		return "operator"
+	case p != sys:
+		return "operator:" + p + " (system user " + cmp.Or(sys, "unknown") + ")"
 	}
-	return "operator"
+	return "operator:" + p
 }
 
-// operatorPerson is the operator's system user name, "" if unknown: the
-// person whose approval counts.
+// operatorPerson is the person whose approval counts: $AIRLOCK_OPERATOR
+// on an admin host people share an account of, else the system user
+// name; "" if unknown.
 func operatorPerson() string {
+	if p := strings.TrimSpace(os.Getenv("AIRLOCK_OPERATOR")); p != "" {
+		return p
+	}
+	return systemUser()
+}
+
+func systemUser() string {
 	if u, err := user.Current(); err == nil {
 		return u.Username
 	}
@@ -103,12 +120,12 @@ func newQuarantineCmd(g *globals) *cobra.Command {
 	)
 	release := &cobra.Command{
 		Use:   "release ID --reason TEXT",
-		Short: "Deliver a quarantined file after a rescan (audited with the reason)",
+		Short: "Release a quarantined file, rescanned first: with quarantine_release_approvals, request it of others (audited with the reason)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.act(cmd, func(ctx context.Context, op *pipeline.Operator) (ledger.Transfer, error) {
 				return op.Release(ctx, args[0], reason, skipScan)
-			}, said("released; it will be delivered once it scans clean"))
+			}, releasedSo)
 		},
 	}
 	release.Flags().StringVar(&reason, "reason", "", "why the file may go out (required; kept in the audit log)")
@@ -147,6 +164,15 @@ func (g *globals) act(cmd *cobra.Command, action func(context.Context, *pipeline
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "%s %s: %s (state %s)\n", tr.ID, tr.Path, done(tr), tr.State)
 	return nil
+}
+
+// releasedSo says what a release did: released the file, or requested
+// its release of others.
+func releasedSo(tr ledger.Transfer) string {
+	if tr.State == ledger.Quarantined {
+		return "release requested; it waits for approval by others (airlock approvals approve " + tr.ID + ")"
+	}
+	return "released; it will be delivered once it scans clean"
 }
 
 // said is an action's report that is the same whatever the outcome.

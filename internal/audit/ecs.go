@@ -116,7 +116,7 @@ func ToECS(ev ledger.Event, t *ledger.Transfer) ECS {
 // refused or went wrong, success for what was done, unknown otherwise.
 func Outcome(kind string) string {
 	switch kind { // operators' actions on what went wrong went right
-	case "ip.unbanned", "quarantine.release", "quarantine.delete":
+	case "ip.unbanned", "quarantine.release", "quarantine.release_requested", "quarantine.delete":
 		return "success"
 	}
 	for _, w := range []string{"fail", "refused", "reject", "denied", "banned", "quarantine", "tamper", "error",

@@ -18,7 +18,8 @@ func TestOutcome(t *testing.T) {
 		"auth.ok": "success", "auth.fail": "failure", "transfer.delivered": "success", "transfer.quarantined": "failure",
 		"approval.granted": "success", "approval.refused": "failure", "approval.rejected": "failure",
 		"console.signin": "success", "console.signin_refused": "failure", "ip.banned": "failure", "ip.unbanned": "success",
-		"quarantine.release": "success", "download.partial": "failure", "connect": "unknown",
+		"quarantine.release": "success", "quarantine.release_requested": "success", "quarantine.release_rejected": "failure",
+		"download.partial": "failure", "connect": "unknown",
 	} {
 		if got := Outcome(kind); got != want {
 			t.Errorf("Outcome(%q) = %q, want %q", kind, got, want)

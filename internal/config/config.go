@@ -22,17 +22,21 @@ import (
 // Config is airlock.yaml with defaults applied, paths made absolute and the
 // supplier files loaded.
 type Config struct {
-	File         string // absolute path of airlock.yaml
-	Node         string // defaults to the host name
-	SFTP         SFTP
-	HTTP         HTTP
-	Database     string // "sqlite:<absolute path>" or a postgres URL as written
-	Landing      string // absolute path, or a store URL as written
-	Quarantine   string // like Landing
-	Scanner      Scanner
-	Limits       Limits
-	SuppliersDir string // absolute
-	Suppliers    *Suppliers
+	File       string // absolute path of airlock.yaml
+	Node       string // defaults to the host name
+	SFTP       SFTP
+	HTTP       HTTP
+	Database   string // "sqlite:<absolute path>" or a postgres URL as written
+	Landing    string // absolute path, or a store URL as written
+	Quarantine string // like Landing
+	// QuarantineReleaseApprovals is how many people other than the
+	// requester must approve the release of a quarantined file; 0 releases
+	// it at once.
+	QuarantineReleaseApprovals int
+	Scanner                    Scanner
+	Limits                     Limits
+	SuppliersDir               string // absolute
+	Suppliers                  *Suppliers
 	// Exports is the push area, like Landing: what dataset users write
 	// under <Exports>/<dataset>/ is sent to the dataset's bucket.
 	Exports     string
@@ -233,16 +237,17 @@ var airlockKeys = keySet{
 		"proxy_protocol": {"trusted": nil, "header_timeout": nil},
 		"drain_timeout":  nil,
 	},
-	"http":          {"listen": nil},
-	"database":      nil,
-	"landing":       nil,
-	"quarantine":    nil,
-	"scanner":       {"clamd": nil, "deny_list": nil, "too_large": nil},
-	"limits":        {"max_file_size": nil, "upload_memory": nil},
-	"suppliers_dir": nil,
-	"exports":       nil,
-	"datasets_dir":  nil,
-	"policy":        policyKeys,
+	"http":                         {"listen": nil},
+	"database":                     nil,
+	"landing":                      nil,
+	"quarantine":                   nil,
+	"quarantine_release_approvals": nil,
+	"scanner":                      {"clamd": nil, "deny_list": nil, "too_large": nil},
+	"limits":                       {"max_file_size": nil, "upload_memory": nil},
+	"suppliers_dir":                nil,
+	"exports":                      nil,
+	"datasets_dir":                 nil,
+	"policy":                       policyKeys,
 	"notify": {
 		"smtp":              {"addr": nil, "from": nil, "username": nil, "password_env": nil, "tls": nil},
 		"operators":         nil,
@@ -381,6 +386,7 @@ func parseConfig(c *checker, data []byte, root string) (*Config, treeDirs) {
 	cfg.Database = c.value(doc["database"], defaultDatabase, root, parseDatabase)
 	cfg.Landing = c.value(doc["landing"], defaultLanding, root, parseStore)
 	cfg.Quarantine = c.value(doc["quarantine"], defaultQuarantine, root, parseStore)
+	cfg.QuarantineReleaseApprovals = c.integer(doc["quarantine_release_approvals"], 1, 0, maxApproval)
 
 	cfg.Scanner = parseScanner(c, c.mapping(doc["scanner"], airlockKeys["scanner"]), root)
 

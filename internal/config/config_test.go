@@ -44,22 +44,23 @@ func TestLoadValid(t *testing.T) {
 			// MaxHandlesPerNode 0: derived from the descriptor limit.
 			MaxHandlesPerSession: 256, MaxHandlesPerSupplier: 1024, MaxChannelsPerConnection: 4, WriteStallTimeout: time.Minute,
 		},
-		HTTP:         HTTP{Listen: "127.0.0.1:8080"},
-		Database:     "sqlite:" + filepath.Join(root, "state/airlock.db"),
-		Landing:      filepath.Join(root, "state/landing"),
-		Quarantine:   "s3://airlock-quarantine/node-1?region=eu-west-2",
-		Scanner:      Scanner{Clamd: "unix:/run/clamav/clamd.ctl", TooLarge: TooLargeQuarantine},
-		Limits:       Limits{MaxFileSize: 5_000_000_000, UploadMemory: 512 << 20},
-		SuppliersDir: filepath.Join(root, "suppliers"),
-		Exports:      filepath.Join(root, "state/exports"),
-		DatasetsDir:  filepath.Join(root, "datasets"),
-		Watch:        Watch{Every: 5 * time.Second},
-		RoutesDir:    filepath.Join(root, "routes"),
-		Keys:         map[string]string{},
-		Policy:       Policy{Partition: "aws", DenyTLSBelow: "1.2"},
-		Notify:       Notify{KeyExpiryNotice: 14 * 24 * time.Hour},
-		Pipeline:     Pipeline{Workers: defaultWorkers(), MaxAttempts: 20, RetryBackoff: time.Second, MaxBackoff: 5 * time.Minute, RescueAfter: time.Hour},
-		Audit:        Audit{Checkpoints: filepath.Join(root, "state/checkpoints"), SigningKey: filepath.Join(root, "state/audit_ed25519"), CheckpointInterval: 5 * time.Minute},
+		HTTP:                       HTTP{Listen: "127.0.0.1:8080"},
+		Database:                   "sqlite:" + filepath.Join(root, "state/airlock.db"),
+		Landing:                    filepath.Join(root, "state/landing"),
+		Quarantine:                 "s3://airlock-quarantine/node-1?region=eu-west-2",
+		QuarantineReleaseApprovals: 2,
+		Scanner:                    Scanner{Clamd: "unix:/run/clamav/clamd.ctl", TooLarge: TooLargeQuarantine},
+		Limits:                     Limits{MaxFileSize: 5_000_000_000, UploadMemory: 512 << 20},
+		SuppliersDir:               filepath.Join(root, "suppliers"),
+		Exports:                    filepath.Join(root, "state/exports"),
+		DatasetsDir:                filepath.Join(root, "datasets"),
+		Watch:                      Watch{Every: 5 * time.Second},
+		RoutesDir:                  filepath.Join(root, "routes"),
+		Keys:                       map[string]string{},
+		Policy:                     Policy{Partition: "aws", DenyTLSBelow: "1.2"},
+		Notify:                     Notify{KeyExpiryNotice: 14 * 24 * time.Hour},
+		Pipeline:                   Pipeline{Workers: defaultWorkers(), MaxAttempts: 20, RetryBackoff: time.Second, MaxBackoff: 5 * time.Minute, RescueAfter: time.Hour},
+		Audit:                      Audit{Checkpoints: filepath.Join(root, "state/checkpoints"), SigningKey: filepath.Join(root, "state/audit_ed25519"), CheckpointInterval: 5 * time.Minute},
 	}
 	got := *cfg
 	got.Suppliers, got.Datasets, got.Routes = nil, nil, nil
@@ -263,6 +264,18 @@ func TestConfigRules(t *testing.T) {
 				t.Errorf("landing %q quarantine %q", c.Landing, c.Quarantine)
 			}
 		}},
+		{name: "release approvals default", yaml: "landing: state/landing\n", check: func(t *testing.T, c *Config, _ string) {
+			if c.QuarantineReleaseApprovals != 1 {
+				t.Errorf("quarantine_release_approvals %d; want 1", c.QuarantineReleaseApprovals)
+			}
+		}},
+		{name: "release approvals off", yaml: "quarantine_release_approvals: 0\n", check: func(t *testing.T, c *Config, _ string) {
+			if c.QuarantineReleaseApprovals != 0 {
+				t.Errorf("quarantine_release_approvals %d; want 0", c.QuarantineReleaseApprovals)
+			}
+		}},
+		{name: "release approvals too many", yaml: "quarantine_release_approvals: 9\n", want: []string{`airlock.yaml:1: quarantine_release_approvals must be from 0 to 5, got 9`}},
+		{name: "release approvals not a number", yaml: "quarantine_release_approvals: two\n", want: []string{`airlock.yaml:1: quarantine_release_approvals: expected a whole number, got a string`}},
 		{name: "store unknown scheme", yaml: "landing: ftp://files/landing\n", want: []string{`airlock.yaml:1: landing: "ftp://files/landing": unsupported scheme "ftp" (use a path or a file, s3, gs, azblob or mem URL)`}},
 		{name: "store without bucket", yaml: "quarantine: s3:///quarantine\n", want: []string{`airlock.yaml:1: quarantine: "s3:///quarantine" has no bucket: write s3://<bucket>/<prefix>`}},
 		{name: "store file without path", yaml: "landing: file://\n", want: []string{`airlock.yaml:1: landing: "file://" has no path: write file:///absolute/path`}},

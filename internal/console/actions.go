@@ -22,8 +22,11 @@ type action func(r *http.Request, op Operator, id string) (outcome, error)
 func (c *Console) actions() {
 	c.act("/approvals/{id}/approve", config.RoleApprover, func(r *http.Request, op Operator, id string) (outcome, error) {
 		t, n, err := op.Approve(r.Context(), id)
-		if t.State == ledger.Delivering {
+		switch t.State {
+		case ledger.Delivering:
 			return outcome{fmt.Sprintf("Approved (%d approvals): it will be sent.", n), t}, err
+		case ledger.Received:
+			return outcome{fmt.Sprintf("Approved (%d approvals): released from quarantine, it will be delivered.", n), t}, err
 		}
 		return outcome{fmt.Sprintf("Approved (%d so far): it waits for more.", n), t}, err
 	})
@@ -47,6 +50,9 @@ func (c *Console) actions() {
 	})
 	c.act("/quarantine/{id}/release", config.RoleOperator, withReason(func(r *http.Request, op Operator, id, reason string) (outcome, error) {
 		t, err := op.Release(r.Context(), id, reason, false)
+		if t.State == ledger.Quarantined {
+			return outcome{"Release requested: it waits for approval by others (on the approvals page).", t}, err
+		}
 		return outcome{"Released: it will be delivered once it scans clean.", t}, err
 	}))
 	c.act("/quarantine/{id}/delete", config.RoleOperator, withReason(func(r *http.Request, op Operator, id, reason string) (outcome, error) {
@@ -79,7 +85,7 @@ func (c *Console) act(path, role string, do action) {
 		case errors.Is(err, errNoReason):
 			c.fail(w, r, http.StatusBadRequest, "Give a reason: it is kept in the audit log.", nil)
 			return
-		case errors.Is(err, ledger.ErrOwnApproval), errors.Is(err, ledger.ErrApprovedBefore):
+		case errors.Is(err, ledger.ErrOwnApproval), errors.Is(err, ledger.ErrOwnRequest), errors.Is(err, ledger.ErrApprovedBefore):
 			// A refusal of four eyes is worth a line in the audit log.
 			c.audit(r, ledger.Event{Kind: "approval.refused", Actor: actor.Name, TransferID: id,
 				Detail: map[string]string{"person": actor.Person, "reason": err.Error()}})

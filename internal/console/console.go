@@ -28,6 +28,7 @@ type Ledger interface {
 	Events(ctx context.Context, transferID string, limit int) ([]ledger.Event, error)
 	Approvers(ctx context.Context, id string) ([]string, error)
 	ApproversOf(ctx context.Context, ids []string) (map[string][]string, error)
+	ReleaseRequests(ctx context.Context) ([]ledger.ReleaseRequest, error)
 	Counts(ctx context.Context, since time.Time) ([]ledger.Count, error)
 	Batches(ctx context.Context, f ledger.BatchFilter) ([]ledger.Batch, error)
 	GetBatch(ctx context.Context, id string) (ledger.Batch, error)

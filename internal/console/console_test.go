@@ -370,6 +370,56 @@ func TestQuarantinePage(t *testing.T) {
 	}
 }
 
+// TestReleaseFourEyes: an operator's release of a quarantined file is a
+// request, listed on the approvals page; the requester's own approval is
+// refused (403, audited) and another approver's releases the file.
+func TestReleaseFourEyes(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, config.Console{PublicURL: "https://airlock.example"})
+	dest := "q/acme/bad.exe"
+	tr, err := f.led.Record(t.Context(), ledger.NewTransfer(ledger.Transfer{Supplier: "acme", Path: "/bad.exe", Node: "n1"}),
+		ledger.Event{}, ledger.Quarantined, ledger.Change{Destination: &dest, ScanResult: ptr("Eicar-Signature FOUND")}, ledger.Event{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// walt is both operator and approver: he may ask, not approve his own.
+	walt := session{Subject: "s-walt", Email: "walt@example.org", Person: "walt", Roles: []string{config.RoleOperator, config.RoleApprover}}
+	w := f.do(t, "POST", "/quarantine/"+tr.ID+"/release", f.cookie(t, walt), url.Values{"csrf": {"token-walt"}, "reason": {"false positive"}}, nil)
+	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "Release requested") {
+		t.Fatalf("release request: %d %s", w.Code, w.Body)
+	}
+	if page := f.do(t, "GET", "/quarantine", f.cookie(t, walt), nil, nil).Body.String(); !strings.Contains(page, "Release requested by walt") ||
+		strings.Contains(page, "/quarantine/"+tr.ID+"/release") {
+		t.Errorf("quarantine page: want the pending request, not a second release form\n%s", page)
+	}
+	page := f.do(t, "GET", "/approvals", f.cookie(t, approver), nil, nil).Body.String()
+	if !strings.Contains(page, `action="/approvals/`+tr.ID+`/approve"`) || !strings.Contains(page, "requested by walt") {
+		t.Errorf("approvals page lists no release request:\n%s", page)
+	}
+	var list []held
+	if w := f.do(t, "GET", "/api/approvals", f.cookie(t, approver), nil, nil); json.Unmarshal(w.Body.Bytes(), &list) != nil ||
+		len(list) != 1 || list[0].Release == nil || list[0].Release.Requester != "walt" {
+		t.Errorf("/api/approvals: %s", w.Body)
+	}
+	w = f.do(t, "POST", "/api/approvals/"+tr.ID+"/approve", f.cookie(t, walt), nil, http.Header{"X-Csrf-Token": {"token-walt"}})
+	if w.Code != http.StatusForbidden || !strings.Contains(w.Body.String(), "someone else must approve it") {
+		t.Errorf("the requester's own approval: %d %s", w.Code, w.Body)
+	}
+	if refused := f.events(t, "approval.refused"); len(refused) != 1 || refused[0].TransferID != tr.ID || refused[0].Detail["person"] != "walt" {
+		t.Errorf("refusal audited: %+v", refused)
+	}
+	w = f.do(t, "POST", "/approvals/"+tr.ID+"/approve", f.cookie(t, approver), url.Values{"csrf": {"token-ann"}}, nil)
+	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "released from quarantine") {
+		t.Errorf("another person's approval: %d %s", w.Code, w.Body)
+	}
+	if got, err := f.led.Get(t.Context(), tr.ID); err != nil || got.State != ledger.Received {
+		t.Errorf("after the approval: %s, %v; want received", got.State, err)
+	}
+	if done := f.events(t, "quarantine.release"); len(done) != 1 || done[0].Detail["approvers"] != "ann" || done[0].Detail["requester"] != "walt" {
+		t.Errorf("release audited: %+v", done)
+	}
+}
+
 func ptr[T any](v T) *T { return &v }
 
 func TestAuditPage(t *testing.T) {

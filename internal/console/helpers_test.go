@@ -63,6 +63,9 @@ type ledgerOperator struct {
 }
 
 func (o ledgerOperator) Approve(ctx context.Context, id string) (ledger.Transfer, int, error) {
+	if _, err := o.led.ReleaseRequested(ctx, id); err == nil {
+		return o.led.ApproveRelease(ctx, id, o.a.Person, 1, nil, ledger.Event{Actor: o.a.Name})
+	}
 	return o.led.Approve(ctx, id, o.a.Person, 1, ledger.Change{}, ledger.Event{Actor: o.a.Name})
 }
 
@@ -71,6 +74,9 @@ func (o ledgerOperator) ApproveBatch(ctx context.Context, id string) ([]ledger.T
 }
 
 func (o ledgerOperator) Reject(ctx context.Context, id, reason string) (ledger.Transfer, error) {
+	if _, err := o.led.ReleaseRequested(ctx, id); err == nil {
+		return o.led.RejectRelease(ctx, id, reason, ledger.Event{Actor: o.a.Name})
+	}
 	return o.led.Advance(ctx, id, []ledger.State{ledger.AwaitingApproval}, ledger.Rejected, ledger.Change{},
 		ledger.Event{Kind: "approval.rejected", Actor: o.a.Name, Detail: map[string]string{"reason": reason}})
 }
@@ -81,8 +87,10 @@ func (ledgerOperator) Retry(context.Context, string) (ledger.Transfer, error) {
 	return ledger.Transfer{}, errNotHere
 }
 
-func (ledgerOperator) Release(context.Context, string, string, bool) (ledger.Transfer, error) {
-	return ledger.Transfer{}, errNotHere
+// Release requests the release, as pipeline.Operator does with
+// quarantine_release_approvals set.
+func (o ledgerOperator) Release(ctx context.Context, id, reason string, skipScan bool) (ledger.Transfer, error) {
+	return o.led.RequestRelease(ctx, id, o.a.Person, reason, skipScan, ledger.Event{Actor: o.a.Name})
 }
 
 func (ledgerOperator) Delete(context.Context, string, string) (ledger.Transfer, error) {

@@ -291,10 +291,12 @@ func (c *Console) transfer(r *http.Request) (view, error) {
 	return view{Title: "Transfer " + t.ID, Data: detail{Transfer: t, Events: orEmpty(evs), Approvers: orEmpty(who)}}, nil
 }
 
-// held is a transfer awaiting approval, with who approved it so far.
+// held is a transfer awaiting approval, or a quarantined one whose
+// release is requested (Release), with who approved it so far.
 type held struct {
 	ledger.Transfer
-	Approvers []string `json:"approvers"`
+	Approvers []string               `json:"approvers"`
+	Release   *ledger.ReleaseRequest `json:"release,omitempty"`
 }
 
 func (c *Console) approvals(r *http.Request) (view, error) {
@@ -313,6 +315,18 @@ func (c *Console) approvals(r *http.Request) (view, error) {
 	hs := make([]held, len(trs))
 	for i, t := range trs {
 		hs[i] = held{Transfer: t, Approvers: orEmpty(who[t.ID])}
+	}
+	reqs, err := c.led.ReleaseRequests(r.Context())
+	if err != nil {
+		return view{}, err
+	}
+	for _, req := range reqs {
+		t, err := c.led.Get(r.Context(), req.TransferID)
+		if err != nil {
+			return view{}, err
+		}
+		req.Approvers = orEmpty(req.Approvers)
+		hs = append(hs, held{Transfer: t, Approvers: req.Approvers, Release: &req})
 	}
 	return view{Title: "Approvals", Data: hs}, nil
 }
@@ -357,14 +371,33 @@ func (c *Console) auditEvents(r *http.Request) (view, error) {
 	return view{Title: "Audit", Data: res}, nil
 }
 
+// quarantinedFile is a file held in quarantine, with the release
+// requested of it, if any.
+type quarantinedFile struct {
+	ledger.Transfer
+	Release *ledger.ReleaseRequest `json:"release,omitempty"`
+}
+
 // quarantine lists the quarantined files still held, newest first.
 func (c *Console) quarantine(r *http.Request) (view, error) {
 	trs, err := c.led.List(r.Context(), ledger.Filter{States: []ledger.State{ledger.Quarantined}, Limit: 500})
 	if err != nil {
 		return view{}, err
 	}
+	reqs, err := c.led.ReleaseRequests(r.Context())
+	if err != nil {
+		return view{}, err
+	}
+	requested := make(map[string]*ledger.ReleaseRequest, len(reqs))
+	for i := range reqs {
+		requested[reqs[i].TransferID] = &reqs[i]
+	}
 	trs = slices.DeleteFunc(trs, func(t ledger.Transfer) bool { return t.Destination == "" })
-	return view{Title: "Quarantine", Data: orEmpty(trs)}, nil
+	files := make([]quarantinedFile, len(trs))
+	for i, t := range trs {
+		files[i] = quarantinedFile{Transfer: t, Release: requested[t.ID]}
+	}
+	return view{Title: "Quarantine", Data: files}, nil
 }
 
 func (c *Console) batches(r *http.Request) (view, error) {

@@ -110,9 +110,12 @@ func (c *Console) failWith(w http.ResponseWriter, r *http.Request, err error) {
 		c.fail(w, r, http.StatusNotFound, "No such transfer or batch.", nil)
 	case errors.Is(err, ledger.ErrOwnApproval):
 		c.fail(w, r, http.StatusForbidden, "You wrote this file: four eyes means someone else must approve it.", nil)
+	case errors.Is(err, ledger.ErrOwnRequest):
+		c.fail(w, r, http.StatusForbidden, "You asked for this release: four eyes means someone else must approve it.", nil)
 	case errors.Is(err, ledger.ErrApprovedBefore):
 		c.fail(w, r, http.StatusConflict, "You have approved this transfer already: it needs someone else's approval.", nil)
-	case errors.Is(err, pipeline.ErrNotAllowed), errors.Is(err, ledger.ErrStateConflict):
+	case errors.Is(err, pipeline.ErrNotAllowed), errors.Is(err, ledger.ErrStateConflict),
+		errors.Is(err, ledger.ErrReleasePending), errors.Is(err, ledger.ErrNoRelease):
 		c.fail(w, r, http.StatusConflict, "Not allowed: "+err.Error(), nil)
 	default:
 		c.fail(w, r, http.StatusInternalServerError, "", err)

@@ -86,6 +86,20 @@ func (l *Ledger) Head(ctx context.Context) (seq int64, hash string, err error) {
 	return seq, hash, nil
 }
 
+// prepareEvents checks evs are complete enough to append.
+func prepareEvents(evs []*Event) error {
+	for _, ev := range evs {
+		if ev.Kind == "" {
+			return errors.New("event kind is required")
+		}
+		if ev.Actor == "" {
+			ev.Actor = "system"
+		}
+		ev.clip()
+	}
+	return nil
+}
+
 // withEvent runs fn (if not nil) and then appends ev as the next link of the
 // chain, in one transaction, filling in ev's Seq, PrevHash and Hash.
 func (l *Ledger) withEvent(ctx context.Context, mode commitMode, ev *Event, fn func(*sql.Tx) error) error {
@@ -99,17 +113,24 @@ func (l *Ledger) withEvent(ctx context.Context, mode commitMode, ev *Event, fn f
 // connections and nodes take turns, and since every writer takes this lock
 // before any other, writers cannot deadlock.
 func (l *Ledger) withEvents(ctx context.Context, mode commitMode, evs []*Event, fn func(*sql.Tx) error) error {
-	for _, ev := range evs {
-		if ev.Kind == "" {
-			return errors.New("event kind is required")
-		}
-		if ev.Actor == "" {
-			ev.Actor = "system"
-		}
-		ev.clip()
+	if err := prepareEvents(evs); err != nil {
+		return err
 	}
+	return l.withEventsFn(ctx, mode, len(evs), func(tx *sql.Tx) ([]*Event, error) {
+		if fn != nil {
+			if err := fn(tx); err != nil {
+				return nil, err
+			}
+		}
+		return evs, nil
+	})
+}
+
+// withEventsFn is withEvents for a transaction that decides which events
+// it appends, at most most of them.
+func (l *Ledger) withEventsFn(ctx context.Context, mode commitMode, most int, fn func(*sql.Tx) ([]*Event, error)) error {
 	return l.inTx(ctx, mode, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, sqlLockHead, len(evs)); err != nil {
+		if _, err := tx.ExecContext(ctx, sqlLockHead, most); err != nil {
 			return err
 		}
 		var last int64
@@ -117,10 +138,17 @@ func (l *Ledger) withEvents(ctx context.Context, mode commitMode, evs []*Event, 
 		if err := tx.QueryRowContext(ctx, sqlReadHead).Scan(&last, &prev); err != nil {
 			return err
 		}
-		if fn != nil {
-			if err := fn(tx); err != nil {
-				return err
-			}
+		evs, err := fn(tx)
+		if err == nil {
+			err = prepareEvents(evs)
+		}
+		if err == nil && len(evs) != most {
+			// Give back the numbers reserved for events not appended.
+			_, err = tx.ExecContext(ctx, sqlLockHead, len(evs)-most)
+			last += int64(len(evs) - most)
+		}
+		if err != nil {
+			return err
 		}
 		for i, ev := range evs {
 			ev.Seq, ev.PrevHash = last-int64(len(evs)-1-i), prev
@@ -135,7 +163,7 @@ func (l *Ledger) withEvents(ctx context.Context, mode commitMode, evs []*Event, 
 			}
 			prev = ev.Hash
 		}
-		_, err := tx.ExecContext(ctx, sqlUpdateHeadHash, prev)
+		_, err = tx.ExecContext(ctx, sqlUpdateHeadHash, prev)
 		return err
 	})
 }

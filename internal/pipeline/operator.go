@@ -26,6 +26,9 @@ type Operator struct {
 	Person string
 	// Routes looks up a route by name, for its approvals.
 	Routes func(name string) (Route, bool)
+	// ReleaseApprovals is how many people other than the requester must
+	// approve the release of a quarantined file; 0 releases it at once.
+	ReleaseApprovals int
 }
 
 // Retry sends a failed transfer through the pipeline again.
@@ -75,14 +78,20 @@ func (o *Operator) retryRoute(ctx context.Context, tr ledger.Transfer) (ledger.T
 }
 
 // Release delivers a quarantined file, rescanning it first unless
-// skipScan. reason is required: it goes into the audit log.
+// skipScan. reason is required: it goes into the audit log. When
+// ReleaseApprovals asks for approvers, it only requests the release, which
+// the last of them performs (see approveRelease); the transfer stays
+// quarantined meanwhile.
 func (o *Operator) Release(ctx context.Context, id, reason string, skipScan bool) (ledger.Transfer, error) {
 	tr, err := o.quarantined(ctx, id, reason)
+	if err == nil {
+		err = o.stillHeld(ctx, tr)
+	}
 	if err != nil {
 		return ledger.Transfer{}, fmt.Errorf("release %s: %w", id, err)
 	}
-	if _, err := o.Quarantine.Stat(ctx, quarantineKey(tr)); err != nil {
-		return ledger.Transfer{}, fmt.Errorf("release %s: %w: the quarantined file is gone: %v", id, ErrNotAllowed, err)
+	if o.ReleaseApprovals > 0 {
+		return o.Ledger.RequestRelease(ctx, id, o.Person, reason, skipScan, ledger.Event{Actor: o.Actor})
 	}
 	return o.Ledger.Advance(ctx, id, []ledger.State{ledger.Quarantined}, ledger.Received, ledger.Change{
 		InTx: o.queue(ingestArgs{TransferID: id, FromQuarantine: true, SkipScan: skipScan}),
@@ -131,11 +140,15 @@ func (o *Operator) queue(args river.JobArgs) func(context.Context, *sql.Tx, ledg
 	}
 }
 
-// Approve records the operator's approval of a transfer held for it; the
-// approval that completes the route's count sends the transfer on. The
+// Approve records the operator's approval of a transfer held for it, or
+// of the release requested of a quarantined one; the approval that
+// completes the route's count sends the transfer on. The
 // writer of the file cannot approve it. A member of a batch is approved
 // with its batch (ApproveBatch).
 func (o *Operator) Approve(ctx context.Context, id string) (ledger.Transfer, int, error) {
+	if q, err := o.Ledger.Get(ctx, id); err == nil && q.State == ledger.Quarantined {
+		return o.approveRelease(ctx, q)
+	}
 	tr, route, err := o.held(ctx, id)
 	if err == nil && tr.Batch != "" {
 		err = fmt.Errorf("%w: it belongs to batch %s, which is approved whole (approvals approve --batch %s)", ErrNotAllowed, tr.Batch, tr.Batch)
@@ -169,11 +182,14 @@ func (o *Operator) ApproveBatch(ctx context.Context, id string) ([]ledger.Transf
 	return o.Ledger.ApproveBatch(ctx, id, o.Person, route.Approval, ledger.Change{InTx: queue}, ledger.Event{Actor: o.Actor})
 }
 
-// Reject refuses a transfer held for approval: nothing is sent and nothing
-// deleted. reason is required: it goes into the audit log.
+// Reject refuses a transfer held for approval, or the release requested
+// of a quarantined one: nothing is sent and nothing deleted. reason is required: it goes into the audit log.
 func (o *Operator) Reject(ctx context.Context, id, reason string) (ledger.Transfer, error) {
 	if reason == "" {
 		return ledger.Transfer{}, errors.New("a reason is required: it is kept in the audit log")
+	}
+	if q, err := o.Ledger.Get(ctx, id); err == nil && q.State == ledger.Quarantined {
+		return o.Ledger.RejectRelease(ctx, id, reason, ledger.Event{Actor: o.Actor})
 	}
 	if _, _, err := o.held(ctx, id); err != nil {
 		return ledger.Transfer{}, fmt.Errorf("reject %s: %w", id, err)

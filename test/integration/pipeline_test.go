@@ -124,7 +124,8 @@ func TestPipelineQuarantine(t *testing.T) {
 	t.Parallel()
 	clamd := startClamd(t)
 	box, hook := startMailbox(t), startWebhookReceiver(t)
-	g, key := startAcme(t, gatewayOpts{clamd: clamd.addr, mail: box, webhook: hook}, supplierSpec{})
+	// Released at once: the approval of releases is TestQuarantineReleaseApproval's.
+	g, key := startAcme(t, gatewayOpts{clamd: clamd.addr, mail: box, webhook: hook, extra: "quarantine_release_approvals: 0\n"}, supplierSpec{})
 	eicarFile, eicarSHA := sourceFile(t, "eicar.com", eicar)
 	blocked, err := os.ReadFile("../../internal/scan/testdata/blocked.txt")
 	if err != nil {
