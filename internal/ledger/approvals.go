@@ -127,8 +127,15 @@ func recordApproval(ctx context.Context, tx *sql.Tx, t Transfer, approver string
 	case approver == t.Supplier:
 		return 0, ErrOwnApproval
 	}
-	res, err := tx.ExecContext(ctx, `INSERT INTO approvals (transfer_id, approver, approved_at) VALUES ($1, $2, $3)
-		ON CONFLICT (transfer_id, approver) DO NOTHING`, t.ID, approver, formatTime(now()))
+	return addApproval(ctx, tx, "approvals", t.ID, approver)
+}
+
+// addApproval adds approver's row to table (approvals, release_approvals:
+// one row per transfer and person) and returns how many have approved
+// transfer id; a second by one person is ErrApprovedBefore.
+func addApproval(ctx context.Context, tx *sql.Tx, table, id, approver string) (int, error) {
+	res, err := tx.ExecContext(ctx, `INSERT INTO `+table+` (transfer_id, approver, approved_at) VALUES ($1, $2, $3)
+		ON CONFLICT (transfer_id, approver) DO NOTHING`, id, approver, formatTime(now()))
 	if err != nil {
 		return 0, err
 	}
@@ -136,7 +143,7 @@ func recordApproval(ctx context.Context, tx *sql.Tx, t Transfer, approver string
 		return 0, cmp.Or(err, ErrApprovedBefore)
 	}
 	var n int
-	err = tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM approvals WHERE transfer_id = $1`, t.ID).Scan(&n)
+	err = tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM `+table+` WHERE transfer_id = $1`, id).Scan(&n)
 	return n, err
 }
 

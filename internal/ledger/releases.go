@@ -261,17 +261,7 @@ func recordReleaseApproval(ctx context.Context, tx *sql.Tx, t Transfer, req Rele
 	case t.Supplier:
 		return 0, ErrOwnApproval
 	}
-	res, err := tx.ExecContext(ctx, `INSERT INTO release_approvals (transfer_id, approver, approved_at) VALUES ($1, $2, $3)
-		ON CONFLICT (transfer_id, approver) DO NOTHING`, t.ID, approver, formatTime(now()))
-	if err != nil {
-		return 0, err
-	}
-	if added, err := res.RowsAffected(); err != nil || added == 0 {
-		return 0, cmp.Or(err, ErrApprovedBefore)
-	}
-	var n int
-	err = tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM release_approvals WHERE transfer_id = $1`, t.ID).Scan(&n)
-	return n, err
+	return addApproval(ctx, tx, "release_approvals", t.ID, approver)
 }
 
 type querier interface {
