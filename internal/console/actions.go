@@ -49,9 +49,13 @@ func (c *Console) actions() {
 		return outcome{"Queued again.", t}, err
 	})
 	c.act("/quarantine/{id}/release", config.RoleOperator, withReason(func(r *http.Request, op Operator, id, reason string) (outcome, error) {
-		t, err := op.Release(r.Context(), id, reason, false)
-		if t.State == ledger.Quarantined {
+		skipScan := r.PostFormValue("skip_rescan") == "1"
+		t, err := op.Release(r.Context(), id, reason, skipScan)
+		switch {
+		case t.State == ledger.Quarantined:
 			return outcome{"Release requested: it waits for approval by others (on the approvals page).", t}, err
+		case skipScan:
+			return outcome{"Released without a rescan: it will be delivered.", t}, err
 		}
 		return outcome{"Released: it will be delivered once it scans clean.", t}, err
 	}))

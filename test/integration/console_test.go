@@ -40,6 +40,27 @@ type consoleGateway struct {
 
 func startConsoleGateway(t *testing.T, exports string, ds ...dataset) *consoleGateway {
 	t.Helper()
+	cg, o := newConsole(t)
+	cg.gateway = startPushGateway(t, o, exports, ds...)
+	return cg.listening(t)
+}
+
+// startConsoleAcme is a gateway with supplier acme (its key returned) and
+// the console, with more of airlock.yaml in extra.
+func startConsoleAcme(t *testing.T, extra string) (*consoleGateway, clientKey) {
+	t.Helper()
+	cg, o := newConsole(t)
+	o.extra += extra
+	var key clientKey
+	cg.gateway, key = startAcme(t, o, supplierSpec{})
+	return cg.listening(t), key
+}
+
+// newConsole starts the identity provider and returns the console's
+// options for a gateway: its section of airlock.yaml and the client
+// secret in the environment.
+func newConsole(t *testing.T) (*consoleGateway, gatewayOpts) {
+	t.Helper()
 	idp, err := mockoidc.Run()
 	if err != nil {
 		t.Fatal(err)
@@ -57,17 +78,22 @@ func startConsoleGateway(t *testing.T, exports string, ds ...dataset) *consoleGa
   oidc: {issuer: %q, client_id: %q, client_secret_env: %s}
   roles: {viewer: [analysts], operator: [ops], approver: [stewards]}
 `, addr, base, pair.Cert, pair.Key, idp.Issuer(), idp.ClientID, secretEnv)
-	g := startPushGateway(t, gatewayOpts{extra: extra, env: []string{secretEnv + "=" + idp.ClientSecret}}, exports, ds...)
-	if err := testpeer.Listening(addr, g.proc.Exited()); err != nil {
-		t.Fatalf("console: %v\n%s", err, g.logTail(20))
-	}
 	pem, err := os.ReadFile(ca.CertFile)
 	if err != nil {
 		t.Fatal(err)
 	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(pem)
-	return &consoleGateway{gateway: g, idp: idp, base: base, ca: pool}
+	return &consoleGateway{idp: idp, base: base, ca: pool}, gatewayOpts{extra: extra, env: []string{secretEnv + "=" + idp.ClientSecret}}
+}
+
+// listening waits for the console of the gateway started.
+func (cg *consoleGateway) listening(t *testing.T) *consoleGateway {
+	t.Helper()
+	if err := testpeer.Listening(strings.TrimPrefix(cg.base, "https://"), cg.proc.Exited()); err != nil {
+		t.Fatalf("console: %v\n%s", err, cg.logTail(20))
+	}
+	return cg
 }
 
 // browser is one person's cookie jar, signed in as u.
