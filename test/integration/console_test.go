@@ -45,17 +45,6 @@ func startConsoleGateway(t *testing.T, exports string, ds ...dataset) *consoleGa
 	return cg.listening(t)
 }
 
-// startConsoleAcme is a gateway with supplier acme (its key returned) and
-// the console, with more of airlock.yaml in extra.
-func startConsoleAcme(t *testing.T, extra string) (*consoleGateway, clientKey) {
-	t.Helper()
-	cg, o := newConsole(t)
-	o.extra += extra
-	var key clientKey
-	cg.gateway, key = startAcme(t, o, supplierSpec{})
-	return cg.listening(t), key
-}
-
 // newConsole starts the identity provider and returns the console's
 // options for a gateway: its section of airlock.yaml and the client
 // secret in the environment.
